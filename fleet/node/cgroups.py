@@ -1,0 +1,143 @@
+"""Control groups, v1 and v2 behind one interface.
+
+The layout is read from /proc/self/mountinfo at run time, so pure v1, hybrid
+(v1 controllers plus an empty v2 "unified" tree, as on Debian 11/12 hosts
+booted that way) and pure v2 all work. Each container gets
+<mount>/<parent>/<container id> in every hierarchy; the parent defaults to
+"baleine" and BALEINE_CGROUP_PARENT moves it (the tests use a unique one).
+"""
+
+import os
+import signal
+import time
+
+DEFAULT_PARENT = "baleine"
+
+
+def parent_name():
+    """The directory every container's cgroup lives under."""
+    return os.environ.get("BALEINE_CGROUP_PARENT") or DEFAULT_PARENT
+
+
+def hierarchies(mountinfo="/proc/self/mountinfo"):
+    """[(mount point, version, controllers)] for each mounted cgroup hierarchy."""
+    found, seen = [], set()
+    with open(mountinfo, encoding="utf-8") as handle:
+        for line in handle:
+            before, _, after = line.partition(" - ")
+            fstype, _source, options = after.split()[:3]
+            mount_point = before.split()[4].replace("\\040", " ")
+            if fstype == "cgroup2" and "v2" not in seen:
+                seen.add("v2")
+                found.append((mount_point, 2, frozenset()))
+            elif fstype == "cgroup":
+                controllers = frozenset(opt for opt in options.split(",") if opt not in ("rw", "ro"))
+                if controllers not in seen:
+                    seen.add(controllers)
+                    found.append((mount_point, 1, controllers))
+    return found
+
+
+class Cgroup:
+    """One container's cgroup in every mounted hierarchy."""
+
+    def __init__(self, name, parent=None, layout=None):
+        self.name = name
+        self.parent = parent or parent_name()
+        self.layout = hierarchies() if layout is None else layout
+
+    def paths(self):
+        return [os.path.join(mount, self.parent, self.name) for mount, _, _ in self.layout]
+
+    def _primary(self):
+        """The directory whose cgroup.procs lists every process (v2 when mounted)."""
+        for (_mount, version, _), path in zip(self.layout, self.paths()):
+            if version == 2:
+                return path
+        return self.paths()[0]
+
+    def create(self):
+        for (mount, _version, controllers), path in zip(self.layout, self.paths()):
+            os.makedirs(path, exist_ok=True)
+            if "cpuset" in controllers:
+                # v1 cpuset children start empty and refuse tasks until filled in.
+                for level in (os.path.dirname(path), path):
+                    _inherit_cpuset(mount, level)
+
+    def join(self, pid):
+        """Move pid (and its future children) into this cgroup everywhere."""
+        for path in self.paths():
+            with open(os.path.join(path, "cgroup.procs"), "w") as handle:
+                handle.write(str(pid))
+
+    def pids(self):
+        try:
+            with open(os.path.join(self._primary(), "cgroup.procs")) as handle:
+                return [int(line) for line in handle if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def exists(self):
+        return any(os.path.isdir(path) for path in self.paths())
+
+    def kill(self, timeout=5.0):
+        """SIGKILL every process in the cgroup and wait until it is empty."""
+        kill_file = os.path.join(self._primary(), "cgroup.kill")
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            if os.path.exists(kill_file):
+                with open(kill_file, "w") as handle:
+                    handle.write("1")
+            else:
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.01)
+
+    def remove(self, timeout=5.0):
+        """Remove the cgroup everywhere; the parent too once it is empty."""
+        for path in self.paths():
+            _rmdir_retry(path, timeout)
+            try:
+                os.rmdir(os.path.dirname(path))
+            except OSError:
+                pass  # other containers still live under the parent
+
+
+def _inherit_cpuset(mount, path):
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        target = os.path.join(path, name)
+        with open(target) as handle:
+            if handle.read().strip():
+                continue
+        source = os.path.dirname(path)
+        while True:
+            with open(os.path.join(source, name)) as handle:
+                value = handle.read().strip()
+            if value or source == mount:
+                break
+            source = os.path.dirname(source)
+        with open(target, "w") as handle:
+            handle.write(value)
+
+
+def _rmdir_retry(path, timeout):
+    # A cgroup whose last process just died can stay busy for a moment.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if error.errno != 16 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

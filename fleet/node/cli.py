@@ -1,0 +1,208 @@
+"""The `baleine` command line: verbs, the JSON reply, and exit codes.
+
+This is the only place that prints results or turns errors into exit codes.
+With --json every verb prints exactly one JSON object on stdout:
+{"ok": true, "data": ..., "version": V} or
+{"ok": false, "error": {"message": M, "code": C}, "version": V}.
+"""
+
+import argparse
+import os
+import sys
+
+from . import VERSION
+from .errors import BaleineError, Invalid
+
+EPILOG = "State lives in $BALEINE_ROOT (default /var/lib/baleine). Add --json for one JSON object on stdout."
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises Invalid instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise Invalid(f"{message} (see: {self.prog} --help)")
+
+
+class Reply:
+    """What a verb returns: data for --json, text for people, the exit status."""
+
+    def __init__(self, data, text=None, status=0):
+        self.data = data
+        self.text = text
+        self.status = status
+
+
+def _json_flag(parser):
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
+
+
+def _leaf(group, name, handler, help_text, description=None):
+    parser = group.add_parser(name, help=help_text, description=description or help_text, epilog=EPILOG)
+    parser.set_defaults(handler=handler)
+    _json_flag(parser)
+    return parser
+
+
+def build_parser():
+    """The full argparse tree: image, network and container verbs."""
+    parser = Parser(
+        prog="baleine",
+        description="Run Linux containers on this host with the kernel's own tools: no daemon, no firewall rules.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("--json", action="store_true", default=False, help="print one JSON object")
+    parser.add_argument("--version", action="version", version=f"baleine {VERSION}")
+    kinds = parser.add_subparsers(dest="kind", metavar="{image,network,container}", required=True)
+    _image_verbs(kinds.add_parser("image", help="ext4 image files", epilog=EPILOG))
+    _network_verbs(kinds.add_parser("network", help="bridges and their subnets", epilog=EPILOG))
+    _container_verbs(kinds.add_parser("container", help="containers", epilog=EPILOG))
+    return parser
+
+
+def _image_verbs(parser):
+    from . import handlers as h
+
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    create = _leaf(
+        verbs, "create", h.image_create, "build an image file",
+        "Build an ext4 image file NAME of --size bytes from --from SOURCE:\n"
+        "  busybox                   the host's static busybox and its applets (no network needed)\n"
+        "  debootstrap:SUITE[,variant=minbase][,include=pkg+pkg][,mirror=URL]\n"
+        "  DIRECTORY                 a root filesystem tree\n"
+        "  FILE.tar[.gz|.xz]         a root filesystem tarball",
+    )  # fmt: skip
+    create.formatter_class = argparse.RawDescriptionHelpFormatter
+    create.add_argument("name", help="image name")
+    create.add_argument("--size", required=True, help="file size, e.g. 64M or 2G (sparse: unused space costs nothing)")
+    create.add_argument("--from", dest="source", required=True, help="busybox | debootstrap:SUITE | DIR | TARBALL")
+    _leaf(verbs, "list", h.image_list, "list images")
+    for name, handler, text in (("rm", h.image_rm, "delete an image no container uses"),
+                                ("inspect", h.image_inspect, "show everything known about an image")):  # fmt: skip
+        _leaf(verbs, name, handler, text).add_argument("name", help="image name")
+
+
+def _network_verbs(parser):
+    from . import handlers as h
+
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    create = _leaf(verbs, "create", h.network_create, "create a bridge network (its subnet must be free on this host)")
+    create.add_argument("name", help="network name")
+    create.add_argument("--subnet", required=True, help="CIDR, e.g. 10.88.0.0/24")
+    create.add_argument("--gateway", help="the bridge's address (default: the first host address)")
+    _leaf(verbs, "list", h.network_list, "list networks with the number of containers attached")
+    for name, handler, text in (("rm", h.network_rm, "delete a network no container is attached to"),
+                                ("inspect", h.network_inspect, "show a network and its containers")):  # fmt: skip
+        _leaf(verbs, name, handler, text).add_argument("name", help="network name")
+
+
+def _container_options(parser):
+    parser.add_argument("--name", help="container name (default: IMAGE-xxxxxx)")
+    parser.add_argument("--network", action="append", default=[], metavar="NET[:IP]",
+                        help="join a network, optionally at a given address (repeat for more)")  # fmt: skip
+    parser.add_argument("--hostname", help="host name inside (default: the container name)")
+    parser.add_argument("--env", "-e", action="append", default=[], metavar="K=V", help="environment variable")
+    parser.add_argument("--volume", "-v", action="append", default=[], metavar="SRC:DST[:ro]",
+                        help="bind a host path into the container")  # fmt: skip
+    parser.add_argument("--workdir", "-w", help="working directory inside")
+    parser.add_argument("--user", "-u", metavar="U[:G]", help="user (and group), names or ids from the image")
+    parser.add_argument("image", help="image name")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments (default: the image's)")
+
+
+def _container_verbs(parser):
+    from . import handlers as h
+
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    _container_options(_leaf(verbs, "create", h.container_create, "create a container (not started)"))
+    run = _leaf(verbs, "run", h.container_run, "create and start a container; attached unless -d")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("-d", "--detach", action="store_true", help="run in the background, output to its log")
+    mode.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    _container_options(run)
+    simple = (
+        ("start", h.container_start, "start a created or stopped container"),
+        ("inspect", h.container_inspect, "show everything known about a container"),
+    )
+    for name, handler, text in simple:
+        _leaf(verbs, name, handler, text).add_argument("name", help="container name or id")
+    stop = _leaf(verbs, "stop", h.container_stop, "stop a container: SIGTERM, then SIGKILL after --time")
+    stop.add_argument("name", help="container name or id")
+    stop.add_argument("--time", "-t", default="10", help="seconds to wait before SIGKILL (default 10)")
+    rm = _leaf(verbs, "rm", h.container_rm, "delete a container, its disk copy and configuration")
+    rm.add_argument("name", help="container name or id")
+    rm.add_argument("--force", "-f", action="store_true", help="stop it first if it runs")
+    logs = _leaf(verbs, "logs", h.container_logs, "print a container's output")
+    logs.add_argument("name", help="container name or id")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the container stops")
+    logs.add_argument("--tail", metavar="N", help="only the last N lines")
+    listing = _leaf(verbs, "list", h.container_list, "list running containers (--all: every container)")
+    listing.add_argument("--all", "-a", action="store_true", help="include created and exited containers")
+    add = _leaf(verbs, "add", h.container_add, "attach a container to one more network (live if running)")
+    add.add_argument("name", help="container name or id")
+    add.add_argument("--network", required=True, metavar="NET[:IP]", help="network, optionally with an address")
+    exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")
+    exec_.add_argument("name", help="container name or id")
+    exec_.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+def run():
+    """Console-script entry point: exit with main()'s status."""
+    sys.exit(main())
+
+
+def main(argv=None):
+    """Run one verb; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    json_mode = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        json_mode = args.json
+        reply = args.handler(args)
+    except BaseException as error:  # noqa: BLE001 - the one place errors become exit codes
+        return _fail(error, json_mode)
+    _emit_ok(reply, json_mode)
+    return reply.status
+
+
+def _fail(error, json_mode):
+    if isinstance(error, KeyboardInterrupt):
+        error = BaleineError("interrupted")
+        error.exit_status = 130
+    elif isinstance(error, SystemExit):  # --help and --version print and exit cleanly
+        raise error
+    elif not isinstance(error, BaleineError):
+        if os.environ.get("BALEINE_DEBUG"):
+            raise error
+        error = _wrap_unexpected(error)
+    if json_mode:
+        _print_json({"ok": False, "error": {"message": error.message, "code": error.code, **_jsonable(error.details)}})
+    else:
+        sys.stderr.write(f"baleine: error: {error.message}\n")
+    return error.exit_status
+
+
+def _wrap_unexpected(error):
+    if isinstance(error, PermissionError):
+        return BaleineError(f"permission denied: {error} (baleine needs root)")
+    if isinstance(error, OSError):
+        return BaleineError(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
+    return BaleineError(f"internal error: {type(error).__name__}: {error} (set BALEINE_DEBUG=1 for a traceback)")
+
+
+def _jsonable(details):
+    return {key: value for key, value in details.items() if key != "stderr"}
+
+
+def _emit_ok(reply, json_mode):
+    if json_mode:
+        _print_json({"ok": True, "data": reply.data})
+    elif reply.text:
+        sys.stdout.write(reply.text.rstrip("\n") + "\n")
+
+
+def _print_json(payload):
+    import json
+
+    payload["version"] = VERSION
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()

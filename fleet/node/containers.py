@@ -1,0 +1,418 @@
+"""Containers: records in containers.csv, a directory each, and their lifecycle.
+
+A container's directory (containers/<id>/) holds its disk copy (disk.ext4),
+config.json (command, env, volumes, workdir, user, hostname: what does not
+fit a cell), the /etc files baleine writes, its log and the waiter's exit
+file. Its row holds everything else. Slow work (copying a disk, waiting for a
+process) is done outside the state lock; decisions are made inside it.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+
+from . import cgroups, images, linux, networks, parse, state
+from .errors import Conflict, Invalid, NotFound, StartFailed
+
+RUNNING, CREATED, EXITED = "running", "created", "exited"
+CREATING, STARTING = "creating", "starting"  # transitional: a command is at work
+
+
+def directory(row):
+    return state.path("containers", row["id"])
+
+
+def cgroup_of(row):
+    return cgroups.Cgroup(row["id"])
+
+
+def attachments(row):
+    """[(network, address)] in interface order: eth0 first."""
+    cell = row.get("networks") or ""
+    return [tuple(item.split("=", 1)) for item in cell.split(",") if item]
+
+
+def format_attachments(pairs):
+    return ",".join(f"{net}={address}" for net, address in pairs)
+
+
+def read_config(row):
+    with open(os.path.join(directory(row), "config.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def get(ref, rows=None):
+    """A container by name, or by a unique prefix (3+ characters) of its id."""
+    rows = state.CONTAINERS.read() if rows is None else rows
+    for row in rows:
+        if row["name"] == ref:
+            return row
+    matches = [row for row in rows if len(ref) >= 3 and row["id"].startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    raise NotFound(f"no such container {ref!r}")
+
+
+# ----------------------------------------------------------------- create
+
+
+def create(image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None):
+    """Record a container and give it its own copy of the image; returns its row."""
+    if name is not None:
+        parse.name(name, "container name")
+    wanted = [parse.network_ref(ref) for ref in network]
+    _refuse_repeats([net for net, _ in wanted])
+    image_row = images.get(image)
+    config = _container_config(image, list(command), env, volume, workdir, user, hostname)
+    row = _reserve(image_row["name"], name, wanted, config)
+    try:
+        images.copy_to(image_row["name"], os.path.join(directory(row), "disk.ext4"))
+    except BaseException:
+        _discard(row)
+        raise
+    with state.locked():
+        return state.CONTAINERS.update(row["name"], status=CREATED)
+
+
+def _refuse_repeats(nets):
+    repeated = {net for net in nets if nets.count(net) > 1}
+    if repeated:
+        raise Invalid(f"network {sorted(repeated)[0]!r} given twice: a container joins a network once")
+
+
+def _container_config(image, command, env, volume, workdir, user, hostname):
+    """Resolve the command, env, workdir and user against the image's defaults, Docker's way."""
+    defaults = images.config(image)
+    argv = list(defaults.get("Entrypoint") or []) + (command or list(defaults.get("Cmd") or []))
+    if not argv:
+        raise Invalid(f"no command given and image {image!r} has no default command")
+    merged = dict(item.split("=", 1) for item in defaults.get("Env") or [] if "=" in item)
+    merged.update(parse.env(item) for item in env)
+    return {
+        "command": argv,
+        "env": [f"{key}={value}" for key, value in merged.items()],
+        "volumes": [parse.volume(item) for item in volume],
+        "workdir": parse.workdir(workdir) if workdir else defaults.get("WorkingDir") or "/",
+        "user": parse.user(user) if user else defaults.get("User") or "",
+        "hostname": parse.hostname(hostname) if hostname else None,
+    }
+
+
+def _reserve(image, name, wanted, config):
+    """Under the lock: pick the id, name and addresses, write the 'creating' row."""
+    with state.locked():
+        rows = state.CONTAINERS.read()
+        container_id = _new_id(rows)
+        name = name or f"{image}-{container_id[:6]}"
+        if any(row["name"] == name for row in rows):
+            raise Conflict(f"container name {name!r} is already in use")
+        pairs = networks.assign(wanted, rows)
+        config["hostname"] = config["hostname"] or _default_hostname(name)
+        row = dict.fromkeys(state.CONTAINER_COLUMNS, "")
+        row.update(name=name, id=container_id, image=image, status=CREATING, networks=format_attachments(pairs))
+        row["created"] = state.now()
+        os.makedirs(os.path.join(directory(row), "rootfs"), mode=0o700)
+        state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
+        state.CONTAINERS.upsert(row)
+        return row
+
+
+def _new_id(rows):
+    # veth names carry 10 hex digits of the id: keep those unique on the host.
+    taken = {row["id"][:10] for row in rows}
+    while True:
+        candidate = secrets.token_hex(32)
+        if candidate[:10] not in taken:
+            return candidate
+
+
+def _default_hostname(name):
+    return name.replace("_", "-").replace(".", "-").strip("-")[:63] or "container"
+
+
+def _discard(row):
+    with state.locked():
+        state.CONTAINERS.remove(row["name"])
+    shutil.rmtree(directory(row), ignore_errors=True)
+
+
+# ----------------------------------------------------------------- start / stop
+
+
+def start(ref, attach=False, log_output=True):
+    """Start a created or exited container. Attached: wait and return its exit code."""
+    from .launch import Launch
+
+    row, plugs = _claim_for_start(ref)
+    if row is None:
+        return None  # already running
+    group = cgroup_of(row)
+    launch = None
+    try:
+        group.create()
+        launch = Launch(directory(row), group, detach=not attach, log_output=log_output)
+        pid = launch.accept()
+        pid_start = linux.pid_start_time(pid)
+        networks.plug(pid, plugs)
+        launch.release()
+    except BaseException as error:
+        status = error.exit_status if isinstance(error, StartFailed) else 125
+        _abandon_start(row, group, launch, status)
+        raise
+    launch.close()
+    with state.locked():
+        row = state.CONTAINERS.update(
+            row["name"], status=RUNNING, pid=pid, pid_start=pid_start, exit_code="", started=state.now(), finished=""
+        )
+        networks.refresh_hosts(state.CONTAINERS.read())
+    if not attach:
+        return None
+    status = launch.wait()
+    row = finalize(row["name"])
+    return int(row["exit_code"]) if row and row["exit_code"] else status
+
+
+def _claim_for_start(ref):
+    """Under the lock: mark the row 'starting' and prepare its /etc files and bridges."""
+    with state.locked():
+        rows = reconcile(state.CONTAINERS.read())
+        row = get(ref, rows)
+        if row["status"] == RUNNING:
+            return None, None
+        if row["status"] in (CREATING, STARTING):
+            raise Conflict(f"container {row['name']!r} is {row['status']} (another command is at work on it)")
+        me = os.getpid()
+        row = state.CONTAINERS.update(row["name"], status=STARTING, pid=me, pid_start=linux.pid_start_time(me))
+        plugs = networks.plugs_for(row)
+        networks.write_etc_files(row, read_config(row), rows)
+        return row, plugs
+
+
+def _abandon_start(row, group, launch, status):
+    """Undo a start that failed part way: no process, cgroup or veth is left."""
+    if launch is not None:
+        launch.close()
+    group.kill()
+    group.remove()
+    networks.unplug(row)
+    with state.locked():
+        state.CONTAINERS.update(
+            row["name"], status=EXITED, pid="", pid_start="", exit_code=status, finished=state.now()
+        )
+
+
+def stop(ref, timeout=10.0):
+    """SIGTERM, then SIGKILL after timeout; keeps the disk and config."""
+    row = get(ref)
+    if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
+        pid = int(row["pid"])
+        _signal(pid, signal.SIGTERM)
+        if not linux.wait_gone(pid, timeout):
+            _signal(pid, signal.SIGKILL)  # pid 1 dies, and the kernel kills the rest of its namespace
+            linux.wait_gone(pid, 5.0)
+    return finalize(row["name"])
+
+
+def _signal(pid, number):
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def finalize(name):
+    """Record a container whose process is gone as exited and free what it held."""
+    row = state.CONTAINERS.find(name)
+    if row is None or row["status"] not in (RUNNING, STARTING):
+        return row
+    from . import launch
+
+    group = cgroup_of(row)
+    code = _await_exit_status(directory(row), group)
+    group.kill()
+    group.remove()
+    networks.unplug(row)
+    with state.locked():
+        current = state.CONTAINERS.find(name)
+        if current is None or current["id"] != row["id"] or current["status"] not in (RUNNING, STARTING):
+            return current  # another command finished it first
+        current = state.CONTAINERS.update(
+            name, status=EXITED, pid="", pid_start="", exit_code="" if code is None else code, finished=state.now()
+        )
+        networks.refresh_hosts(state.CONTAINERS.read())
+        launch.clear_exit_file(directory(row))
+        return current
+
+
+def _await_exit_status(path, group, timeout=2.0):
+    """The waiter writes the status right after the command ends: give it a moment."""
+    import time
+
+    from .launch import read_exit_file
+
+    deadline = time.monotonic() + timeout
+    while True:
+        code = read_exit_file(path)
+        if code is not None or not group.pids() or time.monotonic() > deadline:
+            return code if code is not None else read_exit_file(path)
+        time.sleep(0.01)
+
+
+def reconcile(rows):
+    """Correct rows whose process died behind our back; returns the fresh rows.
+
+    Called by list and by commands that decide on a container's status.
+    """
+    stale = [row["name"] for row in rows if _is_stale(row)]
+    for name in stale:
+        finalize(name)
+    return state.CONTAINERS.read() if stale else rows
+
+
+def current(ref):
+    """The container's row, corrected first if its process died."""
+    row = get(ref)
+    return finalize(row["name"]) if _is_stale(row) else row
+
+
+def _is_stale(row):
+    if row["status"] not in (RUNNING, STARTING):
+        return False
+    return not linux.is_alive(row["pid"], row["pid_start"])
+
+
+# ----------------------------------------------------------------- run, rm, add
+
+
+def run(image, command=(), detach=False, remove_after=False, capture=False, **options):
+    """create + start. Attached: returns (row, exit code), then removes it if asked."""
+    row = create(image, command, **options)
+    try:
+        code = start(row["name"], attach=not detach, log_output=detach or capture)
+    except StartFailed:
+        if remove_after:
+            remove(row["name"], force=True)
+        raise
+    if remove_after and not detach:
+        remove(row["name"], force=True)
+    return row, code
+
+
+def remove(ref, force=False):
+    """Destroy a container's disk copy and configuration."""
+    row = current(ref)
+    if row["status"] in (RUNNING, STARTING, CREATING):
+        if not force:
+            raise Conflict(f"container {row['name']!r} is {row['status']}: stop it first, or use --force")
+        if row["status"] == RUNNING:
+            stop(row["name"], timeout=0)
+    group = cgroup_of(row)
+    group.kill()
+    group.remove()
+    networks.unplug(row)
+    with state.locked():
+        state.CONTAINERS.remove(row["name"])
+        networks.refresh_hosts(state.CONTAINERS.read())
+    shutil.rmtree(directory(row), ignore_errors=True)
+    return {"name": row["name"], "id": row["id"]}
+
+
+def add_network(ref, network_ref):
+    """Attach a container to one more network, live if it runs; remembered for later starts."""
+    wanted = parse.network_ref(network_ref)
+    with state.locked():
+        rows = reconcile(state.CONTAINERS.read())
+        row = get(ref, rows)
+        pairs = attachments(row)
+        if wanted[0] in [net for net, _ in pairs]:
+            raise Conflict(f"container {row['name']!r} is already on network {wanted[0]!r}")
+        pairs += networks.assign([wanted], rows)
+        row = state.CONTAINERS.update(row["name"], networks=format_attachments(pairs))
+        if row["status"] == RUNNING:
+            try:
+                networks.plug(int(row["pid"]), networks.plugs_for(row)[-1:])
+            except BaseException:
+                state.CONTAINERS.update(row["name"], networks=format_attachments(pairs[:-1]))
+                raise
+            networks.refresh_hosts(state.CONTAINERS.read())
+        return row
+
+
+# ----------------------------------------------------------------- exec, logs, views
+
+
+def exec_command(ref, argv, capture=False):
+    """Run argv in a running container; returns (exit code, stdout, stderr) (texts only if captured)."""
+    from . import launch
+
+    if not argv:
+        raise Invalid("missing command: baleine container exec NAME COMMAND [ARG...]")
+    row = current(ref)
+    if row["status"] != RUNNING:
+        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")
+    config = read_config(row)
+    if not capture:
+        return launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv)), None, None
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        code = launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv), (out.fileno(), err.fileno()))
+        out.seek(0)
+        err.seek(0)
+        return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+
+def log_path(ref):
+    return os.path.join(directory(get(ref)), "log")
+
+
+def describe(row, config=None):
+    """A row plus what is derived from it, for list and inspect."""
+    info = {
+        "name": row["name"],
+        "id": row["id"][:12],
+        "image": row["image"],
+        "status": row["status"],
+        "pid": int(row["pid"]) if row["pid"] and row["status"] == RUNNING else None,
+        "exit_code": int(row["exit_code"]) if row["exit_code"] else None,
+        "networks": [{"network": net, "address": address} for net, address in attachments(row)],
+        "created": row["created"],
+        "started": row["started"] or None,
+        "finished": row["finished"] or None,
+    }
+    if config is not None:
+        info["command"] = config["command"]
+    return info
+
+
+def list_all(include_stopped=False):
+    rows = reconcile(state.CONTAINERS.read())
+    shown = [row for row in rows if include_stopped or row["status"] == RUNNING]
+    return [describe(row, _config_or_empty(row)) for row in shown]
+
+
+def _config_or_empty(row):
+    try:
+        return read_config(row)
+    except (FileNotFoundError, ValueError):
+        return {"command": []}
+
+
+def inspect(ref):
+    row = current(ref)
+    info = describe(row, read_config(row))
+    info.update(
+        id=row["id"],
+        config=read_config(row),
+        directory=directory(row),
+        disk=os.path.join(directory(row), "disk.ext4"),
+        log=os.path.join(directory(row), "log"),
+        cgroups=cgroup_of(row).paths(),
+        interfaces=[
+            dict(plug, interface=f"eth{plug['index']}", host_interface=plug["host_if"])
+            for plug in networks.plugs_for(row)
+        ],
+    )
+    return info

@@ -1,0 +1,186 @@
+"""One function per verb: parsed arguments in, library call, Reply out.
+
+Modules are imported inside each handler so a verb pays only for what it uses.
+"""
+
+import os
+import sys
+
+from .cli import Reply
+
+
+def _pretty(data):
+    import json
+
+    return json.dumps(data, indent=2)
+
+
+# ----------------------------------------------------------------- images
+
+
+def image_create(args):
+    from . import images
+
+    row = images.create(args.name, args.size, args.source)
+    return Reply(images.describe(row), row["name"])
+
+
+def image_list(args):
+    from . import images, render
+
+    items = images.list_all()
+    return Reply(items, render.images(items))
+
+
+def image_rm(args):
+    from . import images
+
+    return Reply(images.remove(args.name), args.name)
+
+
+def image_inspect(args):
+    from . import images
+
+    info = images.inspect(args.name)
+    return Reply(info, _pretty(info))
+
+
+# ----------------------------------------------------------------- networks
+
+
+def network_create(args):
+    from . import networks
+
+    row = networks.create(args.name, args.subnet, args.gateway)
+    return Reply(row, row["name"])
+
+
+def network_list(args):
+    from . import networks, render
+
+    items = networks.list_all()
+    return Reply(items, render.networks(items))
+
+
+def network_rm(args):
+    from . import networks
+
+    return Reply(networks.remove(args.name), args.name)
+
+
+def network_inspect(args):
+    from . import networks
+
+    info = networks.inspect(args.name)
+    return Reply(info, _pretty(info))
+
+
+# ----------------------------------------------------------------- containers
+
+
+def _create_options(args):
+    return {
+        "name": args.name,
+        "network": args.network,
+        "hostname": args.hostname,
+        "env": args.env,
+        "volume": args.volume,
+        "workdir": args.workdir,
+        "user": args.user,
+    }
+
+
+def container_create(args):
+    from . import containers
+
+    row = containers.create(args.image, args.command, **_create_options(args))
+    return Reply(containers.describe(row), row["name"])
+
+
+def container_run(args):
+    from . import containers
+
+    capture = getattr(args, "json", False) and not args.detach
+    row, code = containers.run(
+        args.image, args.command, detach=args.detach, remove_after=args.rm, capture=capture, **_create_options(args)
+    )
+    if args.detach:
+        return Reply(containers.describe(containers.get(row["name"])), row["name"])
+    data = {"name": row["name"], "id": row["id"][:12], "exit_code": code}
+    if capture:
+        data["output"] = _read_log(row) if not args.rm else None
+    return Reply(data, None, status=code)
+
+
+def _read_log(row):
+    from .containers import directory
+
+    try:
+        with open(os.path.join(directory(row), "log"), encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+
+
+def container_start(args):
+    from . import containers
+
+    containers.start(args.name)
+    return Reply(containers.describe(containers.get(args.name)), args.name)
+
+
+def container_stop(args):
+    from . import containers, parse
+
+    row = containers.stop(args.name, parse.seconds(args.time, "--time"))
+    return Reply(containers.describe(row), row["name"])
+
+
+def container_rm(args):
+    from . import containers
+
+    return Reply(containers.remove(args.name, force=args.force), args.name)
+
+
+def container_inspect(args):
+    from . import containers
+
+    info = containers.inspect(args.name)
+    return Reply(info, _pretty(info))
+
+
+def container_list(args):
+    from . import containers, render
+
+    items = containers.list_all(include_stopped=args.all)
+    return Reply(items, render.containers(items))
+
+
+def container_add(args):
+    from . import containers
+
+    row = containers.add_network(args.name, args.network)
+    return Reply(containers.describe(row), row["name"])
+
+
+def container_exec(args):
+    from . import containers
+
+    capture = getattr(args, "json", False)
+    code, out, err = containers.exec_command(args.name, args.command, capture=capture)
+    return Reply({"exit_code": code, "stdout": out, "stderr": err}, None, status=code)
+
+
+def container_logs(args):
+    from . import containers, logs, parse
+
+    tail = parse.positive_int(args.tail, "--tail") if args.tail is not None else None
+    path = containers.log_path(args.name)
+    if getattr(args, "json", False):
+        if args.follow:
+            logs.wait_until_stopped(args.name)
+        return Reply({"lines": logs.read_lines(path, tail)}, None)
+    logs.write(path, tail, sys.stdout.buffer)
+    if args.follow:
+        logs.follow(args.name, path, sys.stdout.buffer)
+    return Reply(None, None)

@@ -1,0 +1,351 @@
+"""Images: one ext4 filesystem file each, plus its config (Cmd, Env...) as JSON.
+
+An image file is never changed once registered; containers run on copies.
+It is built in a work directory under images/ and renamed into place only
+when complete, so a failed or interrupted build registers nothing.
+"""
+
+import json
+import os
+import shutil
+
+from . import linux, parse, state
+from .errors import CommandFailed, Conflict, Invalid, Missing, NotFound
+
+MIN_SIZE = 8 << 20
+FICLONE = 0x40049409  # ioctl: share extents with another file (btrfs, xfs)
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SOURCE_HELP = (
+    "busybox | debootstrap:SUITE[,variant=V][,include=a+b][,mirror=URL] | a directory | a .tar/.tar.gz root filesystem"
+)
+
+
+def image_file(name):
+    return state.path("images", f"{name}.ext4")
+
+
+def config_file(name):
+    return state.path("images", f"{name}.json")
+
+
+def short_id(row):
+    return row["digest"].split(":")[-1][:12]
+
+
+def get(name):
+    """The image's row, or NotFound naming the known images."""
+    rows = state.IMAGES.read()
+    row = state.IMAGES.find(name, rows)
+    if row is None:
+        known = ", ".join(r["name"] for r in rows) or "none yet"
+        raise NotFound(f"no such image {name!r} (known: {known})")
+    return row
+
+
+def config(name):
+    """The image's stored config (Cmd, Entrypoint, Env, WorkingDir, User)."""
+    try:
+        with open(config_file(name), encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return {}
+
+
+def create(name, size_text, source):
+    """Build image `name` of `size_text` bytes from `source`; returns its row."""
+    parse.name(name, "image name")
+    size = parse.size(size_text, "image size", minimum=MIN_SIZE)
+    if not source:
+        raise Invalid(f"missing --from: use {SOURCE_HELP}")
+    state.ensure_layout()
+    if state.IMAGES.find(name):
+        raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
+    import tempfile
+
+    work = tempfile.mkdtemp(prefix=f".build-{name}-", dir=state.path("images"))
+    try:
+        rootfs, image_config, label = populate(source, work)
+        staged = os.path.join(work, "image.ext4")
+        make_filesystem(rootfs, staged, size)
+        return register(name, staged, image_config, label)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def populate(source, work):
+    """The root tree for source, built under work when needed.
+
+    Returns (root directory, image config, source label for the table).
+    A directory is used where it stands: mkfs.ext4 -d copies it.
+    """
+    if os.path.isdir(source):
+        return os.path.abspath(source), {}, f"dir:{os.path.abspath(source)}"
+    rootfs = os.path.join(work, "rootfs")
+    os.mkdir(rootfs, 0o755)
+    if source == "busybox":
+        return rootfs, populate_busybox(rootfs), "busybox"
+    if source.startswith("debootstrap:"):
+        return rootfs, populate_debootstrap(source[len("debootstrap:") :], rootfs), source
+    if os.path.isfile(source):
+        from . import archive
+
+        archive.extract_rootfs(source, rootfs)
+        return rootfs, {}, f"tar:{os.path.abspath(source)}"
+    raise Invalid(f"invalid image source {source!r}: use {SOURCE_HELP}")
+
+
+def register(name, staged, image_config, label):
+    """Move a finished image file into place and record it, atomically."""
+    digest = "sha256:" + file_sha256(staged)
+    with state.locked():
+        if state.IMAGES.find(name):
+            raise Conflict(f"image {name!r} already exists (created meanwhile by another command)")
+        state.write_atomic(config_file(name), json.dumps(image_config, indent=2, sort_keys=True) + "\n")
+        os.replace(staged, image_file(name))
+        row = {
+            "name": name,
+            "digest": digest,
+            "size": str(os.stat(image_file(name)).st_size),
+            "source": label,
+            "created": state.now(),
+        }
+        state.IMAGES.upsert(row)
+    return row
+
+
+def make_filesystem(rootfs, target, size):
+    """A sparse file of `size` bytes holding an ext4 filesystem populated from rootfs."""
+    with open(target, "wb") as handle:
+        handle.truncate(size)
+    argv = ["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=0:0", "-d", rootfs, target]
+    try:
+        linux.run(argv)
+    except Missing:
+        raise Missing("mkfs.ext4 not found: install e2fsprogs (1.43 or later, for -d)") from None
+    except CommandFailed as error:
+        needed = tree_bytes(rootfs)
+        if needed * 1.15 + (4 << 20) > size:
+            raise Invalid(
+                f"image size {parse.human_size(size)} is too small for {parse.human_size(needed)} of files: "
+                f"use --size {parse.human_size(int(needed * 1.3) + (16 << 20))} or more"
+            ) from None
+        raise error
+
+
+def tree_bytes(root):
+    """Disk space the files under root use."""
+    total = 0
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+    return total
+
+
+def file_sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_static_busybox():
+    """Path of a statically linked busybox (it must run inside any image)."""
+    for candidate in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
+        if candidate and os.path.isfile(candidate) and is_static_elf(candidate):
+            return candidate
+    raise Missing("no statically linked busybox on this host: install busybox-static")
+
+
+def is_static_elf(path):
+    """True for an ELF executable with no program interpreter (PT_INTERP)."""
+    import struct
+
+    with open(path, "rb") as handle:
+        header = handle.read(64)
+        if header[:4] != b"\x7fELF" or header[4] != 2:
+            return False
+        (phoff,) = struct.unpack_from("<Q", header, 32)
+        phentsize, phnum = struct.unpack_from("<HH", header, 54)
+        handle.seek(phoff)
+        table = handle.read(phentsize * phnum)
+    return all(struct.unpack_from("<I", table, i * phentsize)[0] != 3 for i in range(phnum))
+
+
+def populate_busybox(rootfs):
+    """A tiny root: the host's static busybox, its applet links, /etc basics."""
+    busybox = find_static_busybox()
+    for directory, mode in (
+        ("bin", 0o755), ("sbin", 0o755), ("usr/bin", 0o755), ("usr/sbin", 0o755),
+        ("etc", 0o755), ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("run", 0o755),
+        ("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700), ("home", 0o755),
+    ):  # fmt: skip
+        os.makedirs(os.path.join(rootfs, directory), exist_ok=True)
+        os.chmod(os.path.join(rootfs, directory), mode)
+    shutil.copy2(busybox, os.path.join(rootfs, "bin/busybox"))
+    for applet in linux.run([busybox, "--list-full"]).split():
+        link = os.path.join(rootfs, applet)
+        if applet != "bin/busybox" and not os.path.lexists(link):
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink("/bin/busybox", link)
+    _write_etc(rootfs)
+    return {"Cmd": ["sh"], "Env": [DEFAULT_PATH]}
+
+
+def _write_etc(rootfs):
+    files = {
+        "passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        "group": "root:x:0:\nnogroup:x:65534:\n",
+        "hostname": "",
+        "hosts": "",
+        "resolv.conf": "",
+    }
+    for name, text in files.items():
+        with open(os.path.join(rootfs, "etc", name), "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def parse_debootstrap(spec):
+    """'SUITE[,variant=V][,include=a+b][,mirror=URL]' -> dict."""
+    suite, *options = spec.split(",")
+    if not suite or not suite.replace("-", "").isalnum():
+        raise Invalid(f"invalid debootstrap suite {suite!r}: use a suite name such as bookworm")
+    recipe = {"suite": suite, "variant": "minbase", "include": [], "mirror": None}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or key not in ("variant", "include", "mirror") or not value:
+            raise Invalid(f"invalid debootstrap option {option!r}: use variant=V, include=a+b or mirror=URL")
+        recipe[key] = value.split("+") if key == "include" else value
+    return recipe
+
+
+def host_mirror(sources_dir="/etc/apt"):
+    """The first Debian/Ubuntu archive URL the host's apt uses, or None."""
+    import glob
+
+    lines = []
+    parts = sorted(glob.glob(os.path.join(sources_dir, "sources.list.d", "*")))
+    for path in [os.path.join(sources_dir, "sources.list"), *parts]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines += handle.read().splitlines()
+        except OSError:
+            continue
+    for line in lines:
+        for url in _source_urls(line.split()):
+            if url.rstrip("/").endswith(("/debian", "/ubuntu")):
+                return url
+    return None
+
+
+def _source_urls(words):
+    """URLs on one apt sources line: 'deb [opts] URL ...' or deb822 'URIs: URL...'."""
+    if words[:1] == ["URIs:"]:
+        return words[1:]
+    if words[:1] == ["deb"]:
+        return [word for word in words[1:3] if "://" in word]
+    return []
+
+
+def populate_debootstrap(spec, rootfs):
+    """A Debian or Ubuntu root built by debootstrap from the host's mirror."""
+    recipe = parse_debootstrap(spec)
+    if not shutil.which("debootstrap"):
+        raise Missing("debootstrap not found: install it (apt-get install debootstrap)")
+    argv = ["debootstrap", f"--variant={recipe['variant']}"]
+    if recipe["include"]:
+        argv.append("--include=" + ",".join(recipe["include"]))
+    argv += [recipe["suite"], rootfs]
+    mirror = recipe["mirror"] or host_mirror()
+    if mirror:
+        argv.append(mirror)
+    linux.run(argv)
+    shutil.rmtree(os.path.join(rootfs, "var/cache/apt/archives"), ignore_errors=True)
+    shutil.rmtree(os.path.join(rootfs, "var/lib/apt/lists"), ignore_errors=True)
+    os.makedirs(os.path.join(rootfs, "var/lib/apt/lists/partial"), exist_ok=True)
+    os.makedirs(os.path.join(rootfs, "var/cache/apt/archives/partial"), exist_ok=True)
+    return {"Cmd": ["bash"], "Env": [DEFAULT_PATH]}
+
+
+def copy_to(name, target):
+    """Give a container its own copy of the image: a reflink if the filesystem can, else sparse."""
+    import fcntl
+
+    source = os.open(image_file(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.ioctl(out, FICLONE, source)
+            except OSError:
+                _sparse_copy(source, out)
+            os.fsync(out)
+        finally:
+            os.close(out)
+    finally:
+        os.close(source)
+
+
+def _sparse_copy(source, out):
+    """Copy only the data extents; holes stay holes (SEEK_DATA/SEEK_HOLE)."""
+    size = os.fstat(source).st_size
+    offset = 0
+    while offset < size:
+        try:
+            offset = os.lseek(source, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole remains
+            break
+        end = os.lseek(source, offset, os.SEEK_HOLE)
+        while offset < end:
+            copied = os.copy_file_range(source, out, end - offset, offset, offset)
+            if copied == 0:
+                raise OSError(5, "image file shrank while being copied")
+            offset += copied
+    os.ftruncate(out, size)
+
+
+def used_bytes(name):
+    """Disk space the image file really takes (it is sparse)."""
+    return os.stat(image_file(name)).st_blocks * 512
+
+
+def describe(row):
+    """A row plus what is derived from it, for list and inspect."""
+    return {
+        "name": row["name"],
+        "id": short_id(row),
+        "digest": row["digest"],
+        "size": int(row["size"]),
+        "used": used_bytes(row["name"]),
+        "source": row["source"],
+        "created": row["created"],
+        "file": image_file(row["name"]),
+    }
+
+
+def list_all():
+    return [describe(row) for row in state.IMAGES.read()]
+
+
+def inspect(name):
+    info = describe(get(name))
+    info["config"] = config(name)
+    return info
+
+
+def remove(name):
+    """Delete an image no container uses."""
+    with state.locked():
+        get(name)
+        users = [row["name"] for row in state.CONTAINERS.read() if row["image"] == name]
+        if users:
+            raise Conflict(f"image {name!r} is in use by container {', '.join(users)}: remove the container first")
+        state.IMAGES.remove(name)
+        for path in (image_file(name), config_file(name)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    return {"name": name}

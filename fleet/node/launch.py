@@ -1,0 +1,207 @@
+"""Process mechanics: start a container's namespaces and init, exec inside one.
+
+Process tree of a running container, with nothing of baleine resident:
+
+    /bin/sh waiter  (host pid namespace, container's other namespaces)
+      `- pid 1 of the container: sandbox init, then exec'd into the command
+
+The waiter is a fixed shell script (inputs arrive as argv, never spliced into
+it): it holds the container's exit-status file open, runs the init, writes
+the status when it ends (128+N for a signal, as shells report it) and exits.
+Its memory is a shell's, not a Python interpreter's.
+"""
+
+import os
+import select
+import socket
+import struct
+import sys
+
+from . import linux
+from .errors import StartFailed
+
+WAITER = 'exec 3>"$1"; shift; "$@" 3>&-; s=$?; echo "$s" >&3; exit "$s"'
+NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWNET
+NAMESPACES |= linux.CLONE_NEWCGROUP | linux.CLONE_NEWPID
+JOIN_ORDER = ("cgroup", "ipc", "uts", "net", "pid", "mnt")  # mnt last: it changes our root
+BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from fleet.node.sandbox import main; main(sys.argv[2:])"
+HANDSHAKE_TIMEOUT = 30.0
+SOCKET_NAME = "start.sock"  # bound and reached relative to the container directory
+
+
+def _bind_short(sock, directory, name):
+    """bind() by a relative name: a unix socket path is capped at 108 bytes, deep roots are not."""
+    here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.chdir(directory)
+        sock.bind(name)
+    finally:
+        os.fchdir(here)
+        os.close(here)
+
+
+def package_root():
+    """The directory (or zipapp) holding the `fleet` package, to restart Python from it."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.dirname(os.path.dirname(here))
+
+
+class Launch:
+    """One start in progress: the waiter's pid, then the init's pid once it calls in."""
+
+    def __init__(self, directory, cgroup, detach, log_output):
+        self.directory = directory
+        self.socket_path = os.path.join(directory, SOCKET_NAME)
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        _bind_short(self.listener, directory, SOCKET_NAME)
+        self.listener.listen(1)
+        self.channel = None
+        self.init_pid = None
+        self.waiter_pid = os.fork()
+        if self.waiter_pid == 0:
+            self._become_waiter(cgroup, detach, log_output)
+
+    def _become_waiter(self, cgroup, detach, log_output):
+        """In the forked child: join the cgroup, unshare, exec the waiter. Never returns."""
+        try:
+            if detach:
+                os.setsid()
+            if log_output:
+                _stdio_to(os.path.join(self.directory, "log"))
+            cgroup.join(os.getpid())
+            linux.unshare(NAMESPACES)
+            os.chdir("/")
+            init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
+            exit_file = os.path.join(self.directory, "exit")
+            os.execv("/bin/sh", ["sh", "-c", WAITER, "baleine-waiter", exit_file, *init])
+        except BaseException as error:  # noqa: BLE001 - a forked child must never return
+            os.write(2, f"baleine: cannot start the container: {error}\n".encode())
+        finally:
+            os._exit(125)
+
+    def accept(self):
+        """Wait for the init to call in; returns its pid as the host sees it."""
+        waiter = os.pidfd_open(self.waiter_pid)
+        try:
+            ready, _, _ = select.select([self.listener, waiter], [], [], HANDSHAKE_TIMEOUT)
+        finally:
+            os.close(waiter)
+        if self.listener not in ready:
+            raise StartFailed(f"the container's init did not start ({self._failure()})")
+        self.channel, _ = self.listener.accept()
+        credentials = self.channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        self.init_pid = struct.unpack("3i", credentials)[0]
+        return self.init_pid
+
+    def release(self):
+        """Let the init exec the command; raises StartFailed if it could not."""
+        self.channel.sendall(b"go\n")
+        reply = self.channel.makefile("rb").readline().decode(errors="replace").strip()
+        if reply.startswith("error "):
+            _, status, message = reply.split(" ", 2)
+            raise StartFailed(message, int(status))
+        if reply:
+            raise StartFailed(f"unexpected reply from the container's init: {reply!r}")
+
+    def _failure(self):
+        done, status = os.waitpid(self.waiter_pid, os.WNOHANG)
+        if not done:
+            return f"no answer after {HANDSHAKE_TIMEOUT:.0f} s"
+        return f"it exited with status {shell_status(status)}; see `baleine container logs`"
+
+    def close(self):
+        for sock in (self.channel, self.listener):
+            if sock is not None:
+                sock.close()
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+
+    def wait(self):
+        """Wait for the waiter (our child when attached); its exit code is the command's."""
+        _, status = os.waitpid(self.waiter_pid, 0)
+        return shell_status(status)
+
+
+def shell_status(wait_status):
+    """A wait status as shells report it: the exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
+
+
+def _stdio_to(log_path):
+    null = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+
+
+def read_exit_file(directory):
+    """The exit status the waiter wrote, or None if it has not (yet)."""
+    try:
+        with open(os.path.join(directory, "exit"), encoding="ascii") as handle:
+            text = handle.read().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def clear_exit_file(directory):
+    """Forget a recorded status once it has moved into the container's row."""
+    try:
+        os.unlink(os.path.join(directory, "exit"))
+    except FileNotFoundError:
+        pass
+
+
+def exec_in(pid, cgroup, config, argv, stdio=None):
+    """Run argv inside the namespaces and root of container process pid; returns its exit code.
+
+    stdio: optional (stdout fd, stderr fd) to capture output instead of inheriting ours.
+    """
+
+    middle = os.fork()
+    if middle == 0:
+        status = 125
+        try:
+            if stdio:
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(stdio[0], 1)
+                os.dup2(stdio[1], 2)
+            status = _join_and_run(pid, cgroup, config, argv)
+        except BaseException as error:  # noqa: BLE001 - a forked child must never return
+            os.write(2, f"baleine: exec failed: {error}\n".encode())
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(middle, 0)
+    return shell_status(status)
+
+
+def _join_and_run(pid, cgroup, config, argv):
+    """In a child: enter every namespace of pid, then fork once more into its pid namespace."""
+    cgroup.join(os.getpid())
+    fds = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in JOIN_ORDER]
+    for fd in fds:
+        linux.setns(fd)
+        os.close(fd)
+    child = os.fork()
+    if child == 0:
+        from . import sandbox  # already loaded by exec_in
+
+        try:
+            sandbox.enter(dict(config, command=argv))
+        except sandbox.SetupError as error:
+            os.write(2, f"baleine: {error}\n".encode())
+            os._exit(error.status)
+        finally:
+            os._exit(125)
+    _, status = os.waitpid(child, 0)
+    return shell_status(status)

@@ -1,0 +1,237 @@
+"""One thin wrapper per kernel primitive, and the one place tools are run.
+
+Constants first, wrappers next; decisions live in the modules that call them.
+ctypes is imported on first use: most verbs never make a raw syscall.
+"""
+
+import os
+import struct
+
+from .errors import CommandFailed, Missing
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MNT_DETACH = 0x2
+
+PR_SET_PDEATHSIG = 1
+
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+_SYS_OPEN_TREE = 428  # same number on every architecture (the unified syscall table)
+_SYS_MOVE_MOUNT = 429
+
+LOOP_SET_FD = 0x4C00
+LOOP_SET_STATUS64 = 0x4C04
+LOOP_CONFIGURE = 0x4C0A
+LOOP_CTL_GET_FREE = 0x4C82
+LO_FLAGS_READ_ONLY = 1
+LO_FLAGS_AUTOCLEAR = 4
+
+# glibc has no pivot_root() wrapper; the syscall number depends on the CPU.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217, "armv7l": 218}
+
+_libc = None
+
+
+def libc():
+    """The C library, loaded once, with errno kept for oserror()."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def oserror(what, filename=None):
+    """Raise OSError from the errno the last libc call left."""
+    import ctypes
+
+    number = ctypes.get_errno()
+    raise OSError(number, f"{what}: {os.strerror(number)}", filename)
+
+
+def unshare(flags):
+    if libc().unshare(flags) < 0:
+        oserror("unshare")
+
+
+def setns(fd, nstype=0):
+    if libc().setns(fd, nstype) < 0:
+        oserror("setns")
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    def enc(text):
+        return None if text is None else os.fsencode(text)
+
+    if libc().mount(enc(source), enc(target), enc(fstype), flags, enc(data)) < 0:
+        oserror(f"mount {target}", target)
+
+
+def umount(target, flags=0):
+    if libc().umount2(os.fsencode(target), flags) < 0:
+        oserror(f"umount {target}", target)
+
+
+def pivot_root(new_root, put_old):
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise Missing(f"pivot_root: unknown syscall number on {os.uname().machine}")
+    if libc().syscall(number, os.fsencode(new_root), os.fsencode(put_old)) < 0:
+        oserror("pivot_root", new_root)
+
+
+def open_tree(path):
+    """A detached copy of the mount tree at path (a bind mount not yet attached anywhere)."""
+    fd = libc().syscall(_SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+    if fd < 0:
+        oserror(f"open_tree {path} (Linux 5.2 or later is needed)", path)
+    return fd
+
+
+def move_mount(tree_fd, target):
+    """Attach a tree from open_tree() at target."""
+    if libc().syscall(_SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH) < 0:
+        oserror(f"move_mount {target}", target)
+
+
+def sethostname(name):
+    data = name.encode()
+    if libc().sethostname(data, len(data)) < 0:
+        oserror("sethostname")
+
+
+def prctl(option, arg2=0):
+    if libc().prctl(option, arg2, 0, 0, 0) < 0:
+        oserror("prctl")
+
+
+def loop_attach(image, read_only=False):
+    """Attach image to a free loop device that frees itself once unused.
+
+    Returns (device path, open fd). The caller mounts the device, then closes
+    the fd: with LO_FLAGS_AUTOCLEAR the kernel detaches the device when the
+    last user (the mount) goes away, so a crash can never leak it.
+    """
+    import fcntl
+
+    flags = LO_FLAGS_AUTOCLEAR | (LO_FLAGS_READ_ONLY if read_only else 0)
+    backing = os.open(image, (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC)
+    control = os.open("/dev/loop-control", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for _attempt in range(64):
+            number = fcntl.ioctl(control, LOOP_CTL_GET_FREE)
+            device = f"/dev/loop{number}"
+            fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                _loop_configure(fd, backing, flags, image)
+                return device, fd
+            except OSError as error:
+                os.close(fd)
+                if error.errno != 16:  # EBUSY: another process took it first
+                    raise
+        raise OSError(16, "no free loop device after 64 attempts", image)
+    finally:
+        os.close(control)
+        os.close(backing)
+
+
+def _loop_configure(fd, backing, flags, image):
+    import fcntl
+
+    name = os.fsencode(image)[-63:]
+    info = struct.pack("=5Q4I64s64s32s2Q", 0, 0, 0, 0, 0, 0, 0, 0, flags, name, b"", b"", 0, 0)
+    try:
+        fcntl.ioctl(fd, LOOP_CONFIGURE, struct.pack("=II", backing, 0) + info + bytes(64))
+    except OSError as error:
+        if error.errno not in (22, 25):  # EINVAL/ENOTTY: kernel older than 5.8
+            raise
+        fcntl.ioctl(fd, LOOP_SET_FD, backing)
+        fcntl.ioctl(fd, LOOP_SET_STATUS64, info)
+
+
+def run(argv, stdin=None, netns_pid=None, check=True):
+    """Run a tool (argv list), return its stdout; CommandFailed if it fails.
+
+    netns_pid runs it inside that process's network namespace.
+    """
+    import subprocess
+
+    enter = None
+    if netns_pid is not None:
+        netns = f"/proc/{netns_pid}/ns/net"
+
+        def enter():
+            fd = os.open(netns, os.O_RDONLY)
+            setns(fd, CLONE_NEWNET)
+            os.close(fd)
+
+    try:
+        done = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            preexec_fn=enter,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise Missing(f"{argv[0]} not found: install it (see README, 'Requirements')") from None
+    if check and done.returncode != 0:
+        raise CommandFailed(argv, done.returncode, done.stderr)
+    return done.stdout
+
+
+def pid_start_time(pid):
+    """The process's start time in clock ticks since boot, or None if it is gone.
+
+    A pid alone is not an identity: pids are reused, the (pid, start) pair is not.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def is_alive(pid, start):
+    """True when pid runs and is the same process that started at `start`."""
+    if not pid:
+        return False
+    found = pid_start_time(int(pid))
+    return found is not None and str(found) == str(start)
+
+
+def wait_gone(pid, timeout):
+    """Wait until process pid exits (not necessarily our child); True if it did."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(max(0, timeout) * 1000))
+    finally:
+        os.close(fd)

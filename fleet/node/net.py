@@ -1,0 +1,144 @@
+"""Bridges, veth pairs, addresses and IPAM, through `ip` argv lists.
+
+No firewall rule is ever written: containers reach each other and the host
+through a plain Linux bridge that holds the network's gateway address.
+"""
+
+import ipaddress
+import json
+import secrets
+
+from . import linux
+from .errors import CommandFailed, Conflict, Invalid
+
+IFNAMSIZ = 15  # the kernel's limit on interface names, without the NUL
+
+
+def link_exists(ifname):
+    """Whether this network namespace has the interface (sysfs may show another one's)."""
+    import socket
+
+    try:
+        socket.if_nametoindex(ifname)
+        return True
+    except OSError:
+        return False
+
+
+def bridge_name_for(network, taken):
+    """A bridge interface name for network: 'bl-NAME' when it fits and is free."""
+    candidate = f"bl-{network}"
+    while len(candidate) > IFNAMSIZ or candidate in taken or link_exists(candidate):
+        candidate = f"bl-{network[:7]}-{secrets.token_hex(2)}"
+    return candidate
+
+
+def veth_name(container_id, index):
+    """Host end of a container's index-th interface: 'bv' + 10 hex of its id + index."""
+    return f"bv{container_id[:10]}{index}"
+
+
+def default_gateway(subnet):
+    return next(subnet.hosts())
+
+
+def check_gateway(subnet, gateway):
+    """The gateway as an address inside subnet, or Invalid."""
+    address = ipaddress.ip_address(gateway)
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise Invalid(f"invalid gateway {gateway}: use a host address inside {subnet}")
+    return address
+
+
+def host_networks(own_bridges=()):
+    """[(network, description)] of every route and address this host has.
+
+    Routes and addresses on baleine's own bridges are left out: those are
+    reported as the baleine network they belong to.
+    """
+    found = []
+    for family in ("-4", "-6"):
+        for route in json.loads(linux.run(["ip", "-j", family, "route", "show", "table", "all"]) or "[]"):
+            dst = route.get("dst", "")
+            if dst in ("", "default") or route.get("dev") in own_bridges:
+                continue
+            where = f" dev {route['dev']}" if route.get("dev") else ""
+            found.append((ipaddress.ip_network(dst, strict=False), f"route {dst}{where}"))
+    for link in json.loads(linux.run(["ip", "-j", "addr", "show"]) or "[]"):
+        if link.get("ifname") in own_bridges:
+            continue
+        for info in link.get("addr_info", []):
+            interface = ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}")
+            found.append((interface.network, f"address {interface} on {link['ifname']}"))
+    return found
+
+
+def find_overlap(subnet, networks):
+    """The description of the first (network, description) overlapping subnet, or None."""
+    for other, description in networks:
+        if other.version == subnet.version and other.overlaps(subnet):
+            return description
+    return None
+
+
+def create_bridge(ifname, gateway, prefixlen):
+    """The bridge with its gateway address, up. No STP delay: ports forward at once."""
+    nodad = " nodad" if ":" in str(gateway) else ""  # IPv6: no duplicate-address wait
+    batch = [
+        f"link add name {ifname} type bridge forward_delay 0",
+        f"addr add {gateway}/{prefixlen} dev {ifname}{nodad}",
+        f"link set dev {ifname} up",
+    ]
+    linux.run(["ip", "-batch", "-"], stdin="\n".join(batch) + "\n")
+
+
+def delete_link(ifname):
+    """Remove an interface if it is still there (a bridge, or a veth's host end).
+
+    A veth also vanishes by itself when its container's namespace is torn
+    down, so it may go between our look and our delete: that is success.
+    """
+    if not link_exists(ifname):
+        return
+    try:
+        linux.run(["ip", "link", "del", "dev", ifname])
+    except CommandFailed:
+        if link_exists(ifname):
+            raise
+
+
+def allocate(subnet, gateway, taken, wanted=None):
+    """An address for a container: `wanted` if free, else the first free host address."""
+    reserved = {str(gateway), *taken}
+    if wanted is not None:
+        address = ipaddress.ip_address(wanted)
+        if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+            raise Invalid(f"address {wanted} is outside the network's usable range {subnet}")
+        if str(address) in reserved:
+            owner = "the gateway" if str(address) == str(gateway) else "another container"
+            raise Conflict(f"address {wanted} is already taken by {owner}")
+        return str(address)
+    for address in subnet.hosts():
+        if str(address) not in reserved:
+            return str(address)
+    raise Conflict(f"network {subnet} has no free address left")
+
+
+def plug(pid, plugs):
+    """Give process pid's network namespace one veth per plug, addressed and up.
+
+    Each plug: index, host_if, bridge, address, prefixlen, gateway, default.
+    Two `ip -batch` runs, one per namespace, whatever the number of plugs.
+    """
+    host, inside = [], ["link set dev lo up"]
+    for item in plugs:
+        eth = f"eth{item['index']}"
+        host.append(f"link add name {item['host_if']} type veth peer name {eth} netns {pid}")
+        host.append(f"link set dev {item['host_if']} master {item['bridge']} up")
+        nodad = " nodad" if ":" in item["address"] else ""  # IPv6: usable at once
+        inside.append(f"addr add {item['address']}/{item['prefixlen']} dev {eth}{nodad}")
+        inside.append(f"link set dev {eth} up")
+        if item["default"]:
+            inside.append(f"route add default via {item['gateway']} dev {eth}")
+    linux.run(["ip", "-batch", "-"], stdin="\n".join(host) + "\n")
+    linux.run(["ip", "-batch", "-"], stdin="\n".join(inside) + "\n", netns_pid=pid)

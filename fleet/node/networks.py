@@ -1,0 +1,201 @@
+"""Networks: rows of bridges.csv, and how containers join them.
+
+net.py speaks to the kernel (ip argv lists); this module decides: which
+subnet is free, which address a container gets, which veth goes where, and
+what each container's /etc/hosts says about its neighbours.
+"""
+
+import ipaddress
+import os
+
+from . import etcfiles, net, parse, state
+from .errors import Conflict, NotFound
+
+
+def get(name, rows=None):
+    """The network's row, or NotFound naming the known networks."""
+    rows = state.NETWORKS.read() if rows is None else rows
+    row = state.NETWORKS.find(name, rows)
+    if row is None:
+        known = ", ".join(r["name"] for r in rows) or "none yet"
+        raise NotFound(f"no such network {name!r} (known: {known})")
+    return row
+
+
+def subnet_of(row):
+    return ipaddress.ip_network(row["subnet"])
+
+
+def create(name, subnet_text, gateway=None):
+    """A bridge holding the gateway address, for a subnet nothing else on this host uses."""
+    parse.name(name, "network name")
+    subnet = parse.subnet(subnet_text)
+    gateway = net.check_gateway(subnet, gateway) if gateway else net.default_gateway(subnet)
+    with state.locked():
+        rows = state.NETWORKS.read()
+        if state.NETWORKS.find(name, rows):
+            raise Conflict(f"network {name!r} already exists")
+        _refuse_overlap(subnet, rows)
+        bridge = net.bridge_name_for(name, {row["bridge"] for row in rows})
+        row = {"name": name, "bridge": bridge, "subnet": str(subnet), "gateway": str(gateway), "created": state.now()}
+        _make_bridge(row)
+        state.NETWORKS.upsert(row)
+        return row
+
+
+def _refuse_overlap(subnet, rows):
+    for row in rows:
+        if subnet_of(row).overlaps(subnet):
+            raise Conflict(f"subnet {subnet} overlaps baleine network {row['name']!r} ({row['subnet']})")
+    found = net.find_overlap(subnet, net.host_networks(own_bridges={row["bridge"] for row in rows}))
+    if found:
+        raise Conflict(f"subnet {subnet} overlaps this host's {found}: choose another subnet")
+
+
+def _make_bridge(row):
+    try:
+        net.create_bridge(row["bridge"], row["gateway"], subnet_of(row).prefixlen)
+    except BaseException:
+        net.delete_link(row["bridge"])
+        raise
+
+
+def ensure_bridge(row):
+    """Recreate a network's bridge if it is gone (after a reboot, say)."""
+    if not net.link_exists(row["bridge"]):
+        _make_bridge(row)
+
+
+def members(name, container_rows):
+    """Names of the containers attached to network name, whatever their status."""
+    from .containers import attachments
+
+    return [row["name"] for row in container_rows if name in [net_name for net_name, _ in attachments(row)]]
+
+
+def remove(name):
+    """Delete a network no container is attached to."""
+    with state.locked():
+        row = get(name)
+        attached = members(name, state.CONTAINERS.read())
+        if attached:
+            raise Conflict(f"network {name!r} has containers attached: {', '.join(attached)} (remove them first)")
+        net.delete_link(row["bridge"])
+        state.NETWORKS.remove(name)
+    return {"name": name}
+
+
+def describe(row, container_rows):
+    attached = members(row["name"], container_rows)
+    running = [r["name"] for r in container_rows if r["name"] in attached and r["status"] == "running"]
+    return dict(row, containers=len(attached), running=len(running), members=attached)
+
+
+def list_all():
+    container_rows = state.CONTAINERS.read()
+    return [describe(row, container_rows) for row in state.NETWORKS.read()]
+
+
+def inspect(name):
+    return describe(get(name), state.CONTAINERS.read())
+
+
+def assign(wanted, container_rows):
+    """Addresses for [(network, address or None)]: checked if given, else first free.
+
+    Callers hold the state lock, so two containers can never get one address.
+    """
+    from .containers import attachments
+
+    network_rows = state.NETWORKS.read()
+    pairs = []
+    for name, address in wanted:
+        row = get(name, network_rows)
+        taken = {addr for other in container_rows for net_name, addr in attachments(other) if net_name == name}
+        pairs.append((name, net.allocate(subnet_of(row), row["gateway"], taken, address)))
+    return pairs
+
+
+def plugs_for(container_row):
+    """What start() plugs in: one veth per network, a default route per address family."""
+    from .containers import attachments
+
+    network_rows = state.NETWORKS.read()
+    plugs, routed = [], set()
+    for index, (name, address) in enumerate(attachments(container_row)):
+        row = get(name, network_rows)
+        family = subnet_of(row).version
+        plugs.append({
+            "index": index,
+            "network": name,
+            "host_if": net.veth_name(container_row["id"], index),
+            "bridge": row["bridge"],
+            "address": address,
+            "prefixlen": subnet_of(row).prefixlen,
+            "gateway": row["gateway"],
+            "default": family not in routed,
+        })  # fmt: skip
+        routed.add(family)
+    return plugs
+
+
+def plug(pid, plugs):
+    """Plug veths into process pid's namespace, recreating missing bridges first."""
+    network_rows = state.NETWORKS.read()
+    for item in plugs:
+        ensure_bridge(get(item["network"], network_rows))
+    if plugs:
+        net.plug(pid, plugs)
+
+
+def unplug(container_row):
+    """Remove host-side veths a dead container may have left (normally gone with its netns)."""
+    from .containers import attachments
+
+    for index in range(len(attachments(container_row))):
+        net.delete_link(net.veth_name(container_row["id"], index))
+
+
+def write_etc_files(row, config, container_rows):
+    """Write the hostname, hosts and resolv.conf files a container starts with."""
+    from .containers import directory
+
+    folder = directory(row)
+    etcfiles.write_in_place(os.path.join(folder, "hostname"), config["hostname"] + "\n")
+    etcfiles.write_in_place(os.path.join(folder, "resolv.conf"), etcfiles.resolv_text())
+    _write_hosts(row, config["hostname"], container_rows)
+
+
+def refresh_hosts(container_rows):
+    """Rewrite /etc/hosts of every running container whose neighbours changed."""
+    from .containers import read_config
+
+    for row in container_rows:
+        if row["status"] == "running":
+            try:
+                _write_hosts(row, read_config(row)["hostname"], container_rows)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+
+
+def _write_hosts(row, hostname, container_rows):
+    from .containers import attachments, directory
+
+    mine = attachments(row)
+    my_nets = {name for name, _ in mine}
+    neighbours = [
+        (address, other["name"])
+        for other in container_rows
+        if other["name"] != row["name"] and other["status"] == "running"
+        for name, address in attachments(other)
+        if name in my_nets
+    ]
+    text = etcfiles.hosts_text(hostname, row["name"], [address for _, address in mine], neighbours)
+    path = os.path.join(directory(row), "hosts")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    etcfiles.write_in_place(path, text)

@@ -1,0 +1,153 @@
+"""Turn user input into values, refusing anything unclear with a one-line reason."""
+
+import re
+
+from .errors import Invalid
+
+NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 63 characters"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_USER_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def name(value, kind="name"):
+    """A resource name, the same rule for images, networks and containers."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise Invalid(f"invalid {kind} {value!r}: use {NAME_RULE}")
+    return value
+
+
+def size(value, what="size", minimum=1):
+    """Bytes from '64M', '1.5G', '512Mi', '4096'; K/M/G/T are powers of 1024."""
+    text = str(value).strip()
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise Invalid(f"invalid {what} {value!r}: use a number with an optional K, M, G or T suffix, e.g. 64M")
+    number, unit, _ = match.groups()
+    result = int(float(number) * _UNITS[unit.upper()])
+    if result < minimum:
+        raise Invalid(f"invalid {what} {value!r}: must be at least {human_size(minimum)}")
+    return result
+
+
+def human_size(count):
+    """Bytes as a short figure people read: 64M, 1.5G, 512K, 100B."""
+    for unit in ("T", "G", "M", "K"):
+        scale = _UNITS[unit]
+        if count >= scale:
+            figure = count / scale
+            return f"{figure:.1f}{unit}".replace(".0" + unit, unit)
+    return f"{count}B"
+
+
+def seconds(value, what="time"):
+    """A non-negative number of seconds."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        result = -1.0
+    if not result >= 0:
+        raise Invalid(f"invalid {what} {value!r}: use a number of seconds, 0 or more")
+    return result
+
+
+def network_ref(value):
+    """'NET' or 'NET:IP' (an IPv6 address may follow the first colon) -> (net, ip or None)."""
+    net_name, sep, address = value.partition(":")
+    name(net_name, "network name")
+    if sep and not address:
+        raise Invalid(f"invalid network {value!r}: use NET or NET:IP")
+    return net_name, (ip_address(address) if address else None)
+
+
+def ip_address(value):
+    """An IPv4 or IPv6 address, as its canonical text."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise Invalid(f"invalid IP address {value!r}: use a dotted IPv4 or an IPv6 address") from None
+
+
+def subnet(value):
+    """A CIDR network such as 10.88.0.0/24 (host bits must be zero)."""
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as error:
+        raise Invalid(f"invalid subnet {value!r}: {error}; use a CIDR such as 10.88.0.0/24") from None
+    if "/" not in value:
+        raise Invalid(f"invalid subnet {value!r}: give the prefix length, e.g. {value}/24")
+    if net.num_addresses < 4:
+        raise Invalid(f"invalid subnet {value!r}: too small, it needs room for a gateway and a container")
+    return net
+
+
+def env(value):
+    """'KEY=VALUE' -> (key, value)."""
+    key, sep, val = value.partition("=")
+    if not sep or not _ENV_KEY.fullmatch(key):
+        raise Invalid(f"invalid environment variable {value!r}: use KEY=VALUE, KEY made of letters, digits and '_'")
+    return key, val
+
+
+def volume(value):
+    """'SRC:DST[:ro|rw]' with absolute paths -> dict; SRC must exist on the host."""
+    import os
+
+    parts = value.split(":")
+    mode = "rw"
+    if len(parts) == 3:
+        mode = parts.pop()
+    if len(parts) != 2 or mode not in ("ro", "rw"):
+        raise Invalid(f"invalid volume {value!r}: use SRC:DST or SRC:DST:ro with absolute paths")
+    source, target = parts
+    for path in (source, target):
+        if not path.startswith("/") or "\0" in path:
+            raise Invalid(f"invalid volume {value!r}: {path!r} is not an absolute path")
+    if any(part == ".." for part in target.split("/")):
+        raise Invalid(f"invalid volume {value!r}: the container path may not contain '..'")
+    if not os.path.exists(source):
+        raise Invalid(f"invalid volume {value!r}: {source} does not exist on this host")
+    return {"source": os.path.realpath(source), "target": os.path.normpath(target), "mode": mode}
+
+
+def user(value):
+    """'USER[:GROUP]', names or numeric ids, checked for form only."""
+    parts = value.split(":")
+    if len(parts) > 2 or not all(_USER_PART.fullmatch(part) for part in parts):
+        raise Invalid(f"invalid user {value!r}: use USER or USER:GROUP, names or numeric ids")
+    return value
+
+
+def hostname(value):
+    """An RFC 1123 host name that fits the kernel's 64-byte limit."""
+    labels = value.split(".")
+    if len(value) > 63 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise Invalid(
+            f"invalid hostname {value!r}: use letters, digits and '-' in dot-separated labels, at most 63 characters"
+        )
+    return value
+
+
+def workdir(value):
+    """An absolute directory inside the container."""
+    if not value.startswith("/") or "\0" in value:
+        raise Invalid(f"invalid working directory {value!r}: use an absolute path such as /srv")
+    return value
+
+
+def positive_int(value, what):
+    """An integer of 0 or more."""
+    try:
+        result = int(value)
+    except (TypeError, ValueError):
+        result = -1
+    if result < 0:
+        raise Invalid(f"invalid {what} {value!r}: use a whole number, 0 or more")
+    return result

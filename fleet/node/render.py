@@ -1,0 +1,63 @@
+"""Human output: aligned tables and short durations. JSON needs none of this."""
+
+import calendar
+import time
+
+from .parse import human_size
+
+
+def table(headers, rows):
+    """Left-aligned columns separated by three spaces, header first."""
+    cells = [list(headers)] + [["" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
+
+
+def ago(stamp, now=None):
+    """'3 minutes' for a table timestamp (UTC, ISO 8601), '' when empty."""
+    if not stamp:
+        return ""
+    then = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    return duration((now or time.time()) - then)
+
+
+def duration(seconds):
+    seconds = max(0, int(seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def images(items):
+    return table(
+        ("NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED"),
+        [(i["name"], i["id"], human_size(i["size"]), human_size(i["used"]), i["source"], i["created"]) for i in items],
+    )
+
+
+def networks(items):
+    return table(
+        ("NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS", "RUNNING"),
+        [(n["name"], n["bridge"], n["subnet"], n["gateway"], n["containers"], n["running"]) for n in items],
+    )
+
+
+def container_status(item):
+    if item["status"] == "exited" and item["exit_code"] is not None:
+        return f"exited ({item['exit_code']})"
+    return item["status"]
+
+
+def containers(items):
+    import shlex
+
+    rows = []
+    for item in items:
+        addresses = ",".join(f"{n['address']}" for n in item["networks"])
+        uptime = ago(item["started"]) if item["status"] == "running" else ""
+        command = shlex.join(item.get("command") or [])
+        rows.append((item["name"], item["id"], item["image"], container_status(item), item["pid"] or "",
+                     addresses, uptime, command[:40]))  # fmt: skip
+    return table(("NAME", "ID", "IMAGE", "STATUS", "PID", "IP", "UPTIME", "COMMAND"), rows)

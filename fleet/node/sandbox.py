@@ -1,0 +1,224 @@
+"""The container's init: runs as pid 1 of the new namespaces, then execs the command.
+
+Started by launch.spawn() inside fresh mount, uts, ipc, net, cgroup and pid
+namespaces. It mounts the container's disk copy, pivots into it (never a bare
+chroot), builds a minimal /dev, binds baleine's /etc files and the volumes,
+waits for the network to be plugged, and execs the command. Every mount
+after pivot_root resolves inside the container, so a symlink in the image can
+never aim a mount at the host. It talks to the starting command over a unix
+socket that exec closes: EOF means the command is running.
+"""
+
+import os
+import signal
+import socket
+import stat
+import sys
+
+from . import linux
+from .linux import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT
+
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+             ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))  # fmt: skip
+ETC_FILES = ("hostname", "hosts", "resolv.conf")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class SetupError(Exception):
+    """Init could not start the command; status follows Docker (125/126/127)."""
+
+    def __init__(self, message, status=125):
+        super().__init__(message)
+        self.status = status
+
+
+def main(argv):
+    """Entry point: argv is [container directory]; the start socket is in it."""
+    (directory,) = argv
+    os.chdir(directory)  # a relative socket name: unix socket paths are capped at 108 bytes
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    channel.connect("start.sock")
+    try:
+        config = _read_config(directory)
+        prepare(directory, config)
+        if channel.makefile("rb").readline() != b"go\n":
+            raise SetupError("the starting command went away before the network was ready")
+        enter(config)
+    except SetupError as error:
+        _report(channel, error.status, str(error))
+    except OSError as error:
+        _report(channel, 125, f"container setup failed: {error}")
+
+
+def _report(channel, status, message):
+    sys.stderr.write(f"baleine: {message}\n")
+    try:
+        channel.sendall(f"error {status} {message}\n".encode())
+    finally:
+        os._exit(status)
+
+
+def _read_config(directory):
+    import json
+
+    with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def prepare(directory, config):
+    """Mount the disk, pivot into it, then build /proc, /sys, /dev, /etc files, volumes."""
+    linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
+    rootfs = os.path.join(directory, "rootfs")
+    device, loop_fd = linux.loop_attach(os.path.join(directory, "disk.ext4"))
+    try:
+        linux.mount(device, rootfs, "ext4", MS_NODEV)
+    finally:
+        os.close(loop_fd)  # the mount now holds the loop device; autoclear frees it after
+    sources = _open_sources(directory, config)
+    _pivot(rootfs)
+    _mount_kernel_files()
+    _mount_dev()
+    for target, (fd, read_only) in sources.items():
+        _bind_fd(fd, target, read_only)
+    linux.sethostname(config["hostname"])
+
+
+def _open_sources(directory, config):
+    """Detached bind mounts (open_tree) of host files, made before the host root is gone."""
+    sources = {}
+    for name in ETC_FILES:
+        sources[f"/etc/{name}"] = (linux.open_tree(os.path.join(directory, name)), False)
+    for volume in config.get("volumes", []):
+        sources[volume["target"]] = (linux.open_tree(volume["source"]), volume["mode"] == "ro")
+    return sources
+
+
+def _pivot(rootfs):
+    # pivot_root(".", ".") stacks the old root on top of the new one; detaching
+    # it leaves only the container's tree, with nothing of the host reachable.
+    os.chdir(rootfs)
+    linux.pivot_root(".", ".")
+    linux.umount(".", linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def _mount_kernel_files():
+    for path in ("/proc", "/sys", "/dev"):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    linux.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    linux.mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _mount_dev():
+    """A small tmpfs /dev with only the harmless nodes, its own ptys and shm."""
+    linux.mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=1024k")
+    for name, major, minor in DEVICES:
+        os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"/dev/{name}", 0o666)
+    os.mkdir("/dev/pts", 0o755)
+    linux.mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    os.mkdir("/dev/shm", 0o1777)
+    linux.mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    os.chmod("/dev/shm", 0o1777)
+    for name, target in DEV_LINKS:
+        os.symlink(target, f"/dev/{name}")
+
+
+def _bind_fd(fd, target, read_only):
+    """Attach the detached bind mount fd at target; target resolves inside the container."""
+    is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+    _make_mount_point(target, is_dir)
+    linux.move_mount(fd, target)
+    if read_only:
+        linux.mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    os.close(fd)
+
+
+def _make_mount_point(target, is_dir):
+    if is_dir:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    if os.path.islink(target):
+        os.unlink(target)  # images often link resolv.conf elsewhere; ours replaces it
+    if not os.path.exists(target):
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+def enter(config):
+    """Become the configured user in the working directory and exec the command."""
+    env = dict(item.split("=", 1) for item in config.get("env", []))
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["HOSTNAME"] = config["hostname"]
+    uid, gid, groups, home = resolve_user(config.get("user") or "0")
+    env.setdefault("HOME", home)
+    workdir = config.get("workdir") or "/"
+    os.makedirs(workdir, mode=0o755, exist_ok=True)
+    os.chdir(workdir)
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    for number in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the command must not
+        signal.signal(number, signal.SIG_DFL)
+    execute(config["command"], env)
+
+
+def execute(argv, env):
+    """execvpe without os.execvpe: after pivot_root the host's stdlib is gone, and
+    os.execvpe imports a module lazily. Search PATH as execvp(3) does."""
+    program = argv[0]
+    candidates = [program] if "/" in program else [os.path.join(d or ".", program) for d in env["PATH"].split(":")]
+    denied = None
+    for candidate in candidates:
+        try:
+            os.execve(candidate, argv, env)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError as error:
+            denied = error
+        except OSError as error:
+            raise SetupError(f"{program}: cannot execute: {error.strerror}", 126) from None
+    if denied is not None:
+        raise SetupError(f"{program}: permission denied (not executable)", 126)
+    raise SetupError(f"{program}: executable file not found in the container's PATH", 127)
+
+
+def resolve_user(spec, etc="/etc"):
+    """'USER[:GROUP]' (names or ids) -> (uid, gid, supplementary gids, home) from the image."""
+    user_part, _, group_part = spec.partition(":")
+    passwd = _read_db(os.path.join(etc, "passwd"))
+    entry = _lookup(passwd, user_part, 2)
+    if entry is None and not user_part.isdigit():
+        raise SetupError(f"unable to find user {user_part!r} in the image's /etc/passwd")
+    uid = int(entry[2]) if entry else int(user_part)
+    gid = int(entry[3]) if entry else uid
+    home = entry[5] if entry and len(entry) > 5 and entry[5] else "/"
+    group_db = _read_db(os.path.join(etc, "group"))
+    if group_part:
+        group = _lookup(group_db, group_part, 2)
+        if group is None and not group_part.isdigit():
+            raise SetupError(f"unable to find group {group_part!r} in the image's /etc/group")
+        gid = int(group[2]) if group else int(group_part)
+    name = entry[0] if entry else None
+    extra = [int(g[2]) for g in group_db if name and len(g) > 3 and name in g[3].split(",")]
+    return uid, gid, sorted({gid, *extra}), home
+
+
+def _read_db(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return [line.rstrip("\n").split(":") for line in handle if line.count(":") >= 2]
+    except OSError:
+        return []
+
+
+def _lookup(rows, key, id_column):
+    for row in rows:
+        if row[0] == key or (key.isdigit() and row[id_column] == key):
+            return row
+    return None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,170 @@
+"""Plain-text state: semicolon-separated CSV tables under one root, one lock.
+
+Readers never lock: every write replaces the file whole (temp, fsync, rename),
+so a reader sees the old table or the new one. Writers hold the root's flock
+for their whole read-modify-write, so ten commands at once serialise cleanly.
+"""
+
+import contextlib
+import os
+import time
+
+DEFAULT_ROOT = "/var/lib/baleine"
+
+IMAGE_COLUMNS = ("name", "digest", "size", "source", "created")
+NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "created")
+CONTAINER_COLUMNS = (
+    "name",
+    "id",
+    "image",
+    "status",
+    "pid",
+    "pid_start",
+    "exit_code",
+    "networks",
+    "created",
+    "started",
+    "finished",
+)
+
+
+def root():
+    """The state root: BALEINE_ROOT, else /var/lib/baleine."""
+    return os.environ.get("BALEINE_ROOT") or DEFAULT_ROOT
+
+
+def path(*parts):
+    """A path under the state root."""
+    return os.path.join(root(), *parts)
+
+
+def ensure_layout():
+    """Create the root and its directories on first use."""
+    for sub in ("", "images", "containers"):
+        os.makedirs(path(sub), mode=0o711, exist_ok=True)
+
+
+def now():
+    """UTC time as the tables store it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+_held = 0  # depth of locked() in this process: the lock is re-entrant
+
+
+@contextlib.contextmanager
+def locked():
+    """Hold the state root's exclusive lock (blocks until free); re-entrant."""
+    global _held
+    if _held:
+        _held += 1
+        try:
+            yield
+        finally:
+            _held -= 1
+        return
+    import fcntl
+
+    ensure_layout()
+    fd = os.open(path(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _held = 1
+        yield
+    finally:
+        _held = 0
+        os.close(fd)
+
+
+class Table:
+    """One CSV file of rows (dicts of strings) with a fixed set of known columns."""
+
+    def __init__(self, filename, columns, key="name"):
+        self.filename = filename
+        self.columns = columns
+        self.key = key
+
+    @property
+    def file(self):
+        return path(self.filename)
+
+    def read(self):
+        """All rows, in file order; a missing file is an empty table."""
+        import csv
+
+        try:
+            with open(self.file, newline="", encoding="utf-8") as handle:
+                return [dict(row) for row in csv.DictReader(handle, delimiter=";")]
+        except FileNotFoundError:
+            return []
+
+    def find(self, value, rows=None):
+        """The row whose key is value, or None."""
+        for row in self.read() if rows is None else rows:
+            if row.get(self.key) == value:
+                return row
+        return None
+
+    def write(self, rows):
+        """Replace the table atomically. Callers hold locked()."""
+        import csv
+
+        header = list(self.columns)
+        for row in rows:  # keep columns a newer baleine may have added
+            header.extend(key for key in row if key not in header)
+        write_atomic(self.file, _render_csv(csv, header, rows))
+
+    def upsert(self, row):
+        """Insert or replace the row with this key. Callers hold locked()."""
+        rows = [old for old in self.read() if old.get(self.key) != row[self.key]]
+        rows.append(row)
+        self.write(rows)
+
+    def update(self, key, **changes):
+        """Change some cells of one row; returns the new row. Callers hold locked()."""
+        rows = self.read()
+        for row in rows:
+            if row.get(self.key) == key:
+                row.update({name: str(value) for name, value in changes.items()})
+                self.write(rows)
+                return row
+        raise KeyError(key)
+
+    def remove(self, key):
+        """Drop the row with this key. Callers hold locked()."""
+        self.write([row for row in self.read() if row.get(self.key) != key])
+
+
+def _render_csv(csv, header, rows):
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, delimiter=";", lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_atomic(target, text, mode=0o644):
+    """Write text to target so that readers see either the old or the new file."""
+    directory = os.path.dirname(target)
+    temp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, target)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+IMAGES = Table("images.csv", IMAGE_COLUMNS)
+NETWORKS = Table("bridges.csv", NETWORK_COLUMNS)
+CONTAINERS = Table("containers.csv", CONTAINER_COLUMNS)

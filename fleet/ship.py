@@ -1,0 +1,44 @@
+"""Build the node helper as one zipapp, byte-for-byte reproducible.
+
+The same sources give the same bytes (sorted entries, fixed times and
+modes), so the file can be named and compared by its sha256.
+"""
+
+import hashlib
+import io
+import os
+import zipfile
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+MAIN = b"import sys\nfrom fleet.node.cli import main\nsys.exit(main())\n"
+PACKAGE_INIT = b'"""baleine (only the node helper is shipped to hosts)."""\n'
+
+
+def zipapp_bytes(node_dir=NODE_DIR):
+    """The zipapp's bytes: fleet/node/*.py plus a tiny __main__, with a shebang."""
+    entries = {"__main__.py": MAIN, "fleet/__init__.py": PACKAGE_INIT}
+    for name in sorted(os.listdir(node_dir)):
+        if name.endswith(".py"):
+            with open(os.path.join(node_dir, name), "rb") as handle:
+                entries[f"fleet/node/{name}"] = handle.read()
+    buffer = io.BytesIO()
+    buffer.write(b"#!/usr/bin/env -S python3 -I -S\n")
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entries[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+def build(destination):
+    """Write the zipapp to destination (mode 755); returns its sha256."""
+    data = zipapp_bytes()
+    temp = f"{destination}.tmp"
+    with open(temp, "wb") as handle:
+        handle.write(data)
+    os.chmod(temp, 0o755)
+    os.replace(temp, destination)
+    return hashlib.sha256(data).hexdigest()

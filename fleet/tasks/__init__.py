@@ -1,0 +1,17 @@
+"""Invoke collections; tasks.py at the repository root only assembles them."""
+
+from invoke import Collection, task
+
+from fleet import ship
+
+
+@task(help={"output": "where to write the zipapp (default: build/baleine.pyz)"})
+def build(c, output="build/baleine.pyz"):
+    """Build the node helper zipapp (reproducible; prints its sha256)."""
+    import os
+
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    print(f"{ship.build(output)}  {output}")
+
+
+namespace = Collection(build)

@@ -1,0 +1,189 @@
+"""Shared test machinery: isolation checks, a built zipapp, a per-test state root, leak checks.
+
+Integration tests need root inside a private network and mount namespace,
+which `make test` (tests/isolated) provides; run outside it they fail with a
+message saying so instead of touching the host.
+"""
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CGROUP_PARENT = f"baleine-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+os.environ["BALEINE_CGROUP_PARENT"] = CGROUP_PARENT
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "integration: real namespaces, loop devices and cgroups (run by make test)")
+
+
+def in_private_netns():
+    """True inside tests/isolated: it records the host's netns before unsharing."""
+    host = os.environ.get("BALEINE_TEST_HOST_NETNS")
+    return bool(host) and os.readlink("/proc/self/ns/net") != host
+
+
+@pytest.fixture(autouse=True)
+def _refuse_host_namespace(request):
+    """Integration tests never run in the host's network namespace."""
+    isolated = os.geteuid() == 0 and in_private_netns()
+    if request.node.get_closest_marker("integration") and not isolated:
+        pytest.fail("integration tests need root in a private network namespace: run `make test`")
+    yield
+
+
+@pytest.fixture(scope="session")
+def zipapp(tmp_path_factory):
+    """The node helper as shipped: one zipapp, run under python3 -I -S."""
+    from fleet import ship
+
+    path = tmp_path_factory.mktemp("zipapp") / "baleine.pyz"
+    ship.build(str(path))
+    return path
+
+
+def host_networks():
+    """Networks the real host uses (recorded by tests/isolated before unsharing)."""
+    found = []
+    snapshot = os.environ.get("BALEINE_TEST_HOSTNET")
+    if not snapshot:
+        return found
+    decoder = json.JSONDecoder()
+    text, index = Path(snapshot).read_text(), 0
+    while index < len(text):
+        if text[index].isspace():
+            index += 1
+            continue
+        chunk, index = decoder.raw_decode(text, index)
+        for item in chunk:
+            for info in item.get("addr_info", []):
+                found.append(ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}").network)
+            if item.get("dst") not in (None, "default"):
+                found.append(ipaddress.ip_network(item["dst"], strict=False))
+    return found
+
+
+_taken_subnets = set()
+
+
+def free_subnet(prefix=24):
+    """A 10.x subnet that overlaps nothing on the real host nor an earlier test's."""
+    used = host_networks()
+    for second in range(200, 255):
+        for third in range(0, 256, 1 << (24 - prefix) if prefix <= 24 else 1):
+            candidate = ipaddress.ip_network(f"10.{second}.{third}.0/{prefix}")
+            if candidate in _taken_subnets or any(candidate.overlaps(n) for n in used if n.version == 4):
+                continue
+            _taken_subnets.add(candidate)
+            return str(candidate)
+    raise RuntimeError("no free 10.x subnet for the tests")
+
+
+class Node:
+    """The baleine command on this (isolated) host, with its own state root."""
+
+    def __init__(self, zipapp, root):
+        self.zipapp = zipapp
+        self.root = root
+        self.env = dict(os.environ, BALEINE_ROOT=str(root), BALEINE_CGROUP_PARENT=CGROUP_PARENT)
+
+    def argv(self, *args):
+        return [sys.executable, "-I", "-S", str(self.zipapp), *map(str, args)]
+
+    def cli(self, *args, timeout=120, **kwargs):
+        """Run baleine, return the CompletedProcess (text)."""
+        return subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+    def call(self, *args, timeout=120):
+        """Run baleine --json; returns the parsed reply whatever the outcome."""
+        done = self.cli("--json", *args, timeout=timeout)
+        lines = done.stdout.strip().splitlines()
+        assert len(lines) == 1, f"expected one JSON line from {args}, got {done.stdout!r} (stderr {done.stderr!r})"
+        reply = json.loads(lines[0])
+        reply["exit"] = done.returncode
+        reply["stderr"] = done.stderr
+        return reply
+
+    def ok(self, *args, timeout=120):
+        """Run baleine --json and return its data; fail the test if it failed."""
+        reply = self.call(*args, timeout=timeout)
+        assert reply["ok"], f"baleine {' '.join(map(str, args))} failed: {reply['error']} {reply['stderr']}"
+        return reply["data"]
+
+    def exec_out(self, name, *command):
+        data = self.ok("container", "exec", name, *command)
+        assert data["exit_code"] == 0, data
+        return data["stdout"]
+
+    def state_files(self):
+        """The bytes of every CSV table, to prove a refused command changed nothing."""
+        return {name: (self.root / name).read_bytes() for name in ("images.csv", "bridges.csv", "containers.csv")
+                if (self.root / name).exists()}  # fmt: skip
+
+    def clean(self):
+        for item in self.ok("container", "list", "--all"):
+            self.ok("container", "rm", "--force", item["name"])
+        for item in self.ok("network", "list"):
+            self.ok("network", "rm", item["name"])
+        for item in self.ok("image", "list"):
+            self.ok("image", "rm", item["name"])
+
+
+def leftovers(root):
+    """What a test left behind: loop devices, mounts, cgroups, links. Empty when clean."""
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            if backing.read_text().startswith(str(root)):
+                found.append(f"loop device {backing.parts[3]} -> {backing.read_text().strip()}")
+        except OSError:
+            pass
+    with open("/proc/self/mountinfo") as handle:
+        found += [f"mount {line.split()[4]}" for line in handle if str(root) in line.split()[4]]
+    for mount in Path("/sys/fs/cgroup").iterdir():
+        if (mount / CGROUP_PARENT).exists():
+            found += [f"cgroup {path}" for path in (mount / CGROUP_PARENT).iterdir() if path.is_dir()]
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout)
+    found += [f"link {link['ifname']}" for link in links if link["ifname"].startswith(("bl-", "bv"))]
+    return found
+
+
+def wait_clean(root, timeout=5.0):
+    """Loop devices and veths go away asynchronously once their namespace dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = leftovers(root)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def node(tmp_path, zipapp):
+    """A fresh state root; afterwards everything is removed and nothing may be left."""
+    machine = Node(zipapp, tmp_path / "root")
+    yield machine
+    machine.clean()
+    assert wait_clean(machine.root) == []
+
+
+@pytest.fixture
+def busybox(node):
+    """The node with a busybox image named 'bb'."""
+    node.ok("image", "create", "bb", "--size", "32M", "--from", "busybox")
+    return node
+
+
+@pytest.fixture
+def subnet():
+    return free_subnet()

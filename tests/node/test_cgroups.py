@@ -1,0 +1,56 @@
+from fleet.node import cgroups
+
+HYBRID = """\
+30 24 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:4 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:5 - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/systemd rw,nosuid shared:6 - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:7 - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/memory rw,nosuid shared:8 - cgroup cgroup rw,memory
+35 30 0:30 / /mnt/again rw,nosuid shared:8 - cgroup cgroup rw,memory
+"""
+PURE_V2 = "30 24 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n"
+
+
+def test_hybrid_layout_lists_each_hierarchy_once(tmp_path):
+    info = tmp_path / "mountinfo"
+    info.write_text(HYBRID)
+    found = cgroups.hierarchies(str(info))
+    assert [(mount, version) for mount, version, _ in found] == [
+        ("/sys/fs/cgroup/unified", 2),
+        ("/sys/fs/cgroup/systemd", 1),
+        ("/sys/fs/cgroup/cpu,cpuacct", 1),
+        ("/sys/fs/cgroup/memory", 1),
+    ]
+    assert found[2][2] == {"cpu", "cpuacct"}
+
+
+def test_pure_v2(tmp_path):
+    info = tmp_path / "mountinfo"
+    info.write_text(PURE_V2)
+    assert cgroups.hierarchies(str(info)) == [("/sys/fs/cgroup", 2, frozenset())]
+
+
+def test_paths_use_the_parent(monkeypatch):
+    monkeypatch.setenv("BALEINE_CGROUP_PARENT", "tests-x")
+    group = cgroups.Cgroup("abc", layout=[("/cg/memory", 1, {"memory"}), ("/cg/unified", 2, set())])
+    assert group.paths() == ["/cg/memory/tests-x/abc", "/cg/unified/tests-x/abc"]
+
+
+def test_v1_cpuset_children_inherit_cpus_and_mems(tmp_path):
+    """A fake cpuset tree: the kernel would refuse tasks in a child with empty cpuset.cpus."""
+    mount = tmp_path / "cpuset"
+    mount.mkdir()
+    (mount / "cpuset.cpus").write_text("0-3\n")
+    (mount / "cpuset.mems").write_text("0\n")
+
+    def mkdir_like_the_kernel(path):
+        path.mkdir(parents=True)
+        (path / "cpuset.cpus").write_text("")
+        (path / "cpuset.mems").write_text("")
+
+    mkdir_like_the_kernel(mount / "baleine")
+    mkdir_like_the_kernel(mount / "baleine" / "c1")
+    group = cgroups.Cgroup("c1", parent="baleine", layout=[(str(mount), 1, frozenset({"cpuset"}))])
+    group.create()
+    assert (mount / "baleine" / "c1" / "cpuset.cpus").read_text() == "0-3"
+    assert (mount / "baleine" / "cpuset.mems").read_text() == "0"

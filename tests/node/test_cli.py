@@ -1,0 +1,95 @@
+"""The command line: JSON protocol, help, and every bad input refused cleanly."""
+
+import json
+
+import pytest
+from conftest import free_subnet
+
+pytestmark = pytest.mark.integration
+
+
+def test_json_reply_shape(busybox):
+    reply = busybox.call("image", "list")
+    assert reply["ok"] is True and reply["version"] and reply["data"][0]["name"] == "bb"
+    reply = busybox.call("image", "inspect", "nope")
+    assert reply["ok"] is False and reply["exit"] != 0
+    assert set(reply["error"]) >= {"message", "code"} and reply["error"]["code"] == "not_found"
+
+
+def test_json_flag_after_the_verb_and_usage_errors_in_json(busybox):
+    done = busybox.cli("image", "list", "--json")
+    assert json.loads(done.stdout)["ok"]
+    done = busybox.cli("--json", "container", "frobnicate")
+    reply = json.loads(done.stdout)
+    assert done.returncode == 2 and reply["error"]["code"] == "invalid"
+
+
+def test_human_errors_are_one_line(busybox):
+    done = busybox.cli("container", "start", "ghost")
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "ghost" in done.stderr
+
+
+def test_help_teaches(node):
+    text = node.cli("image", "create", "--help").stdout
+    assert "debootstrap:SUITE" in text and "busybox" in text and "--size" in text
+    assert "--time" in node.cli("container", "stop", "--help").stdout
+
+
+def bad_inputs(subnet, other):
+    return [
+        (("image", "create", "bad name", "--size", "32M", "--from", "busybox"), "invalid image name"),
+        (("image", "create", "x" * 64, "--size", "32M", "--from", "busybox"), "at most 63"),
+        (("image", "create", "ok", "--size", "lots", "--from", "busybox"), "invalid image size"),
+        (("image", "create", "ok", "--size", "1M", "--from", "busybox"), "at least"),
+        (("image", "create", "ok", "--size", "32M", "--from", "nowhere:x"), "invalid image source"),
+        (("image", "create", "bb", "--size", "32M", "--from", "busybox"), "already exists"),
+        (("network", "create", "_bad", "--subnet", subnet), "invalid network name"),
+        (("network", "create", "n", "--subnet", "10.0.0.0/33"), "invalid subnet"),
+        (("network", "create", "n", "--subnet", "10.0.0.1/24"), "host bits"),
+        (("network", "create", "n", "--subnet", "banana"), "invalid subnet"),
+        (("network", "create", "n", "--subnet", other, "--gateway", "192.0.2.1"), "invalid gateway"),
+        (("network", "create", "farm", "--subnet", other), "already exists"),
+        (("network", "rm", "nonet"), "no such network"),
+        (("container", "create", "--name", "bad/name", "bb"), "invalid container name"),
+        (("container", "create", "ghostimage"), "no such image"),
+        (("container", "create", "--network", "nonet", "bb"), "no such network"),
+        (("container", "create", "--name", "taken", "bb"), "already in use"),
+        (("container", "create", "--network", "farm:10.255.255.1", "bb"), "outside"),
+        (("container", "create", "--network", f"farm:{subnet.rsplit('.', 1)[0]}.2", "bb"), "already taken"),
+        (("container", "create", "--network", f"farm:{subnet.rsplit('.', 1)[0]}.1", "bb"), "gateway"),
+        (("container", "create", "--network", "farm:999.1.1.1", "bb"), "invalid IP address"),
+        (("container", "create", "--network", "farm", "--network", "farm", "bb"), "given twice"),
+        (("container", "create", "--env", "1=x", "bb"), "invalid environment"),
+        (("container", "create", "--volume", "/nonexistent-dir:/x", "bb"), "does not exist"),
+        (("container", "create", "--hostname", "bad_host", "bb"), "invalid hostname"),
+        (("container", "create", "--workdir", "relative", "bb"), "invalid working directory"),
+        (("container", "create", "--user", "a:b:c", "bb"), "invalid user"),
+        (("container", "start", "ghost"), "no such container"),
+        (("container", "stop", "--time", "-3", "taken"), "invalid --time"),
+        (("container", "rm", "ghost"), "no such container"),
+        (("container", "exec", "taken", "true"), "not running"),
+        (("container", "exec", "ghost", "true"), "no such container"),
+        (("container", "add", "taken", "--network", "nonet"), "no such network"),
+        (("container", "logs", "--tail", "-1", "taken"), "--tail"),
+        (("container", "run", "-d", "--rm", "bb"), "not allowed with"),
+        (("image", "rm", "ghost"), "no such image"),
+    ]
+
+
+def test_bad_inputs_error_cleanly_and_change_nothing(busybox):
+    subnet = free_subnet()
+    busybox.ok("network", "create", "farm", "--subnet", subnet)
+    busybox.ok("container", "create", "--name", "taken", "--network", "farm", "bb", "true")
+    other = free_subnet()
+    before = busybox.state_files()
+    for args, message in bad_inputs(subnet, other):
+        reply = busybox.call(*args)
+        assert not reply["ok"], args
+        assert reply["exit"] != 0, args
+        assert message in reply["error"]["message"], (args, reply["error"])
+        assert "\n" not in reply["error"]["message"], args
+        assert busybox.state_files() == before, f"{args} changed the state files"
+        human = busybox.cli(*args)
+        assert human.returncode != 0 and human.stderr.startswith("baleine: error: ") and human.stderr.count("\n") == 1
+    assert busybox.state_files() == before

@@ -1,0 +1,201 @@
+"""Containers for real: namespaces, pivot_root, loop devices, bridges, cgroups."""
+
+import concurrent.futures
+import os
+import signal
+import time
+import urllib.request
+
+import pytest
+from conftest import free_subnet
+
+pytestmark = pytest.mark.integration
+
+HTTPD = "mkdir -p /www && echo page-of-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def fetch(address, timeout=5.0):
+    """GET / from a container, retrying while its server starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{address}/", timeout=1) as reply:
+                return reply.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def address_of(node, name, network=0):
+    return node.ok("container", "inspect", name)["networks"][network]["address"]
+
+
+def test_busybox_prints_hello(busybox):
+    done = busybox.cli("container", "run", "--rm", "bb", "echo", "hello")
+    assert (done.returncode, done.stdout) == (0, "hello\n"), done.stderr
+    assert busybox.ok("container", "list", "--all") == []
+
+
+def test_attached_run_returns_the_exit_code(busybox):
+    assert busybox.cli("container", "run", "--rm", "bb", "sh", "-c", "exit 7").returncode == 7
+    reply = busybox.call("container", "run", "--name", "seven", "bb", "sh", "-c", "echo out; exit 7")
+    assert reply["exit"] == 7 and reply["data"]["exit_code"] == 7 and reply["data"]["output"] == "out\n"
+    assert busybox.ok("container", "inspect", "seven")["exit_code"] == 7
+
+
+def test_missing_command_is_127_and_not_executable_126(busybox):
+    missing = busybox.cli("container", "run", "--rm", "bb", "no-such-program")
+    assert missing.returncode == 127 and "no-such-program" in missing.stderr
+    denied = busybox.cli("container", "run", "--rm", "bb", "/etc/passwd")
+    assert denied.returncode == 126 and "permission denied" in denied.stderr
+
+
+def test_root_is_the_image_not_the_host(busybox, tmp_path):
+    marker = tmp_path / "host-only-file"
+    marker.write_text("secret")
+    done = busybox.cli("container", "run", "--rm", "bb", "sh", "-c", f"cat {marker}; echo ---; ls /")
+    missing, listing = done.stdout.split("---\n")
+    assert missing == "" and "No such file or directory" in done.stderr
+    assert {"bin", "etc", "proc", "dev"} <= set(listing.split())
+    assert not {"work", "boot", "opt", "lib"} & set(listing.split())  # the host's, not the image's
+
+
+def test_ps_sees_only_the_containers_own_processes(busybox):
+    busybox.ok("container", "run", "-d", "--name", "sleeper", "bb", "sleep", "300")
+    processes = busybox.exec_out("sleeper", "ps", "-o", "pid,comm").splitlines()[1:]
+    assert sorted(line.split()[1] for line in processes) == ["ps", "sleep"]
+    assert "1 sleep" in " ".join(processes)
+
+
+def test_dev_proc_sys_and_hostname(busybox):
+    script = "ls /dev; cat /etc/hostname; hostname; touch /sys/x 2>&1; echo > /dev/null && echo null-ok"
+    out = busybox.cli("container", "run", "--rm", "--hostname", "box1", "bb", "sh", "-c", script).stdout
+    listed = set(out.split())
+    assert {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx"} <= listed
+    assert not {"sda", "vda", "mem", "kmsg", "loop0"} & listed
+    assert out.count("box1") == 2 and "Read-only file system" in out and "null-ok" in out
+
+
+def test_two_containers_reach_each_other_and_the_host_reaches_httpd(busybox, subnet):
+    busybox.ok("network", "create", "farm", "--subnet", subnet)
+    busybox.ok("container", "run", "-d", "--name", "web1", "--network", "farm", "bb", "sh", "-c", HTTPD)
+    busybox.ok("container", "run", "-d", "--name", "web2", "--network", "farm", "bb", "sh", "-c", HTTPD)
+    assert fetch(address_of(busybox, "web1")) == "page-of-web1\n"
+    from_web2 = busybox.exec_out("web2", "wget", "-q", "-O", "-", "http://web1/")
+    assert from_web2 == "page-of-web1\n"  # by name, through /etc/hosts
+
+
+def test_etc_hosts_follows_neighbours(busybox, subnet):
+    busybox.ok("network", "create", "farm", "--subnet", subnet)
+    busybox.ok("container", "run", "-d", "--name", "a", "--network", "farm", "bb", "sleep", "300")
+    assert "\tb" not in busybox.exec_out("a", "cat", "/etc/hosts")
+    busybox.ok("container", "run", "-d", "--name", "b", "--network", "farm", "bb", "sleep", "300")
+    assert f"{address_of(busybox, 'b')}\tb" in busybox.exec_out("a", "cat", "/etc/hosts")
+    busybox.ok("container", "stop", "--time", "0", "b")
+    assert "\tb" not in busybox.exec_out("a", "cat", "/etc/hosts")
+
+
+def test_files_survive_stop_start_and_go_with_rm(busybox, subnet):
+    busybox.ok("network", "create", "farm", "--subnet", subnet)
+    busybox.ok("container", "run", "-d", "--name", "keep", "--network", "farm", "bb", "sleep", "300")
+    before = address_of(busybox, "keep")
+    busybox.exec_out("keep", "sh", "-c", "echo kept > /data.txt")
+    busybox.ok("container", "stop", "--time", "0", "keep")
+    assert busybox.ok("container", "inspect", "keep")["status"] == "exited"
+    busybox.ok("container", "start", "keep")
+    assert busybox.exec_out("keep", "cat", "/data.txt") == "kept\n"
+    assert address_of(busybox, "keep") == before
+    busybox.ok("container", "rm", "--force", "keep")
+    busybox.ok("container", "run", "-d", "--name", "keep", "bb", "sleep", "300")
+    assert busybox.ok("container", "exec", "keep", "cat", "/data.txt")["exit_code"] != 0
+
+
+def test_stop_uses_sigterm_then_sigkill(busybox):
+    trap = "trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done"
+    busybox.ok("container", "run", "-d", "--name", "polite", "bb", "sh", "-c", trap)
+    time.sleep(0.3)
+    assert busybox.ok("container", "stop", "polite")["exit_code"] == 3
+    assert "got-term" in busybox.cli("container", "logs", "polite").stdout
+    busybox.ok("container", "run", "-d", "--name", "deaf", "bb", "sleep", "300")  # pid 1 ignores SIGTERM
+    started = time.monotonic()
+    assert busybox.ok("container", "stop", "--time", "0.5", "deaf")["exit_code"] == 137
+    assert time.monotonic() - started < 8
+
+
+def test_killed_container_shows_as_exited(busybox):
+    busybox.ok("container", "run", "-d", "--name", "victim", "bb", "sleep", "300")
+    pid = busybox.ok("container", "inspect", "victim")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert busybox.ok("container", "list") == []
+    [row] = busybox.ok("container", "list", "--all")
+    assert (row["status"], row["exit_code"], row["pid"]) == ("exited", 137, None)
+
+
+def test_rm_refuses_a_running_container(busybox):
+    busybox.ok("container", "run", "-d", "--name", "busy", "bb", "sleep", "300")
+    reply = busybox.call("container", "rm", "busy")
+    assert not reply["ok"] and "--force" in reply["error"]["message"] and reply["exit"] != 0
+    assert busybox.ok("container", "inspect", "busy")["status"] == "running"
+
+
+def test_add_plugs_a_working_second_interface(busybox):
+    first, second = free_subnet(), free_subnet()
+    busybox.ok("network", "create", "front", "--subnet", first)
+    busybox.ok("network", "create", "back", "--subnet", second)
+    busybox.ok("container", "run", "-d", "--name", "db", "--network", "back", "bb", "sh", "-c", HTTPD)
+    busybox.ok("container", "run", "-d", "--name", "app", "--network", "front", "bb", "sleep", "300")
+    assert busybox.ok("container", "exec", "app", "wget", "-q", "-T", "1", "-O", "-", "http://db/")["exit_code"] != 0
+    busybox.ok("container", "add", "app", "--network", "back")
+    assert busybox.exec_out("app", "wget", "-q", "-O", "-", "http://db/") == "page-of-db\n"
+    assert "eth1" in busybox.exec_out("app", "ip", "-o", "addr")
+    busybox.ok("container", "stop", "--time", "0", "app")
+    busybox.ok("container", "start", "app")  # remembered across stop/start
+    assert [n["network"] for n in busybox.ok("container", "inspect", "app")["networks"]] == ["front", "back"]
+    assert busybox.exec_out("app", "wget", "-q", "-O", "-", "http://db/") == "page-of-db\n"
+
+
+def test_exec_returns_the_exit_code_and_uses_the_containers_env(busybox):
+    busybox.ok("container", "run", "-d", "--name", "e", "--env", "GREETING=salut", "--workdir", "/tmp", "bb",
+               "sleep", "300")  # fmt: skip
+    assert busybox.cli("container", "exec", "e", "sh", "-c", "exit 4").returncode == 4
+    assert busybox.exec_out("e", "sh", "-c", "echo $GREETING; pwd") == "salut\n/tmp\n"
+
+
+def test_user_volume_and_env(busybox, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "in.txt").write_text("from host\n")
+    script = "id -u; cat /mnt/in.txt; touch /mnt/nope 2>&1 | grep -c Read-only"
+    out = busybox.cli("container", "run", "--rm", "--user", "nobody", "--volume", f"{shared}:/mnt:ro", "bb",
+                      "sh", "-c", script).stdout  # fmt: skip
+    assert out.split("\n")[:3] == ["65534", "from host", "1"]
+    busybox.cli("container", "run", "--rm", "--volume", f"{shared}:/mnt", "bb", "sh", "-c", "echo back > /mnt/o")
+    assert (shared / "o").read_text() == "back\n"
+
+
+def test_logs_tail_and_follow(busybox):
+    busybox.ok("container", "run", "-d", "--name", "talker", "bb", "sh", "-c", "for i in 1 2 3 4; do echo line$i; done")
+    time.sleep(0.5)
+    assert busybox.cli("container", "logs", "--tail", "2", "talker").stdout == "line3\nline4\n"
+    assert busybox.ok("container", "logs", "talker")["lines"] == ["line1", "line2", "line3", "line4"]
+    busybox.ok("container", "run", "-d", "--name", "slow", "bb", "sh", "-c", "sleep 0.5; echo late")
+    assert busybox.cli("container", "logs", "--follow", "slow", timeout=20).stdout.endswith("late\n")
+
+
+def test_ten_parallel_runs_get_ten_distinct_addresses(busybox):
+    busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+
+    def start(index):
+        return busybox.ok("container", "run", "-d", "--name", f"p{index}", "--network", "farm", "bb", "sleep", "300")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        started = list(pool.map(start, range(10)))
+    addresses = [item["networks"][0]["address"] for item in started]
+    assert len(set(addresses)) == 10
+    listed = busybox.ok("container", "list")
+    assert len(listed) == 10 and all(item["status"] == "running" for item in listed)
+    assert busybox.ok("network", "list")[0]["containers"] == 10

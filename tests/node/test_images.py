@@ -1,0 +1,126 @@
+"""Images: ext4 files built from busybox, a directory, a tarball, or debootstrap."""
+
+import os
+import subprocess
+import tarfile
+
+import pytest
+
+from fleet.node import images
+
+pytestmark = pytest.mark.integration
+
+
+def test_busybox_image_is_a_sparse_ext4_file(node):
+    item = node.ok("image", "create", "bb", "--size", "64M", "--from", "busybox")
+    path = node.root / "images" / "bb.ext4"
+    assert item["size"] == 64 << 20 == path.stat().st_size
+    assert item["used"] < 16 << 20  # sparse: only what the files need
+    assert item["digest"] == "sha256:" + images.file_sha256(str(path)) and item["id"] == item["digest"][7:19]
+
+    def listing(directory):
+        return subprocess.run(["debugfs", "-R", f"ls {directory}", str(path)], capture_output=True, text=True).stdout
+
+    assert "busybox" in listing("/bin") and " sh " in listing("/bin") and "httpd" in listing("/usr/sbin")
+    [listed] = node.ok("image", "list")
+    assert listed["source"] == "busybox" and listed["name"] == "bb"
+    assert node.ok("image", "inspect", "bb")["config"]["Cmd"] == ["sh"]
+
+
+def test_image_from_directory_keeps_files(node, tmp_path):
+    root = tmp_path / "tree"
+    (root / "bin").mkdir(parents=True)
+    subprocess.check_call(["cp", images.find_static_busybox(), str(root / "bin/busybox")])
+    os.symlink("busybox", root / "bin/sh")
+    (root / "hello.txt").write_text("from a directory\n")
+    node.ok("image", "create", "fromdir", "--size", "16M", "--from", str(root))
+    done = node.cli("container", "run", "--rm", "fromdir", "/bin/sh", "-c", "/bin/busybox cat /hello.txt")
+    assert done.stdout == "from a directory\n", done.stderr
+
+
+def test_image_from_tarball(node, tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "bin").mkdir(parents=True)
+    subprocess.check_call(["cp", images.find_static_busybox(), str(tree / "bin/busybox")])
+    os.symlink("busybox", tree / "bin/sh")
+    (tree / "etc").mkdir()
+    (tree / "etc/motd").write_text("from a tarball\n")
+    tarball = tmp_path / "root.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tree, arcname=".")
+    node.ok("image", "create", "fromtar", "--size", "16M", "--from", str(tarball))
+    assert (
+        node.cli("container", "run", "--rm", "fromtar", "/bin/busybox", "cat", "/etc/motd").stdout == "from a tarball\n"
+    )
+
+
+def test_hostile_tarball_registers_nothing(node, tmp_path):
+    tarball = tmp_path / "evil.tar"
+    with tarfile.open(tarball, "w") as tar:
+        info = tarfile.TarInfo("../../escaped")
+        tar.addfile(info)
+    before = node.state_files()
+    reply = node.call("image", "create", "evil", "--size", "16M", "--from", str(tarball))
+    assert not reply["ok"] and "'..'" in reply["error"]["message"]
+    assert node.state_files() == before
+    assert not (tmp_path / "escaped").exists() and not (node.root.parent / "escaped").exists()
+    assert sorted(os.listdir(node.root / "images")) == []
+
+
+def test_too_small_size_says_what_would_fit(node, tmp_path):
+    tree = tmp_path / "big"
+    tree.mkdir()
+    (tree / "blob").write_bytes(os.urandom(12 << 20))
+    reply = node.call("image", "create", "big", "--size", "8M", "--from", str(tree))
+    assert not reply["ok"] and "too small" in reply["error"]["message"] and "--size" in reply["error"]["message"]
+    assert os.listdir(node.root / "images") == []
+
+
+def test_rm_refuses_while_a_container_uses_it(node):
+    node.ok("image", "create", "bb", "--size", "32M", "--from", "busybox")
+    node.ok("container", "create", "--name", "user1", "bb", "true")
+    reply = node.call("image", "rm", "bb")
+    assert not reply["ok"] and "user1" in reply["error"]["message"] and reply["error"]["code"] == "conflict"
+    node.ok("container", "rm", "user1")
+    node.ok("image", "rm", "bb")
+    assert not (node.root / "images" / "bb.ext4").exists()
+
+
+def test_container_disk_is_a_private_copy(node):
+    node.ok("image", "create", "bb", "--size", "32M", "--from", "busybox")
+    original = (node.root / "images" / "bb.ext4").read_bytes()
+    node.cli("container", "run", "--name", "writer", "bb", "sh", "-c", "echo changed > /etc/motd")
+    assert (node.root / "images" / "bb.ext4").read_bytes() == original
+    assert node.cli("container", "run", "--rm", "bb", "cat", "/etc/motd").returncode != 0
+
+
+def test_debootstrap_image(node):
+    """A real Debian minbase from the host's apt mirror (the registries this machine reaches)."""
+    item = node.ok("image", "create", "deb", "--size", "1G", "--from", "debootstrap:bookworm", timeout=900)
+    assert item["source"] == "debootstrap:bookworm"
+    done = node.cli("container", "run", "--rm", "deb", "sh", "-c", ". /etc/os-release; echo $ID $VERSION_CODENAME")
+    assert done.stdout == "debian bookworm\n", done.stderr
+    assert node.ok("image", "inspect", "deb")["config"]["Cmd"] == ["bash"]
+
+
+def test_debootstrap_spec_parsing():
+    assert images.parse_debootstrap("bookworm,include=nginx+curl,variant=minbase") == {
+        "suite": "bookworm", "variant": "minbase", "include": ["nginx", "curl"], "mirror": None}  # fmt: skip
+    for bad in ("", "bookworm,colour=red", "book worm", "bookworm,include="):
+        with pytest.raises(Exception, match="debootstrap"):
+            images.parse_debootstrap(bad)
+
+
+def test_host_mirror_reads_both_apt_formats(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text("# nothing\ndeb [arch=amd64] https://example.invalid/tools stable main\n")
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm\n")  # fmt: skip
+    assert images.host_mirror(str(tmp_path)) == "http://mirror.invalid/debian"
+    (tmp_path / "sources.list").write_text("deb http://old.invalid/ubuntu jammy main\n")
+    assert images.host_mirror(str(tmp_path)) == "http://old.invalid/ubuntu"
+
+
+def test_static_busybox_detection():
+    assert images.is_static_elf(images.find_static_busybox())
+    assert not images.is_static_elf("/bin/ls")  # dynamically linked

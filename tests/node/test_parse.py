@@ -1,0 +1,85 @@
+import pytest
+
+from fleet.node import parse
+from fleet.node.errors import Invalid
+
+
+@pytest.mark.parametrize("good", ["a", "web1", "Web_1.prod-2", "x" * 63, "1abc"])
+def test_names_accepted(good):
+    assert parse.name(good) == good
+
+
+@pytest.mark.parametrize("bad", ["", "-web", "_a", ".a", "a b", "a/b", "a:b", "x" * 64, "é", "a;b"])
+def test_names_refused_with_the_rule(bad):
+    with pytest.raises(Invalid) as error:
+        parse.name(bad, "container name")
+    assert repr(bad) in error.value.message and "at most 63 characters" in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("4096", 4096), ("64M", 64 << 20), ("64m", 64 << 20), ("1G", 1 << 30), ("1Gi", 1 << 30),
+     ("512MiB", 512 << 20), ("1.5G", 3 << 29), ("2k", 2048)],
+)  # fmt: skip
+def test_sizes(text, expected):
+    assert parse.size(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "M", "-1M", "12Q", "1..2M", "ten"])
+def test_bad_sizes(bad):
+    with pytest.raises(Invalid, match="invalid size"):
+        parse.size(bad)
+
+
+def test_size_minimum_names_it():
+    with pytest.raises(Invalid, match="at least 8M"):
+        parse.size("1M", minimum=8 << 20)
+
+
+def test_human_size_round_trips_common_figures():
+    assert [parse.human_size(n) for n in (100, 2048, 64 << 20, 3 << 29)] == ["100B", "2K", "64M", "1.5G"]
+
+
+def test_network_refs_with_v4_and_v6_addresses():
+    assert parse.network_ref("farm") == ("farm", None)
+    assert parse.network_ref("farm:10.0.0.5") == ("farm", "10.0.0.5")
+    assert parse.network_ref("farm:fd00::5") == ("farm", "fd00::5")
+
+
+@pytest.mark.parametrize("bad", ["farm:", "farm:10.0.0.300", "-x", "farm:abc"])
+def test_bad_network_refs(bad):
+    with pytest.raises(Invalid):
+        parse.network_ref(bad)
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0", "10.0.0.1/24", "10.0.0.0/33", "nope/24", "10.0.0.0/31"])
+def test_bad_subnets(bad):
+    with pytest.raises(Invalid, match="subnet"):
+        parse.subnet(bad)
+
+
+def test_volume(tmp_path):
+    assert parse.volume(f"{tmp_path}:/data:ro") == {"source": str(tmp_path), "target": "/data", "mode": "ro"}
+    for bad in ("rel:/data", f"{tmp_path}:data", f"{tmp_path}:/a/../b", f"{tmp_path}:/d:rx", "/no/such/dir:/d"):
+        with pytest.raises(Invalid, match="invalid volume"):
+            parse.volume(bad)
+
+
+def test_env_user_hostname_workdir():
+    assert parse.env("A_1=x=y") == ("A_1", "x=y")
+    assert parse.user("www-data:33") == "www-data:33"
+    assert parse.hostname("web-1.farm") == "web-1.farm"
+    for call, bad in ((parse.env, "1A=x"), (parse.env, "NOVALUE"), (parse.user, "a:b:c"), (parse.user, "a b"),
+                      (parse.hostname, "under_score"), (parse.hostname, "-x"), (parse.workdir, "rel/dir")):  # fmt: skip
+        with pytest.raises(Invalid):
+            call(bad)
+
+
+def test_seconds_and_counts():
+    assert parse.seconds("2.5") == 2.5
+    assert parse.positive_int("3", "--tail") == 3
+    for bad in ("-1", "x", "nan"):
+        with pytest.raises(Invalid):
+            parse.seconds(bad)
+    with pytest.raises(Invalid, match="--tail"):
+        parse.positive_int("-2", "--tail")

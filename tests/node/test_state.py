@@ -1,0 +1,76 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fleet.node import state
+
+
+@pytest.fixture(autouse=True)
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("BALEINE_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_missing_table_reads_empty():
+    assert state.CONTAINERS.read() == []
+
+
+def test_round_trip_is_semicolon_separated_with_header(root):
+    with state.locked():
+        state.NETWORKS.upsert({"name": "farm", "bridge": "bl-farm", "subnet": "10.1.0.0/24", "gateway": "10.1.0.1",
+                               "created": "2026-01-01T00:00:00Z"})  # fmt: skip
+    text = (root / "bridges.csv").read_text()
+    assert text.splitlines() == [
+        "name;bridge;subnet;gateway;created",
+        "farm;bl-farm;10.1.0.0/24;10.1.0.1;2026-01-01T00:00:00Z",
+    ]
+    assert state.NETWORKS.find("farm")["gateway"] == "10.1.0.1"
+
+
+def test_unknown_columns_from_a_newer_version_survive_a_rewrite(root):
+    (root / "images.csv").write_text("name;digest;size;source;created;future\nbb;sha256:1;1;busybox;t;keep\n")
+    with state.locked():
+        state.IMAGES.update("bb", size=2)
+    assert state.IMAGES.find("bb") == {"name": "bb", "digest": "sha256:1", "size": "2", "source": "busybox",
+                                       "created": "t", "future": "keep"}  # fmt: skip
+
+
+def test_cells_with_separators_are_quoted(root):
+    with state.locked():
+        state.IMAGES.upsert({"name": "x", "source": "dir:/a;b", "digest": "", "size": "", "created": ""})
+    assert state.IMAGES.find("x")["source"] == "dir:/a;b"
+
+
+def test_write_leaves_no_temporary_file(root):
+    with state.locked():
+        state.IMAGES.upsert({"name": "x"})
+    assert sorted(os.listdir(root)) == [".lock", "containers", "images", "images.csv"]
+
+
+def test_lock_is_reentrant_in_one_process():
+    with state.locked(), state.locked():
+        state.IMAGES.upsert({"name": "x"})
+    assert state.IMAGES.find("x")
+
+
+COUNTER = """
+import sys
+sys.path.insert(0, {repo!r})
+from fleet.node import state
+for _ in range(25):
+    with state.locked():
+        row = state.IMAGES.find("counter")
+        state.IMAGES.upsert({{"name": "counter", "size": str(int(row["size"]) + 1)}})
+"""
+
+
+def test_concurrent_writers_lose_no_update(root):
+    with state.locked():
+        state.IMAGES.upsert({"name": "counter", "size": "0"})
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = COUNTER.format(repo=repo)
+    workers = [subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ)) for _ in range(8)]
+    assert [worker.wait() for worker in workers] == [0] * 8
+    assert state.IMAGES.find("counter")["size"] == str(8 * 25)

@@ -1,0 +1,61 @@
+"""The node helper is standard-library only and runs isolated, as shipped."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from fleet import ship
+
+NODE = Path(ship.NODE_DIR)
+
+
+def test_zipapp_is_reproducible():
+    assert ship.zipapp_bytes() == ship.zipapp_bytes()
+
+
+def test_every_node_module_imports_under_isolated_python():
+    modules = sorted(path.stem for path in NODE.glob("*.py") if path.stem != "__main__")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import importlib\n"
+        "for name in sys.argv[2:]: importlib.import_module('fleet.node.' + name)\n"
+        "allowed = sys.stdlib_module_names | {'fleet', '__main__'}\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] not in allowed)\n"
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(NODE.parents[1]), *modules],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(modules) >= 10
+
+
+def test_node_never_imports_the_control_side():
+    import ast
+
+    for path in NODE.glob("*.py"):
+        for item in ast.walk(ast.parse(path.read_text())):
+            if isinstance(item, ast.ImportFrom) and item.level == 0:
+                names = [item.module or ""]
+            elif isinstance(item, ast.Import):
+                names = [alias.name for alias in item.names]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] != "fleet" or name.startswith("fleet.node"), f"{path.name} imports {name}"
+
+
+def test_built_zipapp_runs_isolated(tmp_path):
+    target = tmp_path / "baleine.pyz"
+    digest = ship.build(str(target))
+    assert digest == hashlib.sha256(target.read_bytes()).hexdigest()
+    done = subprocess.run([sys.executable, "-I", "-S", str(target), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("baleine ")
+    done = subprocess.run([sys.executable, "-I", "-S", str(target), "--help"], capture_output=True, text=True)
+    assert "container" in done.stdout and "network" in done.stdout and "image" in done.stdout
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "baleine"
+    assert script.exists(), "pip install -e . should install the baleine command"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
