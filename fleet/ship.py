@@ -2,10 +2,18 @@
 
 The same sources give the same bytes (sorted entries, fixed times and
 modes), so the file can be named and compared by its sha256.
+
+Each module is shipped as source and as bytecode (an unchecked-hash .pyc:
+no timestamp inside). zipimport loads the .pyc when its magic number matches
+the host's Python, which saves compiling every module on every command; a
+host with another Python version compiles the sources instead. The bytes
+therefore depend on the builder's Python minor version too.
 """
 
 import hashlib
+import importlib.util
 import io
+import marshal
 import os
 import zipfile
 
@@ -22,6 +30,8 @@ def zipapp_bytes(node_dir=NODE_DIR):
         if name.endswith(".py"):
             with open(os.path.join(node_dir, name), "rb") as handle:
                 entries[f"fleet/node/{name}"] = handle.read()
+    for name, source in list(entries.items()):
+        entries[name + "c"] = bytecode(source, name)
     buffer = io.BytesIO()
     buffer.write(b"#!/usr/bin/env -S python3 -I -S\n")
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -31,6 +41,13 @@ def zipapp_bytes(node_dir=NODE_DIR):
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, entries[name], compresslevel=9)
     return buffer.getvalue()
+
+
+def bytecode(source, path):
+    """An unchecked-hash .pyc (PEP 552) for source: valid without comparing timestamps."""
+    code = compile(source, path, "exec", dont_inherit=True)
+    flags = (1).to_bytes(4, "little")  # hash-based, source not checked
+    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + marshal.dumps(code)
 
 
 def build(destination):

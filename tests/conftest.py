@@ -1,11 +1,10 @@
 """Shared test machinery: isolation checks, a built zipapp, a per-test state root, leak checks.
 
 Integration tests need root inside a private network and mount namespace,
-which `make test` (tests/isolated) provides; run outside it they fail with a
+which `make test` (scripts/isolated) provides; run outside it they fail with a
 message saying so instead of touching the host.
 """
 
-import ipaddress
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hostnet import free_subnet
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,7 +28,7 @@ def pytest_configure(config):
 
 
 def in_private_netns():
-    """True inside tests/isolated: it records the host's netns before unsharing."""
+    """True inside scripts/isolated: it records the host's netns before unsharing."""
     host = os.environ.get("BALEINE_TEST_HOST_NETNS")
     return bool(host) and os.readlink("/proc/self/ns/net") != host
 
@@ -52,43 +52,6 @@ def zipapp(tmp_path_factory):
     return path
 
 
-def host_networks():
-    """Networks the real host uses (recorded by tests/isolated before unsharing)."""
-    found = []
-    snapshot = os.environ.get("BALEINE_TEST_HOSTNET")
-    if not snapshot:
-        return found
-    decoder = json.JSONDecoder()
-    text, index = Path(snapshot).read_text(), 0
-    while index < len(text):
-        if text[index].isspace():
-            index += 1
-            continue
-        chunk, index = decoder.raw_decode(text, index)
-        for item in chunk:
-            for info in item.get("addr_info", []):
-                found.append(ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}").network)
-            if item.get("dst") not in (None, "default"):
-                found.append(ipaddress.ip_network(item["dst"], strict=False))
-    return found
-
-
-_taken_subnets = set()
-
-
-def free_subnet(prefix=24):
-    """A 10.x subnet that overlaps nothing on the real host nor an earlier test's."""
-    used = host_networks()
-    for second in range(200, 255):
-        for third in range(0, 256, 1 << (24 - prefix) if prefix <= 24 else 1):
-            candidate = ipaddress.ip_network(f"10.{second}.{third}.0/{prefix}")
-            if candidate in _taken_subnets or any(candidate.overlaps(n) for n in used if n.version == 4):
-                continue
-            _taken_subnets.add(candidate)
-            return str(candidate)
-    raise RuntimeError("no free 10.x subnet for the tests")
-
-
 class Node:
     """The baleine command on this (isolated) host, with its own state root."""
 
@@ -100,9 +63,17 @@ class Node:
     def argv(self, *args):
         return [sys.executable, "-I", "-S", str(self.zipapp), *map(str, args)]
 
-    def cli(self, *args, timeout=120, **kwargs):
-        """Run baleine, return the CompletedProcess (text)."""
-        return subprocess.run(self.argv(*args), env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
+    def cli(self, *args, timeout=120, host_network=False, **kwargs):
+        """Run baleine, return the CompletedProcess (text).
+
+        host_network: run it in the host's network namespace (to download packages).
+        """
+        argv = self.argv(*args)
+        if host_network:
+            fd = int(os.environ["BALEINE_TEST_HOST_NETNS_FD"])
+            argv = ["nsenter", f"--net=/proc/self/fd/{fd}", "--", *argv]
+            kwargs["pass_fds"] = (fd,)
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
 
     def call(self, *args, timeout=120):
         """Run baleine --json; returns the parsed reply whatever the outcome."""

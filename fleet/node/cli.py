@@ -43,8 +43,15 @@ def _leaf(group, name, handler, help_text, description=None):
     return parser
 
 
-def build_parser():
-    """The full argparse tree: image, network and container verbs."""
+KINDS = ("image", "network", "container")
+
+
+def build_parser(kind=None):
+    """The argparse tree: image, network and container verbs.
+
+    Given the kind on the command line, only its verbs are built: every
+    command pays argparse's construction time, so build what is used.
+    """
     parser = Parser(
         prog="baleine",
         description="Run Linux containers on this host with the kernel's own tools: no daemon, no firewall rules.",
@@ -53,9 +60,12 @@ def build_parser():
     parser.add_argument("--json", action="store_true", default=False, help="print one JSON object")
     parser.add_argument("--version", action="version", version=f"baleine {VERSION}")
     kinds = parser.add_subparsers(dest="kind", metavar="{image,network,container}", required=True)
-    _image_verbs(kinds.add_parser("image", help="ext4 image files", epilog=EPILOG))
-    _network_verbs(kinds.add_parser("network", help="bridges and their subnets", epilog=EPILOG))
-    _container_verbs(kinds.add_parser("container", help="containers", epilog=EPILOG))
+    verbs = {"image": _image_verbs, "network": _network_verbs, "container": _container_verbs}
+    helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers"}
+    for name in KINDS:
+        sub = kinds.add_parser(name, help=helps[name], epilog=EPILOG)
+        if kind in (None, name):
+            verbs[name](sub)
     return parser
 
 
@@ -155,7 +165,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     json_mode = "--json" in argv
     try:
-        args = build_parser().parse_args(argv)
+        kind = next((word for word in argv if word in KINDS), None)
+        args = build_parser(kind).parse_args(argv)
         json_mode = args.json
         reply = args.handler(args)
     except BaseException as error:  # noqa: BLE001 - the one place errors become exit codes

@@ -9,8 +9,6 @@ process) is done outside the state lock; decisions are made inside it.
 
 import json
 import os
-import secrets
-import shutil
 import signal
 
 from . import cgroups, images, linux, networks, parse, state
@@ -73,7 +71,7 @@ def create(image, command=(), name=None, network=(), hostname=None, env=(), volu
         _discard(row)
         raise
     with state.locked():
-        return state.CONTAINERS.update(row["name"], status=CREATED)
+        return state.CONTAINERS.update(row["name"], status=CREATED, pid="", pid_start="")
 
 
 def _refuse_repeats(nets):
@@ -112,6 +110,7 @@ def _reserve(image, name, wanted, config):
         config["hostname"] = config["hostname"] or _default_hostname(name)
         row = dict.fromkeys(state.CONTAINER_COLUMNS, "")
         row.update(name=name, id=container_id, image=image, status=CREATING, networks=format_attachments(pairs))
+        row.update(_worker())
         row["created"] = state.now()
         os.makedirs(os.path.join(directory(row), "rootfs"), mode=0o700)
         state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
@@ -119,8 +118,27 @@ def _reserve(image, name, wanted, config):
         return row
 
 
+def _worker():
+    """pid and start time of this command, recorded while it works on a row.
+
+    A row in a transitional state names the process at work on it, so others
+    can tell "busy" (refuse) from "left behind by a crash" (repair).
+    """
+    me = os.getpid()
+    return {"pid": str(me), "pid_start": str(linux.pid_start_time(me))}
+
+
+def _refuse_if_busy(row):
+    if row["status"] in (CREATING, STARTING) and linux.is_alive(row["pid"], row["pid_start"]):
+        raise Conflict(
+            f"container {row['name']!r} is {row['status']} (process {row['pid']}): try again when it is done"
+        )
+
+
 def _new_id(rows):
     # veth names carry 10 hex digits of the id: keep those unique on the host.
+    import secrets
+
     taken = {row["id"][:10] for row in rows}
     while True:
         candidate = secrets.token_hex(32)
@@ -135,6 +153,12 @@ def _default_hostname(name):
 def _discard(row):
     with state.locked():
         state.CONTAINERS.remove(row["name"])
+    _remove_directory(row)
+
+
+def _remove_directory(row):
+    import shutil
+
     shutil.rmtree(directory(row), ignore_errors=True)
 
 
@@ -152,7 +176,7 @@ def start(ref, attach=False, log_output=True):
     launch = None
     try:
         group.create()
-        launch = Launch(directory(row), group, detach=not attach, log_output=log_output)
+        launch = Launch(directory(row), read_config(row), group, detach=not attach, log_output=log_output)
         pid = launch.accept()
         pid_start = linux.pid_start_time(pid)
         networks.plug(pid, plugs)
@@ -183,8 +207,7 @@ def _claim_for_start(ref):
             return None, None
         if row["status"] in (CREATING, STARTING):
             raise Conflict(f"container {row['name']!r} is {row['status']} (another command is at work on it)")
-        me = os.getpid()
-        row = state.CONTAINERS.update(row["name"], status=STARTING, pid=me, pid_start=linux.pid_start_time(me))
+        row = state.CONTAINERS.update(row["name"], status=STARTING, **_worker())
         plugs = networks.plugs_for(row)
         networks.write_etc_files(row, read_config(row), rows)
         return row, plugs
@@ -205,7 +228,8 @@ def _abandon_start(row, group, launch, status):
 
 def stop(ref, timeout=10.0):
     """SIGTERM, then SIGKILL after timeout; keeps the disk and config."""
-    row = get(ref)
+    row = current(ref)
+    _refuse_if_busy(row)
     if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
         pid = int(row["pid"])
         _signal(pid, signal.SIGTERM)
@@ -287,7 +311,11 @@ def _is_stale(row):
 
 
 def run(image, command=(), detach=False, remove_after=False, capture=False, **options):
-    """create + start. Attached: returns (row, exit code), then removes it if asked."""
+    """create + start. Returns (row, exit code, captured output).
+
+    Attached, it waits for the command; capture sends its output to the log
+    and returns it (read before --rm removes the container).
+    """
     row = create(image, command, **options)
     try:
         code = start(row["name"], attach=not detach, log_output=detach or capture)
@@ -295,19 +323,28 @@ def run(image, command=(), detach=False, remove_after=False, capture=False, **op
         if remove_after:
             remove(row["name"], force=True)
         raise
+    output = _read_log(row) if capture else None
     if remove_after and not detach:
         remove(row["name"], force=True)
-    return row, code
+    return row, code, output
+
+
+def _read_log(row):
+    try:
+        with open(os.path.join(directory(row), "log"), encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
 
 
 def remove(ref, force=False):
     """Destroy a container's disk copy and configuration."""
     row = current(ref)
-    if row["status"] in (RUNNING, STARTING, CREATING):
+    _refuse_if_busy(row)
+    if row["status"] == RUNNING:
         if not force:
-            raise Conflict(f"container {row['name']!r} is {row['status']}: stop it first, or use --force")
-        if row["status"] == RUNNING:
-            stop(row["name"], timeout=0)
+            raise Conflict(f"container {row['name']!r} is running: stop it first, or use --force")
+        stop(row["name"], timeout=0)
     group = cgroup_of(row)
     group.kill()
     group.remove()
@@ -315,7 +352,7 @@ def remove(ref, force=False):
     with state.locked():
         state.CONTAINERS.remove(row["name"])
         networks.refresh_hosts(state.CONTAINERS.read())
-    shutil.rmtree(directory(row), ignore_errors=True)
+    _remove_directory(row)
     return {"name": row["name"], "id": row["id"]}
 
 

@@ -44,8 +44,9 @@ class CommandFailed(BaleineError):
 
     code = "command_failed"
 
-    def __init__(self, argv, status, stderr):
-        lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    def __init__(self, argv, status, stderr, stdout=""):
+        # Some tools (debootstrap) report on stdout: fall back to it.
+        lines = [line.strip() for line in (stderr or stdout or "").splitlines() if line.strip()]
         reason = "; ".join(lines)[-400:] if lines else "no message"
         super().__init__(
             f"{argv[0]} exited with status {status}: {reason}",

@@ -3,7 +3,6 @@
 Modules are imported inside each handler so a verb pays only for what it uses.
 """
 
-import os
 import sys
 
 from .cli import Reply
@@ -101,25 +100,15 @@ def container_run(args):
     from . import containers
 
     capture = getattr(args, "json", False) and not args.detach
-    row, code = containers.run(
+    row, code, output = containers.run(
         args.image, args.command, detach=args.detach, remove_after=args.rm, capture=capture, **_create_options(args)
     )
     if args.detach:
         return Reply(containers.describe(containers.get(row["name"])), row["name"])
     data = {"name": row["name"], "id": row["id"][:12], "exit_code": code}
     if capture:
-        data["output"] = _read_log(row) if not args.rm else None
+        data["output"] = output
     return Reply(data, None, status=code)
-
-
-def _read_log(row):
-    from .containers import directory
-
-    try:
-        with open(os.path.join(directory(row), "log"), encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
 
 
 def container_start(args):

@@ -7,7 +7,6 @@ when complete, so a failed or interrupted build registers nothing.
 
 import json
 import os
-import shutil
 
 from . import linux, parse, state
 from .errors import CommandFailed, Conflict, Invalid, Missing, NotFound
@@ -53,6 +52,8 @@ def config(name):
 
 def create(name, size_text, source):
     """Build image `name` of `size_text` bytes from `source`; returns its row."""
+    import shutil
+
     parse.name(name, "image name")
     size = parse.size(size_text, "image size", minimum=MIN_SIZE)
     if not source:
@@ -153,6 +154,8 @@ def file_sha256(path):
 
 def find_static_busybox():
     """Path of a statically linked busybox (it must run inside any image)."""
+    import shutil
+
     for candidate in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
         if candidate and os.path.isfile(candidate) and is_static_elf(candidate):
             return candidate
@@ -176,6 +179,8 @@ def is_static_elf(path):
 
 def populate_busybox(rootfs):
     """A tiny root: the host's static busybox, its applet links, /etc basics."""
+    import shutil
+
     busybox = find_static_busybox()
     for directory, mode in (
         ("bin", 0o755), ("sbin", 0o755), ("usr/bin", 0o755), ("usr/sbin", 0o755),
@@ -251,6 +256,8 @@ def _source_urls(words):
 
 def populate_debootstrap(spec, rootfs):
     """A Debian or Ubuntu root built by debootstrap from the host's mirror."""
+    import shutil
+
     recipe = parse_debootstrap(spec)
     if not shutil.which("debootstrap"):
         raise Missing("debootstrap not found: install it (apt-get install debootstrap)")
@@ -261,7 +268,10 @@ def populate_debootstrap(spec, rootfs):
     mirror = recipe["mirror"] or host_mirror()
     if mirror:
         argv.append(mirror)
-    linux.run(argv)
+    try:
+        linux.run(argv)
+    except CommandFailed as error:
+        raise CommandFailed(argv, error.details["status"], _debootstrap_log_tail(rootfs) or error.message) from None
     shutil.rmtree(os.path.join(rootfs, "var/cache/apt/archives"), ignore_errors=True)
     shutil.rmtree(os.path.join(rootfs, "var/lib/apt/lists"), ignore_errors=True)
     os.makedirs(os.path.join(rootfs, "var/lib/apt/lists/partial"), exist_ok=True)
@@ -304,6 +314,15 @@ def _sparse_copy(source, out):
                 raise OSError(5, "image file shrank while being copied")
             offset += copied
     os.ftruncate(out, size)
+
+
+def _debootstrap_log_tail(rootfs, lines=3):
+    """debootstrap keeps its reasons in its own log: quote the end of it."""
+    try:
+        with open(os.path.join(rootfs, "debootstrap", "debootstrap.log"), encoding="utf-8", errors="replace") as handle:
+            return "\n".join(handle.read().strip().splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def used_bytes(name):

@@ -49,8 +49,9 @@ def package_root():
 class Launch:
     """One start in progress: the waiter's pid, then the init's pid once it calls in."""
 
-    def __init__(self, directory, cgroup, detach, log_output):
+    def __init__(self, directory, config, cgroup, detach, log_output):
         self.directory = directory
+        self.config = config
         self.socket_path = os.path.join(directory, SOCKET_NAME)
         try:
             os.unlink(self.socket_path)
@@ -95,6 +96,10 @@ class Launch:
         self.channel, _ = self.listener.accept()
         credentials = self.channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         self.init_pid = struct.unpack("3i", credentials)[0]
+        import marshal
+
+        blob = marshal.dumps(self.config)  # the init reads marshal: no json import in its start-up
+        self.channel.sendall(len(blob).to_bytes(8, "big") + blob)
         return self.init_pid
 
     def release(self):
@@ -167,6 +172,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None):
 
     stdio: optional (stdout fd, stderr fd) to capture output instead of inheriting ours.
     """
+    from . import sandbox  # load it now: inside the container's root our own files are out of reach
 
     middle = os.fork()
     if middle == 0:
@@ -176,7 +182,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None):
                 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
                 os.dup2(stdio[0], 1)
                 os.dup2(stdio[1], 2)
-            status = _join_and_run(pid, cgroup, config, argv)
+            status = _join_and_run(pid, cgroup, sandbox, dict(config, command=argv))
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(2, f"baleine: exec failed: {error}\n".encode())
         finally:
@@ -185,8 +191,11 @@ def exec_in(pid, cgroup, config, argv, stdio=None):
     return shell_status(status)
 
 
-def _join_and_run(pid, cgroup, config, argv):
-    """In a child: enter every namespace of pid, then fork once more into its pid namespace."""
+def _join_and_run(pid, cgroup, sandbox, config):
+    """In a child: enter every namespace of pid, then fork once more into its pid namespace.
+
+    sandbox is passed in, already imported: after setns(mnt) no module can be loaded.
+    """
     cgroup.join(os.getpid())
     fds = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in JOIN_ORDER]
     for fd in fds:
@@ -194,10 +203,8 @@ def _join_and_run(pid, cgroup, config, argv):
         os.close(fd)
     child = os.fork()
     if child == 0:
-        from . import sandbox  # already loaded by exec_in
-
         try:
-            sandbox.enter(dict(config, command=argv))
+            sandbox.enter(config)
         except sandbox.SetupError as error:
             os.write(2, f"baleine: {error}\n".encode())
             os._exit(error.status)

@@ -195,7 +195,7 @@ def run(argv, stdin=None, netns_pid=None, check=True):
     except FileNotFoundError:
         raise Missing(f"{argv[0]} not found: install it (see README, 'Requirements')") from None
     if check and done.returncode != 0:
-        raise CommandFailed(argv, done.returncode, done.stderr)
+        raise CommandFailed(argv, done.returncode, done.stderr, done.stdout)
     return done.stdout
 
 

@@ -9,9 +9,12 @@ never aim a mount at the host. It talks to the starting command over a unix
 socket that exec closes: EOF means the command is running.
 """
 
+# The init's start-up time is every container's start-up time: use the builtin
+# _socket and _signal (the socket and signal modules pull in enum) and receive
+# the config as marshal data instead of importing json.
+import _signal
+import _socket
 import os
-import signal
-import socket
 import stat
 import sys
 
@@ -35,14 +38,16 @@ class SetupError(Exception):
 
 def main(argv):
     """Entry point: argv is [container directory]; the start socket is in it."""
+    import marshal
+
     (directory,) = argv
     os.chdir(directory)  # a relative socket name: unix socket paths are capped at 108 bytes
-    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     channel.connect("start.sock")
     try:
-        config = _read_config(directory)
+        config = marshal.loads(_receive(channel, int.from_bytes(_receive(channel, 8), "big")))
         prepare(directory, config)
-        if channel.makefile("rb").readline() != b"go\n":
+        if _receive(channel, 3) != b"go\n":
             raise SetupError("the starting command went away before the network was ready")
         enter(config)
     except SetupError as error:
@@ -59,11 +64,15 @@ def _report(channel, status, message):
         os._exit(status)
 
 
-def _read_config(directory):
-    import json
-
-    with open(os.path.join(directory, "config.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+def _receive(channel, size):
+    """Exactly size bytes from the starting command (fewer only if it went away)."""
+    data = b""
+    while len(data) < size:
+        chunk = channel.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def prepare(directory, config):
@@ -159,8 +168,8 @@ def enter(config):
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
-    for number in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the command must not
-        signal.signal(number, signal.SIG_DFL)
+    for number in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores these; the command must not
+        _signal.signal(number, _signal.SIG_DFL)
     execute(config["command"], env)
 
 

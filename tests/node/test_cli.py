@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import free_subnet
+from hostnet import free_subnet
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,10 @@ import os
 import signal
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
-from conftest import free_subnet
+from hostnet import free_subnet
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,8 @@ def test_attached_run_returns_the_exit_code(busybox):
     reply = busybox.call("container", "run", "--name", "seven", "bb", "sh", "-c", "echo out; exit 7")
     assert reply["exit"] == 7 and reply["data"]["exit_code"] == 7 and reply["data"]["output"] == "out\n"
     assert busybox.ok("container", "inspect", "seven")["exit_code"] == 7
+    removed = busybox.call("container", "run", "--rm", "bb", "echo", "gone")
+    assert removed["data"]["output"] == "gone\n" and busybox.ok("container", "list", "--all")[0]["name"] == "seven"
 
 
 def test_missing_command_is_127_and_not_executable_126(busybox):
@@ -133,6 +136,22 @@ def test_killed_container_shows_as_exited(busybox):
     assert busybox.ok("container", "list") == []
     [row] = busybox.ok("container", "list", "--all")
     assert (row["status"], row["exit_code"], row["pid"]) == ("exited", 137, None)
+
+
+def test_a_command_at_work_on_a_container_is_not_disturbed(busybox):
+    """A row left 'starting' by a live command is refused; by a dead one, repaired."""
+    busybox.ok("container", "create", "--name", "busy", "bb", "sleep", "300")
+    csv_path = busybox.root / "containers.csv"
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    me = f"{os.getpid()};{stat.rsplit(')', 1)[1].split()[19]}"  # this test process: alive
+    text = csv_path.read_text()
+    csv_path.write_text(text.replace(";created;;;", f";starting;{me};"))
+    for verb in (("stop", "busy"), ("rm", "--force", "busy"), ("start", "busy")):
+        reply = busybox.call("container", *verb)
+        assert not reply["ok"] and "starting" in reply["error"]["message"], verb
+    csv_path.write_text(text.replace(";created;;;", ";starting;999999;1;"))  # its starter is gone
+    assert busybox.ok("container", "inspect", "busy")["status"] == "exited"
+    busybox.ok("container", "rm", "busy")
 
 
 def test_rm_refuses_a_running_container(busybox):

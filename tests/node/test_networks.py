@@ -5,7 +5,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import free_subnet
+from hostnet import free_subnet
 
 pytestmark = pytest.mark.integration
 
