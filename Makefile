@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 test: deps
-	tests/isolated $(VENV)/bin/python -m pytest -q tests
+	scripts/isolated $(VENV)/bin/python -m pytest -q tests
 
 unit: deps
 	$(VENV)/bin/python -m pytest -q tests -m "not integration"
@@ -44,7 +44,7 @@ demo-down: $(STAMP)
 
 bench: deps
 	scripts/ensure-deps podman runc
-	$(VENV)/bin/python bench/start.py
+	scripts/isolated $(VENV)/bin/python bench/start.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,151 @@
+"""Container start: `baleine container run --rm` against `podman run --rm --runtime runc`.
+
+Both run the same busybox root filesystem and the command `true`, with a
+network (baleine: one bridge network, podman: its default network) and
+without. Runs alternate between the tools within one process so both see the
+same machine state; we report medians and the ratio podman / baleine.
+
+baleine is timed as it runs on a host: the zipapp under `python3 -I -S`.
+Runs inside scripts/isolated (make bench does that): podman's bridge and its
+firewall rules then live in a private network namespace and die with it.
+"""
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from hostnet import free_subnet  # noqa: E402
+
+from fleet import ship  # noqa: E402
+from fleet.node import images  # noqa: E402
+
+PODMAN_IMAGE = "localhost/baleine-bench-busybox"
+
+
+def sh(*argv, **kwargs):
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
+
+
+class Baleine:
+    def __init__(self, work):
+        self.pyz = work / "baleine.pyz"
+        ship.build(str(self.pyz))
+        self.env = dict(
+            os.environ, BALEINE_ROOT=str(work / "root"), BALEINE_CGROUP_PARENT=f"baleine-bench-{os.getpid()}"
+        )
+        self.python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+    def __call__(self, *args):
+        return sh(self.python, "-I", "-S", str(self.pyz), *args, env=self.env)
+
+    def setup(self):
+        self("image", "create", "bb", "--size", "64M", "--from", "busybox")
+        self("network", "create", "bench", "--subnet", free_subnet())
+
+    def teardown(self):
+        self("network", "rm", "bench")
+        self("image", "rm", "bb")
+
+    def cases(self):
+        return {
+            "network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "--network", "bench", "bb",
+                        "true"],
+            "no network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "bb", "true"],
+        }  # fmt: skip
+
+
+class Podman:
+    def __init__(self, work):
+        self.env = dict(os.environ, CONTAINERS_CONF=str(HERE / "podman" / "containers.conf"))
+        self.work = work
+
+    def setup(self):
+        rootfs = self.work / "rootfs"
+        rootfs.mkdir()
+        images.populate_busybox(str(rootfs))  # the very files baleine's image holds
+        tarball = self.work / "rootfs.tar"
+        sh("tar", "-C", str(rootfs), "-cf", str(tarball), ".")
+        sh("podman", "import", str(tarball), PODMAN_IMAGE, env=self.env)
+
+    def teardown(self):
+        subprocess.run(["podman", "rmi", "-f", PODMAN_IMAGE], env=self.env, capture_output=True)
+
+    def cases(self):
+        base = ["podman", "run", "--rm", "--runtime", "runc"]
+        return {
+            "network": [*base, PODMAN_IMAGE, "true"],
+            "no network": [*base, "--network", "none", PODMAN_IMAGE, "true"],
+        }
+
+
+def timed(argv, env):
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def measure(tools, runs):
+    """{(case, tool): [seconds]}, tools alternating run by run."""
+    samples = {}
+    for run in range(runs + 1):
+        for name, tool in tools.items():
+            for case, argv in tool.cases().items():
+                seconds = timed(argv, tool.env)
+                if run:  # the first round only warms caches
+                    samples.setdefault((case, name), []).append(seconds)
+    return samples
+
+
+def report(samples, output):
+    rows = []
+    for case in ("network", "no network"):
+        ours = statistics.median(samples[(case, "baleine")])
+        theirs = statistics.median(samples[(case, "podman")])
+        rows.append({"case": case, "runs": len(samples[(case, "baleine")]), "baleine_ms": f"{ours * 1000:.1f}",
+                     "podman_ms": f"{theirs * 1000:.1f}", "ratio": f"{theirs / ours:.1f}"})  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"{'case':<12}{'runs':>6}{'baleine ms':>12}{'podman ms':>12}{'podman/baleine':>16}")
+    for row in rows:
+        print(f"{row['case']:<12}{row['runs']:>6}{row['baleine_ms']:>12}{row['podman_ms']:>12}{row['ratio']:>15}x")
+    print(f"machine: {os.uname().sysname} {os.uname().release}, {os.cpu_count()} CPUs; written to {output}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per tool and case (default 20)")
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "start.csv", help="CSV to write")
+    args = parser.parse_args()
+    if not os.environ.get("BALEINE_TEST_HOST_NETNS"):
+        sys.exit("run me inside scripts/isolated (make bench does)")
+    work = Path(tempfile.mkdtemp(prefix="baleine-bench-"))
+    tools = {"baleine": Baleine(work), "podman": Podman(work)}
+    try:
+        for tool in tools.values():
+            tool.setup()
+        report(measure(tools, args.runs), args.output)
+    finally:
+        for tool in tools.values():
+            try:
+                tool.teardown()
+            except subprocess.CalledProcessError as error:
+                print(f"teardown: {error.stderr}", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
