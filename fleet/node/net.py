@@ -134,6 +134,8 @@ def plug(pid, plugs):
     host, inside = [], ["link set dev lo up"]
     for item in plugs:
         eth = f"eth{item['index']}"
+        if link_exists(item["host_if"]):  # the previous run's, not yet reaped by the kernel
+            host.append(f"link del dev {item['host_if']}")
         host.append(f"link add name {item['host_if']} type veth peer name {eth} netns {pid}")
         host.append(f"link set dev {item['host_if']} master {item['bridge']} up")
         nodad = " nodad" if ":" in item["address"] else ""  # IPv6: usable at once

@@ -54,3 +54,16 @@ def test_v1_cpuset_children_inherit_cpus_and_mems(tmp_path):
     group.create()
     assert (mount / "baleine" / "c1" / "cpuset.cpus").read_text() == "0-3"
     assert (mount / "baleine" / "cpuset.mems").read_text() == "0"
+
+
+def test_prime_migration_moves_a_child_into_its_own_cgroup(tmp_path):
+    """The primer writes its own pid into the cgroup it already is in (here a fake tree)."""
+    with open("/proc/self/cgroup") as handle:
+        own = next(line.split(":", 2)[2].strip() for line in handle if line.startswith("0::"))
+    folder = tmp_path / own.lstrip("/")
+    folder.mkdir(parents=True, exist_ok=True)
+    child = cgroups.prime_migration([(str(tmp_path), 2, frozenset())])
+    import os
+
+    os.waitpid(child, 0)
+    assert (folder / "cgroup.procs").read_text() == str(child)
