@@ -42,6 +42,24 @@ def _refuse_host_namespace(request):
     yield
 
 
+def firewall_ruleset():
+    """iptables and nftables rules of the current network namespace, sorted."""
+    rules = []
+    for argv in (["iptables-save"], ["ip6tables-save"], ["nft", "list", "ruleset"]):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        rules += [line for line in done.stdout.splitlines() if not line.startswith("#")]
+    return sorted(rules)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_firewall_rule_ever():
+    """baleine never writes a firewall rule: the namespace's ruleset ends as it began."""
+    before = firewall_ruleset() if in_private_netns() else None
+    yield
+    if before is not None:
+        assert firewall_ruleset() == before, "the firewall ruleset changed during the tests"
+
+
 @pytest.fixture(scope="session")
 def zipapp(tmp_path_factory):
     """The node helper as shipped: one zipapp, run under python3 -I -S."""

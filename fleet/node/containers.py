@@ -7,6 +7,7 @@ file. Its row holds everything else. Slow work (copying a disk, waiting for a
 process) is done outside the state lock; decisions are made inside it.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -174,14 +175,18 @@ def start(ref, attach=False, log_output=True):
         return None  # already running
     group = cgroup_of(row)
     launch = None
+    forwarding = contextlib.ExitStack()
     try:
         group.create()
         launch = Launch(directory(row), read_config(row), group, detach=not attach, log_output=log_output)
         pid = launch.accept()
+        if attach:  # from now on a signal for us is meant for the container
+            forwarding.enter_context(_forwarding_signals(pid))
         pid_start = linux.pid_start_time(pid)
         networks.plug(pid, plugs)
         launch.release()
     except BaseException as error:
+        forwarding.close()
         status = error.exit_status if isinstance(error, StartFailed) else 125
         _abandon_start(row, group, launch, status)
         raise
@@ -193,9 +198,26 @@ def start(ref, attach=False, log_output=True):
         networks.refresh_hosts(state.CONTAINERS.read())
     if not attach:
         return None
-    status = launch.wait()
+    with forwarding:
+        status = launch.wait()
     row = finalize(row["name"])
     return int(row["exit_code"]) if row and row["exit_code"] else status
+
+
+@contextlib.contextmanager
+def _forwarding_signals(pid):
+    """While attached, pass SIGINT, SIGTERM and SIGHUP on to the container's pid 1.
+
+    As with Docker's sig-proxy, the command decides: pid 1 of a namespace
+    ignores a signal it has no handler for, and we keep waiting for its status.
+    """
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, lambda number, _frame: _signal(pid, number)) for number in forwarded}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _claim_for_start(ref):
@@ -205,8 +227,12 @@ def _claim_for_start(ref):
         row = get(ref, rows)
         if row["status"] == RUNNING:
             return None, None
-        if row["status"] in (CREATING, STARTING):
-            raise Conflict(f"container {row['name']!r} is {row['status']} (another command is at work on it)")
+        _refuse_if_busy(row)
+        if row["status"] == CREATING:
+            raise Conflict(
+                f"container {row['name']!r} was left half-created by a command that died: "
+                f"remove it with `baleine container rm {row['name']}`"
+            )
         row = state.CONTAINERS.update(row["name"], status=STARTING, **_worker())
         plugs = networks.plugs_for(row)
         networks.write_etc_files(row, read_config(row), rows)

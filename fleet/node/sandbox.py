@@ -201,7 +201,7 @@ def resolve_user(spec, etc="/etc"):
     if entry is None and not user_part.isdigit():
         raise SetupError(f"unable to find user {user_part!r} in the image's /etc/passwd")
     uid = int(entry[2]) if entry else int(user_part)
-    gid = int(entry[3]) if entry else uid
+    gid = int(entry[3]) if entry else 0  # an id the image does not know: group root, as Docker does
     home = entry[5] if entry and len(entry) > 5 and entry[5] else "/"
     group_db = _read_db(os.path.join(etc, "group"))
     if group_part:

@@ -154,6 +154,28 @@ def test_a_command_at_work_on_a_container_is_not_disturbed(busybox):
     busybox.ok("container", "rm", "busy")
 
 
+def test_a_row_left_half_created_says_how_to_clean_up(busybox):
+    busybox.ok("container", "create", "--name", "half", "bb", "true")
+    csv_path = busybox.root / "containers.csv"
+    csv_path.write_text(csv_path.read_text().replace(";created;;;", ";creating;999999;1;"))  # its creator died
+    reply = busybox.call("container", "start", "half")
+    assert not reply["ok"] and "half-created" in reply["error"]["message"] and "rm half" in reply["error"]["message"]
+    busybox.ok("container", "rm", "half")
+
+
+def test_attached_run_forwards_signals_to_the_container(busybox):
+    import subprocess
+
+    trap = "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done"
+    attached = subprocess.Popen(busybox.argv("container", "run", "--name", "fg", "bb", "sh", "-c", trap),
+                                env=busybox.env, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert attached.stdout.readline() == "ready\n"
+    attached.send_signal(signal.SIGTERM)
+    assert attached.wait(timeout=20) == 3
+    assert attached.stdout.read() == "got-term\n"
+    assert busybox.ok("container", "inspect", "fg")["status"] == "exited"
+
+
 def test_rm_refuses_a_running_container(busybox):
     busybox.ok("container", "run", "-d", "--name", "busy", "bb", "sleep", "300")
     reply = busybox.call("container", "rm", "busy")
