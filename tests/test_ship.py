@@ -59,3 +59,11 @@ def test_console_script_is_installed():
     assert script.exists(), "pip install -e . should install the baleine command"
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_node_helper_needs_nothing_newer_than_python_3_9():
+    """Hosts may run Debian 11's Python 3.9: vermin knows which release added each feature."""
+    vermin = Path(sys.executable).parent / "vermin"
+    done = subprocess.run([str(vermin), "--target=3.9-", "--violations", "--no-tips", "--eval-annotations",
+                           str(NODE)], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
