@@ -115,6 +115,15 @@ def _container_options(parser):
                         help="bind a host path into the container")  # fmt: skip
     parser.add_argument("--workdir", "-w", help="working directory inside")
     parser.add_argument("--user", "-u", metavar="U[:G]", help="user (and group), names or ids from the image")
+    parser.add_argument(
+        "--cap-add",
+        action="append",
+        default=[],
+        metavar="CAP",
+        help="give root inside one more capability, e.g. NET_ADMIN (ALL for every one)",
+    )
+    parser.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                        help="take a capability away from the default set (ALL for every one)")  # fmt: skip
     parser.add_argument("image", help="image name")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments (default: the image's)")
 

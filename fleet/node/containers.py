@@ -57,7 +57,10 @@ def get(ref, rows=None):
 # ----------------------------------------------------------------- create
 
 
-def create(image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None):
+def create(
+    image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
+    cap_add=(), cap_drop=(),
+):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
         parse.name(name, "container name")
@@ -65,6 +68,7 @@ def create(image, command=(), name=None, network=(), hostname=None, env=(), volu
     _refuse_repeats([net for net, _ in wanted])
     image_row = images.get(image)
     config = _container_config(image, list(command), env, volume, workdir, user, hostname)
+    config["capabilities"] = _capabilities(cap_add, cap_drop)
     row = _reserve(image_row["name"], name, wanted, config)
     try:
         images.copy_to(image_row["name"], os.path.join(directory(row), "disk.ext4"))
@@ -97,6 +101,19 @@ def _container_config(image, command, env, volume, workdir, user, hostname):
         "user": parse.user(user) if user else defaults.get("User") or "",
         "hostname": parse.hostname(hostname) if hostname else None,
     }
+
+
+def _capabilities(cap_add, cap_drop):
+    """The default set, plus --cap-add, minus --cap-drop (drop wins), in kernel order."""
+    from .linux import CAPABILITIES
+    from .sandbox import DEFAULT_CAPABILITIES
+
+    chosen = set(DEFAULT_CAPABILITIES)
+    for name in cap_add:
+        chosen |= parse.capability(name)
+    for name in cap_drop:
+        chosen -= parse.capability(name)
+    return [name for name in CAPABILITIES if name in chosen]
 
 
 def _reserve(image, name, wanted, config):

@@ -86,6 +86,8 @@ def _create_options(args):
         "volume": args.volume,
         "workdir": args.workdir,
         "user": args.user,
+        "cap_add": args.cap_add,
+        "cap_drop": args.cap_drop,
     }
 
 

@@ -73,6 +73,7 @@ class Launch:
                 os.setsid()
             if log_output:
                 _stdio_to(os.path.join(self.directory, "log"))
+            _close_inherited()
             cgroup.join(os.getpid())
             linux.unshare(NAMESPACES)
             os.chdir("/")
@@ -139,6 +140,11 @@ def shell_status(wait_status):
     return 128 - code if code < 0 else code
 
 
+def _close_inherited():
+    """Close every descriptor but stdio: none of the caller's may reach a container."""
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+
+
 def _stdio_to(log_path):
     null = os.open(os.devnull, os.O_RDONLY)
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -182,6 +188,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None):
                 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
                 os.dup2(stdio[0], 1)
                 os.dup2(stdio[1], 2)
+            _close_inherited()
             status = _join_and_run(pid, cgroup, sandbox, dict(config, command=argv))
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(2, f"baleine: exec failed: {error}\n".encode())

@@ -27,6 +27,59 @@ MS_PRIVATE = 0x40000
 MNT_DETACH = 0x2
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CAPABILITY_V3 = 0x20080522
+_SYS_CAPGET, _SYS_CAPSET = {"x86_64": (125, 126), "aarch64": (90, 91), "riscv64": (90, 91)}.get(
+    os.uname().machine, (None, None)
+)
+
+# Capability numbers (linux/capability.h), by their names without CAP_.
+CAPABILITIES = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+]
 
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
@@ -118,9 +171,49 @@ def sethostname(name):
         oserror("sethostname")
 
 
-def prctl(option, arg2=0):
-    if libc().prctl(option, arg2, 0, 0, 0) < 0:
+def prctl(option, arg2=0, arg3=0):
+    if libc().prctl(option, arg2, arg3, 0, 0) < 0:
         oserror("prctl")
+
+
+def last_capability():
+    """The highest capability number this kernel knows."""
+    try:  # binary: in a container's init, after pivot_root, no codec module can be loaded
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as handle:
+            return int(handle.read())
+    except OSError:
+        return len(CAPABILITIES) - 1
+
+
+def limit_capabilities(keep):
+    """Drop every capability not in keep (numbers) from the bounding and inheritable sets.
+
+    Root gets its bounding set at exec, so this is what root in the container
+    may hold; ambient capabilities are cleared; the effective and permitted
+    sets are left for the caller's own last steps (setuid, exec).
+    """
+    for number in range(last_capability() + 1):
+        if number not in keep:
+            prctl(PR_CAPBSET_DROP, number)
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    header = struct.pack("=Ii", _CAPABILITY_V3, 0)
+    data = bytearray(24)  # two __user_cap_data_struct: effective, permitted, inheritable (32 bits each)
+    _capability_call(_SYS_CAPGET, header, data)
+    mask = sum(1 << number for number in keep)
+    for half in (0, 1):
+        effective, permitted, inheritable = struct.unpack_from("=3I", data, half * 12)
+        struct.pack_into("=3I", data, half * 12, effective, permitted, inheritable & (mask >> (32 * half)) & 0xFFFFFFFF)
+    _capability_call(_SYS_CAPSET, header, data)
+
+
+def _capability_call(number, header, data):
+    import ctypes
+
+    if number is None:
+        raise Missing(f"capget/capset: unknown syscall numbers on {os.uname().machine}")
+    buffer = (ctypes.c_char * len(data)).from_buffer(data)
+    if libc().syscall(number, header, buffer) < 0:
+        oserror("capset" if number == _SYS_CAPSET else "capget")
 
 
 def loop_attach(image, read_only=False):

@@ -135,6 +135,19 @@ def hostname(value):
     return value
 
 
+def capability(value):
+    """'NET_ADMIN', 'cap_net_admin' or 'ALL' -> the names it stands for (without CAP_)."""
+    from .linux import CAPABILITIES
+
+    name = value.upper()
+    name = name[4:] if name.startswith("CAP_") else name
+    if name == "ALL":
+        return set(CAPABILITIES)
+    if name not in CAPABILITIES:
+        raise Invalid(f"unknown capability {value!r}: use ALL or one of {', '.join(CAPABILITIES)}")
+    return {name}
+
+
 def workdir(value):
     """An absolute directory inside the container."""
     if not value.startswith("/") or "\0" in value:

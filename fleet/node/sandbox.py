@@ -25,6 +25,14 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("u
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))  # fmt: skip
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
+# What root in a container may still do: Podman's default set.
+DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
+                        "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")  # fmt: skip
+# Kernel files that tell too much or control the host: hidden (files under
+# /dev/null, directories under an empty read-only tmpfs) or made read-only.
+MASKED_PATHS = ("/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/sched_debug",
+                "/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware")  # fmt: skip
+READ_ONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -86,8 +94,10 @@ def prepare(directory, config):
         os.close(loop_fd)  # the mount now holds the loop device; autoclear frees it after
     sources = _open_sources(directory, config)
     _pivot(rootfs)
+    _refuse_kernel_symlinks()
     _mount_kernel_files()
     _mount_dev()
+    _mask_and_protect()
     for target, (fd, read_only) in sources.items():
         _bind_fd(fd, target, read_only)
     linux.sethostname(config["hostname"])
@@ -110,6 +120,30 @@ def _pivot(rootfs):
     linux.pivot_root(".", ".")
     linux.umount(".", linux.MNT_DETACH)
     os.chdir("/")
+
+
+def _refuse_kernel_symlinks():
+    # An image whose /proc is a symlink could aim our /proc mount anywhere in it.
+    for path in ("/proc", "/sys", "/dev"):
+        if os.path.islink(path):
+            raise SetupError(f"the image makes {path} a symlink: refusing to start it")
+
+
+def _mask_and_protect():
+    for path in MASKED_PATHS:
+        if os.path.isdir(path) and not os.path.islink(path):
+            linux.mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k")
+        elif os.path.exists(path):
+            linux.mount("/dev/null", path, None, MS_BIND)
+    for path in READ_ONLY_PATHS:
+        if os.path.exists(path):
+            linux.mount(path, path, None, MS_BIND | MS_REC)
+            linux.mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def capability_numbers(names):
+    """Capability names (without CAP_) as the kernel's numbers."""
+    return {linux.CAPABILITIES.index(name) for name in names}
 
 
 def _mount_kernel_files():
@@ -165,6 +199,8 @@ def enter(config):
     workdir = config.get("workdir") or "/"
     os.makedirs(workdir, mode=0o755, exist_ok=True)
     os.chdir(workdir)
+    linux.limit_capabilities(capability_numbers(config.get("capabilities", DEFAULT_CAPABILITIES)))
+    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)  # no setuid binary or file capability raises privileges
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)

@@ -74,7 +74,9 @@ def test_bridge_is_recreated_when_it_vanished(node):
 def test_ipv6_network(node):
     node.ok("image", "create", "bb", "--size", "32M", "--from", "busybox")
     node.ok("network", "create", "six", "--subnet", "fd42:4242:4242::/64")
-    item = node.ok("container", "run", "-d", "--name", "v6", "--network", "six", "bb", "sleep", "300")
+    item = node.ok(
+        "container", "run", "-d", "--name", "v6", "--network", "six", "--cap-add", "NET_RAW", "bb", "sleep", "300"
+    )
     assert item["networks"][0]["address"] == "fd42:4242:4242::2"
     assert "fd42:4242:4242::2" in node.exec_out("v6", "ip", "-6", "-o", "addr")
     ping = node.ok("container", "exec", "v6", "ping", "-c", "1", "-W", "2", "fd42:4242:4242::1")
