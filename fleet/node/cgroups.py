@@ -11,7 +11,10 @@ import os
 import signal
 import time
 
+from .errors import BaleineError, Missing
+
 DEFAULT_PARENT = "baleine"
+V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 
 
 def parent_name():
@@ -57,12 +60,56 @@ class Cgroup:
         return self.paths()[0]
 
     def create(self):
-        for (mount, _version, controllers), path in zip(self.layout, self.paths()):
+        for (mount, version, controllers), path in zip(self.layout, self.paths()):
+            if version == 2:
+                _enable_controllers(mount, os.path.dirname(path))
             os.makedirs(path, exist_ok=True)
             if "cpuset" in controllers:
                 # v1 cpuset children start empty and refuse tasks until filled in.
                 for level in (os.path.dirname(path), path):
                     _inherit_cpuset(mount, level)
+
+    def path_for(self, controller):
+        """The directory holding a controller's files (v2 when controller is None)."""
+        for (_mount, version, controllers), path in zip(self.layout, self.paths()):
+            if (controller is None and version == 2) or (controller in controllers and version == 1):
+                return path
+        if controller is None:
+            for (_mount, version, _), path in zip(self.layout, self.paths()):
+                if version == 2:
+                    return path
+        raise Missing(f"this host has no {controller or 'cgroup v2'} cgroup controller mounted")
+
+    def apply(self, writes):
+        """Write [(controller, file, value)] (see limits.writes)."""
+        for controller, name, value in writes:
+            optional = name.endswith("?")
+            target = os.path.join(self.path_for(controller), name.rstrip("?"))
+            if optional and not os.path.exists(target):
+                continue
+            try:
+                with open(target, "w") as handle:
+                    handle.write(str(value))
+            except FileNotFoundError:
+                raise Missing(f"this kernel has no {name} (needed for that limit)") from None
+            except OSError as error:
+                raise BaleineError(f"the kernel refused {value} in {name}: {error.strerror}") from None
+
+    def read(self, controller, name, default=None):
+        """A cgroup file's text, or default when the host lacks it."""
+        try:
+            with open(os.path.join(self.path_for(controller), name)) as handle:
+                return handle.read()
+        except (OSError, Missing):
+            return default
+
+    def usage(self):
+        """What the container uses now: cpu_ns, memory, memory_limit, io_read, io_write, pids, oom_kills."""
+        return _usage_v2(self) if self.version_for("memory") == 2 else _usage_v1(self)
+
+    def version_for(self, controller):
+        """2 when the v2 tree offers this controller here, else 1 (hybrid and v1 hosts)."""
+        return 2 if controller in (self.read(None, "cgroup.controllers") or "").split() else 1
 
     def join(self, pid):
         """Move pid (and its future children) into this cgroup everywhere."""
@@ -109,6 +156,74 @@ class Cgroup:
                 os.rmdir(os.path.dirname(path))
             except OSError:
                 pass  # other containers still live under the parent
+
+
+def _enable_controllers(mount, parent):
+    """v2: let children of parent use the controllers limits need (those the host offers)."""
+    try:
+        with open(os.path.join(mount, "cgroup.controllers")) as handle:
+            offered = set(handle.read().split())
+    except OSError:
+        return
+    wanted = [name for name in V2_CONTROLLERS if name in offered]
+    if not wanted:
+        return  # hybrid hosts: the v2 tree only tracks processes
+    os.makedirs(parent, exist_ok=True)
+    levels = [mount]
+    for part in os.path.relpath(parent, mount).split(os.sep):
+        levels.append(os.path.join(levels[-1], part))
+    for level in levels:
+        try:
+            with open(os.path.join(level, "cgroup.subtree_control"), "w") as handle:
+                handle.write(" ".join(f"+{name}" for name in wanted))
+        except OSError:
+            pass  # a controller busy higher up: the limit write will say so
+
+
+def _stat_fields(text):
+    fields = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[-1].isdigit():
+            fields[parts[0] if len(parts) == 2 else " ".join(parts[:-1])] = int(parts[-1])
+    return fields
+
+
+def _usage_v1(group):
+    memory_limit = int((group.read("memory", "memory.limit_in_bytes") or "0").strip() or 0)
+    io = {"Read": 0, "Write": 0}
+    for line in (group.read("blkio", "blkio.throttle.io_service_bytes") or "").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in io:
+            io[parts[1]] += int(parts[2])
+    return {
+        "cpu_ns": int((group.read("cpuacct", "cpuacct.usage") or "0").strip() or 0),
+        "memory": int((group.read("memory", "memory.usage_in_bytes") or "0").strip() or 0),
+        "memory_limit": None if memory_limit >= 1 << 62 else memory_limit,
+        "io_read": io["Read"],
+        "io_write": io["Write"],
+        "pids": int((group.read("pids", "pids.current") or "0").strip() or 0),
+        "oom_kills": _stat_fields(group.read("memory", "memory.oom_control")).get("oom_kill", 0),
+    }
+
+
+def _usage_v2(group):
+    limit = (group.read(None, "memory.max") or "max").strip()
+    io = {"rbytes": 0, "wbytes": 0}
+    for line in (group.read(None, "io.stat") or "").splitlines():
+        for item in line.split()[1:]:
+            key, _, value = item.partition("=")
+            if key in io:
+                io[key] += int(value)
+    return {
+        "cpu_ns": _stat_fields(group.read(None, "cpu.stat")).get("usage_usec", 0) * 1000,
+        "memory": int((group.read(None, "memory.current") or "0").strip() or 0),
+        "memory_limit": None if limit == "max" else int(limit),
+        "io_read": io["rbytes"],
+        "io_write": io["wbytes"],
+        "pids": int((group.read(None, "pids.current") or "0").strip() or 0),
+        "oom_kills": _stat_fields(group.read(None, "memory.events")).get("oom_kill", 0),
+    }
 
 
 def prime_migration(layout=None):

@@ -105,6 +105,25 @@ def _network_verbs(parser):
         _leaf(verbs, name, handler, text).add_argument("name", help="network name")
 
 
+def _limit_options(parser):
+    """Resource limits, shared by create, run and update."""
+    from .limits import DEFAULT_PIDS
+
+    group = parser.add_argument_group("limits (sizes and rates take K, M, G; Ki, Mi, Gi too)")
+    group.add_argument("--memory", "-m", metavar="SIZE", help="memory limit, swap off, e.g. 256M")
+    group.add_argument("--cpus", metavar="N", help="CPU time, e.g. 0.5 for half a CPU")
+    group.add_argument("--cpu-shares", metavar="N", help="relative CPU weight, 2 to 262144 (default 1024)")
+    group.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs it may run on, e.g. 0-1,3")
+    group.add_argument("--pids-limit", metavar="N", help=f"most processes at once (default {DEFAULT_PIDS})")
+    for name, what in (("read-bps", "bytes read"), ("write-bps", "bytes written"),
+                       ("read-iops", "reads"), ("write-iops", "writes")):  # fmt: skip
+        group.add_argument(f"--io-{name}", action="append", default=[], metavar="[DEV:]RATE",
+                           help=f"{what} per second; without DEV, on its own disk")  # fmt: skip
+    group.add_argument("--device-allow", action="append", default=[], metavar="RULE",
+                       help="also allow a device, e.g. 'c 10:200 rwm' (cgroup v1)")  # fmt: skip
+    group.add_argument("--device-deny", action="append", default=[], metavar="RULE", help="deny a device (cgroup v1)")
+
+
 def _container_options(parser):
     parser.add_argument("--name", help="container name (default: IMAGE-xxxxxx)")
     parser.add_argument("--network", action="append", default=[], metavar="NET[:IP]",
@@ -124,6 +143,7 @@ def _container_options(parser):
     )
     parser.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
                         help="take a capability away from the default set (ALL for every one)")  # fmt: skip
+    _limit_options(parser)
     parser.add_argument("image", help="image name")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments (default: the image's)")
 
@@ -159,6 +179,11 @@ def _container_verbs(parser):
     add = _leaf(verbs, "add", h.container_add, "attach a container to one more network (live if running)")
     add.add_argument("name", help="container name or id")
     add.add_argument("--network", required=True, metavar="NET[:IP]", help="network, optionally with an address")
+    update = _leaf(verbs, "update", h.container_update, "change a container's limits, live if it runs")
+    update.add_argument("name", help="container name or id")
+    _limit_options(update)
+    stats = _leaf(verbs, "stats", h.container_stats, "CPU, memory, block io and pids of running containers")
+    stats.add_argument("names", nargs="*", metavar="NAME", help="containers (default: every running one)")
     exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")
     exec_.add_argument("name", help="container name or id")
     exec_.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")

@@ -12,7 +12,7 @@ import json
 import os
 import signal
 
-from . import cgroups, images, linux, networks, parse, state
+from . import cgroups, images, limits, linux, networks, parse, state
 from .errors import Conflict, Invalid, NotFound, StartFailed
 
 RUNNING, CREATED, EXITED = "running", "created", "exited"
@@ -59,7 +59,7 @@ def get(ref, rows=None):
 
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
-    cap_add=(), cap_drop=(),
+    cap_add=(), cap_drop=(), resources=None,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -69,6 +69,7 @@ def create(
     image_row = images.get(image)
     config = _container_config(image, list(command), env, volume, workdir, user, hostname)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
+    config["limits"] = limits.with_defaults(resources or {})
     row = _reserve(image_row["name"], name, wanted, config)
     try:
         images.copy_to(image_row["name"], os.path.join(directory(row), "disk.ext4"))
@@ -191,16 +192,21 @@ def start(ref, attach=False, log_output=True):
     if row is None:
         return None  # already running
     group = cgroup_of(row)
+    config = read_config(row)
+    wanted = config.get("limits", {})
     launch = None
     forwarding = contextlib.ExitStack()
     try:
         group.create()
-        launch = Launch(directory(row), read_config(row), group, detach=not attach, log_output=log_output)
+        version = group.version_for("memory")
+        group.apply(limits.writes(wanted, version))  # before any process joins
+        launch = Launch(directory(row), config, group, detach=not attach, log_output=log_output)
         pid = launch.accept()
         if attach:  # from now on a signal for us is meant for the container
             forwarding.enter_context(_forwarding_signals(pid))
         pid_start = linux.pid_start_time(pid)
         networks.plug(pid, plugs)
+        group.apply(limits.disk_writes(wanted, version, launch.disk()))
         launch.release()
     except BaseException as error:
         forwarding.close()
@@ -210,7 +216,14 @@ def start(ref, attach=False, log_output=True):
     launch.close()
     with state.locked():
         row = state.CONTAINERS.update(
-            row["name"], status=RUNNING, pid=pid, pid_start=pid_start, exit_code="", started=state.now(), finished=""
+            row["name"],
+            status=RUNNING,
+            pid=pid,
+            pid_start=pid_start,
+            exit_code="",
+            reason="",
+            started=state.now(),
+            finished="",
         )
         networks.refresh_hosts(state.CONTAINERS.read())
     if not attach:
@@ -265,7 +278,7 @@ def _abandon_start(row, group, launch, status):
     networks.unplug(row)
     with state.locked():
         state.CONTAINERS.update(
-            row["name"], status=EXITED, pid="", pid_start="", exit_code=status, finished=state.now()
+            row["name"], status=EXITED, pid="", pid_start="", exit_code=status, reason="", finished=state.now()
         )
 
 
@@ -298,6 +311,7 @@ def finalize(name):
 
     group = cgroup_of(row)
     code = _await_exit_status(directory(row), group)
+    reason = "oom-killed" if group.usage()["oom_kills"] else ""
     group.kill()
     group.remove()
     # No unplug: the kernel deletes the veths with the dead network namespace
@@ -307,7 +321,13 @@ def finalize(name):
         if current is None or current["id"] != row["id"] or current["status"] not in (RUNNING, STARTING):
             return current  # another command finished it first
         current = state.CONTAINERS.update(
-            name, status=EXITED, pid="", pid_start="", exit_code="" if code is None else code, finished=state.now()
+            name,
+            status=EXITED,
+            pid="",
+            pid_start="",
+            exit_code="" if code is None else code,
+            reason=reason,
+            finished=state.now(),
         )
         networks.refresh_hosts(state.CONTAINERS.read())
         launch.clear_exit_file(directory(row))
@@ -460,6 +480,7 @@ def describe(row, config=None):
         "status": row["status"],
         "pid": int(row["pid"]) if row["pid"] and row["status"] == RUNNING else None,
         "exit_code": int(row["exit_code"]) if row["exit_code"] else None,
+        "reason": row.get("reason") or None,
         "networks": [{"network": net, "address": address} for net, address in attachments(row)],
         "created": row["created"],
         "started": row["started"] or None,
@@ -467,6 +488,7 @@ def describe(row, config=None):
     }
     if config is not None:
         info["command"] = config["command"]
+        info["limits"] = config.get("limits", {})
     return info
 
 
@@ -480,7 +502,72 @@ def _config_or_empty(row):
     try:
         return read_config(row)
     except (FileNotFoundError, ValueError):
-        return {"command": []}
+        return {"command": [], "limits": {}}
+
+
+# ----------------------------------------------------------------- limits: update, stats
+
+
+def update(ref, resources):
+    """Change a container's limits, live when it runs; refused whole if the kernel would refuse one."""
+    if not resources:
+        raise Invalid("nothing to update: give at least one limit, e.g. --memory 256M")
+    with state.locked():
+        row = current(ref)
+        _refuse_if_busy(row)
+        config = read_config(row)
+        merged = {**config.get("limits", {}), **resources}
+        if row["status"] == RUNNING:
+            group = cgroup_of(row)
+            _refuse_below_usage(row, group, resources)
+            version = group.version_for("memory")
+            group.apply(limits.writes(resources, version, config.get("limits", {}).get("memory")))
+            if any(key in resources for key in (*limits.IO_KEYS, "devices")):
+                group.apply(limits.disk_writes(merged, version, _disk_of(row)))
+        config["limits"] = merged
+        state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
+        return describe(row, config)
+
+
+def _refuse_below_usage(row, group, resources):
+    if "memory" in resources:
+        used = group.usage()["memory"]
+        if resources["memory"] < used:
+            raise Conflict(
+                f"container {row['name']!r} already uses {parse.human_size(used)}: "
+                f"a memory limit of {parse.human_size(resources['memory'])} would kill it"
+            )
+
+
+def _disk_of(row):
+    """The running container's root device 'MAJ:MIN', from its init's mount table."""
+    with open(f"/proc/{row['pid']}/mountinfo", encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            if fields[4] == "/":
+                return fields[2]
+    raise Conflict(f"cannot find the disk of container {row['name']!r}")
+
+
+def stats(refs=(), interval=0.5):
+    """podman-stats figures of running containers: CPU % over `interval`, memory, block io, pids."""
+    import time
+
+    rows = reconcile(state.CONTAINERS.read())
+    chosen = [get(ref, rows) for ref in refs] if refs else [row for row in rows if row["status"] == RUNNING]
+    idle = [row["name"] for row in chosen if row["status"] != RUNNING]
+    if idle:
+        raise Conflict(f"container {idle[0]!r} is not running")
+    groups = {row["name"]: cgroup_of(row) for row in chosen}
+    first, started = {name: group.usage() for name, group in groups.items()}, time.monotonic()
+    time.sleep(interval if chosen else 0)
+    elapsed = time.monotonic() - started
+    result = []
+    for row in chosen:
+        now = groups[row["name"]].usage()
+        cpu = (now["cpu_ns"] - first[row["name"]]["cpu_ns"]) / 1e9 / elapsed * 100
+        result.append({"name": row["name"], "id": row["id"][:12], "cpu_percent": round(cpu, 1), **now})
+    return result
 
 
 def inspect(ref):

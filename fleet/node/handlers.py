@@ -77,8 +77,27 @@ def network_inspect(args):
 # ----------------------------------------------------------------- containers
 
 
+def _resources(args):
+    from . import limits
+
+    return limits.from_options(
+        memory=args.memory,
+        cpus=args.cpus,
+        cpu_shares=args.cpu_shares,
+        cpuset_cpus=args.cpuset_cpus,
+        pids_limit=args.pids_limit,
+        device_allow=args.device_allow,
+        device_deny=args.device_deny,
+        io_read_bps=args.io_read_bps,
+        io_write_bps=args.io_write_bps,
+        io_read_iops=args.io_read_iops,
+        io_write_iops=args.io_write_iops,
+    )
+
+
 def _create_options(args):
     return {
+        "resources": _resources(args),
         "name": args.name,
         "network": args.network,
         "hostname": args.hostname,
@@ -152,6 +171,20 @@ def container_add(args):
 
     row = containers.add_network(args.name, args.network)
     return Reply(containers.describe(row), row["name"])
+
+
+def container_update(args):
+    from . import containers
+
+    info = containers.update(args.name, _resources(args))
+    return Reply(info, args.name)
+
+
+def container_stats(args):
+    from . import containers, render
+
+    items = containers.stats(args.names)
+    return Reply(items, render.stats(items))
 
 
 def container_exec(args):

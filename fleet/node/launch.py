@@ -61,6 +61,7 @@ class Launch:
         _bind_short(self.listener, directory, SOCKET_NAME)
         self.listener.listen(1)
         self.channel = None
+        self.reader = None
         self.init_pid = None
         self.waiter_pid = os.fork()
         if self.waiter_pid == 0:
@@ -103,15 +104,29 @@ class Launch:
         self.channel.sendall(len(blob).to_bytes(8, "big") + blob)
         return self.init_pid
 
+    def disk(self):
+        """The container disk's 'MAJ:MIN', once the init has mounted it."""
+        reply = self._reply()
+        if not reply.startswith("disk "):
+            raise StartFailed(f"unexpected reply from the container's init: {reply!r}")
+        return reply.split(" ", 1)[1]
+
     def release(self):
         """Let the init exec the command; raises StartFailed if it could not."""
         self.channel.sendall(b"go\n")
-        reply = self.channel.makefile("rb").readline().decode(errors="replace").strip()
+        reply = self._reply()
+        if reply:
+            raise StartFailed(f"unexpected reply from the container's init: {reply!r}")
+
+    def _reply(self):
+        """The init's next line ('' once exec closed the socket); StartFailed on its error."""
+        if self.reader is None:
+            self.reader = self.channel.makefile("rb")
+        reply = self.reader.readline().decode(errors="replace").strip()
         if reply.startswith("error "):
             _, status, message = reply.split(" ", 2)
             raise StartFailed(message, int(status))
-        if reply:
-            raise StartFailed(f"unexpected reply from the container's init: {reply!r}")
+        return reply
 
     def _failure(self):
         done, status = os.waitpid(self.waiter_pid, os.WNOHANG)
@@ -120,6 +135,8 @@ class Launch:
         return f"it exited with status {shell_status(status)}; see `baleine container logs`"
 
     def close(self):
+        if self.reader is not None:
+            self.reader.close()
         for sock in (self.channel, self.listener):
             if sock is not None:
                 sock.close()

@@ -46,8 +46,21 @@ def networks(items):
 
 def container_status(item):
     if item["status"] == "exited" and item["exit_code"] is not None:
-        return f"exited ({item['exit_code']})"
+        reason = ", OOM-killed" if item.get("reason") == "oom-killed" else ""
+        return f"exited ({item['exit_code']}{reason})"
     return item["status"]
+
+
+def limits_summary(limits):
+    """'mem 256M, cpus 0.5, pids 2048': the limits people look for first."""
+    parts = []
+    if limits.get("memory"):
+        parts.append(f"mem {human_size(limits['memory'])}")
+    if limits.get("cpus"):
+        parts.append(f"cpus {limits['cpus']:g}")
+    if limits.get("pids"):
+        parts.append(f"pids {limits['pids']}")
+    return ", ".join(parts)
 
 
 def containers(items):
@@ -59,5 +72,14 @@ def containers(items):
         uptime = ago(item["started"]) if item["status"] == "running" else ""
         command = shlex.join(item.get("command") or [])
         rows.append((item["name"], item["id"], item["image"], container_status(item), item["pid"] or "",
-                     addresses, uptime, command[:40]))  # fmt: skip
-    return table(("NAME", "ID", "IMAGE", "STATUS", "PID", "IP", "UPTIME", "COMMAND"), rows)
+                     addresses, uptime, limits_summary(item.get("limits") or {}), command[:40]))  # fmt: skip
+    return table(("NAME", "ID", "IMAGE", "STATUS", "PID", "IP", "UPTIME", "LIMITS", "COMMAND"), rows)
+
+
+def stats(items):
+    rows = []
+    for item in items:
+        limit = human_size(item["memory_limit"]) if item["memory_limit"] else "-"
+        rows.append((item["name"], item["id"], f"{item['cpu_percent']:.1f}%", f"{human_size(item['memory'])} / {limit}",
+                     f"{human_size(item['io_read'])} / {human_size(item['io_write'])}", item["pids"]))  # fmt: skip
+    return table(("NAME", "ID", "CPU %", "MEM USAGE / LIMIT", "BLOCK I/O", "PIDS"), rows)

@@ -54,7 +54,8 @@ def main(argv):
     channel.connect("start.sock")
     try:
         config = marshal.loads(_receive(channel, int.from_bytes(_receive(channel, 8), "big")))
-        prepare(directory, config)
+        disk = prepare(directory, config)
+        channel.sendall(f"disk {disk}\n".encode())  # io limits and device rules need it
         if _receive(channel, 3) != b"go\n":
             raise SetupError("the starting command went away before the network was ready")
         enter(config)
@@ -84,12 +85,16 @@ def _receive(channel, size):
 
 
 def prepare(directory, config):
-    """Mount the disk, pivot into it, then build /proc, /sys, /dev, /etc files, volumes."""
+    """Mount the disk, pivot into it, then build /proc, /sys, /dev, /etc files, volumes.
+
+    Returns the disk's loop device as 'MAJ:MIN'.
+    """
     linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
     rootfs = os.path.join(directory, "rootfs")
     device, loop_fd = linux.loop_attach(os.path.join(directory, "disk.ext4"))
     try:
         linux.mount(device, rootfs, "ext4", MS_NODEV)
+        number = os.fstat(loop_fd).st_rdev
     finally:
         os.close(loop_fd)  # the mount now holds the loop device; autoclear frees it after
     sources = _open_sources(directory, config)
@@ -101,6 +106,7 @@ def prepare(directory, config):
     for target, (fd, read_only) in sources.items():
         _bind_fd(fd, target, read_only)
     linux.sethostname(config["hostname"])
+    return f"{os.major(number)}:{os.minor(number)}"
 
 
 def _open_sources(directory, config):

@@ -21,6 +21,7 @@ CONTAINER_COLUMNS = (
     "pid",
     "pid_start",
     "exit_code",
+    "reason",
     "networks",
     "created",
     "started",

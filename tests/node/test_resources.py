@@ -1,0 +1,116 @@
+"""Resource limits on this host's real cgroups (hybrid v1 here): memory, pids, cpu, io, devices."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+GROW = "x=a; while true; do x=$x$x; done"  # doubles its memory until something stops it
+
+
+def cgroup_dir(node, name, controller):
+    """The running container's cgroup directory in the given v1 controller's hierarchy."""
+    for path in node.ok("container", "inspect", name)["cgroups"]:
+        if controller in os.path.basename(os.path.dirname(os.path.dirname(path))).split(","):
+            return Path(path)
+    raise AssertionError(f"no {controller} cgroup for {name}")
+
+
+def test_memory_limit_oom_kills_inside_and_spares_the_rest(busybox):
+    busybox.ok("container", "run", "-d", "--name", "bystander", "bb", "sleep", "300")
+    busybox.ok("container", "run", "-d", "--name", "capped", "--memory", "32M", "bb", "sleep", "300")
+    folder = cgroup_dir(busybox, "capped", "memory")
+    limit = int((folder / "memory.limit_in_bytes").read_text())
+    assert limit == 32 << 20 and (folder / "memory.swappiness").read_text().strip() == "0"
+    if (folder / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: memory + swap = memory
+        assert int((folder / "memory.memsw.limit_in_bytes").read_text()) == limit
+    done = busybox.cli("container", "run", "--name", "hog", "--memory", "32M", "bb", "sh", "-c", GROW)
+    assert done.returncode == 137
+    hog = busybox.ok("container", "inspect", "hog")
+    assert (hog["status"], hog["exit_code"], hog["reason"]) == ("exited", 137, "oom-killed")
+    assert "OOM-killed" in busybox.cli("container", "list", "--all").stdout
+    running = {item["name"] for item in busybox.ok("container", "list")}
+    assert running == {"bystander", "capped"}
+
+
+def test_fork_bomb_stops_at_the_pids_limit(busybox):
+    # busybox sh gives up when fork fails: bomb in a subshell, then pid 1 execs (needs no fork)
+    bomb = "(for i in $(seq 120); do sleep 60 & done) 2>/dev/null; exec sleep 60"
+    busybox.ok("container", "run", "-d", "--name", "bomb", "--pids-limit", "50", "bb", "sh", "-c", bomb)
+    pids = cgroup_dir(busybox, "bomb", "pids")
+    deadline = time.monotonic() + 10
+    while int((pids / "pids.current").read_text()) < 50 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # it tried 121 processes; the limit held it (its subshell has exited since)
+    assert 45 <= int((pids / "pids.current").read_text()) <= 50
+    assert busybox.cli("container", "run", "--rm", "bb", "true").returncode == 0  # the host is fine
+
+
+def test_cpus_caps_cpu_time_by_the_cgroups_own_counter(busybox):
+    busybox.ok("container", "run", "-d", "--name", "spin", "--cpus", "0.5", "bb", "sh", "-c", "while :; do :; done")
+    usage = cgroup_dir(busybox, "spin", "cpuacct") / "cpuacct.usage"
+    before, started = int(usage.read_text()), time.monotonic()
+    time.sleep(3)
+    used = (int(usage.read_text()) - before) / 1e9
+    assert used <= 0.55 * (time.monotonic() - started), f"{used:.2f} s of CPU in 3 s"
+    assert used > 0.2  # and it did run
+    stats = busybox.ok("container", "stats", "spin")[0]
+    assert 20 < stats["cpu_percent"] <= 60 and stats["pids"] >= 1 and stats["memory"] > 0
+
+
+def test_cpuset_pins_the_container(busybox):
+    done = busybox.cli("container", "run", "--rm", "--cpuset-cpus", "0", "bb", "grep", "Cpus_allowed_list",
+                       "/proc/self/status")  # fmt: skip
+    assert done.stdout.split() == ["Cpus_allowed_list:", "0"], done.stdout + done.stderr
+
+
+def test_io_write_bps_throttles_direct_writes_to_its_own_disk(busybox):
+    started = time.monotonic()
+    done = busybox.cli("container", "run", "--rm", "--io-write-bps", "2M", "bb", "dd", "if=/dev/zero",
+                       "of=/blob", "bs=1M", "count=8", "oflag=direct")  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert 8 / elapsed <= 2.2, f"8 MiB written in {elapsed:.1f} s"
+
+
+def test_devices_cgroup_denies_a_host_disk_even_with_mknod(busybox):
+    disk = os.stat("/").st_dev
+    script = f"mknod /dev/hostdisk b {os.major(disk)} {os.minor(disk)} && head -c 1 /dev/hostdisk > /dev/null"
+    done = busybox.cli("container", "run", "--rm", "--cap-add", "MKNOD", "bb", "sh", "-c", script)
+    assert done.returncode != 0 and "not permitted" in done.stderr, done.stderr
+
+
+def test_update_changes_limits_live(busybox):
+    busybox.ok("container", "run", "-d", "--name", "u", "--memory", "32M", "--cpus", "0.5", "bb", "sleep", "300")
+    busybox.ok("container", "update", "u", "--memory", "64M", "--cpus", "1", "--pids-limit", "99")
+    memory = cgroup_dir(busybox, "u", "memory")
+    cpu = cgroup_dir(busybox, "u", "cpu")
+    assert int((memory / "memory.limit_in_bytes").read_text()) == 64 << 20
+    assert int((cpu / "cpu.cfs_quota_us").read_text()) == 100000
+    assert busybox.ok("container", "inspect", "u")["limits"] == {"pids": 99, "memory": 64 << 20, "cpus": 1.0}
+    busybox.ok("container", "stop", "--time", "0", "u")
+    busybox.ok("container", "start", "u")  # kept across restarts
+    assert int((cgroup_dir(busybox, "u", "pids") / "pids.max").read_text()) == 99
+
+
+def test_update_refuses_what_the_kernel_would_and_changes_nothing(busybox):
+    fill = "dd if=/dev/zero of=/dev/shm/fill bs=1M count=30 2>/dev/null; exec sleep 300"  # tmpfs: charged to it
+    busybox.ok("container", "run", "-d", "--name", "fat", "--memory", "128M", "bb", "sh", "-c", fill)
+    deadline = time.monotonic() + 10
+    while busybox.ok("container", "stats", "fat", timeout=30)[0]["memory"] < 20 << 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    before = busybox.ok("container", "inspect", "fat")["limits"]
+    for args, message in (
+        (("--memory", "8M"), "already uses"),
+        (("--cpus", str(os.cpu_count() + 1)), "--cpus"),
+        (("--io-write-bps", "/dev/no-such-disk:1M"), "no such device"),
+        ((), "nothing to update"),
+    ):
+        reply = busybox.call("container", "update", "fat", *args)
+        assert not reply["ok"] and message in reply["error"]["message"], (args, reply)
+    assert busybox.ok("container", "inspect", "fat")["limits"] == before
+    memory = cgroup_dir(busybox, "fat", "memory")
+    assert int((memory / "memory.limit_in_bytes").read_text()) == 128 << 20
