@@ -59,7 +59,7 @@ def get(ref, rows=None):
 
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
-    cap_add=(), cap_drop=(), resources=None,
+    cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -70,6 +70,7 @@ def create(
     config = _container_config(image, list(command), env, volume, workdir, user, hostname)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["limits"] = limits.with_defaults(resources or {})
+    config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
     row = _reserve(image_row["name"], name, wanted, config)
     try:
         images.copy_to(image_row["name"], os.path.join(directory(row), "disk.ext4"))

@@ -105,6 +105,8 @@ def _create_options(args):
         "volume": args.volume,
         "workdir": args.workdir,
         "user": args.user,
+        "read_only": args.read_only,
+        "no_suid": args.no_suid,
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
     }

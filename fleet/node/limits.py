@@ -182,7 +182,7 @@ def disk_writes(limits, version, disk):
 
 def _memory(size, version, previous):
     if version == 2:
-        return [(None, "memory.max", size), (None, "memory.swap.max", 0)]
+        return [(None, "memory.max", size), (None, "memory.swap.max?", 0)]  # swap.max: with swap accounting
     # memsw (memory + swap) equal to memory: no swap; only there with swap accounting on.
     # The kernel wants memsw >= memory at every step: raise memsw first, lower it last.
     memory = ("memory", "memory.limit_in_bytes", size)

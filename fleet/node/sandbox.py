@@ -92,8 +92,9 @@ def prepare(directory, config):
     linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
     rootfs = os.path.join(directory, "rootfs")
     device, loop_fd = linux.loop_attach(os.path.join(directory, "disk.ext4"))
+    disk_flags = MS_NODEV | (MS_NOSUID if config.get("no_suid") else 0)
     try:
-        linux.mount(device, rootfs, "ext4", MS_NODEV)
+        linux.mount(device, rootfs, "ext4", disk_flags)
         number = os.fstat(loop_fd).st_rdev
     finally:
         os.close(loop_fd)  # the mount now holds the loop device; autoclear frees it after
@@ -105,6 +106,8 @@ def prepare(directory, config):
     _mask_and_protect()
     for target, (fd, read_only) in sources.items():
         _bind_fd(fd, target, read_only)
+    if config.get("read_only"):  # last: the mount points above had to be made first
+        linux.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | disk_flags)
     linux.sethostname(config["hostname"])
     return f"{os.major(number)}:{os.minor(number)}"
 

@@ -148,3 +148,36 @@ def test_image_making_proc_a_symlink_is_refused(node, tmp_path):
     node.ok("image", "create", "evil", "--size", "16M", "--from", str(tree))
     done = node.cli("container", "run", "--rm", "evil", "/bin/sh", "-c", "true")
     assert done.returncode == 125 and "/proc a symlink" in done.stderr
+
+
+def test_read_only_root_keeps_its_etc_files_and_dev_writable(busybox):
+    script = "touch /x 2>&1; touch /tmp/x 2>&1; echo ok > /dev/shm/x && cat /dev/shm/x; cat /etc/hostname"
+    _, out = inside(busybox, script, "--read-only", "--hostname", "ro1")
+    assert out.count("Read-only file system") == 2 and "ok\n" in out and "ro1" in out, out
+    _, writable = inside(busybox, "touch /x && echo wrote")
+    assert "wrote" in writable
+
+
+def test_no_suid_mounts_the_disk_nosuid(busybox):
+    _, out = inside(busybox, "grep ' / / ' /proc/self/mountinfo", "--no-suid")
+    assert "nosuid" in out.split()[5] and "nodev" in out.split()[5], out
+    _, default = inside(busybox, "grep ' / / ' /proc/self/mountinfo")
+    assert "nosuid" not in default.split()[5] and "nodev" in default.split()[5], default
+
+
+def test_a_device_node_shipped_in_the_image_is_useless(node, tmp_path):
+    """Even with every capability: the disk is mounted nodev (and the devices cgroup denies it)."""
+    import shutil
+
+    from fleet.node import images
+
+    tree = tmp_path / "tree"
+    (tree / "bin").mkdir(parents=True)
+    shutil.copy(images.find_static_busybox(), tree / "bin/busybox")
+    os.symlink("busybox", tree / "bin/sh")
+    disk = os.stat("/").st_dev
+    os.mknod(tree / "hostdisk", 0o666 | 0o060000, os.makedev(os.major(disk), os.minor(disk)))  # a block device
+    node.ok("image", "create", "devimg", "--size", "16M", "--from", str(tree))
+    done = node.cli("container", "run", "--rm", "--cap-add", "ALL", "devimg", "/bin/busybox", "head", "-c", "1",
+                    "/hostdisk")  # fmt: skip
+    assert done.returncode != 0 and "ermission denied" in done.stderr, done.stdout + done.stderr
