@@ -136,6 +136,8 @@ def _container_options(parser):
     parser.add_argument("--user", "-u", metavar="U[:G]", help="user (and group), names or ids from the image")
     parser.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
     parser.add_argument("--no-suid", action="store_true", help="ignore setuid bits on the container's disk")
+    parser.add_argument("--userns", action="store_true",
+                        help="root inside is an unprivileged id range outside (files are chowned on copy)")  # fmt: skip
     parser.add_argument(
         "--cap-add",
         action="append",

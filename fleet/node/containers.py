@@ -59,7 +59,7 @@ def get(ref, rows=None):
 
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
-    cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False,
+    cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -71,9 +71,15 @@ def create(
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
+    config["userns"] = bool(userns)  # replaced by the range's start in _reserve
     row = _reserve(image_row["name"], name, wanted, config)
     try:
-        images.copy_to(image_row["name"], os.path.join(directory(row), "disk.ext4"))
+        disk = os.path.join(directory(row), "disk.ext4")
+        images.copy_to(image_row["name"], disk)
+        if config["userns"]:
+            from . import userns as user_namespaces
+
+            user_namespaces.shift_disk(disk, config["userns"])
     except BaseException:
         _discard(row)
         raise
@@ -128,6 +134,10 @@ def _reserve(image, name, wanted, config):
             raise Conflict(f"container name {name!r} is already in use")
         pairs = networks.assign(wanted, rows)
         config["hostname"] = config["hostname"] or _default_hostname(name)
+        if config["userns"]:
+            from . import userns
+
+            config["userns"] = userns.allocate({_config_or_empty(other).get("userns") for other in rows})
         row = dict.fromkeys(state.CONTAINER_COLUMNS, "")
         row.update(name=name, id=container_id, image=image, status=CREATING, networks=format_attachments(pairs))
         row.update(_worker())

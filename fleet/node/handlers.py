@@ -107,6 +107,7 @@ def _create_options(args):
         "user": args.user,
         "read_only": args.read_only,
         "no_suid": args.no_suid,
+        "userns": args.userns,
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
     }

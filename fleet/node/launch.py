@@ -115,6 +115,12 @@ class Launch:
         """Let the init exec the command; raises StartFailed if it could not."""
         self.channel.sendall(b"go\n")
         reply = self._reply()
+        if reply == "userns":  # the init made its user namespace: give it the container's ids
+            from . import userns
+
+            userns.write_maps(self.init_pid, self.config["userns"])
+            self.channel.sendall(b"ok\n")
+            reply = self._reply()
         if reply:
             raise StartFailed(f"unexpected reply from the container's init: {reply!r}")
 
@@ -221,7 +227,9 @@ def _join_and_run(pid, cgroup, sandbox, config):
     sandbox is passed in, already imported: after setns(mnt) no module can be loaded.
     """
     cgroup.join(os.getpid())
-    fds = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in JOIN_ORDER]
+    # The user namespace goes last: joining it first would cost the rights to join the others.
+    names = JOIN_ORDER + (("user",) if config.get("userns") else ())
+    fds = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in names]
     for fd in fds:
         linux.setns(fd)
         os.close(fd)

@@ -58,6 +58,11 @@ def main(argv):
         channel.sendall(f"disk {disk}\n".encode())  # io limits and device rules need it
         if _receive(channel, 3) != b"go\n":
             raise SetupError("the starting command went away before the network was ready")
+        if config.get("userns"):
+            linux.unshare(linux.CLONE_NEWUSER)  # after every mount: those need the host's root
+            channel.sendall(b"userns\n")
+            if _receive(channel, 3) != b"ok\n":
+                raise SetupError("the starting command did not map the user namespace")
         enter(config)
     except SetupError as error:
         _report(channel, error.status, str(error))
@@ -103,6 +108,9 @@ def prepare(directory, config):
     _refuse_kernel_symlinks()
     _mount_kernel_files()
     _mount_dev()
+    if config.get("userns"):  # its network stays the host user namespace's: let root inside bind port 80
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as handle:
+            handle.write("0")
     _mask_and_protect()
     for target, (fd, read_only) in sources.items():
         _bind_fd(fd, target, read_only)
