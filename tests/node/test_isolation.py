@@ -12,6 +12,7 @@ the time it already shows, a sysctl is written its own value, sysrq gets
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +182,36 @@ def test_a_device_node_shipped_in_the_image_is_useless(node, tmp_path):
     done = node.cli("container", "run", "--rm", "--cap-add", "ALL", "devimg", "/bin/busybox", "head", "-c", "1",
                     "/hostdisk")  # fmt: skip
     assert done.returncode != 0 and "ermission denied" in done.stderr, done.stdout + done.stderr
+
+
+@pytest.fixture
+def attack_image(node, tmp_path):
+    """An image holding busybox and tests/attacks/escape.c built static, also as a setuid-root copy."""
+    import shutil
+
+    from fleet.node import images
+
+    tree = tmp_path / "attack-tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    shutil.copy(images.find_static_busybox(), tree / "bin/busybox")
+    os.symlink("busybox", tree / "bin/sh")
+    (tree / "etc/passwd").write_text("root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n")
+    source = Path(__file__).resolve().parents[1] / "attacks" / "escape.c"
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(tree / "bin/escape"), str(source)], check=True)
+    shutil.copy(tree / "bin/escape", tree / "bin/suid-escape")
+    os.chmod(tree / "bin/suid-escape", 0o4755)  # owned by root: a setuid-root program
+    node.ok("image", "create", "attack", "--size", "32M", "--from", str(tree))
+    return node
+
+
+def test_chroot_escape_stays_in_the_container(attack_image, tmp_path):
+    marker = tmp_path / "host-marker"
+    marker.write_text("host")
+    done = attack_image.cli("container", "run", "--rm", "attack", "/bin/escape", "chroot", str(marker))
+    assert done.stdout == "contained\n", done.stdout + done.stderr  # pivot_root left no host root to climb to
+
+
+def test_setuid_root_binary_gives_nothing_under_no_new_privs(attack_image):
+    done = attack_image.cli("container", "run", "--rm", "--user", "nobody", "attack", "/bin/suid-escape", "euid")
+    assert done.stdout == "65534\n", done.stdout + done.stderr
