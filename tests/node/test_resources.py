@@ -114,3 +114,10 @@ def test_update_refuses_what_the_kernel_would_and_changes_nothing(busybox):
     assert busybox.ok("container", "inspect", "fat")["limits"] == before
     memory = cgroup_dir(busybox, "fat", "memory")
     assert int((memory / "memory.limit_in_bytes").read_text()) == 128 << 20
+
+
+def test_device_deny_takes_a_node_away(busybox):
+    read = "head -c 1 /dev/urandom > /dev/null && echo readable"
+    assert "readable" in busybox.cli("container", "run", "--rm", "bb", "sh", "-c", read).stdout
+    denied = busybox.cli("container", "run", "--rm", "--device-deny", "c 1:9 rwm", "bb", "sh", "-c", read)
+    assert "readable" not in denied.stdout and "not permitted" in denied.stderr, denied.stdout + denied.stderr
