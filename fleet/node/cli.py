@@ -43,7 +43,7 @@ def _leaf(group, name, handler, help_text, description=None):
     return parser
 
 
-KINDS = ("image", "network", "container")
+KINDS = ("image", "network", "container", "check", "cron")
 
 
 def build_parser(kind=None):
@@ -59,9 +59,12 @@ def build_parser(kind=None):
     )
     parser.add_argument("--json", action="store_true", default=False, help="print one JSON object")
     parser.add_argument("--version", action="version", version=f"baleine {VERSION}")
-    kinds = parser.add_subparsers(dest="kind", metavar="{image,network,container}", required=True)
-    verbs = {"image": _image_verbs, "network": _network_verbs, "container": _container_verbs}
-    helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers"}
+    kinds = parser.add_subparsers(dest="kind", metavar="{image,network,container,check,cron}", required=True)
+    verbs = {"image": _image_verbs, "network": _network_verbs, "container": _container_verbs,
+             "check": _check_verb, "cron": _cron_verbs}  # fmt: skip
+    helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
+             "check": "the cron pass: record dead containers, apply restart policies",
+             "cron": "install, remove or show the cron entry that runs check"}  # fmt: skip
     for name in KINDS:
         sub = kinds.add_parser(name, help=helps[name], epilog=EPILOG)
         if kind in (None, name):
@@ -124,6 +127,23 @@ def _limit_options(parser):
     group.add_argument("--device-deny", action="append", default=[], metavar="RULE", help="deny a device (cgroup v1)")
 
 
+def _check_verb(parser):
+    from . import handlers as h
+
+    parser.set_defaults(handler=h.check)
+    _json_flag(parser)
+
+
+def _cron_verbs(parser):
+    from . import handlers as h
+
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    install = _leaf(verbs, "install", h.cron_install, "run `baleine check` from cron (idempotent)")
+    install.add_argument("--every", default="1", metavar="MINUTES", help="minutes between passes, 1 to 59 (default 1)")
+    _leaf(verbs, "remove", h.cron_remove, "remove the cron entry")
+    _leaf(verbs, "status", h.cron_status, "show the cron entry")
+
+
 def _container_options(parser):
     parser.add_argument("--name", help="container name (default: IMAGE-xxxxxx)")
     parser.add_argument("--network", action="append", default=[], metavar="NET[:IP]",
@@ -136,6 +156,9 @@ def _container_options(parser):
     parser.add_argument("--user", "-u", metavar="U[:G]", help="user (and group), names or ids from the image")
     parser.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
     parser.add_argument("--no-suid", action="store_true", help="ignore setuid bits on the container's disk")
+    parser.add_argument(
+        "--restart", metavar="POLICY", help="no (default), on-failure[:N], always or unless-stopped (by baleine check)"
+    )
     parser.add_argument("--userns", action="store_true",
                         help="root inside is an unprivileged id range outside (files are chowned on copy)")  # fmt: skip
     parser.add_argument(

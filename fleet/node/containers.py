@@ -59,7 +59,7 @@ def get(ref, rows=None):
 
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
-    cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False,
+    cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -71,6 +71,9 @@ def create(
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
+    from . import restart
+
+    config["restart"] = restart.parse(restart_policy)
     config["userns"] = bool(userns)  # replaced by the range's start in _reserve
     row = _reserve(image_row["name"], name, wanted, config)
     try:
@@ -195,11 +198,14 @@ def _remove_directory(row):
 # ----------------------------------------------------------------- start / stop
 
 
-def start(ref, attach=False, log_output=True):
-    """Start a created or exited container. Attached: wait and return its exit code."""
+def start(ref, attach=False, log_output=True, by_policy=False):
+    """Start a created or exited container. Attached: wait and return its exit code.
+
+    A person's start resets the restart count; check's (by_policy) adds one.
+    """
     from .launch import Launch
 
-    row, plugs = _claim_for_start(ref)
+    row, plugs = _claim_for_start(ref, by_policy)
     if row is None:
         return None  # already running
     group = cgroup_of(row)
@@ -261,7 +267,27 @@ def _forwarding_signals(pid):
             signal.signal(number, handler)
 
 
-def _claim_for_start(ref):
+def restart_by_policy(name):
+    """check's restart: one more attempt counted, its failure recorded in the row."""
+    try:
+        start(name, by_policy=True)
+    except StartFailed as error:
+        with state.locked():
+            state.CONTAINERS.update(name, error=error.message)
+        raise
+
+
+def forget_process(row, reason):
+    """Mark a container whose process cannot exist any more (the host rebooted) as exited."""
+    group = cgroup_of(row)
+    group.kill()
+    group.remove()
+    with state.locked():
+        state.CONTAINERS.update(row["name"], status=EXITED, pid="", pid_start="", exit_code="", reason=reason,
+                                finished=state.now())  # fmt: skip
+
+
+def _claim_for_start(ref, by_policy=False):
     """Under the lock: mark the row 'starting' and prepare its /etc files and bridges."""
     with state.locked():
         rows = reconcile(state.CONTAINERS.read())
@@ -274,7 +300,10 @@ def _claim_for_start(ref):
                 f"container {row['name']!r} was left half-created by a command that died: "
                 f"remove it with `baleine container rm {row['name']}`"
             )
-        row = state.CONTAINERS.update(row["name"], status=STARTING, **_worker())
+        if state.recorded_boot_id() is None:  # so that check can tell a reboot from its first pass
+            state.record_boot_id(state.boot_id())
+        counted = {"restarts": int(row.get("restarts") or 0) + 1} if by_policy else {"restarts": 0, "stopped_by": ""}
+        row = state.CONTAINERS.update(row["name"], status=STARTING, error="", **counted, **_worker())
         plugs = networks.plugs_for(row)
         networks.write_etc_files(row, read_config(row), rows)
         return row, plugs
@@ -294,9 +323,14 @@ def _abandon_start(row, group, launch, status):
 
 
 def stop(ref, timeout=10.0):
-    """SIGTERM, then SIGKILL after timeout; keeps the disk and config."""
+    """SIGTERM, then SIGKILL after timeout; keeps the disk and config.
+
+    Remembered as a person's stop: restart policies leave the container alone.
+    """
     row = current(ref)
     _refuse_if_busy(row)
+    with state.locked():
+        state.CONTAINERS.update(row["name"], stopped_by="user")
     if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
         pid = int(row["pid"])
         _signal(pid, signal.SIGTERM)
@@ -492,6 +526,8 @@ def describe(row, config=None):
         "pid": int(row["pid"]) if row["pid"] and row["status"] == RUNNING else None,
         "exit_code": int(row["exit_code"]) if row["exit_code"] else None,
         "reason": row.get("reason") or None,
+        "restarts": int(row.get("restarts") or 0),
+        "error": row.get("error") or None,
         "networks": [{"network": net, "address": address} for net, address in attachments(row)],
         "created": row["created"],
         "started": row["started"] or None,
@@ -500,6 +536,7 @@ def describe(row, config=None):
     if config is not None:
         info["command"] = config["command"]
         info["limits"] = config.get("limits", {})
+        info["restart"] = config.get("restart", {"policy": "no", "max": None})
     return info
 
 

@@ -108,6 +108,7 @@ def _create_options(args):
         "read_only": args.read_only,
         "no_suid": args.no_suid,
         "userns": args.userns,
+        "restart_policy": args.restart,
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
     }
@@ -211,3 +212,44 @@ def container_logs(args):
     if args.follow:
         logs.follow(args.name, path, sys.stdout.buffer)
     return Reply(None, None)
+
+
+# ----------------------------------------------------------------- check, cron
+
+
+def check(args):
+    from . import check as cron_pass
+
+    report = cron_pass.run()
+    return Reply(report, _check_text(report), status=cron_pass.needs_attention(report))
+
+
+def _check_text(report):
+    lines = ["host rebooted: containers recorded running were cleaned up"] if report["rebooted"] else []
+    lines += [f"exited: {item['name']} ({item['exit_code'] or item['reason']})" for item in report["exited"]]
+    lines += [f"restarted: {item['name']} (attempt {item['attempt']})" for item in report["restarted"]]
+    lines += [f"waiting: {item['name']} (restart in {item['due_in']} s)" for item in report["waiting"]]
+    lines += [f"restart failed: {item['name']}: {item['error']}" for item in report["failed"]]
+    return "\n".join(lines)
+
+
+def cron_install(args):
+    from . import cron, parse
+
+    result = cron.install(parse.positive_int(args.every, "--every"))
+    return Reply(result, f"{'installed' if result['changed'] else 'no change'}: {result['file']}")
+
+
+def cron_remove(args):
+    from . import cron
+
+    result = cron.remove()
+    return Reply(result, f"{'removed' if result['changed'] else 'not installed'}: {result['file']}")
+
+
+def cron_status(args):
+    from . import cron
+
+    result = cron.status()
+    text = f"installed: every {result['every']} min\n{result['entry']}" if result["installed"] else "not installed"
+    return Reply(result, text)

@@ -45,10 +45,15 @@ def networks(items):
 
 
 def container_status(item):
-    if item["status"] == "exited" and item["exit_code"] is not None:
+    status = item["status"]
+    if status == "exited" and item["exit_code"] is not None:
         reason = ", OOM-killed" if item.get("reason") == "oom-killed" else ""
-        return f"exited ({item['exit_code']}{reason})"
-    return item["status"]
+        status = f"exited ({item['exit_code']}{reason})"
+    elif status == "exited" and item.get("reason"):
+        status = f"exited ({item['reason']})"
+    if item.get("restarts"):
+        status += f", {item['restarts']} restart{'s' if item['restarts'] > 1 else ''}"
+    return status
 
 
 def limits_summary(limits):

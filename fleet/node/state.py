@@ -22,6 +22,9 @@ CONTAINER_COLUMNS = (
     "pid_start",
     "exit_code",
     "reason",
+    "restarts",
+    "error",
+    "stopped_by",
     "networks",
     "created",
     "started",
@@ -43,6 +46,25 @@ def ensure_layout():
     """Create the root and its directories on first use."""
     for sub in ("", "images", "containers"):
         os.makedirs(path(sub), mode=0o711, exist_ok=True)
+
+
+def boot_id():
+    """This boot of the kernel, as it names itself."""
+    with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+        return handle.read().strip()
+
+
+def recorded_boot_id():
+    """The boot the state was last checked under, or None before the first check."""
+    try:
+        with open(path("boot_id"), encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def record_boot_id(value):
+    write_atomic(path("boot_id"), value + "\n")
 
 
 def now():

@@ -1,0 +1,74 @@
+"""`baleine check`, the cron pass that replaces a daemon.
+
+Each pass: notice a reboot (the kernel's boot id changed since the last
+pass), record every container whose process is gone (exit code, OOM), and
+start again those whose restart policy says so once their back-off has
+passed. Safe at any moment, also while other commands run: decisions are
+made under the state lock, starts go through containers.start like any other.
+"""
+
+import calendar
+import time
+
+from . import containers, restart, state
+from .errors import BaleineError
+
+
+def run(now=None):
+    """One pass; returns a report of what was found and done."""
+    now = time.time() if now is None else now
+    report = {"rebooted": False, "exited": [], "restarted": [], "waiting": [], "failed": []}
+    with state.locked():
+        before = {row["name"]: row for row in state.CONTAINERS.read()}
+        report["rebooted"] = _forget_previous_boot()
+        rows = containers.reconcile(state.CONTAINERS.read())
+    for row in rows:
+        if row["status"] == containers.EXITED and before.get(row["name"], {}).get("status") == containers.RUNNING:
+            report["exited"].append({"name": row["name"], "exit_code": row["exit_code"], "reason": row.get("reason")})
+    for row in rows:
+        if row["status"] == containers.EXITED:
+            _consider(row, now, report)
+    return report
+
+
+def _forget_previous_boot():
+    """After a reboot, rows recorded running describe processes that no longer exist."""
+    current = state.boot_id()
+    recorded = state.recorded_boot_id()
+    if recorded == current:
+        return False
+    state.record_boot_id(current)
+    if recorded is None:
+        return False  # the first pass on this host: nothing to compare with
+    for row in state.CONTAINERS.read():
+        if row["status"] in (containers.RUNNING, containers.STARTING, containers.CREATING):
+            containers.forget_process(row, reason="host rebooted")
+    return True
+
+
+def _consider(row, now, report):
+    config = containers.read_config(row)
+    policy = config.get("restart", {"policy": "no"})
+    restarts = int(row.get("restarts") or 0)
+    code = int(row["exit_code"]) if row["exit_code"] else None
+    after_reboot = row.get("reason") == "host rebooted"
+    if not restart.wanted(policy, code, row.get("reason"), restarts, row.get("stopped_by") == "user", after_reboot):
+        return
+    due = _seconds(row["finished"]) + restart.backoff(restarts)
+    if now < due:
+        report["waiting"].append({"name": row["name"], "due_in": round(due - now, 1)})
+        return
+    try:
+        containers.restart_by_policy(row["name"])
+        report["restarted"].append({"name": row["name"], "attempt": restarts + 1})
+    except BaleineError as error:
+        report["failed"].append({"name": row["name"], "attempt": restarts + 1, "error": error.message})
+
+
+def _seconds(stamp):
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) if stamp else 0.0
+
+
+def needs_attention(report):
+    """The pass's exit status: 1 when a restart failed, else 0."""
+    return 1 if report["failed"] else 0

@@ -1,0 +1,79 @@
+"""`baleine cron install|remove|status`: one file in /etc/cron.d runs `baleine check`.
+
+The entry names the baleine that installed it by absolute path and the state
+root (and cgroup parent) in use, so cron checks exactly what was installed.
+BALEINE_CRON_FILE moves the file (the tests use their own).
+"""
+
+import os
+import shlex
+import sys
+
+from . import state
+from .errors import Invalid
+
+DEFAULT_FILE = "/etc/cron.d/baleine"
+HEADER = "# baleine check, the cron pass that replaces a daemon (baleine cron install; baleine cron remove)\n"
+
+
+def cron_file():
+    return os.environ.get("BALEINE_CRON_FILE") or DEFAULT_FILE
+
+
+def self_command():
+    """argv that runs this same baleine: the zipapp under python3 -I -S, or the installed script."""
+    import zipfile
+
+    program = os.path.abspath(sys.argv[0])
+    if zipfile.is_zipfile(program):
+        return [sys.executable, "-I", "-S", program]
+    return [program]
+
+
+def entry(every):
+    """The cron.d text for a pass every `every` minutes."""
+    if not isinstance(every, int) or not 1 <= every <= 59:
+        raise Invalid(f"invalid --every {every!r}: use a number of minutes from 1 to 59")
+    environment = [f"BALEINE_ROOT={shlex.quote(state.root())}"]
+    parent = os.environ.get("BALEINE_CGROUP_PARENT")
+    if parent:
+        environment.append(f"BALEINE_CGROUP_PARENT={shlex.quote(parent)}")
+    command = shlex.join([*self_command(), "check"])
+    log = shlex.quote(state.path("check.log"))
+    schedule = "*" if every == 1 else f"*/{every}"
+    return f"{HEADER}{schedule} * * * * root {' '.join(environment)} {command} >> {log} 2>&1\n"
+
+
+def install(every=1):
+    """Write the cron file; says whether it changed (installing twice is harmless)."""
+    text = entry(every)
+    changed = _read() != text
+    if changed:
+        state.write_atomic(cron_file(), text, mode=0o644)
+    return {"file": cron_file(), "changed": changed, "entry": text.splitlines()[-1]}
+
+
+def remove():
+    try:
+        os.unlink(cron_file())
+        return {"file": cron_file(), "changed": True}
+    except FileNotFoundError:
+        return {"file": cron_file(), "changed": False}
+
+
+def status():
+    text = _read()
+    line = text.splitlines()[-1] if text else None
+    every = None
+    if line:
+        minute = line.split()[0]
+        every = 1 if minute == "*" else int(minute.split("/")[1])
+    return {"file": cron_file(), "installed": text is not None, "every": every, "entry": line}
+
+
+def _read():
+    try:
+        with open(cron_file(), encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,169 @@
+"""`baleine check` for real: dead containers recorded, restart policies, reboots, cron, the waiter's size."""
+
+import concurrent.futures
+import os
+import signal
+import time
+
+import pytest
+from hostnet import free_subnet
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def quick(busybox):
+    """Back-off starts at 2 s instead of 5 s (exits are recorded to the second)."""
+    busybox.env["BALEINE_RESTART_BACKOFF"] = "2"
+    return busybox
+
+
+def kill_main(node, name):
+    pid = node.ok("container", "inspect", name)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    while os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.01)
+
+
+def test_kill_9_is_recorded_and_on_failure_restarts_with_the_same_address(quick):
+    quick.ok("network", "create", "farm", "--subnet", free_subnet())
+    quick.ok("container", "run", "-d", "--name", "svc", "--network", "farm", "--restart", "on-failure", "bb",
+             "sleep", "300")  # fmt: skip
+    address = quick.ok("container", "inspect", "svc")["networks"][0]["address"]
+    kill_main(quick, "svc")
+    report = quick.ok("check")
+    assert report["exited"] == [{"name": "svc", "exit_code": "137", "reason": ""}]
+    assert report["restarted"] == [{"name": "svc", "attempt": 1}]
+    item = quick.ok("container", "inspect", "svc")
+    assert (item["status"], item["restarts"], item["networks"][0]["address"]) == ("running", 1, address)
+    assert quick.exec_out("svc", "sh", "-c", "ip -o -4 addr show eth0 | grep -c " + address) == "1\n"
+
+
+def test_policy_no_records_137_and_leaves_it(quick):
+    quick.ok("container", "run", "-d", "--name", "plain", "bb", "sleep", "300")
+    kill_main(quick, "plain")
+    report = quick.ok("check")
+    assert report["restarted"] == [] and report["exited"][0]["exit_code"] == "137"
+    assert quick.ok("container", "inspect", "plain")["exit_code"] == 137
+
+
+def test_a_persons_stop_is_respected(quick):
+    for policy in ("always", "unless-stopped"):
+        quick.ok("container", "run", "-d", "--name", policy, "--restart", policy, "bb", "sleep", "300")
+        quick.ok("container", "stop", "--time", "0", policy)
+    assert quick.ok("check")["restarted"] == []
+    quick.ok("container", "start", "always")  # a person's start clears it
+    kill_main(quick, "always")
+    assert [item["name"] for item in quick.ok("check")["restarted"]] == ["always"]
+
+
+def wait_for_restart(node, name, attempt, limit):
+    """Check until the restart comes; returns the back-off it announced first."""
+    announced = None
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        report = node.ok("check")
+        if report["restarted"]:
+            assert report["restarted"] == [{"name": name, "attempt": attempt}]
+            return announced
+        announced = announced or report["waiting"][0]["due_in"]
+        time.sleep(0.25)
+    raise AssertionError(f"{name} was not restarted within {limit} s")
+
+
+def test_backoff_doubles_between_restarts(quick):
+    quick.ok("container", "run", "-d", "--name", "flaky", "--restart", "always", "bb", "sleep", "300")
+    kill_main(quick, "flaky")
+    assert wait_for_restart(quick, "flaky", 1, limit=1) is None  # the first restart comes at once
+    kill_main(quick, "flaky")
+    second = wait_for_restart(quick, "flaky", 2, limit=4)
+    kill_main(quick, "flaky")
+    third = wait_for_restart(quick, "flaky", 3, limit=6)
+    assert 1 < second <= 2 and 3 < third <= 4  # 2 s, then 4 s (exits are recorded to the second)
+
+
+def test_on_failure_gives_up_after_n_and_ignores_success(quick):
+    quick.ok("container", "run", "-d", "--name", "once", "--restart", "on-failure:1", "bb", "sleep", "300")
+    kill_main(quick, "once")
+    assert quick.ok("check")["restarted"] == [{"name": "once", "attempt": 1}]
+    kill_main(quick, "once")
+    assert quick.ok("check")["restarted"] == [] and quick.ok("check")["waiting"] == []
+    quick.ok("container", "run", "-d", "--name", "fine", "--restart", "on-failure", "bb", "true")
+    time.sleep(0.5)
+    assert quick.ok("check")["restarted"] == []
+    assert quick.ok("container", "inspect", "fine")["exit_code"] == 0
+
+
+def test_oom_kill_is_reported_as_oom(quick):
+    quick.ok("container", "run", "-d", "--name", "hog", "--memory", "32M", "bb", "sh", "-c",
+             "x=a; while true; do x=$x$x; done")  # fmt: skip
+    deadline = time.monotonic() + 20
+    report = quick.ok("check")
+    while not report["exited"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        report = quick.ok("check")
+    assert report["exited"] == [{"name": "hog", "exit_code": "137", "reason": "oom-killed"}]
+
+
+def test_after_a_reboot_always_containers_come_back(quick):
+    quick.ok("check")  # records this boot
+    for policy in ("always", "on-failure"):
+        quick.ok("container", "run", "-d", "--name", policy, "--restart", policy, "bb", "sleep", "300")
+    for name in ("always", "on-failure"):
+        kill_main(quick, name)  # what a reboot does to every process
+    (quick.root / "boot_id").write_text("00000000-0000-0000-0000-000000000000\n")
+    report = quick.ok("check")
+    assert report["rebooted"] and [item["name"] for item in report["restarted"]] == ["always"]
+    assert quick.ok("container", "inspect", "on-failure")["reason"] == "host rebooted"
+
+
+def test_check_alongside_ten_runs_and_removals(busybox):
+    stop = time.monotonic() + 30
+
+    def checking():
+        passes = 0
+        while time.monotonic() < stop and passes < 40:
+            busybox.ok("check")
+            passes += 1
+        return passes
+
+    def churn(index):
+        busybox.ok("container", "run", "-d", "--name", f"c{index}", "bb", "sleep", "300")
+        busybox.ok("container", "rm", "--force", f"c{index}")
+        busybox.ok("container", "run", "-d", "--name", f"c{index}", "bb", "sleep", "300")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=11) as pool:
+        checker = pool.submit(checking)
+        list(pool.map(churn, range(10)))
+        stop = time.monotonic()
+        assert checker.result() > 0
+    listed = busybox.ok("container", "list", "--all")
+    assert sorted(item["name"] for item in listed) == sorted(f"c{i}" for i in range(10))
+    assert all(item["status"] == "running" for item in listed)
+
+
+def test_the_waiter_costs_under_one_mib(busybox):
+    busybox.ok("container", "run", "-d", "--name", "w", "bb", "sleep", "300")
+    pid = busybox.ok("container", "inspect", "w")["pid"]
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        waiter = int(handle.read().rsplit(b")", 1)[1].split()[1])
+    with open(f"/proc/{waiter}/smaps_rollup") as handle:
+        pss = next(int(line.split()[1]) for line in handle if line.startswith("Pss:"))
+    with open(f"/proc/{waiter}/comm") as handle:
+        assert handle.read().strip() in ("sh", "dash", "bash", "busybox")
+    assert pss <= 1024, f"the waiter takes {pss} kB"
+
+
+def test_cron_install_status_remove(node, tmp_path):
+    node.env["BALEINE_CRON_FILE"] = str(tmp_path / "cron.d-baleine")
+    first = node.ok("cron", "install", "--every", "5")
+    assert first["changed"] and not node.ok("cron", "install", "--every", "5")["changed"]
+    line = (tmp_path / "cron.d-baleine").read_text().splitlines()[-1]
+    assert line.startswith("*/5 * * * * root BALEINE_ROOT=")
+    assert str(node.root) in line and str(node.zipapp) in line and line.split(">>")[0].rstrip().endswith(" check")
+    assert node.ok("cron", "status") == {"file": str(tmp_path / "cron.d-baleine"), "installed": True, "every": 5,
+                                         "entry": line}  # fmt: skip
+    reply = node.call("cron", "install", "--every", "90")
+    assert not reply["ok"] and "1 to 59" in reply["error"]["message"]
+    assert node.ok("cron", "remove")["changed"] and not node.ok("cron", "remove")["changed"]
+    assert node.ok("cron", "status")["installed"] is False
