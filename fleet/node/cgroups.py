@@ -199,6 +199,7 @@ def _usage_v1(group):
     return {
         "cpu_ns": int((group.read("cpuacct", "cpuacct.usage") or "0").strip() or 0),
         "memory": int((group.read("memory", "memory.usage_in_bytes") or "0").strip() or 0),
+        "memory_peak": int((group.read("memory", "memory.max_usage_in_bytes") or "0").strip() or 0),
         "memory_limit": None if memory_limit >= 1 << 62 else memory_limit,
         "io_read": io["Read"],
         "io_write": io["Write"],
@@ -215,9 +216,11 @@ def _usage_v2(group):
             key, _, value = item.partition("=")
             if key in io:
                 io[key] += int(value)
+    memory = int((group.read(None, "memory.current") or "0").strip() or 0)
     return {
         "cpu_ns": _stat_fields(group.read(None, "cpu.stat")).get("usage_usec", 0) * 1000,
-        "memory": int((group.read(None, "memory.current") or "0").strip() or 0),
+        "memory": memory,
+        "memory_peak": int((group.read(None, "memory.peak") or str(memory)).strip()),  # memory.peak: Linux 5.19+
         "memory_limit": None if limit == "max" else int(limit),
         "io_read": io["rbytes"],
         "io_write": io["wbytes"],

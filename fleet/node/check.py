@@ -14,8 +14,12 @@ from . import containers, restart, state
 from .errors import BaleineError
 
 
-def run(now=None):
-    """One pass; returns a report of what was found and done."""
+def run(now=None, prom=None):
+    """One pass; returns a report of what was found and done.
+
+    It also appends the running containers' usage to usage.csv and, given
+    prom, writes node_exporter's textfile there.
+    """
     now = time.time() if now is None else now
     report = {"rebooted": False, "exited": [], "restarted": [], "waiting": [], "failed": []}
     with state.locked():
@@ -28,7 +32,25 @@ def run(now=None):
     for row in rows:
         if row["status"] == containers.EXITED:
             _consider(row, now, report)
+    _record_usage(prom)
     return report
+
+
+def _record_usage(prom):
+    from . import usage
+
+    rows = state.CONTAINERS.read()
+    figures = []
+    for row in rows:
+        if row["status"] == containers.RUNNING:
+            try:
+                figures.append((row, containers.cgroup_of(row).usage()))
+            except OSError:
+                continue  # it stopped meanwhile: the next pass records it
+    with state.locked():
+        usage.record(figures)
+    if prom:
+        state.write_atomic(prom, usage.prometheus(rows, figures))
 
 
 def _forget_previous_boot():

@@ -43,7 +43,7 @@ def _leaf(group, name, handler, help_text, description=None):
     return parser
 
 
-KINDS = ("image", "network", "container", "check", "cron")
+KINDS = ("image", "network", "container", "check", "cron", "usage")
 
 
 def build_parser(kind=None):
@@ -59,12 +59,13 @@ def build_parser(kind=None):
     )
     parser.add_argument("--json", action="store_true", default=False, help="print one JSON object")
     parser.add_argument("--version", action="version", version=f"baleine {VERSION}")
-    kinds = parser.add_subparsers(dest="kind", metavar="{image,network,container,check,cron}", required=True)
+    kinds = parser.add_subparsers(dest="kind", metavar="{image,network,container,check,cron,usage}", required=True)
     verbs = {"image": _image_verbs, "network": _network_verbs, "container": _container_verbs,
-             "check": _check_verb, "cron": _cron_verbs}  # fmt: skip
+             "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "check": "the cron pass: record dead containers, apply restart policies",
-             "cron": "install, remove or show the cron entry that runs check"}  # fmt: skip
+             "cron": "install, remove or show the cron entry that runs check",
+             "usage": "CPU, memory, io and pids used, summed from check's records"}  # fmt: skip
     for name in KINDS:
         sub = kinds.add_parser(name, help=helps[name], epilog=EPILOG)
         if kind in (None, name):
@@ -131,6 +132,16 @@ def _check_verb(parser):
     from . import handlers as h
 
     parser.set_defaults(handler=h.check)
+    parser.add_argument("--prom", metavar="FILE", help="also write node_exporter's textfile (.prom) there")
+    _json_flag(parser)
+
+
+def _usage_verb(parser):
+    from . import handlers as h
+
+    parser.set_defaults(handler=h.usage)
+    parser.add_argument("name", nargs="?", help="one container (default: all)")
+    parser.add_argument("--since", metavar="T", help="a date, a UTC time (2026-11-23T10:00:00Z) or 90m, 2h, 7d")
     _json_flag(parser)
 
 

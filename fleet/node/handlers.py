@@ -220,7 +220,7 @@ def container_logs(args):
 def check(args):
     from . import check as cron_pass
 
-    report = cron_pass.run()
+    report = cron_pass.run(prom=args.prom)
     return Reply(report, _check_text(report), status=cron_pass.needs_attention(report))
 
 
@@ -253,3 +253,16 @@ def cron_status(args):
     result = cron.status()
     text = f"installed: every {result['every']} min\n{result['entry']}" if result["installed"] else "not installed"
     return Reply(result, text)
+
+
+def usage(args):
+    from . import parse, render
+    from . import usage as records
+
+    since = records.parse_since(args.since) if args.since else None
+    items = records.summary(args.name, since)
+    size = parse.human_size
+    rows = [(i["name"], f"{i['cpu_seconds']:.1f}", size(i["memory_peak"]), size(i["io_read_bytes"]),
+             size(i["io_write_bytes"]), i["pids_peak"], i["samples"]) for i in items]  # fmt: skip
+    text = render.table(("NAME", "CPU SECONDS", "MEMORY PEAK", "READ", "WRITTEN", "PIDS PEAK", "SAMPLES"), rows)
+    return Reply(items, text)

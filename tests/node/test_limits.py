@@ -130,8 +130,8 @@ def test_v2_usage_is_read_from_the_v2_files(tmp_path):
     for name, text in files.items():
         (folder / name).write_text(text)
     group = cgroups.Cgroup("c1", parent="baleine", layout=layout)
-    assert group.usage() == {"cpu_ns": 2_500_000_000, "memory": 1 << 20, "memory_limit": None, "io_read": 4097,
-                             "io_write": 8194, "pids": 4, "oom_kills": 1}  # fmt: skip
+    assert group.usage() == {"cpu_ns": 2_500_000_000, "memory": 1 << 20, "memory_peak": 1 << 20, "memory_limit": None,
+                             "io_read": 4097, "io_write": 8194, "pids": 4, "oom_kills": 1}  # fmt: skip
 
 
 def test_a_missing_controller_is_named(tmp_path):
