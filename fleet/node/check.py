@@ -21,7 +21,7 @@ def run(now=None, prom=None):
     prom, writes node_exporter's textfile there.
     """
     now = time.time() if now is None else now
-    report = {"rebooted": False, "exited": [], "restarted": [], "waiting": [], "failed": []}
+    report = {"rebooted": False, "exited": [], "restarted": [], "waiting": [], "failed": [], "unhealthy": []}
     with state.locked():
         before = {row["name"]: row for row in state.CONTAINERS.read()}
         report["rebooted"] = _forget_previous_boot()
@@ -32,8 +32,40 @@ def run(now=None, prom=None):
     for row in rows:
         if row["status"] == containers.EXITED:
             _consider(row, now, report)
+        elif row["status"] == containers.RUNNING:
+            _probe_health(row, now, report)
     _record_usage(prom)
     return report
+
+
+def _probe_health(row, now, report):
+    from . import health
+
+    config = containers.read_config(row)
+    settings = config.get("health")
+    if not settings or not health.due(row, settings, now):
+        return
+    try:
+        code, _out, _err = containers.exec_command(row["name"], ["/bin/sh", "-c", settings["cmd"]], capture=True,
+                                                   timeout=settings["timeout"])  # fmt: skip
+    except BaleineError:
+        return  # it stopped meanwhile: the next pass sees it exited
+    with state.locked():
+        fresh = state.CONTAINERS.find(row["name"])
+        if fresh is None or fresh["id"] != row["id"] or fresh["status"] != containers.RUNNING:
+            return
+        changes = health.verdict(fresh, code == 0, settings)
+        state.CONTAINERS.update(row["name"], health_at=state.now(), **changes)
+    if changes["health"] != "unhealthy":
+        return
+    report["unhealthy"].append({"name": row["name"], "failures": changes["health_failures"]})
+    if config.get("restart", {}).get("policy", "no") != "no":
+        containers.stop(row["name"], timeout=10.0, by_user=False)
+        try:
+            containers.restart_by_policy(row["name"])
+            report["restarted"].append({"name": row["name"], "attempt": int(row.get("restarts") or 0) + 1})
+        except BaleineError as error:
+            report["failed"].append({"name": row["name"], "error": error.message})
 
 
 def _record_usage(prom):

@@ -167,6 +167,10 @@ def _container_options(parser):
     parser.add_argument("--user", "-u", metavar="U[:G]", help="user (and group), names or ids from the image")
     parser.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
     parser.add_argument("--no-suid", action="store_true", help="ignore setuid bits on the container's disk")
+    parser.add_argument("--health-cmd", metavar="CMD", help="health probe, run as /bin/sh -c CMD by baleine check")
+    parser.add_argument("--health-interval", metavar="S", help="seconds between probes (default 30)")
+    parser.add_argument("--health-retries", metavar="N", help="failures in a row that make it unhealthy (default 3)")
+    parser.add_argument("--health-timeout", metavar="S", help="seconds before a probe counts as failed (default 10)")
     parser.add_argument(
         "--restart", metavar="POLICY", help="no (default), on-failure[:N], always or unless-stopped (by baleine check)"
     )

@@ -60,6 +60,7 @@ def get(ref, rows=None):
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
+    health=None,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -74,6 +75,7 @@ def create(
     from . import restart
 
     config["restart"] = restart.parse(restart_policy)
+    config["health"] = health
     config["userns"] = bool(userns)  # replaced by the range's start in _reserve
     row = _reserve(image_row["name"], name, wanted, config)
     try:
@@ -241,6 +243,9 @@ def start(ref, attach=False, log_output=True, by_policy=False):
             reason="",
             started=state.now(),
             finished="",
+            health="starting" if config.get("health") else "",
+            health_failures=0,
+            health_at="",
         )
         networks.refresh_hosts(state.CONTAINERS.read())
     if not attach:
@@ -322,15 +327,16 @@ def _abandon_start(row, group, launch, status):
         )
 
 
-def stop(ref, timeout=10.0):
+def stop(ref, timeout=10.0, by_user=True):
     """SIGTERM, then SIGKILL after timeout; keeps the disk and config.
 
-    Remembered as a person's stop: restart policies leave the container alone.
+    A person's stop is remembered: restart policies leave the container alone.
     """
     row = current(ref)
     _refuse_if_busy(row)
-    with state.locked():
-        state.CONTAINERS.update(row["name"], stopped_by="user")
+    if by_user:
+        with state.locked():
+            state.CONTAINERS.update(row["name"], stopped_by="user")
     if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
         pid = int(row["pid"])
         _signal(pid, signal.SIGTERM)
@@ -491,7 +497,7 @@ def add_network(ref, network_ref):
 # ----------------------------------------------------------------- exec, logs, views
 
 
-def exec_command(ref, argv, capture=False):
+def exec_command(ref, argv, capture=False, timeout=None):
     """Run argv in a running container; returns (exit code, stdout, stderr) (texts only if captured)."""
     from . import launch
 
@@ -506,7 +512,8 @@ def exec_command(ref, argv, capture=False):
     import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        code = launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv), (out.fileno(), err.fileno()))
+        stdio = (out.fileno(), err.fileno())
+        code = launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv), stdio, timeout)
         out.seek(0)
         err.seek(0)
         return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
@@ -527,6 +534,7 @@ def describe(row, config=None):
         "exit_code": int(row["exit_code"]) if row["exit_code"] else None,
         "reason": row.get("reason") or None,
         "restarts": int(row.get("restarts") or 0),
+        "health": (row.get("health") or None) if row["status"] == RUNNING else None,
         "error": row.get("error") or None,
         "networks": [{"network": net, "address": address} for net, address in attachments(row)],
         "created": row["created"],

@@ -95,6 +95,12 @@ def _resources(args):
     )
 
 
+def _health(args):
+    from . import health
+
+    return health.from_options(args.health_cmd, args.health_interval, args.health_retries, args.health_timeout)
+
+
 def _create_options(args):
     return {
         "resources": _resources(args),
@@ -109,6 +115,7 @@ def _create_options(args):
         "no_suid": args.no_suid,
         "userns": args.userns,
         "restart_policy": args.restart,
+        "health": _health(args),
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
     }
@@ -229,6 +236,7 @@ def _check_text(report):
     lines += [f"exited: {item['name']} ({item['exit_code'] or item['reason']})" for item in report["exited"]]
     lines += [f"restarted: {item['name']} (attempt {item['attempt']})" for item in report["restarted"]]
     lines += [f"waiting: {item['name']} (restart in {item['due_in']} s)" for item in report["waiting"]]
+    lines += [f"unhealthy: {item['name']} ({item['failures']} failed probes)" for item in report["unhealthy"]]
     lines += [f"restart failed: {item['name']}: {item['error']}" for item in report["failed"]]
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ Its memory is a shell's, not a Python interpreter's.
 
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -196,10 +197,14 @@ def clear_exit_file(directory):
         pass
 
 
-def exec_in(pid, cgroup, config, argv, stdio=None):
+TIMED_OUT = 124  # as timeout(1) reports it
+
+
+def exec_in(pid, cgroup, config, argv, stdio=None, timeout=None):
     """Run argv inside the namespaces and root of container process pid; returns its exit code.
 
     stdio: optional (stdout fd, stderr fd) to capture output instead of inheriting ours.
+    timeout: seconds after which the command is killed and 124 returned.
     """
     from . import sandbox  # load it now: inside the container's root our own files are out of reach
 
@@ -212,7 +217,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None):
                 os.dup2(stdio[0], 1)
                 os.dup2(stdio[1], 2)
             _close_inherited()
-            status = _join_and_run(pid, cgroup, sandbox, dict(config, command=argv))
+            status = _join_and_run(pid, cgroup, sandbox, dict(config, command=argv), timeout)
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(2, f"baleine: exec failed: {error}\n".encode())
         finally:
@@ -221,7 +226,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None):
     return shell_status(status)
 
 
-def _join_and_run(pid, cgroup, sandbox, config):
+def _join_and_run(pid, cgroup, sandbox, config, timeout=None):
     """In a child: enter every namespace of pid, then fork once more into its pid namespace.
 
     sandbox is passed in, already imported: after setns(mnt) no module can be loaded.
@@ -242,5 +247,10 @@ def _join_and_run(pid, cgroup, sandbox, config):
             os._exit(error.status)
         finally:
             os._exit(125)
+    expired = []
+    if timeout:
+        signal.signal(signal.SIGALRM, lambda *_: (expired.append(True), os.kill(child, signal.SIGKILL)))
+        signal.setitimer(signal.ITIMER_REAL, timeout)
     _, status = os.waitpid(child, 0)
-    return shell_status(status)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    return TIMED_OUT if expired else shell_status(status)

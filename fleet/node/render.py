@@ -51,6 +51,8 @@ def container_status(item):
         status = f"exited ({item['exit_code']}{reason})"
     elif status == "exited" and item.get("reason"):
         status = f"exited ({item['reason']})"
+    if item.get("health"):
+        status += f" ({item['health']})"
     if item.get("restarts"):
         status += f", {item['restarts']} restart{'s' if item['restarts'] > 1 else ''}"
     return status

@@ -167,3 +167,37 @@ def test_cron_install_status_remove(node, tmp_path):
     assert not reply["ok"] and "1 to 59" in reply["error"]["message"]
     assert node.ok("cron", "remove")["changed"] and not node.ok("cron", "remove")["changed"]
     assert node.ok("cron", "status")["installed"] is False
+
+
+def test_health_goes_starting_healthy_unhealthy_and_restarts(quick):
+    probe = "test ! -e /tmp/sick"
+    quick.ok("container", "run", "-d", "--name", "hc", "--restart", "always", "--health-cmd", probe,
+             "--health-interval", "0", "--health-retries", "2", "bb", "sleep", "300")  # fmt: skip
+    assert quick.ok("container", "inspect", "hc")["health"] == "starting"
+    quick.ok("check")
+    assert quick.ok("container", "inspect", "hc")["health"] == "healthy"
+    assert "(healthy)" in quick.cli("container", "list").stdout
+    quick.exec_out("hc", "touch", "/tmp/sick")
+    first = quick.ok("check")
+    assert first["unhealthy"] == [] and quick.ok("container", "inspect", "hc")["health"] == "healthy"  # 1 of 2
+    second = quick.ok("check")
+    assert second["unhealthy"] == [{"name": "hc", "failures": 2}]
+    assert second["restarted"] == [{"name": "hc", "attempt": 1}]
+    item = quick.ok("container", "inspect", "hc")
+    assert (item["status"], item["health"], item["restarts"]) == ("running", "starting", 1)
+
+
+def test_a_hanging_probe_times_out(quick):
+    quick.ok("container", "run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-timeout", "0.5",
+             "--health-interval", "0", "--health-retries", "1", "bb", "sleep", "300")  # fmt: skip
+    started = time.monotonic()
+    report = quick.ok("check")
+    assert report["unhealthy"] == [{"name": "slow", "failures": 1}] and time.monotonic() - started < 10
+    assert quick.ok("container", "inspect", "slow")["status"] == "running"  # policy no: reported, not restarted
+    processes = quick.exec_out("slow", "ps", "-o", "comm")
+    assert "sleep" in processes and processes.count("sleep") == 1  # the probe's sleep was killed
+
+
+def test_health_options_need_a_command(busybox):
+    reply = busybox.call("container", "create", "--health-retries", "3", "bb")
+    assert not reply["ok"] and "need --health-cmd" in reply["error"]["message"]
