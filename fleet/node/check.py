@@ -22,6 +22,9 @@ def run(now=None, prom=None):
     """
     now = time.time() if now is None else now
     report = {"rebooted": False, "exited": [], "restarted": [], "waiting": [], "failed": [], "unhealthy": []}
+    from . import repair
+
+    report["repaired"] = repair.run()
     with state.locked():
         before = {row["name"]: row for row in state.CONTAINERS.read()}
         report["rebooted"] = _forget_previous_boot()

@@ -14,6 +14,7 @@ import signal
 
 from . import cgroups, images, limits, linux, networks, parse, state
 from .errors import Conflict, Invalid, NotFound, StartFailed
+from .faults import point
 
 RUNNING, CREATED, EXITED = "running", "created", "exited"
 CREATING, STARTING = "creating", "starting"  # transitional: a command is at work
@@ -78,6 +79,7 @@ def create(
     config["health"] = health
     config["userns"] = bool(userns)  # replaced by the range's start in _reserve
     row = _reserve(image_row["name"], name, wanted, config)
+    point("create:reserved")
     try:
         disk = os.path.join(directory(row), "disk.ext4")
         images.copy_to(image_row["name"], disk)
@@ -85,11 +87,14 @@ def create(
             from . import userns as user_namespaces
 
             user_namespaces.shift_disk(disk, config["userns"])
+        point("create:copied")
     except BaseException:
         _discard(row)
         raise
     with state.locked():
-        return state.CONTAINERS.update(row["name"], status=CREATED, pid="", pid_start="")
+        row = state.CONTAINERS.update(row["name"], status=CREATED, pid="", pid_start="")
+    point("create:done")
+    return row
 
 
 def _refuse_repeats(nets):
@@ -210,6 +215,7 @@ def start(ref, attach=False, log_output=True, by_policy=False):
     row, plugs = _claim_for_start(ref, by_policy)
     if row is None:
         return None  # already running
+    point("start:claimed")
     group = cgroup_of(row)
     config = read_config(row)
     wanted = config.get("limits", {})
@@ -217,16 +223,23 @@ def start(ref, attach=False, log_output=True, by_policy=False):
     forwarding = contextlib.ExitStack()
     try:
         group.create()
+        point("start:cgroup")
         version = group.version_for("memory")
         group.apply(limits.writes(wanted, version))  # before any process joins
+        point("start:limits")
         launch = Launch(directory(row), config, group, detach=not attach, log_output=log_output)
+        point("start:forked")
         pid = launch.accept()
+        point("start:accepted")
         if attach:  # from now on a signal for us is meant for the container
             forwarding.enter_context(_forwarding_signals(pid))
         pid_start = linux.pid_start_time(pid)
         networks.plug(pid, plugs)
+        point("start:plugged")
         group.apply(limits.disk_writes(wanted, version, launch.disk()))
+        point("start:disk-limits")
         launch.release()
+        point("start:released")
     except BaseException as error:
         forwarding.close()
         status = error.exit_status if isinstance(error, StartFailed) else 125
@@ -234,6 +247,7 @@ def start(ref, attach=False, log_output=True, by_policy=False):
         raise
     launch.close()
     with state.locked():
+        point("start:recording")
         row = state.CONTAINERS.update(
             row["name"],
             status=RUNNING,
@@ -340,8 +354,10 @@ def stop(ref, timeout=10.0, by_user=True):
     if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
         pid = int(row["pid"])
         _signal(pid, signal.SIGTERM)
+        point("stop:signalled")
         if not linux.wait_gone(pid, timeout):
             _signal(pid, signal.SIGKILL)  # pid 1 dies, and the kernel kills the rest of its namespace
+            point("stop:killed")
             linux.wait_gone(pid, 5.0)
     return finalize(row["name"])
 
@@ -362,9 +378,11 @@ def finalize(name):
 
     group = cgroup_of(row)
     code = _await_exit_status(directory(row), group)
+    point("finalize:awaited")
     reason = "oom-killed" if group.usage()["oom_kills"] else ""
     group.kill()
     group.remove()
+    point("finalize:cleaned")
     # No unplug: the kernel deletes the veths with the dead network namespace
     # (waiting for that here costs up to 20 ms); plug() clears a late one.
     with state.locked():
@@ -463,12 +481,15 @@ def remove(ref, force=False):
         if not force:
             raise Conflict(f"container {row['name']!r} is running: stop it first, or use --force")
         stop(row["name"], timeout=0)
+    point("rm:stopped")
     group = cgroup_of(row)
     group.kill()
     group.remove()
+    point("rm:cgroup")
     with state.locked():
         state.CONTAINERS.remove(row["name"])
         networks.refresh_hosts(state.CONTAINERS.read())
+    point("rm:row")
     _remove_directory(row)
     return {"name": row["name"], "id": row["id"]}
 
@@ -484,9 +505,11 @@ def add_network(ref, network_ref):
             raise Conflict(f"container {row['name']!r} is already on network {wanted[0]!r}")
         pairs += networks.assign([wanted], rows)
         row = state.CONTAINERS.update(row["name"], networks=format_attachments(pairs))
+        point("add:recorded")
         if row["status"] == RUNNING:
             try:
                 networks.plug(int(row["pid"]), networks.plugs_for(row)[-1:])
+                point("add:plugged")
             except BaseException:
                 state.CONTAINERS.update(row["name"], networks=format_attachments(pairs[:-1]))
                 raise

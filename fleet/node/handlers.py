@@ -233,6 +233,7 @@ def check(args):
 
 def _check_text(report):
     lines = ["host rebooted: containers recorded running were cleaned up"] if report["rebooted"] else []
+    lines += [f"repaired: {action}" for action in report["repaired"]]
     lines += [f"exited: {item['name']} ({item['exit_code'] or item['reason']})" for item in report["exited"]]
     lines += [f"restarted: {item['name']} (attempt {item['attempt']})" for item in report["restarted"]]
     lines += [f"waiting: {item['name']} (restart in {item['due_in']} s)" for item in report["waiting"]]

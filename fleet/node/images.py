@@ -63,7 +63,8 @@ def create(name, size_text, source):
         raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
     import tempfile
 
-    work = tempfile.mkdtemp(prefix=f".build-{name}-", dir=state.path("images"))
+    # The builder's pid in the name lets check tell a live build from an abandoned one.
+    work = tempfile.mkdtemp(prefix=f".build-{name}-{os.getpid()}-", dir=state.path("images"))
     try:
         rootfs, image_config, label = populate(source, work)
         staged = os.path.join(work, "image.ext4")

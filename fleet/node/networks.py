@@ -10,6 +10,7 @@ import os
 
 from . import etcfiles, net, parse, state
 from .errors import Conflict, NotFound
+from .faults import point
 
 
 def get(name, rows=None):
@@ -38,8 +39,15 @@ def create(name, subnet_text, gateway=None):
         _refuse_overlap(subnet, rows)
         bridge = net.bridge_name_for(name, {row["bridge"] for row in rows})
         row = {"name": name, "bridge": bridge, "subnet": str(subnet), "gateway": str(gateway), "created": state.now()}
-        _make_bridge(row)
+        # The row first: a crash then leaves a network whose bridge start() recreates,
+        # never a bridge nobody knows is ours.
         state.NETWORKS.upsert(row)
+        point("network:recorded")
+        try:
+            _make_bridge(row)
+        except BaseException:
+            state.NETWORKS.remove(name)
+            raise
         return row
 
 

@@ -1,0 +1,79 @@
+"""Crash repair, run by `baleine check`: finish or remove what a killed command left.
+
+A baleine command killed at any point (kill -9, power cut) leaves at most an
+orphan. Only what is provably this state root's is touched: its rows, its
+container directories (containers/<64 hex>), its image files and build
+directories, the veths named after its own containers. Rows a dead command
+left 'starting' are finalized by containers.reconcile, like dead containers.
+"""
+
+import os
+import re
+import shutil
+
+from . import cgroups, containers, linux, net, networks, state
+
+_CONTAINER_DIR = re.compile(r"[0-9a-f]{64}")
+_BUILD_DIR = re.compile(r"\.build-.+-(\d+)-[^-]+")
+
+
+def run():
+    """Repair what can be repaired; returns one line per action."""
+    actions = []
+    with state.locked():
+        actions += _half_created()
+        actions += _directories_without_rows()
+        actions += _image_leftovers()
+    actions += _missing_interfaces()
+    return actions
+
+
+def _half_created():
+    actions = []
+    for row in state.CONTAINERS.read():
+        if row["status"] == containers.CREATING and not linux.is_alive(row["pid"], row["pid_start"]):
+            state.CONTAINERS.remove(row["name"])
+            shutil.rmtree(containers.directory(row), ignore_errors=True)
+            actions.append(f"removed {row['name']}: its create was interrupted")
+    return actions
+
+
+def _directories_without_rows():
+    known = {row["id"] for row in state.CONTAINERS.read()}
+    actions = []
+    for entry in sorted(os.listdir(state.path("containers"))):
+        if _CONTAINER_DIR.fullmatch(entry) and entry not in known:
+            group = cgroups.Cgroup(entry)
+            group.kill()
+            group.remove()
+            shutil.rmtree(state.path("containers", entry), ignore_errors=True)
+            actions.append(f"removed the leftovers of container {entry[:12]} (its rm was interrupted)")
+    return actions
+
+
+def _image_leftovers():
+    known = {row["name"] for row in state.IMAGES.read()}
+    actions = []
+    for entry in sorted(os.listdir(state.path("images"))):
+        path = state.path("images", entry)
+        build = _BUILD_DIR.fullmatch(entry)
+        if build and not os.path.exists(f"/proc/{build.group(1)}"):
+            shutil.rmtree(path, ignore_errors=True)
+            actions.append(f"removed {entry}: its image build was interrupted")
+        elif entry.endswith((".ext4", ".json")) and entry.rsplit(".", 1)[0] not in known:
+            os.unlink(path)
+            actions.append(f"removed {entry}: no image of that name is registered")
+    return actions
+
+
+def _missing_interfaces():
+    actions = []
+    for row in state.CONTAINERS.read():
+        if row["status"] != containers.RUNNING or not linux.is_alive(row["pid"], row["pid_start"]):
+            continue
+        missing = [plug for plug in networks.plugs_for(row) if not net.link_exists(plug["host_if"])]
+        if missing:
+            networks.plug(int(row["pid"]), missing)
+            names = ", ".join(plug["network"] for plug in missing)
+            actions.append(f"plugged {row['name']} into {names} (its add was interrupted)")
+    return actions
