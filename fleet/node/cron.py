@@ -41,7 +41,9 @@ def entry(every):
     command = shlex.join([*self_command(), "check"])
     log = shlex.quote(state.path("check.log"))
     schedule = "*" if every == 1 else f"*/{every}"
-    return f"{HEADER}{schedule} * * * * root {' '.join(environment)} {command} >> {log} 2>&1\n"
+    # cron's own PATH lacks the sbin directories where ip and mkfs.ext4 live.
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    return f"{HEADER}{path}{schedule} * * * * root {' '.join(environment)} {command} >> {log} 2>&1\n"
 
 
 def install(every=1):
