@@ -379,7 +379,7 @@ def finalize(name):
     group = cgroup_of(row)
     code = _await_exit_status(directory(row), group)
     point("finalize:awaited")
-    reason = "oom-killed" if group.usage()["oom_kills"] else ""
+    reason = exit_reason(code, group.usage()["oom_kills"])
     group.kill()
     group.remove()
     point("finalize:cleaned")
@@ -401,6 +401,15 @@ def finalize(name):
         networks.refresh_hosts(state.CONTAINERS.read())
         launch.clear_exit_file(directory(row))
         return current
+
+
+def exit_reason(code, oom_kills=0):
+    """Why a container ended: 'oom-killed', 'killed by signal N', 'exited' (or '' when unknown)."""
+    if oom_kills:
+        return "oom-killed"
+    if code is None:
+        return ""
+    return f"killed by signal {code - 128}" if code > 128 else "exited"
 
 
 def _await_exit_status(path, group, timeout=2.0):
