@@ -80,6 +80,15 @@ class Podman:
 
     def teardown(self):
         subprocess.run(["podman", "rmi", "-f", PODMAN_IMAGE], env=self.env, capture_output=True)
+        # podman's cgroupfs manager leaves an empty libpod_parent in every hierarchy: ours to tidy
+        # when empty (rmdir refuses a cgroup in use, so another podman's is safe).
+        for parent in Path("/sys/fs/cgroup").glob("*/libpod_parent"):
+            for folder in [*sorted(parent.rglob("*"), reverse=True), parent]:
+                if folder.is_dir():
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        pass
 
     def cases(self):
         base = ["podman", "run", "--rm", "--runtime", "runc"]
