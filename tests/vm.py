@@ -22,7 +22,7 @@ PYTHON = "/usr/bin/python3.11"
 PY_LIB = "/usr/lib/python3.11"
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data", "distutils",
                "unittest", "__pycache__", "config-3.11-x86_64-linux-gnu", "site-packages", "dist-packages"}  # fmt: skip
-TOOLS = ("/bin/busybox", "/usr/sbin/mkfs.ext4", "/usr/sbin/mke2fs")
+TOOLS = ("/bin/busybox", "/usr/sbin/mkfs.ext4", "/usr/sbin/mke2fs", "/usr/sbin/debugfs")
 
 INIT = """#!/bin/sh
 # Copy ourselves onto a tmpfs and switch to it: pivot_root cannot leave the initial rootfs.

@@ -66,6 +66,25 @@ class Tree:
         finally:
             os.close(fd)
 
+    def set_root(self, member):
+        """The archive's own root entry: the tree's owner and mode."""
+        os.fchown(self.root_fd, member.uid, member.gid)
+        os.fchmod(self.root_fd, stat.S_IMODE(member.mode))
+
+    def prune(self, directory, keep):
+        """Remove what is under directory except the paths in keep (tuples) and their parents."""
+        fd = self.parent_fd([*directory, "."], create=False)  # the directory's own fd
+        try:
+            for name in os.listdir(fd):
+                path = (*directory, name)
+                if path in keep or any(kept[: len(path)] == path for kept in keep):
+                    if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                        self.prune(list(path), keep)  # its lower entries are hidden too
+                else:
+                    _remove_at(fd, name)
+        finally:
+            os.close(fd)
+
     def add(self, member, data=None):
         """Write one tarfile member at its (already cleaned) name."""
         parts = clean_name(member.name)
@@ -157,6 +176,39 @@ def _remove_at(fd, name):
     finally:
         os.close(child)
     os.rmdir(name, dir_fd=fd)
+
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+def apply_layer(tree, layer):
+    """Apply one image layer (an open tarfile, read as a stream) with the OCI whiteout rules.
+
+    '.wh.NAME' removes NAME from the layers below; '.wh..wh..opq' hides every
+    entry the layers below put in its directory, wherever it sits in this
+    layer (entries this layer adds there stay); a later entry replaces an
+    earlier one. Whiteouts are names like any other: refused outside the image.
+    """
+    added, opaque = set(), []
+    for member in layer:
+        parts = clean_name(member.name)
+        if not parts:
+            if member.isdir():
+                tree.set_root(member)
+            continue
+        base = parts[-1]
+        if base == OPAQUE:
+            opaque.append(tuple(parts[:-1]))
+        elif base.startswith(WHITEOUT):
+            target = [*parts[:-1], base[len(WHITEOUT) :]]
+            clean_name("/".join(target))
+            tree.remove(target)
+        else:
+            tree.add(member, layer.extractfile(member) if member.isreg() else None)
+            added.add(tuple(parts))
+    for directory in opaque:
+        tree.prune(list(directory), added)
 
 
 def extract_rootfs(archive, destination):

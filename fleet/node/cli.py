@@ -89,6 +89,15 @@ def _image_verbs(parser):
     create.add_argument("name", help="image name")
     create.add_argument("--size", required=True, help="file size, e.g. 64M or 2G (sparse: unused space costs nothing)")
     create.add_argument("--from", dest="source", required=True, help="busybox | debootstrap:SUITE | DIR | TARBALL")
+    imported = _leaf(
+        verbs, "import", h.image_import, "make an image of a docker-archive or OCI archive (layers flattened)"
+    )
+    imported.add_argument(
+        "file", metavar="FILE|-", help="the archive (docker save, podman save, oci-archive); - for stdin"
+    )
+    imported.add_argument("--name", help="image name (default: from the archive's tag, e.g. webfx-1)")
+    imported.add_argument("--tag", metavar="REF", help="which image, when the archive holds several")
+    imported.add_argument("--size", help="file size (default: the files plus half again plus 16M)")
     _leaf(verbs, "list", h.image_list, "list images")
     for name, handler, text in (("rm", h.image_rm, "delete an image no container uses"),
                                 ("inspect", h.image_inspect, "show everything known about an image")):  # fmt: skip

@@ -24,6 +24,13 @@ def image_create(args):
     return Reply(images.describe(row), row["name"])
 
 
+def image_import(args):
+    from . import images
+
+    row = images.import_archive(args.file, args.name, args.tag, args.size)
+    return Reply(images.describe(row), row["name"])
+
+
 def image_list(args):
     from . import images, render
 

@@ -96,6 +96,69 @@ def populate(source, work):
     raise Invalid(f"invalid image source {source!r}: use {SOURCE_HELP}")
 
 
+def import_archive(source, name=None, tag=None, size_text=None):
+    """Flatten a docker-archive or OCI archive (a path, or '-' for stdin) into image `name`."""
+    import tempfile
+
+    from . import archive, imports
+
+    state.ensure_layout()
+    work = tempfile.mkdtemp(prefix=f".build-import-{os.getpid()}-", dir=state.path("images"))
+    try:
+        path = _spool_stdin(work) if source == "-" else source
+        if not os.path.isfile(path):
+            raise Invalid(f"no such archive file {source!r}")
+        archived = imports.Archive(path)
+        try:
+            chosen, image = imports.choose(imports.candidates(archived), tag)
+            name = parse.name(name or _name_from_reference(chosen), "image name")
+            if state.IMAGES.find(name):
+                raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
+            rootfs = os.path.join(work, "rootfs")
+            os.mkdir(rootfs, 0o755)
+            tree = archive.Tree(rootfs)
+            try:
+                image_config = imports.apply(archived, image, tree)
+            finally:
+                tree.close()
+        finally:
+            archived.close()
+        used = tree_bytes(rootfs)
+        size = parse.size(size_text, "image size", minimum=MIN_SIZE) if size_text else _roomy(used)
+        staged = os.path.join(work, "image.ext4")
+        make_filesystem(rootfs, staged, size)
+        return register(name, staged, image_config, f"import:{chosen or os.path.basename(source)}")
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _spool_stdin(work):
+    """An archive piped in: tar needs to seek, so keep it in the work directory first."""
+    import sys
+
+    path = os.path.join(work, "stdin.tar")
+    with open(path, "wb") as handle:
+        for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+            handle.write(chunk)
+    return path
+
+
+def _roomy(used):
+    """An image size for `used` bytes of files: half as much again plus 16 MiB, whole MiB."""
+    return max(MIN_SIZE, ((int(used * 1.5) + (16 << 20)) >> 20) << 20)
+
+
+def _name_from_reference(reference):
+    """'localhost/webfx:1' -> 'webfx-1'; 'busybox:latest' -> 'busybox'."""
+    if not reference:
+        raise Invalid("the image in the archive has no name: give one with --name")
+    repository, _, tag = reference.rsplit("/", 1)[-1].partition(":")
+    name = repository if tag in ("", "latest") else f"{repository}-{tag}"
+    return "".join(c if c.isalnum() or c in "_.-" else "-" for c in name).strip("-._") or "imported"
+
+
 def register(name, staged, image_config, label):
     """Move a finished image file into place and record it, atomically."""
     digest = "sha256:" + file_sha256(staged)
@@ -132,6 +195,11 @@ def make_filesystem(rootfs, target, size):
                 f"use --size {parse.human_size(int(needed * 1.3) + (16 << 20))} or more"
             ) from None
         raise error
+    # mkfs makes lost+found; an image holds exactly its files (e2fsck remakes it if ever needed)
+    try:
+        linux.run(["debugfs", "-w", "-R", "rmdir lost+found", target])
+    except Missing:
+        raise Missing("debugfs not found: install e2fsprogs") from None
 
 
 def tree_bytes(root):

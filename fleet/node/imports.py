@@ -1,0 +1,216 @@
+"""Docker and OCI image archives in: read, choose the image, verify every digest, apply layers.
+
+Formats: docker-archive (`docker save`, `podman save`, and the OCI layout
+Docker 25+ writes inside it: manifest.json names member paths either way)
+and oci-archive (index.json, nested indexes followed). The outer archive is
+never extracted: members are read by name from an index of the tar, so a
+manifest naming '../x' simply finds nothing. Layers stream through hashing
+readers into archive.Tree; a digest that does not match names the blob.
+"""
+
+import hashlib
+import json
+import posixpath
+import tarfile
+
+from . import archive
+from .errors import Invalid, Missing
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+REF_NAMES = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
+KEPT_CONFIG = ("Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Labels")
+
+
+class Hashing:
+    """A file object that hashes what is read through it."""
+
+    def __init__(self, source):
+        self.source = source
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1):
+        data = self.source.read(size)
+        self.digest.update(data)
+        return data
+
+    def drain(self):
+        while self.read(1 << 20):
+            pass
+        return "sha256:" + self.digest.hexdigest()
+
+
+class Archive:
+    """An image archive's members, looked up by normalised name, symlinks resolved inside it."""
+
+    def __init__(self, path):
+        try:
+            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
+            self.members = {posixpath.normpath(m.name).lstrip("/"): m for m in self.tar.getmembers()}
+        except (tarfile.TarError, OSError) as error:
+            raise Invalid(f"cannot read {path} as an image archive: {error}") from None
+
+    def close(self):
+        self.tar.close()
+
+    def member(self, name, hops=0):
+        key = posixpath.normpath(name).lstrip("/")
+        found = self.members.get(key)
+        if found is None or key.startswith(".."):
+            raise Invalid(f"the archive names {name!r}, which it does not contain")
+        if found.issym() and hops < 8:
+            return self.member(posixpath.join(posixpath.dirname(key), found.linkname), hops + 1)
+        if not found.isreg():
+            raise Invalid(f"archive entry {name!r} is not a regular file")
+        return found
+
+    def open(self, name):
+        return self.tar.extractfile(self.member(name))
+
+    def read(self, name, digest=None):
+        data = self.open(name).read()
+        _verify(name, digest, "sha256:" + hashlib.sha256(data).hexdigest())
+        return data
+
+    def json(self, name, digest=None):
+        try:
+            return json.loads(self.read(name, digest))
+        except ValueError:
+            raise Invalid(f"archive entry {name!r} is not valid JSON") from None
+
+
+def _verify(what, expected, found):
+    if expected and expected != found:
+        raise Invalid(f"digest mismatch for {what}: the archive records {expected}, its content is {found}")
+
+
+def candidates(source):
+    """[(tags, image)] in the archive; image: config name and digest, layers (name, digest), diff ids."""
+    if "manifest.json" in source.members:
+        return [_docker_entry(source, entry) for entry in source.json("manifest.json")]
+    if "index.json" in source.members:
+        return _oci_entries(source, source.json("index.json"), [])
+    raise Invalid("not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI)")
+
+
+def _docker_entry(source, entry):
+    config_name = entry["Config"]
+    stem = posixpath.basename(config_name).split(".")[0]
+    digest = f"sha256:{stem}" if len(stem) == 64 else None  # podman/docker name it by its digest
+    layers = [(name, None) for name in entry["Layers"]]
+    return (entry.get("RepoTags") or [], {"config": config_name, "config_digest": digest, "layers": layers})
+
+
+def _oci_entries(source, index, seen):
+    found = []
+    for descriptor in index.get("manifests", []):
+        name = _blob(descriptor["digest"])
+        if name in seen:
+            raise Invalid(f"the archive's indexes loop through {descriptor['digest']}")
+        document = source.json(name, descriptor["digest"])
+        if descriptor.get("mediaType") in (OCI_INDEX, DOCKER_LIST) or "manifests" in document:
+            found += _oci_entries(source, document, [*seen, name])
+            continue
+        tags = [descriptor.get("annotations", {}).get(key) for key in REF_NAMES]
+        image = {
+            "config": _blob(document["config"]["digest"]),
+            "config_digest": document["config"]["digest"],
+            "layers": [(_blob(layer["digest"]), layer["digest"]) for layer in document["layers"]],
+        }
+        found.append(([tag for tag in tags if tag][:1], image))
+    return found
+
+
+def _blob(digest):
+    algorithm, _, hexdigest = digest.partition(":")
+    if algorithm != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
+        raise Invalid(f"unsupported or malformed digest {digest!r}")
+    return f"blobs/sha256/{hexdigest}"
+
+
+def choose(found, tag=None):
+    """The one image to import: by --tag, or the only one; else an error listing the choices."""
+    tagged = [(tags, image) for tags, image in found]
+    if tag is not None:
+        for tags, image in tagged:
+            if tag in tags or any(t.split("/")[-1] == tag for t in tags):
+                return tag, image
+        choices = ", ".join(t for tags, _ in tagged for t in tags) or "none tagged"
+        raise Invalid(f"no image tagged {tag!r} in the archive (it has: {choices})")
+    if len(tagged) == 1:
+        tags, image = tagged[0]
+        return (tags[0] if tags else None), image
+    choices = ", ".join(t for tags, _ in tagged for t in tags) or f"{len(tagged)} untagged images"
+    raise Invalid(f"the archive holds several images: choose one with --tag ({choices})")
+
+
+def apply(source, image, tree):
+    """Verify the config, then apply each layer in order into tree; returns the image config."""
+    config = source.json(image["config"], image["config_digest"])
+    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+    if len(diff_ids) != len(image["layers"]):
+        raise Invalid(f"the config lists {len(diff_ids)} layers, the manifest {len(image['layers'])}")
+    for (name, digest), diff_id in zip(image["layers"], diff_ids):
+        _apply_layer(source, name, digest, diff_id, tree)
+    return {key: value for key, value in (config.get("config") or {}).items() if key in KEPT_CONFIG and value}
+
+
+def _apply_layer(source, name, digest, diff_id, tree):
+    blob = Hashing(source.open(name))
+    head = blob.read(4)
+    stream = _decompressed(head, blob, name)
+    uncompressed = Hashing(stream)
+    try:
+        with tarfile.open(fileobj=uncompressed, mode="r|") as layer:
+            archive.apply_layer(tree, layer)
+    except tarfile.TarError as error:
+        raise Invalid(f"layer {name} is not a valid tar stream: {error}") from None
+    _verify(f"layer {name} (its diff id)", diff_id, uncompressed.drain())
+    _verify(f"layer {name}", digest, blob.drain())
+
+
+class _Prefixed:
+    """A stream with the bytes already read put back in front (a short read is a valid read)."""
+
+    def __init__(self, head, rest):
+        self.head, self.rest = head, rest
+
+    def read(self, size=-1):
+        if not self.head:
+            return self.rest.read(size)
+        if size < 0:
+            data, self.head = self.head + self.rest.read(), b""
+            return data
+        data, self.head = self.head[:size], self.head[size:]
+        return data
+
+
+def _decompressed(head, blob, name):
+    whole = _Prefixed(head, blob)
+    if head[:2] == b"\x1f\x8b":
+        import gzip
+
+        return gzip.GzipFile(fileobj=whole)
+    if head == b"\x28\xb5\x2f\xfd":
+        return _zstd(whole, name)
+    return whole
+
+
+def _zstd(whole, name):
+    import shutil
+    import subprocess
+    import tempfile
+
+    if not shutil.which("zstd"):
+        raise Missing(f"layer {name} is zstd-compressed and the zstd program is not installed (apt-get install zstd)")
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - returned open: the layer is read from it
+    with tempfile.TemporaryFile() as compressed:
+        for chunk in iter(lambda: whole.read(1 << 20), b""):
+            compressed.write(chunk)
+        compressed.seek(0)
+        done = subprocess.run(["zstd", "-dc"], stdin=compressed, stdout=output, stderr=subprocess.PIPE)
+    if done.returncode != 0:
+        output.close()
+        raise Invalid(f"layer {name}: zstd could not decompress it: {done.stderr.decode(errors='replace').strip()}")
+    output.seek(0)
+    return output

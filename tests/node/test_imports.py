@@ -1,0 +1,222 @@
+"""Image import: the shared fixtures to their exact trees, configs honoured, hostile archives refused."""
+
+import hashlib
+import io
+import json
+import os
+import stat
+import subprocess
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hostnet import free_subnet
+
+pytestmark = pytest.mark.integration
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+
+# The complete tree after a correct import, from ../shared/fixtures/README.md: (type, mode, size) by path.
+LINKS = ("cat", "echo", "hostname", "httpd", "ip", "ls", "ps", "sh", "sleep", "true")
+EXPECTED = {
+    "/bin": ("d", 0o755, None),
+    "/bin/busybox": ("f", 0o755, 1982256),
+    **{f"/bin/{name}": ("l", None, None) for name in LINKS},
+    "/data": ("d", 0o755, None),
+    "/data/f3": ("f", 0o644, 6),
+    **{path: ("d", 0o755, None) for path in ("/dev", "/etc", "/proc", "/run", "/sys", "/tmp", "/www", "/www/sub")},
+    **{path: ("f", 0o755, 0) for path in ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")},
+    "/www/index.html": ("f", 0o644, 17),
+    "/www/link.html": ("l", None, None),
+    "/www/sub/a.txt": ("f", 0o644, 2),
+}
+
+
+def image_tree(node, name, destination):
+    """The image file's contents, extracted on the host with debugfs: {path: (type, mode, size)}."""
+    destination.mkdir()
+    image = node.root / "images" / f"{name}.ext4"
+    subprocess.run(["debugfs", "-R", f"rdump / {destination}", str(image)], check=True, capture_output=True)
+    tree = {}
+    for path in destination.rglob("*"):
+        info = path.lstat()
+        key = "/" + str(path.relative_to(destination))
+        if stat.S_ISLNK(info.st_mode):
+            tree[key] = ("l", None, None)
+        elif stat.S_ISDIR(info.st_mode):
+            tree[key] = ("d", stat.S_IMODE(info.st_mode), None)
+        else:
+            tree[key] = ("f", stat.S_IMODE(info.st_mode), info.st_size)
+    return tree
+
+
+@pytest.mark.parametrize("fixture", ["webfx-docker.tar", "webfx-oci.tar"])
+def test_fixture_imports_to_exactly_the_listed_tree(node, tmp_path, fixture):
+    item = node.ok("image", "import", str(FIXTURES / fixture), "--name", "webfx")
+    assert item["source"] == "import:localhost/webfx:1"
+    tree = image_tree(node, "webfx", tmp_path / "tree")
+    assert tree == EXPECTED
+    assert os.readlink(tmp_path / "tree" / "www" / "link.html") == "/www/index.html"
+    assert (tmp_path / "tree" / "www" / "index.html").read_text() == "hello from layer\n"
+    assert (tmp_path / "tree" / "data" / "f3").read_text() == "three\n"
+
+
+def test_the_image_config_runs_without_a_command(node):
+    node.ok("image", "import", str(FIXTURES / "webfx-oci.tar"))
+    config = node.ok("image", "inspect", "webfx-1")["config"]
+    assert config["Cmd"] == ["httpd", "-f", "-p", "8080", "-h", "/www"] and config["WorkingDir"] == "/www"
+    node.ok("network", "create", "farm", "--subnet", free_subnet())
+    item = node.ok("container", "run", "-d", "--name", "web", "--network", "farm", "webfx-1")
+    address = item["networks"][0]["address"]
+    for _ in range(50):
+        try:
+            with urllib.request.urlopen(f"http://{address}:8080/link.html", timeout=1) as reply:
+                assert reply.read() == b"hello from layer\n"
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("httpd from the image's Cmd did not answer")
+    assert node.exec_out("web", "sh", "-c", "echo $GREETING; pwd") == "bonjour\n/www\n"
+
+
+def test_import_from_stdin_and_name_conflicts(node):
+    with open(FIXTURES / "webfx-docker.tar", "rb") as archive:
+        done = subprocess.run(node.argv("--json", "image", "import", "-", "--name", "piped"), env=node.env,
+                              stdin=archive, capture_output=True, text=True)  # fmt: skip
+    assert json.loads(done.stdout)["ok"], done.stdout
+    reply = node.call("image", "import", str(FIXTURES / "webfx-oci.tar"), "--name", "piped")
+    assert not reply["ok"] and "already exists" in reply["error"]["message"]
+
+
+# ----------------------------------------------------------------- archives the tests build
+
+
+def layer_bytes(entries):
+    """A layer tar from (name, kind, extra): kind file|dir|sym|hard|chr."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, kind, extra in entries:
+            info = tarfile.TarInfo(name)
+            data = None
+            if kind == "file":
+                data = extra.encode()
+                info.size = len(data)
+            elif kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+            elif kind == "sym":
+                info.type, info.linkname = tarfile.SYMTYPE, extra
+            elif kind == "hard":
+                info.type, info.linkname = tarfile.LNKTYPE, extra
+            elif kind == "chr":
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def docker_archive(path, layers, tag="localhost/evil:1", tamper=None):
+    """A docker-archive with those layers; tamper(files, manifest) may spoil it."""
+    blobs = [layer_bytes(entries) for entries in layers]
+    diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in blobs]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()  # fmt: skip
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    files = {config_name: config, **{f"{d[7:]}.tar": blob for d, blob in zip(diff_ids, blobs)}}
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": [f"{d[7:]}.tar" for d in diff_ids]}]
+    if tamper:
+        tamper(files, manifest)
+    files["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def truncate_first_layer(files, manifest):
+    name = manifest[0]["Layers"][0]
+    files[name] = files[name][: len(files[name]) // 2]
+
+
+def spoil_config(files, manifest):
+    files[manifest[0]["Config"]] = files[manifest[0]["Config"]].replace(b'"sh"', b'"bash"')
+
+
+def point_outside(files, manifest):
+    manifest[0]["Layers"][0] = "../../../etc/passwd"
+
+
+BASE = [("bin", "dir", None), ("bin/ok", "file", "ok")]
+HOSTILE = {
+    "path traversal": ([BASE, [("../../canary/evil", "file", "x")]], None, "'..'"),
+    "absolute path": ([BASE, [("/canary/evil", "file", "x")]], None, "absolute"),
+    "symlink parent, one layer": ([[("link", "sym", "/canary"), ("link/evil", "file", "x")]], None, "not a directory"),
+    "symlink parent, two layers": (
+        [[("link", "sym", "../../canary")], [("link/evil", "file", "x")]],
+        None,
+        "not a directory",
+    ),
+    "hard link out": ([BASE, [("evil", "hard", "../../canary/kept")]], None, "'..'"),
+    "whiteout traversal": ([BASE, [("bin/.wh...", "file", "")]], None, "'..'"),
+    "whiteout through a symlink": (
+        [[("link", "sym", "/canary")], [("link/.wh.kept", "file", "")]],
+        None,
+        "not a directory",
+    ),
+    "manifest pointing outside": ([BASE], point_outside, "does not contain"),
+    "digest mismatch": ([BASE], spoil_config, "digest mismatch"),
+    "truncated file": ([BASE, [("big", "file", "y" * 100000)]], truncate_first_layer, "digest mismatch"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_archive_is_refused(node, tmp_path, case):
+    layers, tamper, message = HOSTILE[case]
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "kept").write_text("mine")
+    path = docker_archive(tmp_path / "evil.tar", layers, tamper=tamper)
+    before = node.state_files()
+    reply = node.call("image", "import", str(path), "--name", "evil")
+    assert not reply["ok"] and message in reply["error"]["message"], reply["error"]
+    assert sorted(p.name for p in canary.iterdir()) == ["kept"] and (canary / "kept").read_text() == "mine"
+    assert node.state_files() == before and os.listdir(node.root / "images") == []
+
+
+def test_device_nodes_are_not_created(node, tmp_path):
+    path = docker_archive(tmp_path / "dev.tar", [[*BASE, ("dev", "dir", None), ("dev/mem", "chr", None)]])
+    node.ok("image", "import", str(path), "--name", "devs")
+    image = node.root / "images" / "devs.ext4"
+    listing = subprocess.run(["debugfs", "-R", "ls /dev", str(image)], capture_output=True, text=True).stdout
+    assert listing.split() and "mem" not in listing.split(), listing  # debugfs lists special files too
+
+
+def test_whiteouts_and_opaque_directories(node, tmp_path):
+    layers = [
+        [("a", "dir", None), ("a/lower", "file", "1"), ("b", "dir", None), ("b/gone", "file", "2"), ("c", "file", "3")],
+        [
+            ("a/new-before", "file", "n"),
+            ("a/.wh..wh..opq", "file", ""),
+            ("a/new-after", "file", "m"),
+            ("b/.wh.gone", "file", ""),
+            ("c", "file", "replaced"),
+        ],
+    ]
+    node.ok("image", "import", str(docker_archive(tmp_path / "wh.tar", layers)), "--name", "wh")
+    tree = image_tree(node, "wh", tmp_path / "tree")
+    assert sorted(tree) == ["/a", "/a/new-after", "/a/new-before", "/b", "/c"]
+    assert (tmp_path / "tree" / "c").read_text() == "replaced"
+
+
+def test_several_images_need_a_tag(node, tmp_path):
+    def second_image(files, manifest):
+        manifest.append(dict(manifest[0], RepoTags=["localhost/other:2"]))
+
+    path = docker_archive(tmp_path / "two.tar", [BASE], tag="localhost/first:1", tamper=second_image)
+    reply = node.call("image", "import", str(path))
+    assert not reply["ok"] and "localhost/first:1" in reply["error"]["message"] and "--tag" in reply["error"]["message"]
+    assert node.ok("image", "import", str(path), "--tag", "localhost/other:2")["name"] == "other-2"
+    reply = node.call("image", "import", str(path), "--tag", "nope")
+    assert not reply["ok"] and "no image tagged 'nope'" in reply["error"]["message"]
