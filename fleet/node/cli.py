@@ -98,6 +98,11 @@ def _image_verbs(parser):
     imported.add_argument("--name", help="image name (default: from the archive's tag, e.g. webfx-1)")
     imported.add_argument("--tag", metavar="REF", help="which image, when the archive holds several")
     imported.add_argument("--size", help="file size (default: the files plus half again plus 16M)")
+    exported = _leaf(verbs, "export", h.image_export, "write an image as a one-layer docker-archive or OCI archive")
+    exported.add_argument("name", help="image name")
+    exported.add_argument("file", metavar="FILE|-", help="where to write it; - for stdout")
+    exported.add_argument("--format", default="docker-archive", help="docker-archive (default) or oci-archive")
+    exported.add_argument("--tag", metavar="REF", help="the name it carries (default: localhost/NAME:latest)")
     _leaf(verbs, "list", h.image_list, "list images")
     for name, handler, text in (("rm", h.image_rm, "delete an image no container uses"),
                                 ("inspect", h.image_inspect, "show everything known about an image")):  # fmt: skip

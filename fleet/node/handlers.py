@@ -31,6 +31,16 @@ def image_import(args):
     return Reply(images.describe(row), row["name"])
 
 
+def image_export(args):
+    from . import exports
+    from .errors import Invalid
+
+    if args.file == "-" and getattr(args, "json", False):
+        raise Invalid("--json and FILE '-' both want stdout: write the archive to a file, or drop --json")
+    result = exports.export(args.name, args.file, args.format, args.tag)
+    return Reply(result, None if args.file == "-" else f"{args.file}: {result['format']} {result['tag']}")
+
+
 def image_list(args):
     from . import images, render
 

@@ -394,6 +394,36 @@ def _debootstrap_log_tail(rootfs, lines=3):
         return ""
 
 
+def with_mounted(disk, mount_point, function, what, read_only=False):
+    """Run function(mount_point) with the ext4 file disk mounted there, in a throwaway mount namespace.
+
+    The work happens in a forked child whose private mount namespace dies with
+    it: nothing stays mounted, and the loop device frees itself (autoclear).
+    """
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+            device, fd = linux.loop_attach(disk, read_only=read_only)
+            try:
+                linux.mount(device, mount_point, "ext4", linux.MS_NODEV | (linux.MS_RDONLY if read_only else 0))
+            finally:
+                os.close(fd)
+            function(mount_point)
+            status = 0
+        except BaseException as error:  # noqa: BLE001 - a forked child must never return
+            os.write(2, f"baleine: cannot {what}: {error}\n".encode())
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        from .errors import BaleineError
+
+        raise BaleineError(f"could not {what} ({disk})")
+
+
 def used_bytes(name):
     """Disk space the image file really takes (it is sparse)."""
     return os.stat(image_file(name)).st_blocks * 512

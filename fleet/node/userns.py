@@ -30,33 +30,11 @@ def allocate(taken):
 
 
 def shift_disk(disk, start):
-    """Add start to every owner on the ext4 disk file, in a throwaway mount namespace."""
-    from . import linux
+    """Add start to every owner on the ext4 disk file."""
+    from . import images
 
-    child = os.fork()
-    if child == 0:
-        status = 1
-        try:
-            linux.unshare(linux.CLONE_NEWNS)
-            linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-            mount_point = os.path.join(os.path.dirname(disk), "rootfs")
-            device, fd = linux.loop_attach(disk)
-            try:
-                linux.mount(device, mount_point, "ext4", linux.MS_NODEV)
-            finally:
-                os.close(fd)
-            shift_tree(mount_point, start)
-            linux.umount(mount_point)
-            status = 0
-        except BaseException as error:  # noqa: BLE001 - a forked child must never return
-            os.write(2, f"baleine: cannot shift the disk's owners: {error}\n".encode())
-        finally:
-            os._exit(status)
-    _, status = os.waitpid(child, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        from .errors import BaleineError
-
-        raise BaleineError(f"could not give {disk} the container's id range")
+    mount_point = os.path.join(os.path.dirname(disk), "rootfs")
+    images.with_mounted(disk, mount_point, lambda root: shift_tree(root, start), "give the disk its id range")
 
 
 def shift_tree(root, start):

@@ -1,0 +1,166 @@
+"""Images out: a one-layer docker-archive or oci-archive of an image's files and config.
+
+Reproducible: the same image gives the same bytes (entries sorted, times
+fixed at 0 in the tars and at the image's creation in the config, JSON with
+sorted keys), so digests are stable and tools can deduplicate it.
+"""
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+
+from . import images, state
+from .errors import Invalid
+
+FORMATS = ("docker-archive", "oci-archive")
+ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
+                 "riscv64": "riscv64"}  # fmt: skip
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def export(name, destination, fmt="docker-archive", tag=None):
+    """Write image name to destination (a path, or '-' for stdout); returns the digests."""
+    if fmt not in FORMATS:
+        raise Invalid(f"invalid --format {fmt!r}: use {' or '.join(FORMATS)}")
+    row = images.get(name)
+    tag = tag or f"localhost/{name}:latest"
+    work = tempfile.mkdtemp(prefix=f".build-export-{os.getpid()}-", dir=state.path("images"))
+    try:
+        layer = os.path.join(work, "layer.tar")
+        mount_point = os.path.join(work, "rootfs")
+        os.mkdir(mount_point)
+        images.with_mounted(images.image_file(name), mount_point, lambda root: write_layer(root, layer),
+                            "read the image's files", read_only=True)  # fmt: skip
+        diff_id = "sha256:" + _file_sha256(layer)
+        config = _config(row, images.config(name), diff_id)
+        entries = (_docker_entries if fmt == "docker-archive" else _oci_entries)(config, layer, diff_id, tag)
+        _write_outer(entries, destination, work)
+        return {"name": name, "format": fmt, "tag": tag, "config": "sha256:" + _sha256(config), "layer": diff_id}
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_layer(root, target):
+    """One layer tar of the tree at root: sorted, times zeroed, owners and modes kept, hard links kept."""
+    seen = {}
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(root, arcname=".", recursive=False, filter=_normalised)
+        for directory, dirs, files in os.walk(root):
+            dirs.sort()
+            relative = os.path.relpath(directory, root)
+            for name in sorted([*dirs, *files]):
+                path = os.path.join(directory, name)
+                if relative == "." and name == "lost+found":
+                    continue  # mkfs's, not the image's
+                arcname = os.path.normpath(os.path.join(relative, name))
+                info = tar.gettarinfo(path, arcname)
+                info = _normalised(info)
+                key = (os.lstat(path).st_dev, os.lstat(path).st_ino)
+                if info.isreg() and os.lstat(path).st_nlink > 1 and key in seen:
+                    info.type, info.linkname, info.size = tarfile.LNKTYPE, seen[key], 0
+                    tar.addfile(info)
+                    continue
+                seen.setdefault(key, arcname)
+                if info.isreg():
+                    with open(path, "rb") as handle:
+                        tar.addfile(info, handle)
+                else:
+                    tar.addfile(info)
+            dirs[:] = [d for d in dirs if not (relative == "." and d == "lost+found")]
+
+
+def _normalised(info):
+    info.mtime = 0
+    info.uname = info.gname = ""
+    info.pax_headers = {}
+    return info
+
+
+def _config(row, stored, diff_id):
+    created = row["created"]
+    config = {
+        "architecture": ARCHITECTURES.get(os.uname().machine, os.uname().machine),
+        "os": "linux",
+        "created": created,
+        "config": stored,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": created, "created_by": f"baleine image export ({row['source']})"}],
+    }
+    return _json(config)
+
+
+def _json(document):
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha256(path):
+    return images.file_sha256(path)
+
+
+def _docker_entries(config, layer, diff_id, tag):
+    config_name = f"{_sha256(config)}.json"
+    layer_name = f"{diff_id[7:]}.tar"
+    manifest = _json([{"Config": config_name, "RepoTags": [tag], "Layers": [layer_name]}])
+    return [(config_name, config), (layer_name, layer), ("manifest.json", manifest)]
+
+
+def _oci_entries(config, layer, diff_id, tag):
+    size = os.path.getsize(layer)
+    manifest = _json({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + _sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": diff_id, "size": size}],
+    })  # fmt: skip
+    index = _json({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:" + _sha256(manifest), "size": len(manifest),
+                       "annotations": {"org.opencontainers.image.ref.name": tag}}],
+    })  # fmt: skip
+    blobs = {_sha256(config): config, diff_id[7:]: layer, _sha256(manifest): manifest}
+    return [
+        ("blobs", None),
+        ("blobs/sha256", None),
+        *sorted((f"blobs/sha256/{digest}", data) for digest, data in blobs.items()),
+        ("index.json", index),
+        ("oci-layout", _json({"imageLayoutVersion": "1.0.0"})),
+    ]
+
+
+def _write_outer(entries, destination, work):
+    """The archive itself: entries in the given order, times fixed; atomically for a file."""
+    import sys
+
+    target = os.path.join(work, "out.tar") if destination != "-" else None
+    out = open(target, "wb") if target else sys.stdout.buffer  # noqa: SIM115 - closed below when ours
+    try:
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in entries:
+                info = tarfile.TarInfo(name)
+                info.mtime, info.mode = 0, 0o644
+                if data is None:
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+                elif isinstance(data, bytes):
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                else:
+                    info.size = os.path.getsize(data)
+                    with open(data, "rb") as handle:
+                        tar.addfile(info, handle)
+    finally:
+        if target:
+            out.close()
+    if target:
+        os.replace(target, destination)
