@@ -111,6 +111,22 @@ class Cgroup:
         """2 when the v2 tree offers this controller here, else 1 (hybrid and v1 hosts)."""
         return 2 if controller in (self.read(None, "cgroup.controllers") or "").split() else 1
 
+    def freeze(self, frozen=True, timeout=5.0):
+        """Stop (or let go) every process in the cgroup, and wait until the kernel says so."""
+        if self.version_for("memory") == 2 or not any(v == 1 and "freezer" in c for _, v, c in self.layout):
+            control, wanted, events = "cgroup.freeze", "1" if frozen else "0", "cgroup.events"
+            self.apply([(None, control, wanted)])
+            done = lambda: f"frozen {wanted}" in (self.read(None, events) or "")  # noqa: E731
+        else:
+            state = "FROZEN" if frozen else "THAWED"
+            self.apply([("freezer", "freezer.state", state)])
+            done = lambda: (self.read("freezer", "freezer.state") or "").strip() == state  # noqa: E731
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise BaleineError("the container's processes did not freeze in time")
+            time.sleep(0.01)
+
     def join(self, pid):
         """Move pid (and its future children) into this cgroup everywhere."""
         for path in self.paths():

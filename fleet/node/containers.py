@@ -526,6 +526,51 @@ def add_network(ref, network_ref):
         return row
 
 
+# ----------------------------------------------------------------- commit
+
+
+def commit(ref, image_name):
+    """A new image from a container's disk: stopped, or frozen while its disk is copied."""
+    import tempfile
+
+    parse.name(image_name, "image name")
+    row = current(ref)
+    _refuse_if_busy(row)
+    if state.IMAGES.find(image_name):
+        raise Conflict(f"image {image_name!r} already exists (remove it first: baleine image rm {image_name})")
+    config = read_config(row)
+    work = tempfile.mkdtemp(prefix=f".build-{image_name}-{os.getpid()}-", dir=state.path("images"))
+    try:
+        staged = os.path.join(work, "image.ext4")
+        if row["status"] == RUNNING:
+            _copy_frozen(row, staged)
+        else:
+            images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
+        image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
+                        "User": config["user"], "Parent": row["image"]}  # fmt: skip
+        source = f"commit:{row['name']} (from {row['image']})"
+        return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _copy_frozen(row, staged):
+    """Freeze the container, flush its filesystem, copy the disk, let it go."""
+    group = cgroup_of(row)
+    group.freeze()
+    try:
+        root = os.open(f"/proc/{row['pid']}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            linux.syncfs(root)  # the container's ext4, seen through its own root
+        finally:
+            os.close(root)
+        images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
+    finally:
+        group.freeze(frozen=False)
+
+
 # ----------------------------------------------------------------- exec, logs, views
 
 

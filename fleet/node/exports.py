@@ -12,7 +12,7 @@ import os
 import tarfile
 import tempfile
 
-from . import images, state
+from . import images, imports, state
 from .errors import Invalid
 
 FORMATS = ("docker-archive", "oci-archive")
@@ -37,7 +37,8 @@ def export(name, destination, fmt="docker-archive", tag=None):
         images.with_mounted(images.image_file(name), mount_point, lambda root: write_layer(root, layer),
                             "read the image's files", read_only=True)  # fmt: skip
         diff_id = "sha256:" + _file_sha256(layer)
-        config = _config(row, images.config(name), diff_id)
+        stored = {key: value for key, value in images.config(name).items() if key in imports.KEPT_CONFIG}
+        config = _config(row, stored, diff_id)
         entries = (_docker_entries if fmt == "docker-archive" else _oci_entries)(config, layer, diff_id, tag)
         _write_outer(entries, destination, work)
         return {"name": name, "format": fmt, "tag": tag, "config": "sha256:" + _sha256(config), "layer": diff_id}

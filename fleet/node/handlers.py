@@ -201,6 +201,13 @@ def container_add(args):
     return Reply(containers.describe(row), row["name"])
 
 
+def container_commit(args):
+    from . import containers, images
+
+    row = containers.commit(args.name, args.image)
+    return Reply(images.describe(row), row["name"])
+
+
 def container_update(args):
     from . import containers
 

@@ -350,9 +350,14 @@ def populate_debootstrap(spec, rootfs):
 
 def copy_to(name, target):
     """Give a container its own copy of the image: a reflink if the filesystem can, else sparse."""
+    copy_file(image_file(name), target)
+
+
+def copy_file(source_path, target):
+    """Copy an ext4 file: a reflink if the filesystem can, else only its data (sparse)."""
     import fcntl
 
-    source = os.open(image_file(name), os.O_RDONLY | os.O_CLOEXEC)
+    source = os.open(source_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:

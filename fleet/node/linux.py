@@ -166,6 +166,12 @@ def move_mount(tree_fd, target):
         oserror(f"move_mount {target}", target)
 
 
+def syncfs(fd):
+    """Flush the filesystem holding fd to its device."""
+    if libc().syncfs(fd) < 0:
+        oserror("syncfs")
+
+
 def sethostname(name):
     data = name.encode()
     if libc().sethostname(data, len(data)) < 0:
