@@ -17,9 +17,20 @@ def _pretty(data):
 # ----------------------------------------------------------------- images
 
 
+def _interruptible():
+    """SIGTERM unwinds like Ctrl-C: an image build then removes its work directory."""
+    import signal
+
+    def stop(_number, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def image_create(args):
     from . import images
 
+    _interruptible()
     row = images.create(args.name, args.size, args.source)
     return Reply(images.describe(row), row["name"])
 
@@ -27,6 +38,7 @@ def image_create(args):
 def image_import(args):
     from . import images
 
+    _interruptible()
     row = images.import_archive(args.file, args.name, args.tag, args.size)
     return Reply(images.describe(row), row["name"])
 

@@ -330,7 +330,10 @@ def populate_debootstrap(spec, rootfs):
     recipe = parse_debootstrap(spec)
     if not shutil.which("debootstrap"):
         raise Missing("debootstrap not found: install it (apt-get install debootstrap)")
-    argv = ["debootstrap", f"--variant={recipe['variant']}"]
+    # Packages are kept under the state root: the next image of the suite reuses them.
+    cache = state.path("cache", "debootstrap", recipe["suite"])
+    os.makedirs(cache, exist_ok=True)
+    argv = ["debootstrap", f"--variant={recipe['variant']}", f"--cache-dir={cache}"]
     if recipe["include"]:
         argv.append("--include=" + ",".join(recipe["include"]))
     argv += [recipe["suite"], rootfs]
@@ -338,7 +341,7 @@ def populate_debootstrap(spec, rootfs):
     if mirror:
         argv.append(mirror)
     try:
-        linux.run(argv)
+        linux.run(argv, progress=True)
     except CommandFailed as error:
         raise CommandFailed(argv, error.details["status"], _debootstrap_log_tail(rootfs) or error.message) from None
     shutil.rmtree(os.path.join(rootfs, "var/cache/apt/archives"), ignore_errors=True)

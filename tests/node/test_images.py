@@ -94,15 +94,29 @@ def test_container_disk_is_a_private_copy(node):
     assert node.cli("container", "run", "--rm", "bb", "cat", "/etc/motd").returncode != 0
 
 
-def test_debootstrap_image(node):
+def retrieved_packages(progress):
+    """Packages debootstrap downloaded (not the index files it always fetches)."""
+    return [line for line in progress.splitlines() if line.startswith("I: Retrieving ")
+            and not line.split()[2].startswith(("InRelease", "Release", "Packages"))]  # fmt: skip
+
+
+def test_debootstrap_image_and_its_package_cache(node):
     """A real Debian minbase from the host's apt mirror (the registries this machine reaches)."""
     done = node.cli("--json", "image", "create", "deb", "--size", "1G", "--from", "debootstrap:bookworm",
                     timeout=900, host_network=True)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "I: Retrieving" in done.stderr and retrieved_packages(done.stderr)  # progress, as it ran
     assert node.ok("image", "inspect", "deb")["source"] == "debootstrap:bookworm"
+    done = node.cli("container", "run", "--rm", "deb", "/bin/bash", "-c", "echo ok")
+    assert done.stdout == "ok\n", done.stderr
     done = node.cli("container", "run", "--rm", "deb", "sh", "-c", ". /etc/os-release; echo $ID $VERSION_CODENAME")
     assert done.stdout == "debian bookworm\n", done.stderr
     assert node.ok("image", "inspect", "deb")["config"]["Cmd"] == ["bash"]
+    assert list((node.root / "cache" / "debootstrap" / "bookworm").glob("*.deb"))
+    again = node.cli("--json", "image", "create", "deb2", "--size", "1G", "--from", "debootstrap:bookworm",
+                     timeout=900, host_network=True)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert retrieved_packages(again.stderr) == []  # every package came from the cache
 
 
 def test_debootstrap_spec_parsing():
