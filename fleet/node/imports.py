@@ -160,12 +160,18 @@ def _apply_layer(source, name, digest, diff_id, tree):
     head = blob.read(4)
     stream = _decompressed(head, blob, name)
     uncompressed = Hashing(stream)
+    import gzip
+    import zlib
+
     try:
         with tarfile.open(fileobj=uncompressed, mode="r|") as layer:
             archive.apply_layer(tree, layer)
+        found_diff_id = uncompressed.drain()  # gzip checks its CRC only at the end of the stream
     except tarfile.TarError as error:
         raise Invalid(f"layer {name} is not a valid tar stream: {error}") from None
-    _verify(f"layer {name} (its diff id)", diff_id, uncompressed.drain())
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise Invalid(f"layer {name} is corrupt: {error}") from None
+    _verify(f"layer {name} (its diff id)", diff_id, found_diff_id)
     _verify(f"layer {name}", digest, blob.drain())
 
 

@@ -220,3 +220,72 @@ def test_several_images_need_a_tag(node, tmp_path):
     assert node.ok("image", "import", str(path), "--tag", "localhost/other:2")["name"] == "other-2"
     reply = node.call("image", "import", str(path), "--tag", "nope")
     assert not reply["ok"] and "no image tagged 'nope'" in reply["error"]["message"]
+
+
+def oci_archive(path, layers, compression=None, docker25=False, spoil=False):
+    """An OCI archive (or, docker25, Docker 25+'s `docker save`: the OCI layout plus manifest.json).
+
+    spoil flips a byte of the first layer after its digest was recorded.
+    """
+    blobs = {}
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[f"blobs/sha256/{digest}"] = data
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    descriptors, diff_ids = [], []
+    for entries in layers:
+        raw = layer_bytes(entries)
+        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+        if compression == "gzip":
+            import gzip
+
+            raw = gzip.compress(raw)
+        elif compression == "zstd":
+            raw = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout
+        suffix = {"gzip": "+gzip", "zstd": "+zstd", None: ""}[compression]
+        descriptors.append({"mediaType": f"application/vnd.oci.image.layer.v1.tar{suffix}", **blob(raw)})
+    config = blob(json.dumps({"os": "linux", "config": {"Cmd": ["sh"]},
+                              "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode())  # fmt: skip
+    manifest = blob(json.dumps({"schemaVersion": 2, "config": config, "layers": descriptors}).encode())
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             **manifest, "annotations": {"org.opencontainers.image.ref.name": "localhost/built:1"}}]}  # fmt: skip
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(index).encode(), **blobs}
+    if docker25:
+        entry = {"Config": "blobs/sha256/" + config["digest"][7:], "RepoTags": ["localhost/built:1"],
+                 "Layers": ["blobs/sha256/" + d["digest"][7:] for d in descriptors]}  # fmt: skip
+        files["manifest.json"] = json.dumps([entry]).encode()
+    if spoil:
+        first = "blobs/sha256/" + descriptors[0]["digest"][7:]
+        files[first] = files[first][:-8] + bytes(b ^ 0xFF for b in files[first][-8:])
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(("compression", "docker25"), [("gzip", False), ("zstd", False), (None, True)])
+def test_oci_layers_gzip_zstd_and_docker25_layout(node, tmp_path, compression, docker25):
+    layers = [BASE, [("bin/.wh.ok", "file", ""), ("etc", "dir", None), ("etc/motd", "file", "built\n")]]
+    path = oci_archive(tmp_path / "built.tar", layers, compression, docker25)
+    assert node.ok("image", "import", str(path))["name"] == "built-1"
+    assert sorted(image_tree(node, "built-1", tmp_path / "tree")) == ["/bin", "/etc", "/etc/motd"]
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", None])
+def test_a_spoiled_layer_is_named(node, tmp_path, compression):
+    path = oci_archive(tmp_path / "built.tar", [BASE], compression, spoil=True)
+    reply = node.call("image", "import", str(path))
+    assert not reply["ok"] and "layer blobs/sha256/" in reply["error"]["message"], reply["error"]
+    assert os.listdir(node.root / "images") == []
+
+
+def test_a_failed_debootstrap_leaves_no_half_image(node):
+    done = node.cli("--json", "image", "create", "nope", "--size", "1G", "--from", "debootstrap:nosuchsuite",
+                    timeout=300, host_network=True)  # fmt: skip
+    reply = json.loads(done.stdout)
+    assert not reply["ok"] and done.returncode != 0 and "debootstrap" in reply["error"]["message"]
+    assert node.ok("image", "list") == [] and os.listdir(node.root / "images") == []
