@@ -14,13 +14,12 @@ from . import containers, restart, state
 from .errors import BaleineError
 
 
-def run(now=None, prom=None):
+def run(prom=None):
     """One pass; returns a report of what was found and done.
 
     It also appends the running containers' usage to usage.csv and, given
     prom, writes node_exporter's textfile there.
     """
-    now = time.time() if now is None else now
     report = {"rebooted": False, "exited": [], "restarted": [], "waiting": [], "failed": [], "unhealthy": []}
     from . import repair
 
@@ -34,19 +33,19 @@ def run(now=None, prom=None):
             report["exited"].append({"name": row["name"], "exit_code": row["exit_code"], "reason": row.get("reason")})
     for row in rows:
         if row["status"] == containers.EXITED:
-            _consider(row, now, report)
+            _consider(row, report)
         elif row["status"] == containers.RUNNING:
-            _probe_health(row, now, report)
+            _probe_health(row, report)
     _record_usage(prom)
     return report
 
 
-def _probe_health(row, now, report):
+def _probe_health(row, report):
     from . import health
 
     config = containers.read_config(row)
     settings = config.get("health")
-    if not settings or not health.due(row, settings, now):
+    if not settings or not health.due(row, settings, time.time()):
         return
     try:
         code, _out, _err = containers.exec_command(row["name"], ["/bin/sh", "-c", settings["cmd"]], capture=True,
@@ -103,7 +102,7 @@ def _forget_previous_boot():
     return True
 
 
-def _consider(row, now, report):
+def _consider(row, report):
     config = containers.read_config(row)
     policy = config.get("restart", {"policy": "no"})
     restarts = int(row.get("restarts") or 0)
@@ -112,6 +111,7 @@ def _consider(row, now, report):
     if not restart.wanted(policy, code, row.get("reason"), restarts, row.get("stopped_by") == "user", after_reboot):
         return
     due = _seconds(row["finished"]) + restart.backoff(restarts)
+    now = time.time()  # now, not the pass's start: this pass may just have stamped the exit
     if now < due:
         report["waiting"].append({"name": row["name"], "due_in": round(due - now, 1)})
         return
