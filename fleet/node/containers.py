@@ -168,7 +168,7 @@ def _worker():
     return {"pid": str(me), "pid_start": str(linux.pid_start_time(me))}
 
 
-def _refuse_if_busy(row):
+def refuse_if_busy(row):
     if row["status"] in (CREATING, STARTING) and linux.is_alive(row["pid"], row["pid_start"]):
         raise Conflict(
             f"container {row['name']!r} is {row['status']} (process {row['pid']}): try again when it is done"
@@ -313,7 +313,7 @@ def _claim_for_start(ref, by_policy=False):
         row = get(ref, rows)
         if row["status"] == RUNNING:
             return None, None
-        _refuse_if_busy(row)
+        refuse_if_busy(row)
         if row["status"] == CREATING:
             raise Conflict(
                 f"container {row['name']!r} was left half-created by a command that died: "
@@ -347,7 +347,7 @@ def stop(ref, timeout=10.0, by_user=True):
     A person's stop is remembered: restart policies leave the container alone.
     """
     row = current(ref)
-    _refuse_if_busy(row)
+    refuse_if_busy(row)
     if by_user:
         with state.locked():
             state.CONTAINERS.update(row["name"], stopped_by="user")
@@ -485,7 +485,7 @@ def _read_log(row):
 def remove(ref, force=False):
     """Destroy a container's disk copy and configuration."""
     row = current(ref)
-    _refuse_if_busy(row)
+    refuse_if_busy(row)
     if row["status"] == RUNNING:
         if not force:
             raise Conflict(f"container {row['name']!r} is running: stop it first, or use --force")
@@ -524,51 +524,6 @@ def add_network(ref, network_ref):
                 raise
             networks.refresh_hosts(state.CONTAINERS.read())
         return row
-
-
-# ----------------------------------------------------------------- commit
-
-
-def commit(ref, image_name):
-    """A new image from a container's disk: stopped, or frozen while its disk is copied."""
-    import tempfile
-
-    parse.name(image_name, "image name")
-    row = current(ref)
-    _refuse_if_busy(row)
-    if state.IMAGES.find(image_name):
-        raise Conflict(f"image {image_name!r} already exists (remove it first: baleine image rm {image_name})")
-    config = read_config(row)
-    work = tempfile.mkdtemp(prefix=f".build-{image_name}-{os.getpid()}-", dir=state.path("images"))
-    try:
-        staged = os.path.join(work, "image.ext4")
-        if row["status"] == RUNNING:
-            _copy_frozen(row, staged)
-        else:
-            images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
-        image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
-                        "User": config["user"], "Parent": row["image"]}  # fmt: skip
-        source = f"commit:{row['name']} (from {row['image']})"
-        return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
-    finally:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _copy_frozen(row, staged):
-    """Freeze the container, flush its filesystem, copy the disk, let it go."""
-    group = cgroup_of(row)
-    group.freeze()
-    try:
-        root = os.open(f"/proc/{row['pid']}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            linux.syncfs(root)  # the container's ext4, seen through its own root
-        finally:
-            os.close(root)
-        images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
-    finally:
-        group.freeze(frozen=False)
 
 
 # ----------------------------------------------------------------- exec, logs, views
@@ -636,71 +591,6 @@ def _config_or_empty(row):
         return read_config(row)
     except (FileNotFoundError, ValueError):
         return {"command": [], "limits": {}}
-
-
-# ----------------------------------------------------------------- limits: update, stats
-
-
-def update(ref, resources):
-    """Change a container's limits, live when it runs; refused whole if the kernel would refuse one."""
-    if not resources:
-        raise Invalid("nothing to update: give at least one limit, e.g. --memory 256M")
-    with state.locked():
-        row = current(ref)
-        _refuse_if_busy(row)
-        config = read_config(row)
-        merged = {**config.get("limits", {}), **resources}
-        if row["status"] == RUNNING:
-            group = cgroup_of(row)
-            _refuse_below_usage(row, group, resources)
-            version = group.version_for("memory")
-            group.apply(limits.writes(resources, version, config.get("limits", {}).get("memory")))
-            if any(key in resources for key in (*limits.IO_KEYS, "devices")):
-                group.apply(limits.disk_writes(merged, version, _disk_of(row)))
-        config["limits"] = merged
-        state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
-        return describe(row, config)
-
-
-def _refuse_below_usage(row, group, resources):
-    if "memory" in resources:
-        used = group.usage()["memory"]
-        if resources["memory"] < used:
-            raise Conflict(
-                f"container {row['name']!r} already uses {parse.human_size(used)}: "
-                f"a memory limit of {parse.human_size(resources['memory'])} would kill it"
-            )
-
-
-def _disk_of(row):
-    """The running container's root device 'MAJ:MIN', from its init's mount table."""
-    with open(f"/proc/{row['pid']}/mountinfo", encoding="utf-8") as handle:
-        for line in handle:
-            fields = line.split()
-            if fields[4] == "/":
-                return fields[2]
-    raise Conflict(f"cannot find the disk of container {row['name']!r}")
-
-
-def stats(refs=(), interval=0.5):
-    """podman-stats figures of running containers: CPU % over `interval`, memory, block io, pids."""
-    import time
-
-    rows = reconcile(state.CONTAINERS.read())
-    chosen = [get(ref, rows) for ref in refs] if refs else [row for row in rows if row["status"] == RUNNING]
-    idle = [row["name"] for row in chosen if row["status"] != RUNNING]
-    if idle:
-        raise Conflict(f"container {idle[0]!r} is not running")
-    groups = {row["name"]: cgroup_of(row) for row in chosen}
-    first, started = {name: group.usage() for name, group in groups.items()}, time.monotonic()
-    time.sleep(interval if chosen else 0)
-    elapsed = time.monotonic() - started
-    result = []
-    for row in chosen:
-        now = groups[row["name"]].usage()
-        cpu = (now["cpu_ns"] - first[row["name"]]["cpu_ns"]) / 1e9 / elapsed * 100
-        result.append({"name": row["name"], "id": row["id"][:12], "cpu_percent": round(cpu, 1), **now})
-    return result
 
 
 def inspect(ref):

@@ -214,23 +214,23 @@ def container_add(args):
 
 
 def container_commit(args):
-    from . import containers, images
+    from . import commit, images
 
-    row = containers.commit(args.name, args.image)
+    row = commit.commit(args.name, args.image)
     return Reply(images.describe(row), row["name"])
 
 
 def container_update(args):
-    from . import containers
+    from . import resources
 
-    info = containers.update(args.name, _resources(args))
+    info = resources.update(args.name, _resources(args))
     return Reply(info, args.name)
 
 
 def container_stats(args):
-    from . import containers, render
+    from . import render, resources
 
-    items = containers.stats(args.names)
+    items = resources.stats(args.names)
     return Reply(items, render.stats(items))
 
 

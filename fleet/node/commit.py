@@ -1,0 +1,49 @@
+"""container commit: a new image from a container's disk, frozen while copied if it runs."""
+
+import os
+
+from . import images, linux, parse, state
+from .containers import RUNNING, cgroup_of, current, directory, read_config, refuse_if_busy
+from .errors import Conflict
+
+
+def commit(ref, image_name):
+    """A new image from a container's disk: stopped, or frozen while its disk is copied."""
+    import tempfile
+
+    parse.name(image_name, "image name")
+    row = current(ref)
+    refuse_if_busy(row)
+    if state.IMAGES.find(image_name):
+        raise Conflict(f"image {image_name!r} already exists (remove it first: baleine image rm {image_name})")
+    config = read_config(row)
+    work = tempfile.mkdtemp(prefix=f".build-{image_name}-{os.getpid()}-", dir=state.path("images"))
+    try:
+        staged = os.path.join(work, "image.ext4")
+        if row["status"] == RUNNING:
+            _copy_frozen(row, staged)
+        else:
+            images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
+        image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
+                        "User": config["user"], "Parent": row["image"]}  # fmt: skip
+        source = f"commit:{row['name']} (from {row['image']})"
+        return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _copy_frozen(row, staged):
+    """Freeze the container, flush its filesystem, copy the disk, let it go."""
+    group = cgroup_of(row)
+    group.freeze()
+    try:
+        root = os.open(f"/proc/{row['pid']}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            linux.syncfs(root)  # the container's ext4, seen through its own root
+        finally:
+            os.close(root)
+        images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
+    finally:
+        group.freeze(frozen=False)
