@@ -1,11 +1,11 @@
 """Extraction of root-filesystem tarballs that may be hostile."""
 
-import io
 import os
 import stat
 import tarfile
 
 import pytest
+from tarfiles import add_entries
 
 from fleet.node import archive
 from fleet.node.errors import Invalid
@@ -14,25 +14,7 @@ from fleet.node.errors import Invalid
 def make_tar(path, entries):
     """entries: (name, kind, extra) with kind file|dir|sym|hard|chr|fifo."""
     with tarfile.open(path, "w") as tar:
-        for name, kind, extra in entries:
-            info = tarfile.TarInfo(name)
-            data = None
-            if kind == "file":
-                data = extra.encode()
-                info.size = len(data)
-                info.mode = 0o640
-                info.uid, info.gid = 1234, 5678
-            elif kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o750
-            elif kind == "sym":
-                info.type, info.linkname = tarfile.SYMTYPE, extra
-            elif kind == "hard":
-                info.type, info.linkname = tarfile.LNKTYPE, extra
-            elif kind == "chr":
-                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
-            elif kind == "fifo":
-                info.type = tarfile.FIFOTYPE
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        add_entries(tar, entries, file_mode=0o640, dir_mode=0o750, owner=(1234, 5678))
     return path
 
 

@@ -1,18 +1,17 @@
 """Image import: the shared fixtures to their exact trees, configs honoured, hostile archives refused."""
 
 import hashlib
-import io
 import json
 import os
 import stat
 import subprocess
-import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from hostnet import free_subnet
+from tarfiles import layer_bytes, write_files
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
@@ -93,28 +92,6 @@ def test_import_from_stdin_and_name_conflicts(node):
 # ----------------------------------------------------------------- archives the tests build
 
 
-def layer_bytes(entries):
-    """A layer tar from (name, kind, extra): kind file|dir|sym|hard|chr."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, kind, extra in entries:
-            info = tarfile.TarInfo(name)
-            data = None
-            if kind == "file":
-                data = extra.encode()
-                info.size = len(data)
-            elif kind == "dir":
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-            elif kind == "sym":
-                info.type, info.linkname = tarfile.SYMTYPE, extra
-            elif kind == "hard":
-                info.type, info.linkname = tarfile.LNKTYPE, extra
-            elif kind == "chr":
-                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buffer.getvalue()
-
-
 def docker_archive(path, layers, tag="localhost/evil:1", tamper=None):
     """A docker-archive with those layers; tamper(files, manifest) may spoil it."""
     blobs = [layer_bytes(entries) for entries in layers]
@@ -127,12 +104,7 @@ def docker_archive(path, layers, tag="localhost/evil:1", tamper=None):
     if tamper:
         tamper(files, manifest)
     files["manifest.json"] = json.dumps(manifest).encode()
-    with tarfile.open(path, "w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return write_files(path, files)
 
 
 def truncate_first_layer(files, manifest):
@@ -259,12 +231,7 @@ def oci_archive(path, layers, compression=None, docker25=False, spoil=False):
     if spoil:
         first = "blobs/sha256/" + descriptors[0]["digest"][7:]
         files[first] = files[first][:-8] + bytes(b ^ 0xFF for b in files[first][-8:])
-    with tarfile.open(path, "w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return write_files(path, files)
 
 
 @pytest.mark.parametrize(("compression", "docker25"), [("gzip", False), ("zstd", False), (None, True)])
