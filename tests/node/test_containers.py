@@ -4,28 +4,15 @@ import concurrent.futures
 import os
 import signal
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from hostnet import free_subnet
+from web import fetch
 
 pytestmark = pytest.mark.integration
 
 HTTPD = "mkdir -p /www && echo page-of-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"
-
-
-def fetch(address, timeout=5.0):
-    """GET / from a container, retrying while its server starts."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{address}/", timeout=1) as reply:
-                return reply.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def address_of(node, name, network=0):
@@ -84,7 +71,7 @@ def test_two_containers_reach_each_other_and_the_host_reaches_httpd(busybox, sub
     busybox.ok("network", "create", "farm", "--subnet", subnet)
     busybox.ok("container", "run", "-d", "--name", "web1", "--network", "farm", "bb", "sh", "-c", HTTPD)
     busybox.ok("container", "run", "-d", "--name", "web2", "--network", "farm", "bb", "sh", "-c", HTTPD)
-    assert fetch(address_of(busybox, "web1")) == "page-of-web1\n"
+    assert fetch(f"http://{address_of(busybox, 'web1')}/") == "page-of-web1\n"
     from_web2 = busybox.exec_out("web2", "wget", "-q", "-O", "-", "http://web1/")
     assert from_web2 == "page-of-web1\n"  # by name, through /etc/hosts
 

@@ -7,6 +7,7 @@ import tarfile
 import pytest
 
 from fleet.node import images
+from fleet.node.errors import Invalid
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +124,7 @@ def test_debootstrap_spec_parsing():
     assert images.parse_debootstrap("bookworm,include=nginx+curl,variant=minbase") == {
         "suite": "bookworm", "variant": "minbase", "include": ["nginx", "curl"], "mirror": None}  # fmt: skip
     for bad in ("", "bookworm,colour=red", "book worm", "bookworm,include="):
-        with pytest.raises(Exception, match="debootstrap"):
+        with pytest.raises(Invalid, match="debootstrap"):
             images.parse_debootstrap(bad)
 
 

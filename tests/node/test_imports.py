@@ -5,13 +5,12 @@ import json
 import os
 import stat
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from hostnet import free_subnet
 from tarfiles import layer_bytes, write_files
+from web import fetch
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
@@ -68,15 +67,7 @@ def test_the_image_config_runs_without_a_command(node):
     node.ok("network", "create", "farm", "--subnet", free_subnet())
     item = node.ok("container", "run", "-d", "--name", "web", "--network", "farm", "webfx-1")
     address = item["networks"][0]["address"]
-    for _ in range(50):
-        try:
-            with urllib.request.urlopen(f"http://{address}:8080/link.html", timeout=1) as reply:
-                assert reply.read() == b"hello from layer\n"
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError("httpd from the image's Cmd did not answer")
+    assert fetch(f"http://{address}:8080/link.html") == "hello from layer\n"  # httpd from the image's Cmd
     assert node.exec_out("web", "sh", "-c", "echo $GREETING; pwd") == "bonjour\n/www\n"
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from fleet.node import cgroups, limits
-from fleet.node.errors import Invalid
+from fleet.node.errors import Invalid, Missing
 
 
 def test_shares_to_weight_maps_ends_and_defaults():
@@ -136,5 +136,5 @@ def test_v2_usage_is_read_from_the_v2_files(tmp_path):
 
 def test_a_missing_controller_is_named(tmp_path):
     group = cgroups.Cgroup("c1", parent="baleine", layout=[(str(tmp_path), 1, frozenset({"memory"}))])
-    with pytest.raises(Exception, match="no pids cgroup controller"):
+    with pytest.raises(Missing, match="no pids cgroup controller"):
         group.apply([("pids", "pids.max", 5)])
