@@ -19,7 +19,16 @@ import zipfile
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-MAIN = b"import sys\nfrom fleet.node.cli import main\nsys.exit(main())\n"
+# The version gate comes first and uses nothing newer than Python 3.0, so an
+# old interpreter says what is wrong instead of failing on newer syntax.
+PYTHON_TOO_OLD = 96
+MAIN = (
+    b"import sys\n"
+    b"if sys.version_info < (3, 9):\n"
+    b"    sys.stderr.write('baleine: error: python3 is %d.%d on this host; baleine needs 3.9 or later\\n'"
+    b" % sys.version_info[:2])\n" + b"    sys.exit(%d)\n" % PYTHON_TOO_OLD + b"from fleet.node.cli import main\n"
+    b"sys.exit(main())\n"
+)
 PACKAGE_INIT = b'"""baleine (only the node helper is shipped to hosts)."""\n'
 
 
@@ -59,3 +68,21 @@ def build(destination):
     os.chmod(temp, 0o755)
     os.replace(temp, destination)
     return hashlib.sha256(data).hexdigest()
+
+
+class Build:
+    """The helper as shipped: its bytes and their sha256."""
+
+    def __init__(self, data):
+        self.data = data
+        self.sha = hashlib.sha256(data).hexdigest()
+
+
+_current = []
+
+
+def current():
+    """This checkout's helper build, made once per process."""
+    if not _current:
+        _current.append(Build(zipapp_bytes()))
+    return _current[0]

@@ -65,8 +65,11 @@ class Cgroup:
                 _enable_controllers(mount, os.path.dirname(path))
             os.makedirs(path, exist_ok=True)
             if "cpuset" in controllers:
-                # v1 cpuset children start empty and refuse tasks until filled in.
-                for level in (os.path.dirname(path), path):
+                # v1 cpuset children start empty and refuse tasks until filled in,
+                # at every level below the mount (the parent may be nested: a/b).
+                level = mount
+                for part in os.path.relpath(path, mount).split(os.sep):
+                    level = os.path.join(level, part)
                     _inherit_cpuset(mount, level)
 
     def path_for(self, controller):

@@ -43,6 +43,7 @@ def _leaf(group, name, handler, help_text, description=None):
     return parser
 
 
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 KINDS = ("image", "network", "container", "check", "cron", "usage")
 
 
@@ -103,6 +104,15 @@ def _image_verbs(parser):
     exported.add_argument("file", metavar="FILE|-", help="where to write it; - for stdout")
     exported.add_argument("--format", default="docker-archive", help="docker-archive (default) or oci-archive")
     exported.add_argument("--tag", metavar="REF", help="the name it carries (default: localhost/NAME:latest)")
+    sent = _leaf(verbs, "send", h.image_send, "write an image as a stream on stdout (for image receive)")
+    sent.add_argument("name", help="image name")
+    _leaf(
+        verbs, "receive", h.image_receive,
+        "register an image from a stream on stdin (from image send)",
+        "Read a stream written by `baleine image send NAME` from stdin and register the image,\n"
+        "only once the whole file has arrived and its sha256 matches. Example:\n"
+        "  ssh node1 baleine image send web | baleine image receive",
+    ).formatter_class = argparse.RawDescriptionHelpFormatter  # fmt: skip
     _leaf(verbs, "list", h.image_list, "list images")
     for name, handler, text in (("rm", h.image_rm, "delete an image no container uses"),
                                 ("inspect", h.image_inspect, "show everything known about an image")):  # fmt: skip
@@ -257,6 +267,7 @@ def main(argv=None):
     """Run one verb; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     json_mode = "--json" in argv
+    _complete_path()
     try:
         kind = next((word for word in argv if word in KINDS), None)
         args = build_parser(kind).parse_args(argv)
@@ -266,6 +277,14 @@ def main(argv=None):
         return _fail(error, json_mode)
     _emit_ok(reply, json_mode)
     return reply.status
+
+
+def _complete_path():
+    """Add the sbin directories a non-login SSH session or cron leaves out: ip and mkfs live there."""
+    current = os.environ.get("PATH", "").split(os.pathsep)
+    missing = [d for d in SYSTEM_PATH if d not in current]
+    if missing:
+        os.environ["PATH"] = os.pathsep.join([p for p in current if p] + missing)
 
 
 def _fail(error, json_mode):

@@ -568,6 +568,7 @@ def describe(row, config=None):
         "restarts": int(row.get("restarts") or 0),
         "health": (row.get("health") or None) if row["status"] == RUNNING else None,
         "error": row.get("error") or None,
+        "stopped_by": row.get("stopped_by") or None,
         "networks": [{"network": net, "address": address} for net, address in attachments(row)],
         "created": row["created"],
         "started": row["started"] or None,

@@ -53,6 +53,28 @@ def image_export(args):
     return Reply(result, None if args.file == "-" else f"{args.file}: {result['format']} {result['tag']}")
 
 
+def image_send(args):
+    import sys
+
+    from . import transfer
+    from .errors import Invalid
+
+    if getattr(args, "json", False):
+        raise Invalid("image send writes the image stream on stdout: drop --json")
+    transfer.send(args.name, sys.stdout.buffer)
+    return Reply(None)
+
+
+def image_receive(args):
+    import sys
+
+    from . import images, transfer
+
+    _interruptible()
+    row = transfer.receive(sys.stdin.buffer)
+    return Reply(images.describe(row), row["name"])
+
+
 def image_list(args):
     from . import images, render
 

@@ -159,9 +159,12 @@ def _name_from_reference(reference):
     return "".join(c if c.isalnum() or c in "_.-" else "-" for c in name).strip("-._") or "imported"
 
 
-def register(name, staged, image_config, label):
-    """Move a finished image file into place and record it, atomically."""
-    digest = "sha256:" + file_sha256(staged)
+def register(name, staged, image_config, label, digest=None):
+    """Move a finished image file into place and record it, atomically.
+
+    digest: the file's "sha256:..." when the caller has just computed it.
+    """
+    digest = digest or "sha256:" + file_sha256(staged)
     with state.locked():
         if state.IMAGES.find(name):
             raise Conflict(f"image {name!r} already exists (created meanwhile by another command)")

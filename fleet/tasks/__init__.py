@@ -2,7 +2,9 @@
 
 from invoke import Collection, task
 
-from fleet import ship
+from .. import ship
+from . import container, health, hosts, image, lab, network
+from .views import images, networks, ps
 
 
 @task(help={"output": "where to write the zipapp (default: build/baleine.pyz)"})
@@ -14,4 +16,6 @@ def build(c, output="build/baleine.pyz"):
     print(f"{ship.build(output)}  {output}")
 
 
-namespace = Collection(build)
+namespace = Collection(build, ps, images, networks)
+for module in (container, image, network, health, hosts, lab):
+    namespace.add_collection(module.namespace)

@@ -56,6 +56,22 @@ def test_v1_cpuset_children_inherit_cpus_and_mems(tmp_path):
     assert (mount / "baleine" / "cpuset.mems").read_text() == "0"
 
 
+def test_v1_cpuset_is_filled_at_every_level_of_a_nested_parent(tmp_path):
+    """Lab nodes use parents like baleine-lab/node1: the middle level must be filled in too."""
+    mount = tmp_path / "cpuset"
+    mount.mkdir()
+    (mount / "cpuset.cpus").write_text("0-1\n")
+    (mount / "cpuset.mems").write_text("0\n")
+    for level in ("lab", "lab/node1", "lab/node1/c1"):
+        (mount / level).mkdir()
+        (mount / level / "cpuset.cpus").write_text("")
+        (mount / level / "cpuset.mems").write_text("")
+    group = cgroups.Cgroup("c1", parent="lab/node1", layout=[(str(mount), 1, frozenset({"cpuset"}))])
+    group.create()
+    for level in ("lab", "lab/node1", "lab/node1/c1"):
+        assert (mount / level / "cpuset.cpus").read_text() == "0-1", level
+
+
 def test_prime_migration_moves_a_child_into_its_own_cgroup(tmp_path):
     """The primer writes its own pid into the cgroup it already is in (here a fake tree)."""
     with open("/proc/self/cgroup") as handle:

@@ -1,0 +1,110 @@
+"""Fleet health: what `baleine check` found on each host, the history file, the cron entries.
+
+`problems` is pure: per-host outcomes of {check report, container list} in,
+rows of what is wrong out. `record` appends one line per host to
+fleet-health.csv (time;host;state;problems), the file `invoke health.history`
+reads. `control_entry` is the cron.d text that runs `invoke health` here.
+"""
+
+import csv
+import io
+import os
+import shlex
+import sys
+import time
+
+from .errors import FleetError
+
+COLUMNS = ("HOST", "CONTAINER", "PROBLEM", "DETAIL")
+HISTORY_FIELDS = ("time", "host", "state", "problems")
+DEFAULT_HISTORY = "fleet-health.csv"
+DEFAULT_CRON_FILE = "/etc/cron.d/baleine-fleet"
+
+
+def host_problems(value):
+    """[(container, problem, detail)] for one host's {report, containers}."""
+    report, items = value["report"], value["containers"]
+    found = []
+    for item in report.get("restarted", []):
+        found.append((item["name"], "restarted", f"restart #{item['attempt']} by its policy"))
+    for item in report.get("failed", []):
+        found.append((item["name"], "restart failed", item["error"]))
+    for item in report.get("waiting", []):
+        found.append((item["name"], "waiting", "restart backing off"))
+    for item in items:
+        if item["status"] == "exited" and item.get("stopped_by") != "user":
+            reason = item.get("reason")
+            why = reason if reason and reason != "exited" else f"exit code {item.get('exit_code')}"
+            if not any(name == item["name"] for name, _, _ in found):
+                found.append((item["name"], "exited", why))
+        elif item["status"] == "running" and item.get("health") == "unhealthy":
+            found.append((item["name"], "unhealthy", "its health check fails"))
+    if report.get("rebooted"):
+        found.append(("", "rebooted", "the host restarted since the last check"))
+    return found
+
+
+def problems(outcomes):
+    """Table rows: every problem on every host; an unreachable host is one row."""
+    rows = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            rows.append([outcome.host.name, "", outcome.error.kind, outcome.error.reason])
+            continue
+        rows += [[outcome.host.name, *problem] for problem in host_problems(outcome.value)]
+    return rows
+
+
+def history_rows(outcomes, now=None):
+    """One history line per host: ok, problems (with a summary) or the error kind."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    rows = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            rows.append({"time": stamp, "host": outcome.host.name, "state": outcome.error.kind,
+                         "problems": outcome.error.reason})  # fmt: skip
+            continue
+        found = host_problems(outcome.value)
+        summary = "; ".join(f"{name} {problem}".strip() for name, problem, _ in found)
+        rows.append({"time": stamp, "host": outcome.host.name, "state": "problems" if found else "ok",
+                     "problems": summary})  # fmt: skip
+    return rows
+
+
+def record(path, rows):
+    """Append rows to the history file (header written once), in one write."""
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, delimiter=";", lineterminator="\n")
+    if new:
+        writer.writeheader()
+    writer.writerows(rows)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(buffer.getvalue())
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_history(path, last=None):
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter=";"))
+    except FileNotFoundError:
+        raise FleetError(f"no health history at {path} yet (invoke health.schedule records it)") from None
+    return rows[-last:] if last else rows
+
+
+def control_entry(hosts, every, history, workdir, inventory=None):
+    """The cron.d text that runs `invoke health` on this machine every `every` minutes."""
+    if not isinstance(every, int) or not 1 <= every <= 59:
+        raise FleetError(f"invalid --every {every!r}: use a number of minutes from 1 to 59")
+    invoke = os.path.join(os.path.dirname(sys.executable), "invoke")
+    command = shlex.join([invoke, "health", "--hosts", hosts, "--record", os.path.abspath(history)])
+    env = f"BALEINE_INVENTORY={shlex.quote(os.path.abspath(inventory))} " if inventory else ""
+    schedule = "*" if every == 1 else f"*/{every}"
+    log = shlex.quote(os.path.abspath(history) + ".log")
+    return (
+        "# baleine fleet health (invoke health.schedule; remove this file to stop it)\n"
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        f"{schedule} * * * * root cd {shlex.quote(os.path.abspath(workdir))} && {env}{command} >> {log} 2>&1\n"
+    )

@@ -1,0 +1,83 @@
+"""What every fleet task shares: --hosts/--parallel/--timeout/--json, errors, the exit status.
+
+A task parses its options, opens a Fleet, fans one function out over it and
+hands the outcomes to `finish`, which prints them (a table, or one JSON
+object) and exits non-zero naming the hosts that failed.
+"""
+
+import functools
+import json
+import sys
+
+from invoke import Exit
+
+from .. import inventory, transport, view
+from ..errors import FleetError
+
+HOSTS_HELP = "hosts: names, groups, globs (node*) or all, comma-separated (inventory: hosts/*.toml)"
+COMMON_HELP = {
+    "hosts": HOSTS_HELP,
+    "parallel": f"how many hosts at once (default {transport.DEFAULT_PARALLEL})",
+    "timeout": f"seconds allowed per host (default {transport.DEFAULT_TIMEOUT})",
+    "json": "print one JSON object instead of a table",
+}
+
+
+def helps(**specific):
+    return {**COMMON_HELP, **specific}
+
+
+def fleet_task(function):
+    """Turn FleetError/InventoryError into a one-line message and exit status 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (FleetError, inventory.InventoryError) as error:
+            raise Exit(f"error: {error}", code=2) from None
+
+    return wrapper
+
+
+def open_fleet(hosts, parallel=transport.DEFAULT_PARALLEL, timeout=transport.DEFAULT_TIMEOUT):
+    loaded = inventory.load()
+    chosen = loaded.select(hosts)
+    return transport.Fleet(chosen, parallel=_number(parallel, "--parallel"), timeout=_number(timeout, "--timeout"),
+                           ssh_config=loaded.ssh_config)  # fmt: skip
+
+
+def _number(value, flag):
+    try:
+        return int(value) if float(value) == int(float(value)) else float(value)
+    except (TypeError, ValueError):
+        raise FleetError(f"invalid {flag} {value!r}: use a number") from None
+
+
+def finish(outcomes, as_json, columns=None, rows=None, data=None, what="hosts"):
+    """Print the result and exit 1 when any host failed (after printing every host's result)."""
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    if as_json:
+        payload = {"ok": not failed, "data": view.merged(outcomes) if data is None else data,
+                   "failed": [outcome.error.as_dict() for outcome in failed]}  # fmt: skip
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        if columns is not None:
+            print(view.table(columns, rows if rows is not None else []))
+        for outcome in outcomes:
+            for note in outcome.notes:
+                print(f"{outcome.host.name}: {note}", file=sys.stderr)
+        print(view.summary(outcomes, what), file=sys.stderr)
+    if failed:
+        raise Exit(code=1)
+
+
+def result_rows(outcomes, describe=lambda value: "ok"):
+    """HOST | RESULT rows for verbs whose answer is short (start, stop, rm...)."""
+    rows = []
+    for outcome in outcomes:
+        if outcome.ok:
+            rows.append([outcome.host.name, describe(outcome.value)])
+        else:
+            rows.append(view.failed_row(outcome, 2))
+    return rows

@@ -1,0 +1,95 @@
+"""`invoke container.*`: the node's container verbs on many hosts at once."""
+
+import shlex
+
+from invoke import Collection, task
+
+from .. import client
+from .common import finish, fleet_task, helps, open_fleet, result_rows
+
+
+def _on_each(hosts, parallel, timeout, as_json, args, describe=lambda value: "ok"):
+    with open_fleet(hosts, parallel, timeout) as fleet:
+        outcomes = fleet.each(lambda session: client.call(session, *args))
+    finish(outcomes, as_json, ("HOST", "RESULT"), result_rows(outcomes, describe))
+
+
+@task(
+    iterable=["network", "env"],
+    help=helps(
+        image="image name (on each host: see invoke image.push)",
+        name="container name (the same on every host)",
+        network="network to join, NET or NET:IP (repeat for more)",
+        env="environment variable K=V (repeat for more)",
+        memory="memory limit, e.g. 256M",
+        cpus="CPU limit, e.g. 0.5",
+        restart="no, on-failure[:N], always or unless-stopped",
+        health_cmd="health probe run by baleine check, e.g. 'wget -q -O- localhost'",
+        command="command and arguments, split like a shell would (default: the image's)",
+        options="more `baleine container run` options, e.g. '--read-only --pids-limit 64'",
+    ),
+)
+@fleet_task
+def run(c, image, hosts, name=None, network=None, env=None, memory=None, cpus=None, restart=None,
+        health_cmd=None, command="", options="", json_=False, parallel=32, timeout=300):  # fmt: skip
+    """Start a container (detached) from IMAGE on each host."""
+    args = ["container", "run", "--detach"]
+    for flag, value in (("--name", name), ("--memory", memory), ("--cpus", cpus), ("--restart", restart),
+                        ("--health-cmd", health_cmd)):  # fmt: skip
+        if value:
+            args += [flag, value]
+    for value in network or []:
+        args += ["--network", value]
+    for value in env or []:
+        args += ["--env", value]
+    args += [*shlex.split(options), image, *shlex.split(command)]
+    _on_each(hosts, parallel, timeout, json_, args, lambda item: f"{item['name']} running")
+
+
+@task(help=helps(name="container name or id"))
+@fleet_task
+def start(c, name, hosts, json_=False, parallel=32, timeout=300):
+    """Start a stopped container on each host."""
+    _on_each(hosts, parallel, timeout, json_, ["container", "start", name])
+
+
+@task(help=helps(name="container name or id", time="seconds before SIGKILL (default 10)"))
+@fleet_task
+def stop(c, name, hosts, time=10, json_=False, parallel=32, timeout=300):
+    """Stop a container on each host (SIGTERM, then SIGKILL after --time)."""
+    _on_each(hosts, parallel, timeout, json_, ["container", "stop", name, "--time", str(time)])
+
+
+@task(help=helps(name="container name or id", force="stop it first if it runs"))
+@fleet_task
+def rm(c, name, hosts, force=False, json_=False, parallel=32, timeout=300):
+    """Remove a container (its disk copy and configuration) on each host."""
+    _on_each(hosts, parallel, timeout, json_, ["container", "rm", name, *(["--force"] if force else [])])
+
+
+@task(help=helps(name="container name or id", command="the command, split like a shell would"))
+@fleet_task
+def exec(c, name, command, hosts, json_=False, parallel=32, timeout=300):
+    """Run a command in a running container on each host; shows each host's output and exit code."""
+    args = ["container", "exec", name, *shlex.split(command)]
+    with open_fleet(hosts, parallel, timeout) as fleet:
+        outcomes = fleet.each(lambda session: client.call(session, *args))
+    rows = result_rows(outcomes, lambda data: f"exit {data['exit_code']}: {(data['stdout'] or data['stderr']).strip()}")
+    finish(outcomes, json_, ("HOST", "RESULT"), rows)
+
+
+@task(help=helps(name="container name or id", tail="only the last N lines (default 20)"))
+@fleet_task
+def logs(c, name, hosts, tail=20, json_=False, parallel=32, timeout=300):
+    """The end of a container's output on each host, each line prefixed with its host."""
+    with open_fleet(hosts, parallel, timeout) as fleet:
+        outcomes = fleet.each(lambda session: client.call(session, "container", "logs", name, "--tail", str(tail)))
+    if not json_:
+        for outcome in outcomes:
+            for line in outcome.value["lines"] if outcome.ok else []:
+                print(f"{outcome.host.name} | {line.rstrip()}")
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    finish(outcomes, json_, ("HOST", "RESULT") if failed else None, result_rows(failed))
+
+
+namespace = Collection("container", run, start, stop, rm, exec, logs)

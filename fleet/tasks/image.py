@@ -1,0 +1,60 @@
+"""`invoke image.push|rm|list`: image files on many hosts."""
+
+from invoke import Collection, task
+
+from .. import client
+from .. import images as pushing
+from ..errors import FleetError
+from .common import finish, fleet_task, helps, open_fleet, result_rows
+from .views import images
+
+
+@task(help=helps(name="image name", source_host="take the image from this host instead of this machine"))
+@fleet_task
+def push(c, name, hosts, source_host=None, json_=False, parallel=32, timeout=3600):
+    """Send an image to hosts that lack it (same sha256 present: skipped), with a progress bar."""
+    with open_fleet(hosts if not source_host else f"{hosts},{source_host}", parallel, timeout) as fleet:
+        targets = [host for host in fleet.hosts if host.name != source_host]
+        source = _source(fleet, name, source_host)
+        try:
+            plans = fleet.each(lambda session: pushing.plan(session, source), hosts=targets)
+            needed = [outcome.host for outcome in plans if outcome.ok and outcome.value == "send"]
+            progress = pushing.Progress(name, pushing.payload_bytes(source.path), len(needed))
+            sent = {o.host.name: o for o in fleet.each(lambda s: pushing.send(s, source, progress), hosts=needed)}
+            progress.finish()
+        finally:
+            source.close()
+    outcomes = [sent.get(outcome.host.name, outcome) for outcome in plans]
+    for outcome in outcomes:
+        if outcome.ok and outcome.value == "present":
+            outcome.value = 0  # nothing sent
+    finish(outcomes, json_, ("HOST", "RESULT"), result_rows(outcomes, _pushed),
+           data=[{"host": o.host.name, "sent": o.value} for o in outcomes if o.ok])  # fmt: skip
+
+
+def _pushed(sent):
+    from ..node.parse import human_size
+
+    return f"sent {human_size(sent)}" if sent else "already there (same sha256): nothing sent"
+
+
+def _source(fleet, name, source_host):
+    if not source_host:
+        return pushing.local_source(name)
+    [outcome] = fleet.each(lambda session: pushing.fetched_source(session, name),
+                           hosts=[h for h in fleet.hosts if h.name == source_host])  # fmt: skip
+    if not outcome.ok:
+        raise FleetError(f"cannot take image {name!r} from {source_host}: {outcome.error}")
+    return outcome.value
+
+
+@task(help=helps(name="image name"))
+@fleet_task
+def rm(c, name, hosts, json_=False, parallel=32, timeout=120):
+    """Remove an image on each host (refused where a container uses it)."""
+    with open_fleet(hosts, parallel, timeout) as fleet:
+        outcomes = fleet.each(lambda session: client.call(session, "image", "rm", name))
+    finish(outcomes, json_, ("HOST", "RESULT"), result_rows(outcomes, lambda _row: "removed"))
+
+
+namespace = Collection("image", push, rm, list=images)

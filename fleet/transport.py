@@ -1,0 +1,345 @@
+"""SSH to the hosts: one Fabric connection per host, a bounded pool, per-host outcomes.
+
+A task opens one `Fleet` for the hosts it was given. Each host gets one
+connection, opened on first use and reused for every command of the task.
+`Fleet.each(work)` runs `work(session)` on every host, at most `parallel` at a
+time; whatever happens on one host (refused, timed out, a bug) becomes that
+host's Outcome and never stops the others.
+
+Commands are argv lists. SSH carries a command line, so the argv is quoted
+here, once, with shlex; nothing from input is ever pasted into a shell string.
+
+Host keys are checked against the host's known_hosts file: an unknown or
+changed key refuses the connection (Fabric's default would accept any key).
+`trust()` records a key the user has decided to trust.
+"""
+
+import base64
+import hashlib
+import os
+import shlex
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .errors import FleetError, HostError, HostKeyRefused, TimedOut, Unreachable
+
+DEFAULT_PARALLEL = 32
+DEFAULT_TIMEOUT = 300
+READ_SIZE = 1 << 16
+
+
+@dataclass
+class Completed:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass
+class Outcome:
+    """One host's result: value when it worked, error (a FleetError) when not."""
+
+    host: object
+    value: object = None
+    error: FleetError = None
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+def fingerprint(key):
+    """SHA256:... as ssh-keygen -l prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def known_hosts_entry(address, port):
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+class Session:
+    """One host's SSH connection for the length of a task."""
+
+    def __init__(self, host, timeout=DEFAULT_TIMEOUT, ssh_config=None):
+        self.host = host
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.ssh_config = ssh_config
+        self.connection = None
+        self.notes = []  # what was done on the way (helper shipped...), for the task to report
+
+    # ------------------------------------------------------------ connecting
+
+    def open(self):
+        if self.connection is not None:
+            return self.connection
+        import fabric
+
+        host = self.host
+        kwargs = {}
+        if host.identity:
+            kwargs["key_filename"] = os.path.expanduser(host.identity)
+            kwargs["look_for_keys"] = False
+        config = _fabric_config(self.ssh_config)
+        connection = fabric.Connection(
+            host.address,
+            user=host.user,
+            port=host.port,
+            config=config,
+            connect_timeout=max(1, int(min(host.connect_timeout, self.remaining()))),
+            connect_kwargs=kwargs,
+        )
+        client = connection.client
+        known = os.path.expanduser(host.known_hosts)
+        if os.path.isfile(known):
+            client.load_host_keys(known)
+        client.set_missing_host_key_policy(_RefuseUnknown(host, known))
+        try:
+            connection.open()
+        except BaseException:  # noqa: BLE001 - closed, then re-raised as a FleetError or unchanged
+            client.close()  # no half-open transport thread left behind
+            raise self._connect_error(sys.exc_info()[1], known) from None
+        self.connection = connection
+        return connection
+
+    def _connect_error(self, error, known):
+        """The FleetError saying why connecting failed."""
+        import paramiko
+
+        host = self.host
+        try:
+            raise error
+        except FleetError:
+            return error
+        except paramiko.BadHostKeyException as error:
+            return HostKeyRefused(
+                host.name,
+                f"host key CHANGED for {host.address}: offered {fingerprint(error.key)}, {known} has "
+                f"{fingerprint(error.expected_key)}. If the host was really reinstalled: "
+                f"invoke hosts.trust --hosts {host.name} --replace",
+            )
+        except paramiko.AuthenticationException as error:
+            identity = f" with {host.identity}" if host.identity else ""
+            return Unreachable(host.name, f"authentication failed for {host.user}@{host.address}{identity}: {error}")
+        except (socket.timeout, TimeoutError):
+            return Unreachable(host.name, f"no answer from {host.address}:{host.port} (timed out)")
+        except paramiko.ssh_exception.NoValidConnectionsError as error:
+            # paramiko tried each address of the name; say why the last one failed.
+            reasons = {type(cause) for cause in error.errors.values()}
+            if reasons == {ConnectionRefusedError}:
+                return Unreachable(host.name, f"connection refused by {host.address}:{host.port} (is sshd running?)")
+            return Unreachable(host.name, f"cannot connect to {host.address}:{host.port}: {error.strerror}")
+        except ConnectionRefusedError:
+            return Unreachable(host.name, f"connection refused by {host.address}:{host.port} (is sshd running?)")
+        except socket.gaierror as error:
+            return Unreachable(host.name, f"cannot resolve {host.address!r}: {error.strerror}")
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            return Unreachable(host.name, f"{host.address}:{host.port}: {error or type(error).__name__}")
+        except BaseException as other:  # noqa: BLE001 - KeyboardInterrupt and bugs pass through unchanged
+            return other
+
+    def close(self):
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def remaining(self):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimedOut(self.host.name, f"gave up after the per-host timeout of {self.timeout:g} s")
+        return left
+
+    # ------------------------------------------------------------ commands
+
+    def command_line(self, argv):
+        """The remote command line for argv (with sudo when the inventory says so)."""
+        if self.host.sudo and self.host.user != "root":
+            argv = ["sudo", "-n", "--", *argv]
+        return shlex.join(argv)
+
+    def run(self, argv, stdin=None, raw=None):
+        """Run argv on the host; stdin: bytes or an iterable of bytes. Returns Completed.
+
+        raw: a shell command line to run instead of argv (only ever built by
+        this package from quoted pieces).
+        """
+        channel = self._exec(raw or self.command_line(argv))
+        stderr = _StderrReader(channel)
+        try:
+            if stdin is not None:
+                for piece in [stdin] if isinstance(stdin, bytes) else stdin:
+                    channel.sendall(piece)
+                channel.shutdown_write()
+            stdout = b"".join(_chunks(channel, self))
+            code = channel.recv_exit_status()
+        except (socket.timeout, TimeoutError):
+            raise TimedOut(self.host.name, f"{argv or raw} did not finish within {self.timeout:g} s") from None
+        finally:
+            channel.close()
+            stderr.join()
+        return Completed(code, stdout, stderr.data)
+
+    def stream(self, argv, raw=None):
+        """Run argv (or raw) and return (channel, iterator over its stdout); the caller closes the channel."""
+        channel = self._exec(raw or self.command_line(argv))
+        return channel, _chunks(channel, self)
+
+    def put(self, data, remote_path):
+        """Write bytes to a file on the host over SFTP (the caller renames it into place)."""
+        import io
+
+        connection = self.open()
+        connection.put(io.BytesIO(data), remote_path)
+
+    def _exec(self, command_line):
+        import paramiko
+
+        connection = self.open()
+        try:
+            channel = connection.client.get_transport().open_session(timeout=self.remaining())
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            raise Unreachable(self.host.name, f"the SSH connection broke: {error}") from None
+        channel.settimeout(self.remaining())
+        channel.exec_command(command_line)
+        return channel
+
+
+def _chunks(channel, session):
+    while True:
+        channel.settimeout(session.remaining())
+        data = channel.recv(READ_SIZE)
+        if not data:
+            return
+        yield data
+
+
+class _StderrReader(threading.Thread):
+    """Drains a channel's stderr meanwhile: a chatty command must not stall on a full window."""
+
+    def __init__(self, channel):
+        super().__init__(daemon=True)
+        self.channel = channel
+        self.parts = []
+        self.start()
+
+    def run(self):
+        try:
+            while True:
+                data = self.channel.recv_stderr(READ_SIZE)
+                if not data:
+                    return
+                self.parts.append(data)
+        except (OSError, EOFError):
+            return
+
+    @property
+    def data(self):
+        return b"".join(self.parts)
+
+
+def _fabric_config(ssh_config):
+    """Fabric's settings, reading the inventory's ssh config file (as ssh would) when it exists."""
+    import fabric
+
+    path = os.path.expanduser(ssh_config) if ssh_config else None
+    if path and os.path.isfile(path):
+        return fabric.Config(runtime_ssh_path=path)
+    return fabric.Config()
+
+
+class _RefuseUnknown:
+    """paramiko policy: an unknown host key ends the connection with advice."""
+
+    def __init__(self, host, known):
+        self.host = host
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key):
+        raise HostKeyRefused(
+            self.host.name,
+            f"unknown host key {fingerprint(key)} for {self.host.address} (not in {self.known}); "
+            f"if that is the host's key: invoke hosts.trust --hosts {self.host.name}",
+        )
+
+
+class Fleet:
+    """The sessions of one task, one per host, and fan-out over them."""
+
+    def __init__(self, hosts, parallel=DEFAULT_PARALLEL, timeout=DEFAULT_TIMEOUT, ssh_config=None):
+        if not isinstance(parallel, int) or parallel < 1:
+            raise FleetError(f"invalid --parallel {parallel!r}: use a whole number of hosts, 1 or more")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise FleetError(f"invalid --timeout {timeout!r}: use a number of seconds above 0")
+        self.hosts = list(hosts)
+        self.parallel = parallel
+        self.sessions = {host.name: Session(host, timeout, ssh_config) for host in self.hosts}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        self.close()
+
+    def close(self):
+        for session in self.sessions.values():
+            session.close()
+
+    def each(self, work, hosts=None):
+        """[Outcome] of work(session) on each host (all of them, or `hosts`), in order."""
+        chosen = self.hosts if hosts is None else list(hosts)
+        if not chosen:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(chosen))) as pool:
+            futures = [pool.submit(self._one, host, work) for host in chosen]
+            return [future.result() for future in futures]
+
+    def _one(self, host, work):
+        session = self.sessions[host.name]
+        started, noted = time.monotonic(), len(session.notes)
+        try:
+            value = work(session)
+            return Outcome(host, value=value, seconds=time.monotonic() - started, notes=session.notes[noted:])
+        except FleetError as error:
+            return Outcome(host, error=error, seconds=time.monotonic() - started, notes=session.notes[noted:])
+        except Exception as error:  # noqa: BLE001 - one host's bug must not stop the others
+            failure = HostError(host.name, f"internal error: {type(error).__name__}: {error}")
+            return Outcome(host, error=failure, seconds=time.monotonic() - started)
+
+
+def trust(host, replace=False, timeout=10):
+    """Fetch the host's key and record it in its known_hosts; returns (fingerprint, what was done)."""
+    import paramiko
+
+    sock = socket.create_connection((host.address, host.port), timeout=timeout)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+    finally:
+        transport.close()
+    path = os.path.expanduser(host.known_hosts)
+    keys = paramiko.HostKeys(path) if os.path.isfile(path) else paramiko.HostKeys()
+    entry = known_hosts_entry(host.address, host.port)
+    known = keys.lookup(entry) or {}
+    if known.get(key.get_name()) == key:
+        return fingerprint(key), "already trusted"
+    if known and not replace:
+        raise HostKeyRefused(
+            host.name,
+            f"{path} already holds another key for {entry}; the host now offers {fingerprint(key)}. "
+            f"Add --replace only if you know why it changed",
+        )
+    while keys.lookup(entry):
+        del keys[entry]
+    keys.add(entry, key.get_name(), key)
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    temp = f"{path}.tmp-{os.getpid()}"
+    keys.save(temp)
+    os.replace(temp, path)
+    return fingerprint(key), "replaced" if known else "added"

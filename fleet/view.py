@@ -1,0 +1,91 @@
+"""The fleet view: every host's rows merged into one table, HOST first.
+
+Pure functions over Outcomes (see transport.py): an Outcome that worked holds
+the helper's list of items; one that failed becomes a single row saying why,
+so an unreachable host is visible in the table rather than missing from it.
+"""
+
+from .node.parse import human_size
+from .node.render import ago, container_status, limits_summary
+
+CONTAINER_COLUMNS = ("HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME", "LIMITS")
+IMAGE_COLUMNS = ("HOST", "NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED")
+NETWORK_COLUMNS = ("HOST", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS", "RUNNING")
+
+
+def merged(outcomes):
+    """JSON-ready: [{host, ...item}] for every item, plus {host, error} for every failed host."""
+    rows = []
+    for outcome in outcomes:
+        if outcome.ok:
+            rows += [{"host": outcome.host.name, **item} for item in outcome.value or []]
+        else:
+            rows.append({"host": outcome.host.name, "error": outcome.error.as_dict()})
+    return rows
+
+
+def failed_row(outcome, width):
+    """A table row for a host that did not answer: the reason spans the rest of the row."""
+    label = "UNREACHABLE" if outcome.error.kind in ("unreachable", "host-key", "timeout") else "FAILED"
+    return [outcome.host.name, f"{label}: {outcome.error.reason}", *[""] * (width - 2)]
+
+
+def container_rows(outcomes):
+    rows = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            rows.append(failed_row(outcome, len(CONTAINER_COLUMNS)))
+            continue
+        for item in outcome.value:
+            rows.append([
+                outcome.host.name,
+                item["name"],
+                item["image"],
+                container_status({**item, "health": None}),
+                item.get("health") or "",
+                ",".join(n["address"] for n in item["networks"]),
+                ago(item["started"]) if item["status"] == "running" else "",
+                limits_summary(item.get("limits") or {}),
+            ])  # fmt: skip
+    return rows
+
+
+def image_rows(outcomes):
+    rows = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            rows.append(failed_row(outcome, len(IMAGE_COLUMNS)))
+            continue
+        for item in outcome.value:
+            rows.append([outcome.host.name, item["name"], item["id"], human_size(item["size"]),
+                         human_size(item["used"]), item["source"], item["created"]])  # fmt: skip
+    return rows
+
+
+def network_rows(outcomes):
+    rows = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            rows.append(failed_row(outcome, len(NETWORK_COLUMNS)))
+            continue
+        for item in outcome.value:
+            rows.append([outcome.host.name, item["name"], item["bridge"], item["subnet"], item["gateway"],
+                         item["containers"], item["running"]])  # fmt: skip
+    return rows
+
+
+def table(columns, rows):
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=columns, tablefmt="plain", disable_numparse=True)
+
+
+def summary(outcomes, what="hosts"):
+    """One line for the end of a task: how many hosts answered, which failed and why."""
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    if len(outcomes) == 1:
+        what = what.removesuffix("s")
+    if not failed:
+        return f"{len(outcomes)} {what} ok"
+    names = ", ".join(outcome.host.name for outcome in failed)
+    return f"{len(outcomes) - len(failed)} of {len(outcomes)} {what} ok; failed: {names}"

@@ -1,0 +1,50 @@
+"""A real lab fleet for the integration tests: namespaces with their own sshd, driven by `invoke`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+class Lab:
+    """A lab made by fleet.lab.up in a temporary directory, and `invoke` pointed at it."""
+
+    def __init__(self, base, record):
+        self.base = base
+        self.dir = base / "lab"
+        self.record = record
+        self.env = dict(os.environ, BALEINE_INVENTORY=str(base / "hosts"), BALEINE_ROOT=str(base / "local"))
+
+    def invoke(self, *args, env=None, timeout=300):
+        done = subprocess.run([INVOKE, *map(str, args)], cwd=REPO, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        return done
+
+    def invoke_json(self, *args, env=None):
+        done = self.invoke(*args, "--json", env=env)
+        assert done.stdout.strip(), f"no JSON from invoke {args}: {done.stderr}"
+        return done.returncode, json.loads(done.stdout)
+
+    def ok(self, *args):
+        done = self.invoke(*args)
+        assert done.returncode == 0, f"invoke {' '.join(map(str, args))}: {done.stdout}{done.stderr}"
+        return done
+
+    def local(self, *args):
+        """The baleine command on the control machine itself (its own state root)."""
+        done = subprocess.run([sys.executable, "-m", "fleet.node", *args, "--json"],
+                              cwd=REPO, env=self.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["data"]
+
+    def node_dir(self, name):
+        return self.dir / name
+
+    def tx_bytes(self, name):
+        """Bytes this machine has sent to a node (its veth on the lab bridge)."""
+        link = subprocess.run(["ip", "-j", "-s", "link", "show", f"lab-{name}"], capture_output=True, text=True)
+        return json.loads(link.stdout)[0]["stats64"]["tx"]["bytes"]  # (/sys shows another namespace here)

@@ -1,0 +1,223 @@
+"""The fleet for real: a 3-node lab (namespaces, real sshd, the shipped helper) driven by `invoke`."""
+
+import os
+import time
+
+import pytest
+from hostnet import free_subnet
+from labfleet import Lab
+
+from fleet import client, inventory, lab, transport
+from fleet.node import transfer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def fleet_lab(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fleet")
+    record = lab.up(3, subnet=free_subnet(), directory=str(base / "lab"),
+                    inventory=str(base / "hosts" / "lab.toml"), say=lambda _text: None)  # fmt: skip
+    the_lab = Lab(base, record)
+    try:
+        the_lab.local("image", "create", "bb", "--size", "32M", "--from", "busybox")
+        yield the_lab
+    finally:
+        lab.down(str(base / "lab"), say=lambda _text: None)
+
+
+def helper_files(the_lab, node):
+    directory = the_lab.node_dir(node) / "state" / "helper"
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in directory.glob("baleine-*.pyz")}
+
+
+def test_helper_is_shipped_once_per_host(fleet_lab):
+    first = fleet_lab.ok("ps")
+    assert sorted(line.split(":")[0] for line in first.stderr.splitlines() if "shipped" in line) == [
+        "node1", "node2", "node3"]  # fmt: skip
+    before = {node: helper_files(fleet_lab, node) for node in ("node1", "node2", "node3")}
+    assert all(len(files) == 1 for files in before.values()), before
+    again = fleet_lab.ok("ps")
+    assert "shipped" not in again.stderr
+    assert {node: helper_files(fleet_lab, node) for node in before} == before
+
+
+def test_image_push_sends_only_what_is_missing(fleet_lab):
+    image = fleet_lab.local("image", "inspect", "bb")
+    sent_before = fleet_lab.tx_bytes("node1")
+    first = fleet_lab.ok("image.push", "bb", "--hosts", "node1,node2")
+    first_bytes = fleet_lab.tx_bytes("node1") - sent_before
+    assert "node1   sent" in first.stdout and "node2   sent" in first.stdout
+    assert image["used"] * 0.5 < first_bytes < image["size"] * 0.5  # the data went, the holes did not
+
+    sent_before = fleet_lab.tx_bytes("node1")
+    again = fleet_lab.ok("image.push", "bb", "--hosts", "node1,node2")
+    resent = fleet_lab.tx_bytes("node1") - sent_before
+    assert again.stdout.count("already there (same sha256): nothing sent") == 2
+    assert resent < 64 << 10, f"{resent} bytes went to node1 for an image it already had"
+    code, reply = fleet_lab.invoke_json("images", "--hosts", "node1,node2")
+    assert code == 0
+    assert {(row["host"], row["digest"]) for row in reply["data"]} == {("node1", image["digest"]),
+                                                                       ("node2", image["digest"])}  # fmt: skip
+
+
+def test_image_push_from_another_host(fleet_lab):
+    fleet_lab.ok("image.push", "bb", "--hosts", "node1")
+    done = fleet_lab.ok("image.push", "bb", "--hosts", "node3", "--source-host", "node1")
+    assert "node3   sent" in done.stdout
+    code, reply = fleet_lab.invoke_json("images", "--hosts", "node3")
+    assert code == 0 and [row["name"] for row in reply["data"]] == ["bb"]
+
+
+def test_an_interrupted_push_leaves_no_image(fleet_lab):
+    source = fleet_lab.base / "big.ext4"
+    with open(source, "wb") as handle:
+        handle.write(os.urandom(24 << 20))
+    meta = {"name": "cut", "digest": "sha256:" + "0" * 64, "source": "test", "config": {}}
+
+    def cut_short():
+        for index, piece in enumerate(transfer.stream(str(source), meta)):
+            if index == 12:
+                raise ConnectionAbortedError("the control machine went away")
+            yield piece
+
+    hosts = inventory.load(fleet_lab.env["BALEINE_INVENTORY"]).select("node2")
+    with transport.Fleet(hosts) as fleet:
+        session = fleet.sessions["node2"]
+        with pytest.raises(ConnectionAbortedError):
+            client.call(session, "image", "receive", stdin=cut_short())
+    images = fleet_lab.node_dir("node2") / "state" / "images"
+    deadline = time.monotonic() + 10
+    while any(path.name.startswith(".build-") for path in images.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(path.name for path in images.iterdir() if "cut" in path.name) == []
+    code, reply = fleet_lab.invoke_json("images", "--hosts", "node2")
+    assert code == 0 and "cut" not in [row["name"] for row in reply["data"]]
+
+
+def test_containers_on_two_hosts_in_one_table(fleet_lab):
+    fleet_lab.ok("image.push", "bb", "--hosts", "node1,node2")
+    fleet_lab.ok("network.create", "farm", "--subnet", "10.77.0.0/24", "--hosts", "node1,node2")
+    fleet_lab.ok("container.run", "bb", "--hosts", "node1,node2", "--name", "web", "--network", "farm",
+                 "--memory", "64M", "--command", "httpd -f -p 80")  # fmt: skip
+    table = fleet_lab.ok("ps").stdout.splitlines()
+    assert table[0].split() == ["HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME", "LIMITS"]
+    rows = [line.split() for line in table[1:]]
+    assert sorted((row[0], row[1], row[2], row[3]) for row in rows) == [
+        ("node1", "web", "bb", "running"),
+        ("node2", "web", "bb", "running"),
+    ]
+    assert all("mem" in " ".join(row) for row in rows)
+    code, reply = fleet_lab.invoke_json("ps")
+    assert code == 0 and reply["failed"] == []
+    assert {(row["host"], row["name"], row["networks"][0]["address"]) for row in reply["data"]} == {
+        ("node1", "web", "10.77.0.2"), ("node2", "web", "10.77.0.2")}  # fmt: skip
+
+    done = fleet_lab.ok("container.exec", "web", "hostname", "--hosts", "node1,node2")
+    assert done.stdout.count("exit 0: web") == 2
+    fleet_lab.ok("container.stop", "web", "--hosts", "node2", "--time", "1")
+    code, reply = fleet_lab.invoke_json("ps", "--all", "--hosts", "node2")
+    assert [row["status"] for row in reply["data"]] == ["exited"]
+    fleet_lab.ok("container.start", "web", "--hosts", "node2")
+    logs = fleet_lab.ok("container.logs", "web", "--hosts", "node1,node2")
+    assert logs.returncode == 0
+
+
+def test_health_shows_what_is_wrong(fleet_lab):
+    fleet_lab.ok("image.push", "bb", "--hosts", "node3")
+    fleet_lab.ok("container.run", "bb", "--hosts", "node3", "--name", "crash", "--command", "sh -c 'exit 3'")
+    time.sleep(0.5)
+    done = fleet_lab.invoke("health", "--hosts", "node3")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert [line.split() for line in done.stdout.splitlines()][1:] == [["node3", "crash", "exited", "exit", "code",
+                                                                         "3"]]  # fmt: skip
+    fleet_lab.ok("container.rm", "crash", "--hosts", "node3")
+    assert fleet_lab.ok("health", "--hosts", "node3").stdout.strip() == "nothing wrong"
+
+
+def test_health_schedule_installs_both_cron_entries(fleet_lab):
+    cron_file = fleet_lab.base / "control-cron"
+    history = fleet_lab.base / "fleet-health.csv"
+    fleet_lab.ok("health.schedule", "--hosts", "node1,node2", "--every", "2", "--cron-file", cron_file,
+                 "--history", history)  # fmt: skip
+    for node in ("node1", "node2"):
+        entry = (fleet_lab.node_dir(node) / "cron.d" / "baleine").read_text().splitlines()[-1]
+        assert entry.startswith("*/2 * * * * root BALEINE_ROOT=/var/lib/baleine ")
+        assert f"BALEINE_CGROUP_PARENT={fleet_lab.record['cgroup_parent']}/{node} " in entry
+        assert "/var/lib/baleine/helper/baleine-" in entry and " check >> /var/lib/baleine/check.log" in entry
+    assert not (fleet_lab.node_dir("node3") / "cron.d" / "baleine").exists()
+    control = cron_file.read_text().splitlines()[-1]
+    assert control.startswith("*/2 * * * * root cd ")
+    assert f"invoke health --hosts node1,node2 --record {history}" in control
+    fleet_lab.ok("health", "--hosts", "node1,node2", "--record", history)
+    history_table = fleet_lab.ok("health.history", "--history", history).stdout
+    assert [line.split()[1:3] for line in history_table.splitlines()[1:]] == [["node1", "ok"], ["node2", "ok"]]
+
+
+def write_inventory(fleet_lab, name, **overrides):
+    """A one-host inventory for node1 with some keys changed."""
+    node = fleet_lab.record["nodes"][0]
+    keys = {"address": node["address"], "identity": str(fleet_lab.dir / "id_ed25519"),
+            "known_hosts": str(fleet_lab.dir / "known_hosts"), **overrides}  # fmt: skip
+    path = fleet_lab.base / f"{name}.toml"
+    path.write_text("[hosts.node1]\n" + "".join(f'{key} = "{value}"\n' for key, value in keys.items()))
+    return {"BALEINE_INVENTORY": str(path)}
+
+
+def test_changed_and_unknown_host_keys_are_refused(fleet_lab):
+    import subprocess
+
+    impostor = fleet_lab.base / "impostor"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", impostor], check=True)
+    address = fleet_lab.record["nodes"][0]["address"]
+    wrong = fleet_lab.base / "wrong_known_hosts"
+    wrong.write_text(f"{address} " + " ".join((impostor.with_suffix(".pub")).read_text().split()[:2]) + "\n")
+    env = write_inventory(fleet_lab, "changed", known_hosts=wrong)
+    code, reply = fleet_lab.invoke_json("ps", env=env)
+    assert code == 1
+    assert reply["failed"][0]["kind"] == "host-key" and "host key CHANGED" in reply["failed"][0]["message"]
+    refused = fleet_lab.invoke("hosts.trust", "--hosts", "node1", env=env)
+    assert refused.returncode != 0 and "already holds another key" in refused.stdout
+    assert wrong.read_text().split()[2] == impostor.with_suffix(".pub").read_text().split()[1]  # kept
+
+    empty = fleet_lab.base / "empty_known_hosts"
+    empty.write_text("")
+    env = write_inventory(fleet_lab, "unknown", known_hosts=empty)
+    code, reply = fleet_lab.invoke_json("ps", env=env)
+    assert code == 1 and "unknown host key SHA256:" in reply["failed"][0]["message"]
+    trusted = fleet_lab.invoke("hosts.trust", "--hosts", "node1", env=env)
+    assert trusted.returncode == 0 and "added" in trusted.stdout
+    assert fleet_lab.invoke("ps", env=env).returncode == 0
+
+
+def test_no_python_on_a_host_is_a_clear_error(fleet_lab):
+    env = write_inventory(fleet_lab, "nopython", python="/opt/none/python3")
+    code, reply = fleet_lab.invoke_json("ps", env=env)
+    assert code == 1
+    assert reply["failed"][0]["kind"] == "no-python"
+    assert "no python3 on this host" in reply["failed"][0]["message"]
+
+
+def test_bad_options_and_names_are_one_line_errors(fleet_lab):
+    unknown = fleet_lab.invoke("ps", "--hosts", "node1,nodeX")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "error: unknown host or group 'nodeX' (known: node1, node2, node3, lab (group))"
+    assert "invalid --parallel 0" in fleet_lab.invoke("ps", "--parallel", "0").stderr
+
+
+def test_an_unreachable_host_is_a_row_and_the_others_still_answer(fleet_lab):
+    """Runs last: node3's sshd is stopped, then brought back by lab.up."""
+    fleet_lab.ok("image.push", "bb", "--hosts", "node3")
+    fleet_lab.ok("container.run", "bb", "--hosts", "node3", "--name", "lonely", "--command", "sleep 600")
+    lab.stop_sshd(str(fleet_lab.dir), "node3")
+    done = fleet_lab.invoke("ps")
+    assert done.returncode == 1
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert sorted((row[0], row[1]) for row in rows if row[0] != "node3") == [("node1", "web"), ("node2", "web")]
+    [node3] = [row for row in rows if row[0] == "node3"]
+    assert node3[1] == "UNREACHABLE:" and "connection refused" in " ".join(node3)
+    assert "failed: node3" in done.stderr
+
+    lab.up(directory=str(fleet_lab.dir), say=lambda _text: None)  # restarts node3's sshd
+    code, reply = fleet_lab.invoke_json("ps", "--hosts", "node3")
+    assert code == 0 and [row["name"] for row in reply["data"]] == ["lonely"]

@@ -1,0 +1,71 @@
+"""Merging per-host results into one fleet table (pure)."""
+
+from fleet import view
+from fleet.errors import HelperError, Unreachable
+from fleet.inventory import Host
+from fleet.transport import Outcome
+
+N1, N2, N3 = Host("node1", "192.0.2.1"), Host("node2", "192.0.2.2"), Host("node3", "192.0.2.3")
+
+
+def container(name, status="running", **extra):
+    item = {"name": name, "image": "bb", "status": status, "exit_code": None, "reason": None, "restarts": 0,
+            "health": None, "networks": [{"network": "farm", "address": "10.9.0.2"}], "started": None,
+            "limits": {"memory": 64 << 20}}  # fmt: skip
+    item.update(extra)
+    return item
+
+
+def outcomes():
+    return [
+        Outcome(N1, value=[container("web1", health="healthy"), container("web2")]),
+        Outcome(N2, value=[container("api", status="exited", exit_code=3, networks=[])]),
+        Outcome(N3, error=Unreachable("node3", "connection refused by 192.0.2.3:22 (is sshd running?)")),
+    ]
+
+
+def test_rows_are_host_first_and_every_host_appears():
+    rows = view.container_rows(outcomes())
+    assert [row[:2] for row in rows] == [["node1", "web1"], ["node1", "web2"], ["node2", "api"],
+                                         ["node3", "UNREACHABLE: connection refused by 192.0.2.3:22 "
+                                                   "(is sshd running?)"]]  # fmt: skip
+    assert rows[0][3:6] == ["running", "healthy", "10.9.0.2"]
+    assert rows[0][7] == "mem 64M"
+    assert rows[2][3] == "exited (3)"
+    assert all(len(row) == len(view.CONTAINER_COLUMNS) for row in rows)
+
+
+def test_table_has_the_columns_and_the_unreachable_host():
+    text = view.table(view.CONTAINER_COLUMNS, view.container_rows(outcomes()))
+    lines = text.splitlines()
+    assert lines[0].split() == list(view.CONTAINER_COLUMNS)
+    assert lines[-1].startswith("node3") and "UNREACHABLE" in lines[-1]
+
+
+def test_merged_json_keeps_items_and_errors():
+    merged = view.merged(outcomes())
+    assert [row["host"] for row in merged] == ["node1", "node1", "node2", "node3"]
+    assert merged[0]["name"] == "web1"
+    assert merged[3]["error"] == {"kind": "unreachable", "host": "node3",
+                                  "message": "connection refused by 192.0.2.3:22 (is sshd running?)"}  # fmt: skip
+
+
+def test_a_helper_failure_shows_as_failed_not_unreachable():
+    failed = Outcome(N2, error=HelperError("node2", ["image", "list"], 1, "state is locked", "boom"))
+    rows = view.image_rows([failed])
+    assert rows == [["node2", "FAILED: state is locked", "", "", "", "", ""]]
+
+
+def test_summary_names_the_failed_hosts():
+    assert view.summary(outcomes()) == "2 of 3 hosts ok; failed: node3"
+    assert view.summary(outcomes()[:2]) == "2 hosts ok"
+    assert view.summary(outcomes()[:1]) == "1 host ok"
+
+
+def test_image_and_network_rows():
+    images = [Outcome(N1, value=[{"name": "bb", "id": "abc", "size": 32 << 20, "used": 3 << 20,
+                                  "source": "busybox", "created": "2026-01-01T00:00:00Z"}])]  # fmt: skip
+    assert view.image_rows(images) == [["node1", "bb", "abc", "32M", "3M", "busybox", "2026-01-01T00:00:00Z"]]
+    networks = [Outcome(N1, value=[{"name": "farm", "bridge": "bl-farm", "subnet": "10.9.0.0/24",
+                                    "gateway": "10.9.0.1", "containers": 2, "running": 1}])]  # fmt: skip
+    assert view.network_rows(networks) == [["node1", "farm", "bl-farm", "10.9.0.0/24", "10.9.0.1", 2, 1]]
