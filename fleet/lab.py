@@ -346,6 +346,8 @@ def down(directory=DEFAULT_DIR, say=print):
         _empty_node(directory, node)
         for pid in [node.get("pid"), node.get("cron_pid"), *_namespace_members(node)]:
             _end(pid)
+        # The kernel drops a dead namespace's veth in its own time; a lab.up right after needs the name now.
+        subprocess.run(["ip", "link", "del", node["veth"]], capture_output=True)
     if lab.get("bridge_made"):
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
     _remove_cgroups(lab)
@@ -433,20 +435,14 @@ def _namespace_members(node):
 
 
 def _remove_cgroups(lab):
-    parent = lab["cgroup_parent"]
+    """The nodes' (now empty) cgroup parents, and the lab's own once empty."""
     for mount in _cgroup_mounts():
-        for node in lab["nodes"]:
-            path = os.path.join(mount, node.get("cgroup_parent") or "")
-            if node.get("cgroup_parent") and os.path.isdir(path):
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
-        if parent == "baleine-lab":
+        levels = [node["cgroup_parent"] for node in lab["nodes"] if node.get("cgroup_parent")]
+        for level in [*levels, lab["cgroup_parent"]]:
             try:
-                os.rmdir(os.path.join(mount, parent))
+                os.rmdir(os.path.join(mount, level))
             except OSError:
-                pass
+                pass  # never made on this hierarchy, or still in use
 
 
 def _cgroup_mounts():

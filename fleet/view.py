@@ -30,48 +30,49 @@ def failed_row(outcome, width):
     return [outcome.host.name, f"{label}: {outcome.error.reason}", *[""] * (width - 2)]
 
 
-def container_rows(outcomes):
-    rows = []
+def rows(outcomes, columns, item_row):
+    """Table rows: item_row(host name, item) for each item of each host; one row per failed host."""
+    found = []
     for outcome in outcomes:
         if not outcome.ok:
-            rows.append(failed_row(outcome, len(CONTAINER_COLUMNS)))
+            found.append(failed_row(outcome, len(columns)))
             continue
-        for item in outcome.value:
-            rows.append([
-                outcome.host.name,
-                item["name"],
-                item["image"],
-                container_status({**item, "health": None}),
-                item.get("health") or "",
-                ",".join(n["address"] for n in item["networks"]),
-                ago(item["started"]) if item["status"] == "running" else "",
-                limits_summary(item.get("limits") or {}),
-            ])  # fmt: skip
-    return rows
+        found += [item_row(outcome.host.name, item) for item in outcome.value]
+    return found
+
+
+def container_row(host, item):
+    return [
+        host,
+        item["name"],
+        item["image"],
+        container_status({**item, "health": None}),
+        item.get("health") or "",
+        ",".join(n["address"] for n in item["networks"]),
+        ago(item["started"]) if item["status"] == "running" else "",
+        limits_summary(item.get("limits") or {}),
+    ]
+
+
+def image_row(host, item):
+    size, used = human_size(item["size"]), human_size(item["used"])
+    return [host, item["name"], item["id"], size, used, item["source"], item["created"]]
+
+
+def network_row(host, item):
+    return [host, item["name"], item["bridge"], item["subnet"], item["gateway"], item["containers"], item["running"]]
+
+
+def container_rows(outcomes):
+    return rows(outcomes, CONTAINER_COLUMNS, container_row)
 
 
 def image_rows(outcomes):
-    rows = []
-    for outcome in outcomes:
-        if not outcome.ok:
-            rows.append(failed_row(outcome, len(IMAGE_COLUMNS)))
-            continue
-        for item in outcome.value:
-            rows.append([outcome.host.name, item["name"], item["id"], human_size(item["size"]),
-                         human_size(item["used"]), item["source"], item["created"]])  # fmt: skip
-    return rows
+    return rows(outcomes, IMAGE_COLUMNS, image_row)
 
 
 def network_rows(outcomes):
-    rows = []
-    for outcome in outcomes:
-        if not outcome.ok:
-            rows.append(failed_row(outcome, len(NETWORK_COLUMNS)))
-            continue
-        for item in outcome.value:
-            rows.append([outcome.host.name, item["name"], item["bridge"], item["subnet"], item["gateway"],
-                         item["containers"], item["running"]])  # fmt: skip
-    return rows
+    return rows(outcomes, NETWORK_COLUMNS, network_row)
 
 
 def table(columns, rows):

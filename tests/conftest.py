@@ -60,6 +60,16 @@ def _no_firewall_rule_ever():
         assert firewall_ruleset() == before, "the firewall ruleset changed during the tests"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_cgroup_left_at_the_end():
+    """The tests' cgroup parent goes once its last container does, in every hierarchy."""
+    yield
+    if in_private_netns():
+        left = [str(mount / CGROUP_PARENT) for mount in Path("/sys/fs/cgroup").iterdir()
+                if (mount / CGROUP_PARENT).is_dir()]  # fmt: skip
+        assert left == [], f"cgroups left behind: {left}"
+
+
 @pytest.fixture(scope="session")
 def zipapp(tmp_path_factory):
     """The node helper as shipped: one zipapp, run under python3 -I -S."""

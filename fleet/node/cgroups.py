@@ -168,13 +168,16 @@ class Cgroup:
             time.sleep(0.01)
 
     def remove(self, timeout=5.0):
-        """Remove the cgroup everywhere; the parent too once it is empty."""
+        """Remove the cgroup everywhere; each level of the parent too once it is empty."""
         for path in self.paths():
             _rmdir_retry(path, timeout)
-            try:
-                os.rmdir(os.path.dirname(path))
-            except OSError:
-                pass  # other containers still live under the parent
+            level = os.path.dirname(path)
+            for _ in self.parent.split("/"):
+                try:
+                    os.rmdir(level)
+                except OSError:
+                    break  # other containers still live under it
+                level = os.path.dirname(level)
 
 
 def _enable_controllers(mount, parent):

@@ -11,7 +11,7 @@ import sys
 
 from invoke import Exit
 
-from .. import inventory, transport, view
+from .. import client, inventory, transport, view
 from ..errors import FleetError
 
 HOSTS_HELP = "hosts: names, groups, globs (node*) or all, comma-separated (inventory: hosts/*.toml)"
@@ -81,3 +81,10 @@ def result_rows(outcomes, describe=lambda value: "ok"):
         else:
             rows.append(view.failed_row(outcome, 2))
     return rows
+
+
+def each_host(hosts, parallel, timeout, as_json, args, describe=lambda value: "ok"):
+    """Run one helper verb on every host; a HOST | RESULT table."""
+    with open_fleet(hosts, parallel, timeout) as fleet:
+        outcomes = fleet.each(lambda session: client.call(session, *args))
+    finish(outcomes, as_json, ("HOST", "RESULT"), result_rows(outcomes, describe))

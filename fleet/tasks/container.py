@@ -5,13 +5,7 @@ import shlex
 from invoke import Collection, task
 
 from .. import client
-from .common import finish, fleet_task, helps, open_fleet, result_rows
-
-
-def _on_each(hosts, parallel, timeout, as_json, args, describe=lambda value: "ok"):
-    with open_fleet(hosts, parallel, timeout) as fleet:
-        outcomes = fleet.each(lambda session: client.call(session, *args))
-    finish(outcomes, as_json, ("HOST", "RESULT"), result_rows(outcomes, describe))
+from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows
 
 
 @task(
@@ -43,28 +37,28 @@ def run(c, image, hosts, name=None, network=None, env=None, memory=None, cpus=No
     for value in env or []:
         args += ["--env", value]
     args += [*shlex.split(options), image, *shlex.split(command)]
-    _on_each(hosts, parallel, timeout, json_, args, lambda item: f"{item['name']} running")
+    each_host(hosts, parallel, timeout, json_, args, lambda item: f"{item['name']} running")
 
 
 @task(help=helps(name="container name or id"))
 @fleet_task
 def start(c, name, hosts, json_=False, parallel=32, timeout=300):
     """Start a stopped container on each host."""
-    _on_each(hosts, parallel, timeout, json_, ["container", "start", name])
+    each_host(hosts, parallel, timeout, json_, ["container", "start", name])
 
 
 @task(help=helps(name="container name or id", time="seconds before SIGKILL (default 10)"))
 @fleet_task
 def stop(c, name, hosts, time=10, json_=False, parallel=32, timeout=300):
     """Stop a container on each host (SIGTERM, then SIGKILL after --time)."""
-    _on_each(hosts, parallel, timeout, json_, ["container", "stop", name, "--time", str(time)])
+    each_host(hosts, parallel, timeout, json_, ["container", "stop", name, "--time", str(time)])
 
 
 @task(help=helps(name="container name or id", force="stop it first if it runs"))
 @fleet_task
 def rm(c, name, hosts, force=False, json_=False, parallel=32, timeout=300):
     """Remove a container (its disk copy and configuration) on each host."""
-    _on_each(hosts, parallel, timeout, json_, ["container", "rm", name, *(["--force"] if force else [])])
+    each_host(hosts, parallel, timeout, json_, ["container", "rm", name, *(["--force"] if force else [])])
 
 
 @task(help=helps(name="container name or id", command="the command, split like a shell would"))

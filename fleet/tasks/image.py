@@ -2,10 +2,9 @@
 
 from invoke import Collection, task
 
-from .. import client
 from .. import images as pushing
 from ..errors import FleetError
-from .common import finish, fleet_task, helps, open_fleet, result_rows
+from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows
 from .views import images
 
 
@@ -52,9 +51,7 @@ def _source(fleet, name, source_host):
 @fleet_task
 def rm(c, name, hosts, json_=False, parallel=32, timeout=120):
     """Remove an image on each host (refused where a container uses it)."""
-    with open_fleet(hosts, parallel, timeout) as fleet:
-        outcomes = fleet.each(lambda session: client.call(session, "image", "rm", name))
-    finish(outcomes, json_, ("HOST", "RESULT"), result_rows(outcomes, lambda _row: "removed"))
+    each_host(hosts, parallel, timeout, json_, ["image", "rm", name], lambda _row: "removed")
 
 
 namespace = Collection("image", push, rm, list=images)
