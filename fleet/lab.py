@@ -46,6 +46,7 @@ mkdir -p /run/sshd
 if [ -d /var/spool/cron/crontabs ]; then mount -t tmpfs -o mode=1730 lab-crontabs /var/spool/cron/crontabs; fi
 ip link set lo up
 if command -v cron >/dev/null; then cron -f -L 0 & echo $! > "$node/cron.pid"; fi
+echo $$ > "$node/ready"
 exec /usr/sbin/sshd -D -e -f "$node/sshd_config"
 """
 
@@ -192,13 +193,19 @@ def _start_node(directory, lab, node):
         handle.write(NODE_SCRIPT)
     node["pid"] = _spawn(["unshare", "--net", "--mount", "--propagation", "private", "--",
                           "/bin/sh", os.path.join(home, "node.sh"), home], home)  # fmt: skip
+    # Only once the script has run are its namespaces there: a veth sent to the pid
+    # before that would land in this machine's own namespace.
+    if _read_pid(os.path.join(home, "ready")) != node["pid"]:
+        raise LabError(f"{node['name']} did not start; see {os.path.join(home, 'sshd.log')}")
     node["netns"] = os.stat(f"/proc/{node['pid']}/ns/net").st_ino
+    if node["netns"] == os.stat("/proc/self/ns/net").st_ino:
+        raise LabError(f"{node['name']} has no network namespace of its own")
+    node["cron_pid"] = _read_pid(os.path.join(home, "cron.pid"))
     _ip("link", "add", node["veth"], "type", "veth", "peer", "name", "eth0", "netns", str(node["pid"]))
     _ip("link", "set", node["veth"], "master", BRIDGE, "up")
     _ip("addr", "add", f"{node['address']}/{ipaddress.ip_network(lab['subnet']).prefixlen}", "dev", "eth0",
         netns_pid=node["pid"])  # fmt: skip
     _ip("link", "set", "eth0", "up", netns_pid=node["pid"])
-    node["cron_pid"] = _read_pid(os.path.join(home, "cron.pid"))
 
 
 def _spawn(argv, home):

@@ -18,7 +18,7 @@ HOSTS_HELP = "hosts: names, groups, globs (node*) or all, comma-separated (inven
 COMMON_HELP = {
     "hosts": HOSTS_HELP,
     "parallel": f"how many hosts at once (default {transport.DEFAULT_PARALLEL})",
-    "timeout": f"seconds allowed per host (default {transport.DEFAULT_TIMEOUT})",
+    "timeout": "seconds allowed per host, connecting included",
     "json": "print one JSON object instead of a table",
 }
 

@@ -8,13 +8,13 @@ from .common import each_host, finish, fleet_task, helps, open_fleet, result_row
 from .views import images
 
 
-@task(help=helps(name="image name", source_host="take the image from this host instead of this machine"))
+@task(help=helps(name="image name", from_="take the image from this host instead of this machine"))
 @fleet_task
-def push(c, name, hosts, source_host=None, json_=False, parallel=32, timeout=3600):
+def push(c, name, hosts, from_=None, json_=False, parallel=32, timeout=3600):
     """Send an image to hosts that lack it (same sha256 present: skipped), with a progress bar."""
-    with open_fleet(hosts if not source_host else f"{hosts},{source_host}", parallel, timeout) as fleet:
-        targets = [host for host in fleet.hosts if host.name != source_host]
-        source = _source(fleet, name, source_host)
+    with open_fleet(hosts if not from_ else f"{hosts},{from_}", parallel, timeout) as fleet:
+        targets = [host for host in fleet.hosts if host.name != from_]
+        source = _source(fleet, name, from_)
         try:
             plans = fleet.each(lambda session: pushing.plan(session, source), hosts=targets)
             needed = [outcome.host for outcome in plans if outcome.ok and outcome.value == "send"]
@@ -37,13 +37,13 @@ def _pushed(sent):
     return f"sent {human_size(sent)}" if sent else "already there (same sha256): nothing sent"
 
 
-def _source(fleet, name, source_host):
-    if not source_host:
+def _source(fleet, name, from_):
+    if not from_:
         return pushing.local_source(name)
     [outcome] = fleet.each(lambda session: pushing.fetched_source(session, name),
-                           hosts=[h for h in fleet.hosts if h.name == source_host])  # fmt: skip
+                           hosts=[h for h in fleet.hosts if h.name == from_])  # fmt: skip
     if not outcome.ok:
-        raise FleetError(f"cannot take image {name!r} from {source_host}: {outcome.error}")
+        raise FleetError(f"cannot take image {name!r} from {from_}: {outcome.error}")
     return outcome.value
 
 

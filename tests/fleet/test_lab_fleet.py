@@ -63,7 +63,7 @@ def test_image_push_sends_only_what_is_missing(fleet_lab):
 
 def test_image_push_from_another_host(fleet_lab):
     fleet_lab.ok("image.push", "bb", "--hosts", "node1")
-    done = fleet_lab.ok("image.push", "bb", "--hosts", "node3", "--source-host", "node1")
+    done = fleet_lab.ok("image.push", "bb", "--hosts", "node3", "--from", "node1")
     assert "node3   sent" in done.stdout
     code, reply = fleet_lab.invoke_json("images", "--hosts", "node3")
     assert code == 0 and [row["name"] for row in reply["data"]] == ["bb"]
@@ -203,6 +203,17 @@ def test_bad_options_and_names_are_one_line_errors(fleet_lab):
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "error: unknown host or group 'nodeX' (known: node1, node2, node3, lab (group))"
     assert "invalid --parallel 0" in fleet_lab.invoke("ps", "--parallel", "0").stderr
+
+
+def test_a_slow_host_times_out_and_the_others_answer(fleet_lab):
+    fleet_lab.ok("container.exec", "web", "touch /slow", "--hosts", "node1")
+    done = fleet_lab.invoke("container.exec", "web", "sh -c 'test -e /slow && sleep 20; echo done'",
+                            "--hosts", "node1,node2", "--timeout", "3")  # fmt: skip
+    assert done.returncode == 1
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    assert "did not finish within 3 s" in rows["node1"]
+    assert rows["node2"].split()[1:] == ["exit", "0:", "done"]
+    assert "1 of 2 hosts ok; failed: node1" in done.stderr
 
 
 def test_an_unreachable_host_is_a_row_and_the_others_still_answer(fleet_lab):
