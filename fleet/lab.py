@@ -195,12 +195,13 @@ def _start_node(directory, lab, node):
                           "/bin/sh", os.path.join(home, "node.sh"), home], home)  # fmt: skip
     # Only once the script has run are its namespaces there: a veth sent to the pid
     # before that would land in this machine's own namespace.
-    if _read_pid(os.path.join(home, "ready")) != node["pid"]:
+    ready = _read_pid(os.path.join(home, "ready"))
+    node["cron_pid"] = _read_pid(os.path.join(home, "cron.pid"), timeout=0.5)  # recorded first: down ends it
+    if ready != node["pid"]:
         raise LabError(f"{node['name']} did not start; see {os.path.join(home, 'sshd.log')}")
     node["netns"] = os.stat(f"/proc/{node['pid']}/ns/net").st_ino
     if node["netns"] == os.stat("/proc/self/ns/net").st_ino:
         raise LabError(f"{node['name']} has no network namespace of its own")
-    node["cron_pid"] = _read_pid(os.path.join(home, "cron.pid"))
     _ip("link", "add", node["veth"], "type", "veth", "peer", "name", "eth0", "netns", str(node["pid"]))
     _ip("link", "set", node["veth"], "master", BRIDGE, "up")
     _ip("addr", "add", f"{node['address']}/{ipaddress.ip_network(lab['subnet']).prefixlen}", "dev", "eth0",

@@ -6,7 +6,7 @@ so an unreachable host is visible in the table rather than missing from it.
 """
 
 from .node.parse import human_size
-from .node.render import ago, container_status, limits_summary
+from .node.render import addresses_text, ago, container_status, limits_summary
 
 CONTAINER_COLUMNS = ("HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME", "LIMITS")
 IMAGE_COLUMNS = ("HOST", "NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED")
@@ -48,7 +48,7 @@ def container_row(host, item):
         item["image"],
         container_status({**item, "health": None}),
         item.get("health") or "",
-        ",".join(n["address"] for n in item["networks"]),
+        addresses_text(item),
         ago(item["started"]) if item["status"] == "running" else "",
         limits_summary(item.get("limits") or {}),
     ]

@@ -126,7 +126,15 @@ def _network_verbs(parser):
     create = _leaf(verbs, "create", h.network_create, "create a bridge network (its subnet must be free on this host)")
     create.add_argument("name", help="network name")
     create.add_argument("--subnet", required=True, help="CIDR, e.g. 10.88.0.0/24")
-    create.add_argument("--gateway", help="the bridge's address (default: the first host address)")
+    create.add_argument("--gateway", help="the bridge's address (default: the first host address of --range or subnet)")
+    create.add_argument("--range", metavar="CIDR", help="this host's part of the subnet: its containers' addresses")
+    create.add_argument("--vxlan", metavar="ID", help="join the bridges of several hosts: a VXLAN id, 1-16777215")
+    create.add_argument("--peer", action="append", default=[], metavar="IP",
+                        help="another host of the network (repeat): VXLAN frames go to it by unicast")  # fmt: skip
+    create.add_argument("--mtu", help="MTU of the bridge and the containers' interfaces (default 1450 with --vxlan)")
+    peers = _leaf(verbs, "peers", h.network_peers, "replace a spanning network's peers (the other hosts), live")
+    peers.add_argument("name", help="network name")
+    peers.add_argument("peers", nargs="*", metavar="IP", help="the other hosts' addresses")
     _leaf(verbs, "list", h.network_list, "list networks with the number of containers attached")
     for name, handler, text in (("rm", h.network_rm, "delete a network no container is attached to"),
                                 ("inspect", h.network_inspect, "show a network and its containers")):  # fmt: skip

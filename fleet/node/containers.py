@@ -68,6 +68,9 @@ def create(
         parse.name(name, "container name")
     wanted = [parse.network_ref(ref) for ref in network]
     _refuse_repeats([net for net, _ in wanted])
+    host_network = _host_network(wanted, userns)
+    if host_network:
+        wanted = []
     image_row = images.get(image)
     config = _container_config(image, list(command), env, volume, workdir, user, hostname)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
@@ -78,6 +81,7 @@ def create(
     config["restart"] = restart.parse(restart_policy)
     config["health"] = health
     config["userns"] = bool(userns)  # replaced by the range's start in _reserve
+    config["host_network"] = host_network
     row = _reserve(image_row["name"], name, wanted, config)
     point("create:reserved")
     try:
@@ -95,6 +99,17 @@ def create(
         row = state.CONTAINERS.update(row["name"], status=CREATED, pid="", pid_start="")
     point("create:done")
     return row
+
+
+def _host_network(wanted, userns):
+    """True for `--network host`, which must come alone: the container keeps the host's network."""
+    if all(net != networks.HOST for net, _ in wanted):
+        return False
+    if len(wanted) > 1 or wanted[0][1]:
+        raise Invalid("--network host comes alone and without an address: the container uses the host's own")
+    if userns:
+        raise Invalid("--network host and --userns do not mix: root inside would share the host's network")
+    return True
 
 
 def _refuse_repeats(nets):
@@ -576,6 +591,7 @@ def describe(row, config=None):
     }
     if config is not None:
         info["command"] = config["command"]
+        info["host_network"] = bool(config.get("host_network"))
         info["limits"] = config.get("limits", {})
         info["restart"] = config.get("restart", {"policy": "no", "max": None})
     return info

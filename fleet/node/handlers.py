@@ -101,8 +101,15 @@ def image_inspect(args):
 def network_create(args):
     from . import networks
 
-    row = networks.create(args.name, args.subnet, args.gateway)
+    row = networks.create(args.name, args.subnet, args.gateway, args.range, args.vxlan, args.peer, args.mtu)
     return Reply(row, row["name"])
+
+
+def network_peers(args):
+    from . import networks
+
+    row = networks.set_peers(args.name, args.peers)
+    return Reply(row, f"{row['name']}: peers {row['peers'] or 'none'}")
 
 
 def network_list(args):

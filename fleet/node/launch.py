@@ -77,7 +77,8 @@ class Launch:
                 _stdio_to(os.path.join(self.directory, "log"))
             _close_inherited()
             cgroup.join(os.getpid())
-            linux.unshare(NAMESPACES)
+            # --network host: every namespace but the network one
+            linux.unshare(NAMESPACES & ~linux.CLONE_NEWNET if self.config.get("host_network") else NAMESPACES)
             os.chdir("/")
             init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
             exit_file = os.path.join(self.directory, "exit")

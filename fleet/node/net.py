@@ -11,6 +11,7 @@ from . import linux
 from .errors import CommandFailed, Conflict, Invalid
 
 IFNAMSIZ = 15  # the kernel's limit on interface names, without the NUL
+VXLAN_PORT = 4789  # IANA's
 
 
 def link_exists(ifname):
@@ -82,15 +83,45 @@ def find_overlap(subnet, networks):
     return None
 
 
-def create_bridge(ifname, gateway, prefixlen):
+def create_bridge(ifname, gateway, prefixlen, mtu=None):
     """The bridge with its gateway address, up. No STP delay: ports forward at once."""
     nodad = " nodad" if ":" in str(gateway) else ""  # IPv6: no duplicate-address wait
     batch = [
-        f"link add name {ifname} type bridge forward_delay 0",
+        f"link add name {ifname}{_mtu(mtu)} type bridge forward_delay 0",
         f"addr add {gateway}/{prefixlen} dev {ifname}{nodad}",
         f"link set dev {ifname} up",
     ]
     linux.run(["ip", "-batch", "-"], stdin="\n".join(batch) + "\n")
+
+
+def _mtu(mtu):
+    return f" mtu {mtu}" if mtu else ""
+
+
+def vxlan_name(bridge):
+    """The VXLAN port of bridge 'bl-NAME': 'vx-NAME' (the same length, so it fits too)."""
+    return "vx-" + bridge[3:]
+
+
+def create_vxlan(bridge, vni, peers, mtu):
+    """A unicast VXLAN port on the bridge: frames for unknown MACs go to every peer, no multicast."""
+    ifname = vxlan_name(bridge)
+    batch = [
+        f"link add name {ifname} mtu {mtu} type vxlan id {vni} dstport {VXLAN_PORT}",
+        f"link set dev {ifname} master {bridge}",
+        f"link set dev {ifname} up",
+    ]
+    linux.run(["ip", "-batch", "-"], stdin="\n".join(batch) + "\n")
+    set_peers(bridge, (), peers)
+
+
+def set_peers(bridge, old, new):
+    """Replace the VXLAN's flooding list (all-zero MAC entries) from `old` peers to `new`."""
+    ifname = vxlan_name(bridge)
+    batch = [f"fdb del 00:00:00:00:00:00 dev {ifname} dst {peer}" for peer in old if peer not in new]
+    batch += [f"fdb append 00:00:00:00:00:00 dev {ifname} dst {peer}" for peer in new if peer not in old]
+    if batch:
+        linux.run(["bridge", "-batch", "-"], stdin="\n".join(batch) + "\n")
 
 
 def delete_link(ifname):
@@ -108,19 +139,27 @@ def delete_link(ifname):
             raise
 
 
-def allocate(subnet, gateway, taken, wanted=None):
-    """An address for a container: `wanted` if free, else the first free host address."""
+def allocate(subnet, gateway, taken, wanted=None, pool=None):
+    """An address for a container: `wanted` if free, else the first free one of pool (default: subnet).
+
+    A network spanning hosts gives each host a pool (its slice of the subnet),
+    so two hosts never hand out the same address.
+    """
     reserved = {str(gateway), *taken}
+    pool = pool or subnet
     if wanted is not None:
         address = ipaddress.ip_address(wanted)
         if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
             raise Invalid(f"address {wanted} is outside the network's usable range {subnet}")
+        if address not in pool:
+            raise Invalid(f"address {wanted} is outside this host's range {pool} of the network")
         if str(address) in reserved:
             owner = "the gateway" if str(address) == str(gateway) else "another container"
             raise Conflict(f"address {wanted} is already taken by {owner}")
         return str(address)
-    for address in subnet.hosts():
-        if str(address) not in reserved:
+    edges = {subnet.network_address, subnet.broadcast_address}
+    for address in pool.hosts() if pool == subnet else pool:
+        if str(address) not in reserved and address not in edges:
             return str(address)
     raise Conflict(f"network {subnet} has no free address left")
 
@@ -136,7 +175,8 @@ def plug(pid, plugs):
         eth = f"eth{item['index']}"
         if link_exists(item["host_if"]):  # the previous run's, not yet reaped by the kernel
             host.append(f"link del dev {item['host_if']}")
-        host.append(f"link add name {item['host_if']} type veth peer name {eth} netns {pid}")
+        mtu = _mtu(item.get("mtu"))
+        host.append(f"link add name {item['host_if']}{mtu} type veth peer name {eth}{mtu} netns {pid}")
         host.append(f"link set dev {item['host_if']} master {item['bridge']} up")
         nodad = " nodad" if ":" in item["address"] else ""  # IPv6: usable at once
         inside.append(f"addr add {item['address']}/{item['prefixlen']} dev {eth}{nodad}")

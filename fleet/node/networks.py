@@ -9,8 +9,10 @@ import ipaddress
 import os
 
 from . import etcfiles, net, parse, state
-from .errors import Conflict, NotFound
+from .errors import Conflict, Invalid, NotFound
 from .faults import point
+
+HOST = "host"  # `--network host`: no network namespace of its own
 
 
 def get(name, rows=None):
@@ -27,18 +29,36 @@ def subnet_of(row):
     return ipaddress.ip_network(row["subnet"])
 
 
-def create(name, subnet_text, gateway=None):
-    """A bridge holding the gateway address, for a subnet nothing else on this host uses."""
+def create(name, subnet_text, gateway=None, range_text=None, vxlan=None, peers=(), mtu=None):
+    """A bridge holding the gateway address, for a subnet nothing else on this host uses.
+
+    A network spanning hosts adds: range, this host's slice of the subnet (its
+    containers get addresses from it only); vxlan, the VXLAN id joining the
+    bridges; peers, the other hosts' addresses (unicast, no multicast); mtu
+    (default 1450 with VXLAN: its 50 bytes of headers must fit the hosts' 1500).
+    """
     parse.name(name, "network name")
+    if name == HOST:
+        raise Invalid("'host' is reserved: `--network host` shares the host's own network")
     subnet = parse.subnet(subnet_text)
-    gateway = net.check_gateway(subnet, gateway) if gateway else net.default_gateway(subnet)
+    pool = _range(range_text, subnet)
+    if gateway:
+        gateway = net.check_gateway(subnet, gateway)
+    else:
+        gateway = next(iter(pool.hosts() if pool == subnet else pool)) if pool else net.default_gateway(subnet)
+    vni, peers = _vxlan(vxlan, peers)
+    mtu = parse.positive_int(mtu, "--mtu") if mtu else (1450 if vni else None)
+    if mtu and not 576 <= mtu <= 65535:
+        raise Invalid(f"invalid --mtu {mtu}: use 576 to 65535")
     with state.locked():
         rows = state.NETWORKS.read()
         if state.NETWORKS.find(name, rows):
             raise Conflict(f"network {name!r} already exists")
         _refuse_overlap(subnet, rows)
         bridge = net.bridge_name_for(name, {row["bridge"] for row in rows})
-        row = {"name": name, "bridge": bridge, "subnet": str(subnet), "gateway": str(gateway), "created": state.now()}
+        row = {"name": name, "bridge": bridge, "subnet": str(subnet), "gateway": str(gateway), "created": state.now(),
+               "range": str(pool) if range_text else "", "vxlan": str(vni or ""), "peers": ",".join(peers),
+               "mtu": str(mtu or "")}  # fmt: skip
         # The row first: a crash then leaves a network whose bridge start() recreates,
         # never a bridge nobody knows is ours.
         state.NETWORKS.upsert(row)
@@ -49,6 +69,40 @@ def create(name, subnet_text, gateway=None):
             state.NETWORKS.remove(name)
             raise
         return row
+
+
+def _range(text, subnet):
+    if not text:
+        return None
+    pool = parse.subnet(text)
+    if pool.version != subnet.version or not pool.subnet_of(subnet):
+        raise Invalid(f"invalid --range {text}: use a part of the subnet {subnet}")
+    return pool
+
+
+def _vxlan(vxlan, peers):
+    peers = [parse.ip_address(peer) for peer in peers]
+    if not vxlan:
+        if peers:
+            raise Invalid("--peer needs --vxlan ID: peers are the other ends of a VXLAN")
+        return None, []
+    vni = parse.positive_int(vxlan, "--vxlan")
+    if vni > 16777215:
+        raise Invalid(f"invalid --vxlan {vxlan}: a VXLAN id is 1 to 16777215")
+    return vni, sorted(set(peers))
+
+
+def set_peers(name, peers):
+    """Replace a spanning network's peers (the other hosts), live."""
+    peers = sorted({parse.ip_address(peer) for peer in peers})
+    with state.locked():
+        row = get(name)
+        if not row.get("vxlan"):
+            raise Invalid(f"network {name!r} spans no hosts (it was created without --vxlan)")
+        old = [peer for peer in (row.get("peers") or "").split(",") if peer]
+        if net.link_exists(net.vxlan_name(row["bridge"])):
+            net.set_peers(row["bridge"], old, peers)
+        return state.NETWORKS.update(name, peers=",".join(peers))
 
 
 def _refuse_overlap(subnet, rows):
@@ -62,10 +116,19 @@ def _refuse_overlap(subnet, rows):
 
 def _make_bridge(row):
     try:
-        net.create_bridge(row["bridge"], row["gateway"], subnet_of(row).prefixlen)
+        net.create_bridge(row["bridge"], row["gateway"], subnet_of(row).prefixlen, row.get("mtu"))
+        if row.get("vxlan"):
+            peers = [peer for peer in row["peers"].split(",") if peer]
+            net.create_vxlan(row["bridge"], row["vxlan"], peers, row.get("mtu") or 1450)
     except BaseException:
-        net.delete_link(row["bridge"])
+        _delete_links(row)
         raise
+
+
+def _delete_links(row):
+    if row.get("vxlan"):
+        net.delete_link(net.vxlan_name(row["bridge"]))
+    net.delete_link(row["bridge"])
 
 
 def ensure_bridge(row):
@@ -88,7 +151,7 @@ def remove(name):
         attached = members(name, state.CONTAINERS.read())
         if attached:
             raise Conflict(f"network {name!r} has containers attached: {', '.join(attached)} (remove them first)")
-        net.delete_link(row["bridge"])
+        _delete_links(row)
         state.NETWORKS.remove(name)
     return {"name": name}
 
@@ -120,7 +183,8 @@ def assign(wanted, container_rows):
     for name, address in wanted:
         row = get(name, network_rows)
         taken = {addr for other in container_rows for net_name, addr in attachments(other) if net_name == name}
-        pairs.append((name, net.allocate(subnet_of(row), row["gateway"], taken, address)))
+        pool = ipaddress.ip_network(row["range"]) if row.get("range") else None
+        pairs.append((name, net.allocate(subnet_of(row), row["gateway"], taken, address, pool)))
     return pairs
 
 
@@ -141,6 +205,7 @@ def plugs_for(container_row):
             "address": address,
             "prefixlen": subnet_of(row).prefixlen,
             "gateway": row["gateway"],
+            "mtu": row.get("mtu") or None,
             "default": family not in routed,
         })  # fmt: skip
         routed.add(family)

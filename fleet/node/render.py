@@ -70,12 +70,17 @@ def limits_summary(limits):
     return ", ".join(parts)
 
 
+def addresses_text(item):
+    """A container's addresses, or 'host' when it shares the host's network."""
+    return "host" if item.get("host_network") else ",".join(n["address"] for n in item["networks"])
+
+
 def containers(items):
     import shlex
 
     rows = []
     for item in items:
-        addresses = ",".join(f"{n['address']}" for n in item["networks"])
+        addresses = addresses_text(item)
         uptime = ago(item["started"]) if item["status"] == "running" else ""
         command = shlex.join(item.get("command") or [])
         rows.append((item["name"], item["id"], item["image"], container_status(item), item["pid"] or "",

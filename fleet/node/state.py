@@ -12,7 +12,7 @@ import time
 DEFAULT_ROOT = "/var/lib/baleine"
 
 IMAGE_COLUMNS = ("name", "digest", "size", "source", "created")
-NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "created")
+NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "created", "range", "vxlan", "peers", "mtu")
 CONTAINER_COLUMNS = (
     "name",
     "id",

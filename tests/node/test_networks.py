@@ -81,3 +81,72 @@ def test_ipv6_network(node):
     assert "fd42:4242:4242::2" in node.exec_out("v6", "ip", "-6", "-o", "addr")
     ping = node.ok("container", "exec", "v6", "ping", "-c", "1", "-W", "2", "fd42:4242:4242::1")
     assert ping["exit_code"] == 0, ping
+
+
+def fdb_peers(vxlan):
+    entries = json.loads(subprocess.check_output(["bridge", "-j", "fdb", "show", "dev", vxlan]))
+    return sorted(entry["dst"] for entry in entries if entry["mac"] == "00:00:00:00:00:00")
+
+
+def test_a_network_spanning_hosts_has_a_vxlan_port_and_a_range(node):
+    subnet = ipaddress.ip_network(free_subnet())
+    pool = list(subnet.subnets(new_prefix=27))[1]
+    row = node.ok("network", "create", "farm", "--subnet", str(subnet), "--range", str(pool), "--vxlan", "42",
+                  "--peer", "192.0.2.7", "--peer", "192.0.2.5")  # fmt: skip
+    assert (row["range"], row["vxlan"], row["peers"], row["mtu"]) == (str(pool), "42", "192.0.2.5,192.0.2.7", "1450")
+    assert row["gateway"] == str(pool[0])  # this host's own gateway, the first of its range
+    found = links()
+    assert (
+        found["vx-farm"]["linkinfo"]["info_kind"] == "vxlan" and found["vx-farm"]["linkinfo"]["info_data"]["id"] == 42
+    )
+    assert found["vx-farm"]["master"] == "bl-farm" and found["bl-farm"]["mtu"] == 1450
+    assert fdb_peers("vx-farm") == ["192.0.2.5", "192.0.2.7"]
+
+    node.ok("image", "create", "bb", "--size", "32M", "--from", "busybox")
+    node.ok("container", "run", "-d", "--name", "a", "--network", "farm", "bb", "sleep", "300")
+    [attached] = node.ok("container", "inspect", "a")["networks"]
+    assert attached["address"] == str(pool[1])  # from this host's range, after its gateway
+    assert "mtu 1450" in node.exec_out("a", "ip", "link", "show", "eth0")
+    refused = node.call("container", "create", "--network", f"farm:{subnet[5]}", "bb", "true")
+    assert not refused["ok"] and f"outside this host's range {pool}" in refused["error"]["message"]
+
+    node.ok("network", "peers", "farm", "192.0.2.9", "192.0.2.5")
+    assert fdb_peers("vx-farm") == ["192.0.2.5", "192.0.2.9"]
+    node.ok("container", "rm", "--force", "a")
+    node.ok("network", "rm", "farm")
+    assert not {"vx-farm", "bl-farm"} & set(links())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--range", "10.9.9.0/27"), "use a part of the subnet"),
+        (("--vxlan", "16777216"), "a VXLAN id is 1 to 16777215"),
+        (("--peer", "192.0.2.1"), "--peer needs --vxlan ID"),
+        (("--vxlan", "5", "--peer", "not-an-ip"), "not-an-ip"),
+        (("--mtu", "100"), "invalid --mtu 100"),
+    ],
+)
+def test_bad_spanning_options_are_refused(node, args, message):
+    reply = node.call("network", "create", "farm", "--subnet", free_subnet(), *args)
+    assert not reply["ok"] and message in reply["error"]["message"]
+    assert node.ok("network", "list") == []
+
+
+def test_host_network_shares_the_hosts_interfaces(busybox):
+    busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+    busybox.ok("container", "run", "-d", "--name", "h", "--network", "host", "bb", "sleep", "300")
+    inside = busybox.exec_out("h", "cat", "/proc/net/dev")
+    assert "bl-farm" in inside  # the host's bridge is visible: no network namespace of its own
+    info = busybox.ok("container", "inspect", "h")
+    assert info["host_network"] is True and info["networks"] == []
+    assert busybox.cli("container", "list").stdout.splitlines()[1].split()[5] == "host"
+    for args, message in (
+        (("--network", "host", "--network", "farm"), "comes alone"),
+        (("--network", "host:10.0.0.1"), "comes alone"),
+        (("--network", "host", "--userns"), "do not mix"),
+    ):
+        reply = busybox.call("container", "create", *args, "bb", "true")
+        assert not reply["ok"] and message in reply["error"]["message"], reply
+    reply = busybox.call("network", "create", "host", "--subnet", free_subnet())
+    assert not reply["ok"] and "'host' is reserved" in reply["error"]["message"]
