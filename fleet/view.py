@@ -17,8 +17,11 @@ def merged(outcomes):
     """JSON-ready: [{host, ...item}] for every item, plus {host, error} for every failed host."""
     rows = []
     for outcome in outcomes:
-        if outcome.ok:
-            rows += [{"host": outcome.host.name, **item} for item in outcome.value or []]
+        if outcome.ok and isinstance(outcome.value, list):
+            rows += [{"host": outcome.host.name, **item} for item in outcome.value]
+        elif outcome.ok:  # one answer per host (exec, create...)
+            value = outcome.value if isinstance(outcome.value, dict) else {"value": outcome.value}
+            rows.append({"host": outcome.host.name, **value})
         else:
             rows.append({"host": outcome.host.name, "error": outcome.error.as_dict()})
     return rows

@@ -35,6 +35,15 @@ def bridge_name_for(network, taken):
     return candidate
 
 
+def container_mac(container_id, index):
+    """The MAC of a container's index-th interface, the same at every start.
+
+    A restarted container keeps its addresses; with a new MAC each time, its
+    neighbours would keep sending to the old one until their ARP entries aged.
+    """
+    return "02:" + ":".join(container_id[i : i + 2] for i in range(0, 8, 2)) + f":{index:02x}"
+
+
 def veth_name(container_id, index):
     """Host end of a container's index-th interface: 'bv' + 10 hex of its id + index."""
     return f"bv{container_id[:10]}{index}"
@@ -87,11 +96,23 @@ def create_bridge(ifname, gateway, prefixlen, mtu=None):
     """The bridge with its gateway address, up. No STP delay: ports forward at once."""
     nodad = " nodad" if ":" in str(gateway) else ""  # IPv6: no duplicate-address wait
     batch = [
-        f"link add name {ifname}{_mtu(mtu)} type bridge forward_delay 0",
+        f"link add name {ifname}{_mtu(mtu)} address {bridge_mac(gateway)} type bridge forward_delay 0",
         f"addr add {gateway}/{prefixlen} dev {ifname}{nodad}",
         f"link set dev {ifname} up",
     ]
     linux.run(["ip", "-batch", "-"], stdin="\n".join(batch) + "\n")
+
+
+def bridge_mac(gateway):
+    """A fixed, locally administered MAC for the bridge, from its gateway address.
+
+    A bridge left to itself takes the lowest MAC of its ports, so it changes
+    as containers come and go, and neighbours that cached the old one lose
+    the gateway until their ARP entry expires. Fixed, it never moves; derived
+    from the gateway, the bridges of hosts sharing a VXLAN never clash.
+    """
+    packed = ipaddress.ip_address(gateway).packed[-4:]
+    return "02:b1:" + ":".join(f"{byte:02x}" for byte in packed)
 
 
 def _mtu(mtu):
@@ -176,7 +197,8 @@ def plug(pid, plugs):
         if link_exists(item["host_if"]):  # the previous run's, not yet reaped by the kernel
             host.append(f"link del dev {item['host_if']}")
         mtu = _mtu(item.get("mtu"))
-        host.append(f"link add name {item['host_if']}{mtu} type veth peer name {eth}{mtu} netns {pid}")
+        mac = f" address {item['mac']}" if item.get("mac") else ""
+        host.append(f"link add name {item['host_if']}{mtu} type veth peer name {eth}{mtu}{mac} netns {pid}")
         host.append(f"link set dev {item['host_if']} master {item['bridge']} up")
         nodad = " nodad" if ":" in item["address"] else ""  # IPv6: usable at once
         inside.append(f"addr add {item['address']}/{item['prefixlen']} dev {eth}{nodad}")

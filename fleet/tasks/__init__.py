@@ -4,6 +4,7 @@ from invoke import Collection, task
 
 from .. import ship
 from . import container, health, hosts, image, lab, network
+from .deploy import deploy_, rollback
 from .views import images, networks, ps
 
 
@@ -16,6 +17,6 @@ def build(c, output="build/baleine.pyz"):
     print(f"{ship.build(output)}  {output}")
 
 
-namespace = Collection(build, ps, images, networks)
+namespace = Collection(build, ps, images, networks, rollback, deploy=deploy_)
 for module in (container, image, network, health, hosts, lab):
     namespace.add_collection(module.namespace)

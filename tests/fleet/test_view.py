@@ -50,6 +50,12 @@ def test_merged_json_keeps_items_and_errors():
                                   "message": "connection refused by 192.0.2.3:22 (is sshd running?)"}  # fmt: skip
 
 
+def test_merged_json_of_one_answer_per_host():
+    answers = [Outcome(N1, value={"exit_code": 0, "stdout": "hi"}), Outcome(N2, value=None)]
+    assert view.merged(answers) == [{"host": "node1", "exit_code": 0, "stdout": "hi"},
+                                    {"host": "node2", "value": None}]  # fmt: skip
+
+
 def test_a_helper_failure_shows_as_failed_not_unreachable():
     failed = Outcome(N2, error=HelperError("node2", ["image", "list"], 1, "state is locked", "boom"))
     rows = view.image_rows([failed])

@@ -150,3 +150,27 @@ def test_host_network_shares_the_hosts_interfaces(busybox):
         assert not reply["ok"] and message in reply["error"]["message"], reply
     reply = busybox.call("network", "create", "host", "--subnet", free_subnet())
     assert not reply["ok"] and "'host' is reserved" in reply["error"]["message"]
+
+
+def test_the_bridge_mac_stays_put_as_containers_come_and_go(busybox):
+    """A bridge following its ports' MACs would strand neighbours' ARP entries for the gateway."""
+    row = busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+    mac = links()["bl-farm"]["address"]
+    assert mac == "02:b1:" + ":".join(f"{byte:02x}" for byte in ipaddress.ip_address(row["gateway"]).packed)
+    for name in ("a", "b", "c"):
+        busybox.ok("container", "run", "-d", "--name", name, "--network", "farm", "bb", "sleep", "300")
+        assert links()["bl-farm"]["address"] == mac
+    busybox.ok("container", "rm", "--force", "a")
+    assert links()["bl-farm"]["address"] == mac
+
+
+def test_a_container_keeps_its_mac_across_restarts(busybox):
+    """Neighbours cache the MAC of an address: a restarted container must answer at the same one."""
+    busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+    busybox.ok("container", "run", "-d", "--name", "a", "--network", "farm", "bb", "sleep", "300")
+    first = busybox.exec_out("a", "cat", "/sys/class/net/eth0/address").strip()
+    busybox.ok("container", "stop", "a", "--time", "1")
+    busybox.ok("container", "start", "a")
+    assert busybox.exec_out("a", "cat", "/sys/class/net/eth0/address").strip() == first
+    container_id = busybox.ok("container", "inspect", "a")["id"]
+    assert first == "02:" + ":".join(container_id[i : i + 2] for i in range(0, 8, 2)) + ":00"

@@ -1,0 +1,208 @@
+"""App specs (apps/*.toml): what `invoke deploy` makes true on each host.
+
+    [network]                 the network the apps share, spanning the hosts
+    name = "farm"             (VXLAN between the hosts' bridges; each host gets
+    subnet = "10.42.0.0/24"    its own slice of the subnet and its own gateway)
+    vxlan = 42                optional (default: derived from the name)
+
+    [apps.web]                one table per app
+    image = "page"            image name on the hosts
+    build = "busybox"         how to make it here when missing: busybox,
+                              debootstrap:SUITE[,...], a directory, a root tarball,
+                              or import:ARCHIVE (docker/OCI archive)
+    size = "32M"              image size (default 64M; import: from its files)
+    command = ["httpd", "-f"] default: the image's
+    replicas = 3              per host
+    hosts = ["node1"]         only these of the deployed hosts (default: all)
+    env = { K = "V" }
+    memory = "64M"            limits: memory, cpus, pids
+    restart = "always"        no | on-failure[:N] | always | unless-stopped
+    network = "host"          share the host's network instead of [network]
+    port = 80                 the port the proxy sends to
+    [apps.web.health]         cmd = "..." or http = "/path" (+ port), checked with wget
+    interval = 2              seconds, also used by the cron check; retries; timeout
+    [apps.proxy.proxy]        this app is the reverse proxy (nginx) in front of another
+    fronts = "web"
+    listen = 80
+
+The whole file is checked before any host is touched; every error names the
+file and the key.
+"""
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from .errors import FleetError
+from .inventory import read_toml
+
+APP_KEYS = {
+    "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
+    "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
+    "health": dict, "proxy": dict,
+}  # fmt: skip
+HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
+               "timeout": (int, float), "wait": (int, float)}  # fmt: skip
+NETWORK_KEYS = {"name": str, "subnet": str, "vxlan": int, "slices": int}
+PROXY_KEYS = {"fronts": str, "listen": int}
+NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
+RESTART = re.compile(r"no|always|unless-stopped|on-failure(:[1-9][0-9]*)?")
+
+
+class SpecError(FleetError):
+    pass
+
+
+@dataclass
+class App:
+    name: str
+    image: str
+    build: str = ""
+    size: str = ""
+    command: list = field(default_factory=list)
+    replicas: int = 1
+    hosts: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    memory: str = ""
+    cpus: str = ""
+    pids: int = 0
+    restart: str = "always"
+    network: str = ""  # "" = the spec's network, "host" = the host's
+    port: int = 80
+    health: dict = field(default_factory=dict)
+    proxy: dict = field(default_factory=dict)
+
+    def health_command(self):
+        """The shell command the health check runs inside the container, or ''."""
+        if self.health.get("cmd"):
+            return self.health["cmd"]
+        if self.health.get("http"):
+            port = self.health.get("port", self.port)
+            return f"wget -q -O /dev/null http://127.0.0.1:{port}{self.health['http']}"
+        return ""
+
+    def version(self, image_digest, extra=()):
+        """A short hash of everything that makes a container of this app what it is."""
+        fields = {key: getattr(self, key) for key in ("command", "env", "memory", "cpus", "pids", "restart",
+                                                      "network", "port", "health", "proxy")}  # fmt: skip
+        text = json.dumps([fields, image_digest, *extra], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:7]
+
+
+@dataclass
+class Spec:
+    file: str
+    apps: dict  # name -> App, backends before proxies
+    network: dict = field(default_factory=dict)
+
+    def ordered(self):
+        return sorted(self.apps.values(), key=lambda app: bool(app.proxy))
+
+
+def load(path):
+    try:
+        data = read_toml(path)
+    except OSError as error:
+        raise SpecError(f"cannot read app spec {path}: {error.strerror}") from None
+    except FleetError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the inventory's TOML error type, re-worded
+        raise SpecError(str(error)) from None
+    return parse(data, path)
+
+
+def parse(data, file):
+    """Check a whole spec (a parsed TOML table); returns a Spec or raises SpecError naming file and key."""
+
+    def fail(key, message):
+        raise SpecError(f"{file}: {key}: {message}")
+
+    for key in data:
+        if key not in ("network", "apps"):
+            fail(key, "unknown key (use [network] and [apps.NAME])")
+    network = _table(data.get("network", {}), NETWORK_KEYS, "network", fail)
+    if network:
+        for key in ("name", "subnet"):
+            if key not in network:
+                fail(f"network.{key}", "missing")
+        _subnet(network, fail)
+    apps = {}
+    tables = data.get("apps")
+    if not isinstance(tables, dict) or not tables:
+        fail("apps", "no app: add an [apps.NAME] table")
+    for name, table in tables.items():
+        apps[name] = _app(name, table, network, fail)
+    for app in apps.values():
+        if app.proxy:
+            fronted = app.proxy.get("fronts")
+            if fronted not in apps or apps[fronted].proxy:
+                fail(f"apps.{app.name}.proxy.fronts", f"{fronted!r} is not an app of this file that is not a proxy")
+            if "listen" not in app.proxy:
+                fail(f"apps.{app.name}.proxy.listen", "missing: the port the proxy listens on")
+    return Spec(file=file, apps=apps, network=network)
+
+
+def _app(name, table, network, fail):
+    where = f"apps.{name}"
+    if not NAME.fullmatch(name):
+        fail(where, "app names are lower-case letters, digits and '-', starting with a letter, 20 at most")
+    fields = _table(table, APP_KEYS, where, fail)
+    if "image" not in fields:
+        fail(f"{where}.image", "missing: the image's name on the hosts")
+    if not isinstance(fields.get("replicas", 1), int) or not 1 <= fields.get("replicas", 1) <= 50:
+        fail(f"{where}.replicas", "use 1 to 50 (containers per host)")
+    if not all(isinstance(word, str) for word in fields.get("command", [])):
+        fail(f"{where}.command", "a list of strings (argv)")
+    if not all(isinstance(value, str) for value in fields.get("env", {}).values()):
+        fail(f"{where}.env", "values are strings")
+    if "restart" in fields and not RESTART.fullmatch(fields["restart"]):
+        fail(f"{where}.restart", f"{fields['restart']!r}: use no, on-failure[:N], always or unless-stopped")
+    if fields.get("network", "host") != "host":
+        fail(f"{where}.network", "only 'host' may be given here; other apps join [network]")
+    if not fields.get("network") and not network:
+        fail(f"{where}.network", "the app needs the file's [network] table (or network = 'host')")
+    health = _table(fields.get("health", {}), HEALTH_KEYS, f"{where}.health", fail)
+    if health and bool(health.get("cmd")) == bool(health.get("http")):
+        fail(f"{where}.health", "give exactly one of cmd or http")
+    if health.get("http") and not health["http"].startswith("/"):
+        fail(f"{where}.health.http", "a path starting with /")
+    proxy = _table(fields.get("proxy", {}), PROXY_KEYS, f"{where}.proxy", fail)
+    for key in ("port",):
+        if key in fields and not 0 < fields[key] < 65536:
+            fail(f"{where}.{key}", "a TCP port, 1 to 65535")
+    if proxy.get("listen") is not None and not 0 < proxy["listen"] < 65536:
+        fail(f"{where}.proxy.listen", "a TCP port, 1 to 65535")
+    fields["health"], fields["proxy"] = health, proxy
+    if "cpus" in fields:
+        fields["cpus"] = str(fields["cpus"])
+    return App(name=name, **fields)
+
+
+def _table(value, keys, where, fail):
+    if not isinstance(value, dict):
+        fail(where, "must be a table")
+    for key, item in value.items():
+        if key not in keys:
+            fail(f"{where}.{key}", f"unknown key (accepted: {', '.join(keys)})")
+        kind = keys[key]
+        if isinstance(item, bool) != (kind is bool) or not isinstance(item, kind):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            fail(f"{where}.{key}", f"{item!r} must be {names}")
+    return dict(value)
+
+
+def _subnet(network, fail):
+    import ipaddress
+
+    try:
+        subnet = ipaddress.ip_network(network["subnet"])
+    except ValueError as error:
+        fail("network.subnet", f"{network['subnet']!r}: {error}")
+    if subnet.version != 4 or subnet.prefixlen > 26:
+        fail("network.subnet", "an IPv4 subnet of /26 or larger (it is split among the hosts)")
+    slices = network.get("slices", 8)
+    if slices not in (2, 4, 8, 16, 32) or subnet.prefixlen + slices.bit_length() - 1 > 29:
+        fail("network.slices", "2, 4, 8, 16 or 32, leaving each host at least a /29")
+    network.setdefault("vxlan", int(hashlib.sha256(network["name"].encode()).hexdigest()[:6], 16) or 1)
+    network["slices"] = slices

@@ -1,0 +1,112 @@
+"""`invoke deploy` and `invoke rollback`: apps/*.toml onto the fleet, rolling and health-gated."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from invoke import Exit, task
+
+from .. import apps, deploy, lock, view
+from .. import images as pushing
+from ..errors import FleetError
+from ..inventory import inventory_path
+from .common import HOSTS_HELP, fleet_task, open_fleet
+
+DEFAULT_APP = "apps/webfarm.toml"
+
+
+def _state_dir():
+    path = inventory_path()
+    return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+
+
+def _failed_file():
+    return os.path.join(_state_dir(), ".deploy-failed.json")
+
+
+def _read_failed():
+    try:
+        with open(_failed_file(), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _record_failed(spec_file, hosts):
+    failed = _read_failed()
+    failed[os.path.abspath(spec_file)] = sorted(hosts)
+    temp = _failed_file() + ".tmp"
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(failed, handle, indent=2)
+    os.replace(temp, _failed_file())
+
+
+def image_source(app, dry_run):
+    """The app's image from this machine's state, built here first if the spec says how."""
+    try:
+        return pushing.local_source(app.image)
+    except FleetError:
+        if dry_run:
+            return None
+        if not app.build:
+            raise FleetError(f"image {app.image!r} is not on this machine and app {app.name} has no build") from None
+    if app.build.startswith("import:"):
+        argv = ["image", "import", app.build[len("import:") :], "--name", app.image]
+        argv += ["--size", app.size] if app.size else []
+    else:
+        argv = ["image", "create", app.image, "--size", app.size or "64M", "--from", app.build]
+    print(f"building image {app.image} here from {app.build}", file=sys.stderr)
+    done = subprocess.run([sys.executable, "-m", "fleet.node", *argv], stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise FleetError(f"could not build image {app.image!r} from {app.build}")
+    return pushing.local_source(app.image)
+
+
+HELP = {
+    "hosts": HOSTS_HELP,
+    "app": f"the app spec (default {DEFAULT_APP})",
+    "dry_run": "print the plan per host and change nothing",
+    "retry_failed": "deploy only to the hosts that failed last time with this spec",
+    "lock_wait": "seconds to wait for another deploy to finish (default 0: refuse at once)",
+    "parallel": "how many hosts at once (default 32)",
+    "timeout": "seconds allowed per host (default 900)",
+}
+
+
+def _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout, rollback=False):
+    spec = apps.load(app)
+    if retry_failed:
+        previous = _read_failed().get(os.path.abspath(app))
+        if not previous:
+            print(f"no host failed in the last deploy of {app}: nothing to retry")
+            return
+        hosts = ",".join(previous)
+    lock_file = os.path.join(_state_dir(), ".deploy.lock")
+    with lock.held(lock_file, lock_wait), open_fleet(hosts, parallel, timeout) as fleet:
+        report = deploy.run(fleet, spec, image_source, dry_run=dry_run, rollback=rollback,
+                            say=lambda text: print(time.strftime("%H:%M:%S"), text, file=sys.stderr))  # fmt: skip
+        names = [host.name for host in fleet.hosts]
+    print(view.table(("HOST", "RESULT"), report.summary(names)))
+    if dry_run:
+        return
+    if not rollback:
+        _record_failed(app, report.failed)
+    if report.failed:
+        raise Exit(f"failed: {', '.join(sorted(report.failed))} (invoke deploy --retry-failed retries them)", code=1)
+
+
+@task(help=HELP)
+@fleet_task
+def deploy_(c, hosts="all", app=DEFAULT_APP, dry_run=False, retry_failed=False, lock_wait=0, parallel=32,
+            timeout=900):  # fmt: skip
+    """Deploy an app spec: plan per host, then start, health-check, switch the proxy, retire the old."""
+    _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout)
+
+
+@task(help={k: v for k, v in HELP.items() if k != "retry_failed"})
+@fleet_task
+def rollback(c, hosts="all", app=DEFAULT_APP, dry_run=False, lock_wait=0, parallel=32, timeout=900):
+    """Bring back the version kept by the last deploy, health-gated, and stop the current one."""
+    _run(hosts, app, dry_run, False, lock_wait, parallel, timeout, rollback=True)
