@@ -8,6 +8,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 INVOKE = str(Path(sys.executable).parent / "invoke")
+# Images built once per machine and reused (debootstrap downloads nginx): the control side's state.
+CONTROL_ROOT = REPO / ".cache" / "control-root"
 
 
 class Lab:
@@ -48,3 +50,28 @@ class Lab:
         """Bytes this machine has sent to a node (its veth on the lab bridge)."""
         link = subprocess.run(["ip", "-j", "-s", "link", "show", f"lab-{name}"], capture_output=True, text=True)
         return json.loads(link.stdout)[0]["stats64"]["tx"]["bytes"]  # (/sys shows another namespace here)
+
+
+def build_nginx_image(env):
+    """The proxy's image, with debootstrap in the host's network namespace (it downloads packages)."""
+    listed = subprocess.run([sys.executable, "-m", "fleet.node", "image", "list", "--json"], env=env, cwd=REPO,
+                            capture_output=True, text=True)  # fmt: skip
+    if any(item["name"] == "webfarm-nginx" for item in json.loads(listed.stdout)["data"]):
+        return
+    fd = int(os.environ["BALEINE_TEST_HOST_NETNS_FD"])
+    argv = [
+        "nsenter",
+        f"--net=/proc/self/fd/{fd}",
+        "--",
+        sys.executable,
+        "-m",
+        "fleet.node",
+        "image",
+        "create",
+        "webfarm-nginx",
+        "--size",
+        "400M",
+        "--from",
+        "debootstrap:bookworm,variant=minbase,include=nginx",
+    ]
+    subprocess.run(argv, env=env, cwd=REPO, pass_fds=(fd,), check=True, capture_output=True, timeout=900)

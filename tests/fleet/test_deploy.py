@@ -1,23 +1,17 @@
 """`invoke deploy` end to end on a 2-node lab: VXLAN farm network, nginx proxy, rolling updates."""
 
-import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 
 import pytest
 from hostnet import free_subnet
-from labfleet import REPO, Lab
+from labfleet import CONTROL_ROOT, Lab, build_nginx_image
 
 from fleet import lab
 
 pytestmark = pytest.mark.integration
-
-# Images built once per machine and reused (debootstrap downloads nginx): the control side's state.
-CONTROL_ROOT = REPO / ".cache" / "control-root"
 
 SPEC = """
 [network]
@@ -42,31 +36,6 @@ replicas = 1
 hosts = ["node1"]
 proxy = {{ fronts = "web", listen = 80 }}
 """
-
-
-def build_nginx_image(env):
-    """The proxy's image, with debootstrap in the host's network namespace (it downloads packages)."""
-    listed = subprocess.run([sys.executable, "-m", "fleet.node", "image", "list", "--json"], env=env, cwd=REPO,
-                            capture_output=True, text=True)  # fmt: skip
-    if any(item["name"] == "webfarm-nginx" for item in json.loads(listed.stdout)["data"]):
-        return
-    fd = int(os.environ["BALEINE_TEST_HOST_NETNS_FD"])
-    argv = [
-        "nsenter",
-        f"--net=/proc/self/fd/{fd}",
-        "--",
-        sys.executable,
-        "-m",
-        "fleet.node",
-        "image",
-        "create",
-        "webfarm-nginx",
-        "--size",
-        "400M",
-        "--from",
-        "debootstrap:bookworm,variant=minbase,include=nginx",
-    ]
-    subprocess.run(argv, env=env, cwd=REPO, pass_fds=(fd,), check=True, capture_output=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +159,28 @@ def test_a_second_deploy_waits_for_the_lock(farm):
         done = farm.invoke("deploy", "--hosts", "node1", "--app", spec(farm, "v4"))
     assert done.returncode == 2
     assert "a deploy is already running:" in done.stderr and "since" in done.stderr
+
+
+def test_a_killed_web_container_is_restarted_by_cron_while_the_farm_serves(farm):
+    """The nodes' own cron runs `baleine check` (at most a minute away): no daemon involved."""
+    farm.ok("health.schedule", "--hosts", "node1,node2", "--cron-file", farm.base / "cron",
+            "--history", farm.base / "health.csv")  # fmt: skip
+    _code, reply = farm.invoke_json("ps", "--hosts", "node1")
+    victim = next(row for row in reply["data"] if row["name"].startswith("web-"))
+    os.kill(victim["pid"], 9)
+    deadline, failures, served = time.monotonic() + 150, [], 0
+    while time.monotonic() < deadline:
+        try:
+            get(farm.proxy_url)
+            served += 1
+        except OSError as error:
+            failures.append(repr(error))
+        rows = {row["name"]: row for row in farm.invoke_json("ps", "--all", "--hosts", "node1")[1]["data"]}
+        if rows[victim["name"]]["status"] == "running" and rows[victim["name"]]["restarts"] >= 1:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"{victim['name']} was not restarted by cron within 150 s")
+    assert failures == [] and served > 0
+    assert rows[victim["name"]]["pid"] != victim["pid"]
+    assert get(farm.proxy_url)
