@@ -1,0 +1,100 @@
+"""App specs are checked whole, with errors naming the file and key (pure)."""
+
+import pytest
+
+from fleet import apps
+from fleet.apps import SpecError
+
+GOOD = {
+    "network": {"name": "farm", "subnet": "10.42.0.0/24"},
+    "apps": {
+        "web": {"image": "page", "replicas": 3, "env": {"PAGE": "v1"}, "health": {"http": "/", "interval": 2}},
+        "proxy": {"image": "nginx", "proxy": {"fronts": "web", "listen": 80}, "hosts": ["node1"]},
+    },
+}
+
+
+def with_change(path, value):
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    *parents, last = path
+    table = data
+    for key in parents:
+        table = table.setdefault(key, {})
+    if value is None:
+        del table[last]
+    else:
+        table[last] = value
+    return data
+
+
+def test_the_shipped_webfarm_spec_is_valid():
+    spec = apps.load("apps/webfarm.toml")
+    assert [app.name for app in spec.ordered()] == ["web", "proxy"]
+    assert spec.apps["proxy"].proxy == {"fronts": "web", "listen": 80}
+    assert spec.network["slices"] == 8 and 1 <= spec.network["vxlan"] <= 16777215
+
+
+def test_defaults_and_derived_values():
+    spec = apps.parse(GOOD, "farm.toml")
+    web = spec.apps["web"]
+    assert (web.replicas, web.restart, web.port) == (3, "always", 80)
+    assert web.health_command() == "wget -q -O /dev/null http://127.0.0.1:80/"
+    assert [app.name for app in spec.ordered()] == ["web", "proxy"]  # backends before their proxy
+
+
+def test_the_version_follows_what_shapes_the_containers():
+    web = apps.parse(GOOD, "f").apps["web"]
+    same = apps.parse(GOOD, "f").apps["web"]
+    assert web.version("sha256:a") == same.version("sha256:a")
+    assert web.version("sha256:a") != web.version("sha256:b")  # a new image
+    changed = apps.parse(with_change(("apps", "web", "env"), {"PAGE": "v2"}), "f").apps["web"]
+    assert changed.version("sha256:a") != web.version("sha256:a")
+    more = apps.parse(with_change(("apps", "web", "replicas"), 5), "f").apps["web"]
+    assert more.version("sha256:a") == web.version("sha256:a")  # scaling is not a new version
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("apps", "web", "image"), None, r"apps\.web\.image: missing"),
+        (("apps", "web", "replicas"), 0, r"apps\.web\.replicas: use 1 to 50"),
+        (("apps", "web", "replicas"), "3", r"apps\.web\.replicas: '3' must be int"),
+        (("apps", "web", "colour"), "red", r"apps\.web\.colour: unknown key \(accepted: image, build"),
+        (("apps", "web", "restart"), "sometimes", r"apps\.web\.restart: 'sometimes': use no, on-failure"),
+        (("apps", "web", "command"), ["httpd", 80], r"apps\.web\.command: a list of strings"),
+        (("apps", "web", "env"), {"N": 1}, r"apps\.web\.env: values are strings"),
+        (("apps", "web", "network"), "other", r"apps\.web\.network: only 'host'"),
+        (("apps", "web", "health"), {"cmd": "true", "http": "/"}, r"apps\.web\.health: give exactly one"),
+        (("apps", "web", "health"), {"http": "status"}, r"apps\.web\.health\.http: a path starting with /"),
+        (("apps", "web", "port"), 70000, r"apps\.web\.port: a TCP port"),
+        (("apps", "proxy", "proxy"), {"fronts": "db", "listen": 80}, r"proxy\.fronts: 'db' is not an app"),
+        (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),
+        (("apps", "Web"), {"image": "x"}, r"apps\.Web: app names are lower-case"),
+        (("network", "subnet"), "10.42.0.0/28", r"network\.subnet: an IPv4 subnet of /26 or larger"),
+        (("network", "subnet"), "nonsense", r"network\.subnet: 'nonsense'"),
+        (("network", "slices"), 3, r"network\.slices: 2, 4, 8, 16 or 32"),
+        (("network", "name"), None, r"network\.name: missing"),
+        (("extra",), 1, r"extra: unknown key"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(path, value, message):
+    with pytest.raises(SpecError, match=message) as raised:
+        apps.parse(with_change(path, value), "apps/farm.toml")
+    assert str(raised.value).startswith("apps/farm.toml: ")
+
+
+def test_an_app_without_network_needs_host_networking():
+    data = {"apps": {"solo": {"image": "x"}}}
+    with pytest.raises(SpecError, match=r"apps\.solo\.network: the app needs the file's \[network\]"):
+        apps.parse(data, "f.toml")
+    assert apps.parse({"apps": {"solo": {"image": "x", "network": "host"}}}, "f.toml").apps["solo"].network == "host"
+
+
+def test_a_missing_or_broken_file(tmp_path):
+    with pytest.raises(SpecError, match="cannot read app spec"):
+        apps.load(str(tmp_path / "none.toml"))
+    (tmp_path / "bad.toml").write_text("[apps.web\n")
+    with pytest.raises(Exception, match="not valid TOML"):
+        apps.load(str(tmp_path / "bad.toml"))
