@@ -9,7 +9,8 @@
     image = "page"            image name on the hosts
     build = "busybox"         how to make it here when missing: busybox,
                               debootstrap:SUITE[,...], a directory, a root tarball,
-                              or import:ARCHIVE (docker/OCI archive)
+                              import:ARCHIVE (docker/OCI archive), or file:PATH
+                              (an ext4 image file, pushed as it is)
     size = "32M"              image size (default 64M; import: from its files)
     command = ["httpd", "-f"] default: the image's
     replicas = 3              per host

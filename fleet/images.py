@@ -50,6 +50,17 @@ def local_source(name):
     return Source(images.image_file(name), meta)
 
 
+def file_source(path, name):
+    """An ext4 image file given by path (not registered here): pushed under `name`."""
+    from .node import images
+
+    if not os.path.isfile(path):
+        raise FleetError(f"no image file {path!r}")
+    meta = {"name": name, "digest": "sha256:" + images.file_sha256(path), "source": f"file:{os.path.basename(path)}",
+            "config": {}}  # fmt: skip
+    return Source(path, meta)
+
+
 def fetched_source(session, name):
     """Image `name` fetched from a host into a temporary file here (checked against its sha256)."""
     import shutil

@@ -45,6 +45,8 @@ def _record_failed(spec_file, hosts):
 
 def image_source(app, dry_run):
     """The app's image from this machine's state, built here first if the spec says how."""
+    if app.build.startswith("file:"):
+        return pushing.file_source(os.path.expanduser(app.build[len("file:") :]), app.image)
     try:
         return pushing.local_source(app.image)
     except FleetError:
