@@ -1,7 +1,8 @@
 """A lab fleet on one machine: each node a network + mount namespace with its own sshd.
 
 Node N is a process started by `unshare --net --mount` that sets up its mount
-namespace (its own /var/lib/baleine, /etc/cron.d and /run), starts Debian's
+namespace (its own /var/lib/baleine, /etc/cron.d, /run, and an empty /root as
+on a fresh host: this machine's shell start-up files stay out), starts Debian's
 cron daemon and then becomes sshd. Its network namespace gets one veth whose
 other end is on the lab bridge, where the control machine has the gateway
 address. Keys and known_hosts are generated for the lab, and an inventory
@@ -42,6 +43,7 @@ mount --bind "$node/state" /var/lib/baleine
 mount --bind "$node/cron.d" /etc/cron.d
 mount --bind /dev/null /etc/crontab
 mount -t tmpfs -o mode=755 lab-run /run
+mount -t tmpfs -o mode=700 lab-home /root
 mkdir -p /run/sshd
 if [ -d /var/spool/cron/crontabs ]; then mount -t tmpfs -o mode=1730 lab-crontabs /var/spool/cron/crontabs; fi
 ip link set lo up

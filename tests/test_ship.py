@@ -67,3 +67,22 @@ def test_node_helper_needs_nothing_newer_than_python_3_9():
     done = subprocess.run([str(vermin), "--target=3.9-", "--violations", "--no-tips", "--eval-annotations",
                            str(NODE)], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_cached_build_is_the_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(ship, "_current", [])
+    first = ship.current()
+    cached = list((tmp_path / "baleine").glob("helper-*.pyz"))
+    assert len(cached) == 1 and cached[0].read_bytes() == first.data == ship.zipapp_bytes()
+    monkeypatch.setattr(ship, "_current", [])
+    assert ship.current().sha == first.sha  # read back from the cache
+
+
+def test_the_cache_key_follows_the_sources(tmp_path):
+    node = tmp_path / "node"
+    node.mkdir()
+    (node / "a.py").write_text("x = 1\n")
+    before = ship.sources_key(str(node))
+    (node / "a.py").write_text("x = 2\n")
+    assert ship.sources_key(str(node)) != before

@@ -63,7 +63,7 @@ class Cgroup:
         for (mount, version, controllers), path in zip(self.layout, self.paths()):
             if version == 2:
                 _enable_controllers(mount, os.path.dirname(path))
-            os.makedirs(path, exist_ok=True)
+            _makedirs_racing_removal(path)
             if "cpuset" in controllers:
                 # v1 cpuset children start empty and refuse tasks until filled in,
                 # at every level below the mount (the parent may be nested: a/b).
@@ -178,6 +178,20 @@ class Cgroup:
                 except OSError:
                     break  # other containers still live under it
                 level = os.path.dirname(level)
+
+
+def _makedirs_racing_removal(path, attempts=5):
+    """makedirs, again if another container's rm took the (empty) parent away in between.
+
+    Once our directory is in it, the parent cannot be removed any more.
+    """
+    for attempt in range(attempts):
+        try:
+            os.makedirs(path, exist_ok=True)
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
 
 
 def _enable_controllers(mount, parent):

@@ -83,3 +83,19 @@ def test_prime_migration_moves_a_child_into_its_own_cgroup(tmp_path):
 
     os.waitpid(child, 0)
     assert (folder / "cgroup.procs").read_text() == str(child)
+
+
+def test_create_survives_another_container_removing_the_empty_parent(tmp_path, monkeypatch):
+    """rm of the last container removes the parent; a create at that moment must try again."""
+    real, calls = cgroups.os.makedirs, []
+
+    def racing(path, exist_ok=False):
+        calls.append(path)
+        if len(calls) == 1:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        real(path, exist_ok=exist_ok)
+
+    monkeypatch.setattr(cgroups.os, "makedirs", racing)
+    group = cgroups.Cgroup("c1", parent="p", layout=[(str(tmp_path), 1, frozenset({"memory"}))])
+    group.create()
+    assert (tmp_path / "p" / "c1").is_dir() and calls.count(str(tmp_path / "p" / "c1")) == 2  # tried again
