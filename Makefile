@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+BENCH_VENV := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH ?= start fleet push
 
 .PHONY: help deps test unit lint demo demo-down bench zipapp clean
 
@@ -11,7 +14,7 @@ help:
 	@echo "make demo       install what is missing, start a small web farm on this host"
 	@echo "make demo-down  remove everything the demo made"
 	@echo "make lint       ruff"
-	@echo "make bench      measure against podman (installs podman, runc)"
+	@echo "make bench      measure against podman, ansible, pyinfra, rsync (BENCH=start|fleet|push for one)"
 
 deps: $(STAMP)
 	@scripts/ensure-deps
@@ -42,9 +45,17 @@ demo: deps
 demo-down: $(STAMP)
 	scripts/demo down
 
-bench: deps
-	scripts/ensure-deps podman runc
-	scripts/isolated $(VENV)/bin/python bench/start.py
+# make bench: every benchmark; make bench BENCH=fleet: one (start, fleet, push).
+bench: deps $(BENCH_STAMP)
+	scripts/ensure-deps podman runc rsync
+	for name in $(BENCH); do scripts/isolated $(BENCH_VENV)/bin/python bench/$$name.py || exit 1; done
+
+# The peers and the plotting, in the benchmarks' own venv.
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q ansible-core pyinfra matplotlib -e .
+	@touch $@
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info
