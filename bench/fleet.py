@@ -27,19 +27,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from common import VENV, run  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import lab  # noqa: E402
 
-VENV = HERE / ".venv" / "bin"
 STATE = "/var/lib/baleine/containers.csv"
-
-
-def run(argv, env, **kwargs):
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=REPO, **kwargs)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, argv[:4]))}... failed: {done.stdout[-800:]}{done.stderr[-800:]}")
-    return done
 
 
 def timed(argv, env):

@@ -21,20 +21,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from common import VENV, run  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import lab  # noqa: E402
 
-VENV = HERE / ".venv" / "bin"
 NODES = ("node1", "node2", "node3")
 REMOTE_COPY = "/var/lib/baleine/rsync-copy.ext4"
-
-
-def run(argv, env, **kwargs):
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=REPO, **kwargs)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, argv[:4]))}... failed: {done.stdout[-800:]}{done.stderr[-800:]}")
-    return done
 
 
 def sent_bytes():

@@ -20,6 +20,7 @@
     restart = "always"        no | on-failure[:N] | always | unless-stopped
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
+    keep = 2                  earlier versions kept, stopped, for `invoke rollback`
     [apps.web.health]         cmd = "..." or http = "/path" (+ port), checked with wget
     interval = 2              seconds, also used by the cron check; retries; timeout
     [apps.proxy.proxy]        this app is the reverse proxy (nginx) in front of another
@@ -41,7 +42,7 @@ from .inventory import read_toml
 APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
     "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
-    "health": dict, "proxy": dict,
+    "health": dict, "proxy": dict, "keep": int,
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float)}  # fmt: skip
@@ -73,6 +74,7 @@ class App:
     port: int = 80
     health: dict = field(default_factory=dict)
     proxy: dict = field(default_factory=dict)
+    keep: int = 2  # earlier versions kept (stopped) on each host for `invoke rollback`
 
     def health_command(self):
         """The shell command the health check runs inside the container, or ''."""
@@ -169,9 +171,10 @@ def _app(name, table, network, fail):
     if health.get("http") and not health["http"].startswith("/"):
         fail(f"{where}.health.http", "a path starting with /")
     proxy = _table(fields.get("proxy", {}), PROXY_KEYS, f"{where}.proxy", fail)
-    for key in ("port",):
-        if key in fields and not 0 < fields[key] < 65536:
-            fail(f"{where}.{key}", "a TCP port, 1 to 65535")
+    if "port" in fields and not 0 < fields["port"] < 65536:
+        fail(f"{where}.port", "a TCP port, 1 to 65535")
+    if not 0 <= fields.get("keep", 2) <= 10:
+        fail(f"{where}.keep", "0 to 10 earlier versions")
     if proxy.get("listen") is not None and not 0 < proxy["listen"] < 65536:
         fail(f"{where}.proxy.listen", "a TCP port, 1 to 65535")
     fields["health"], fields["proxy"] = health, proxy

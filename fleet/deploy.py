@@ -100,13 +100,14 @@ def plan_host(app, version, host, view, network=None):
     versions = app_containers(app.name, view["containers"])
     others = [v for v in versions if v != version]
     running_other = [v for v in others if any(i["status"] == "running" for i in versions[v])]
-    # Keep one other version for rollback: the one running now if any, else the newest stopped.
-    kept = running_other[0] if running_other else (others[0] if others else None)
+    # Keep app.keep other versions for rollback, newest first: the one running now, if any,
+    # then the newest stopped ones. Older versions go once this deploy changes something.
+    kept = (running_other + [v for v in others if v not in running_other])[: app.keep]
     for other in others:
         for item in versions[other]:
             if item["status"] == "running":
                 plan.retire.append(item["name"])
-            elif other != kept and (plan.start or plan.revive or running_other):
+            elif other not in kept and (plan.start or plan.revive or running_other):
                 plan.remove.append(item["name"])
     surplus = [i["name"] for i in versions.get(version, []) if i["name"] not in wanted]
     plan.remove += surplus  # replicas lowered

@@ -21,6 +21,22 @@ class Lab:
         self.record = record
         self.env = dict(os.environ, BALEINE_INVENTORY=str(base / "hosts"), BALEINE_ROOT=str(base / "local"))
 
+    @classmethod
+    def start(cls, base, nodes):
+        """A lab of `nodes` nodes on a free subnet, its files under base."""
+        from hostnet import free_subnet
+
+        from fleet import lab
+
+        record = lab.up(nodes, subnet=free_subnet(), directory=str(base / "lab"),
+                        inventory=str(base / "hosts" / "lab.toml"), say=lambda _text: None)  # fmt: skip
+        return cls(base, record)
+
+    def stop(self):
+        from fleet import lab
+
+        return lab.down(str(self.dir), say=lambda _text: None)
+
     def invoke(self, *args, env=None, timeout=300):
         done = subprocess.run([INVOKE, *map(str, args)], cwd=REPO, env={**self.env, **(env or {})},
                               capture_output=True, text=True, timeout=timeout)  # fmt: skip

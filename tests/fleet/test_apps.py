@@ -69,6 +69,7 @@ def test_the_version_follows_what_shapes_the_containers():
         (("apps", "web", "health"), {"cmd": "true", "http": "/"}, r"apps\.web\.health: give exactly one"),
         (("apps", "web", "health"), {"http": "status"}, r"apps\.web\.health\.http: a path starting with /"),
         (("apps", "web", "port"), 70000, r"apps\.web\.port: a TCP port"),
+        (("apps", "web", "keep"), 11, r"apps\.web\.keep: 0 to 10"),
         (("apps", "proxy", "proxy"), {"fronts": "db", "listen": 80}, r"proxy\.fronts: 'db' is not an app"),
         (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),
         (("apps", "Web"), {"image": "x"}, r"apps\.Web: app names are lower-case"),

@@ -40,18 +40,15 @@ proxy = {{ fronts = "web", listen = 80 }}
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
-    base = tmp_path_factory.mktemp("deploy")
-    record = lab.up(2, subnet=free_subnet(), directory=str(base / "lab"),
-                    inventory=str(base / "hosts" / "lab.toml"), say=lambda _text: None)  # fmt: skip
-    the_lab = Lab(base, record)
+    the_lab = Lab.start(tmp_path_factory.mktemp("deploy"), 2)
     the_lab.env["BALEINE_ROOT"] = str(CONTROL_ROOT)
     the_lab.farm_subnet = free_subnet()
-    the_lab.proxy_url = f"http://{record['nodes'][0]['address']}/"
+    the_lab.proxy_url = f"http://{the_lab.record['nodes'][0]['address']}/"
     try:
         build_nginx_image(the_lab.env)
         yield the_lab
     finally:
-        lab.down(str(base / "lab"), say=lambda _text: None)
+        the_lab.stop()
 
 
 def spec(farm, page, path="/", wait=20):

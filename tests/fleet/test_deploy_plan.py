@@ -45,11 +45,15 @@ def test_a_new_version_starts_beside_the_old_and_retires_it():
     assert "then stop web-aaaaaaa-1" in plan.describe()
 
 
-def test_versions_older_than_the_kept_one_are_removed():
+def test_versions_older_than_the_kept_ones_are_removed():
     current = [item("web-aaaaaaa-1", "exited", "2026-01-01T00:00:00Z"),
-               item("web-ccccccc-1", "running", "2026-01-02T00:00:00Z")]  # fmt: skip
-    plan = deploy.plan_host(web(), "bbbbbbb", "node1", view(current))
+               item("web-ddddddd-1", "exited", "2026-01-02T00:00:00Z"),
+               item("web-ccccccc-1", "running", "2026-01-03T00:00:00Z")]  # fmt: skip
+    plan = deploy.plan_host(web(), "bbbbbbb", "node1", view(current))  # keep = 2: ccccccc and ddddddd
     assert plan.retire == ["web-ccccccc-1"] and plan.remove == ["web-aaaaaaa-1"]
+    one = apps.parse({**SPEC, "apps": {"web": {"image": "page", "replicas": 2, "keep": 1}}}, "f").apps["web"]
+    plan = deploy.plan_host(one, "bbbbbbb", "node1", view(current))
+    assert plan.retire == ["web-ccccccc-1"] and sorted(plan.remove) == ["web-aaaaaaa-1", "web-ddddddd-1"]
 
 
 def test_stopped_containers_of_this_version_are_restarted_and_surplus_removed():

@@ -4,7 +4,6 @@ import os
 import time
 
 import pytest
-from hostnet import free_subnet
 from labfleet import Lab
 
 from fleet import client, inventory, lab, transport
@@ -15,15 +14,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def fleet_lab(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fleet")
-    record = lab.up(3, subnet=free_subnet(), directory=str(base / "lab"),
-                    inventory=str(base / "hosts" / "lab.toml"), say=lambda _text: None)  # fmt: skip
-    the_lab = Lab(base, record)
+    the_lab = Lab.start(tmp_path_factory.mktemp("fleet"), 3)
     try:
         the_lab.local("image", "create", "bb", "--size", "32M", "--from", "busybox")
         yield the_lab
     finally:
-        lab.down(str(base / "lab"), say=lambda _text: None)
+        the_lab.stop()
 
 
 def helper_files(the_lab, node):
