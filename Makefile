@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BENCH_VENV := bench/.venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
-BENCH ?= start fleet push
+BENCH ?= start density fleet push
 
 .PHONY: help deps test unit lint demo demo-down bench zipapp clean
 
@@ -45,7 +45,7 @@ demo: deps
 demo-down: $(STAMP)
 	scripts/demo down
 
-# make bench: every benchmark; make bench BENCH=fleet: one (start, fleet, push).
+# make bench: every benchmark; make bench BENCH=fleet: one (start, density, fleet, push).
 bench: deps $(BENCH_STAMP)
 	scripts/ensure-deps podman runc rsync
 	for name in $(BENCH); do scripts/isolated $(BENCH_VENV)/bin/python bench/$$name.py || exit 1; done

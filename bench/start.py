@@ -1,6 +1,7 @@
 """Container start: `baleine container run --rm` against `podman run --rm --runtime runc`.
 
-Both run the same busybox root filesystem and the command `true`, with a
+Both run the same busybox root filesystem and the command `true` under a
+64 MiB memory limit, with a
 network (baleine: one bridge network, podman: its default network) and
 without. Runs alternate between the tools within one process so both see the
 same machine state; we report medians and the ratio podman / baleine.
@@ -59,9 +60,10 @@ class Baleine:
 
     def cases(self):
         return {
-            "network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "--network", "bench", "bb",
-                        "true"],
-            "no network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "bb", "true"],
+            "network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "--network", "bench",
+                        "--memory", "64M", "bb", "true"],
+            "no network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "--memory", "64M",
+                           "bb", "true"],
         }  # fmt: skip
 
 
@@ -91,7 +93,7 @@ class Podman:
                         pass
 
     def cases(self):
-        base = ["podman", "run", "--rm", "--runtime", "runc"]
+        base = ["podman", "run", "--rm", "--runtime", "runc", "--memory", "64m"]
         return {
             "network": [*base, PODMAN_IMAGE, "true"],
             "no network": [*base, "--network", "none", PODMAN_IMAGE, "true"],

@@ -14,9 +14,15 @@ def show(c, hosts="all"):
     from .. import view
 
     loaded = inventory.load()
+    members = {}
+    for group in loaded.groups:
+        try:
+            members[group] = loaded.select(group)
+        except inventory.InventoryError:
+            members[group] = []  # a glob that matches no host (yet)
     rows = []
     for host in loaded.select(hosts):
-        groups = [name for name in loaded.groups if host in loaded.select(name)]
+        groups = [name for name in loaded.groups if host in members[name]]
         labels = ", ".join(f"{key}={value}" for key, value in host.labels.items())
         rows.append([host.name, f"{host.user}@{host.address}:{host.port}", "sudo" if host.sudo else "",
                      ",".join(groups), labels])  # fmt: skip

@@ -160,3 +160,22 @@ def test_environment_variable_moves_the_inventory(tmp_path, monkeypatch):
     (tmp_path / "x.toml").write_text('[hosts.only]\naddress = "192.0.2.5"\n')
     monkeypatch.setenv("BALEINE_INVENTORY", str(tmp_path / "x.toml"))
     assert list(inventory.load().hosts) == ["only"]
+
+
+def test_invoke_hosts_shows_the_inventory():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, BALEINE_INVENTORY=str(repo / "hosts" / "example.toml"))
+    done = subprocess.run([str(Path(sys.executable).parent / "invoke"), "hosts"], cwd=repo, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert rows[0] == ["HOST", "SSH", "SUDO", "GROUPS", "LABELS"]
+    assert rows[3][:4] == ["db1", "deploy@203.0.113.21:2222", "sudo", "everything"]
+    unknown = subprocess.run([str(Path(sys.executable).parent / "invoke"), "hosts", "--hosts", "nope"], cwd=repo,
+                             env=dict(env, HOME=str(repo / "no-home")), capture_output=True, text=True)  # fmt: skip
+    assert unknown.returncode == 2 and "unknown host or group 'nope' (known: web1, web2, db1" in unknown.stderr
