@@ -88,6 +88,10 @@ class Inventory:
             for host in self._expand(word, ()):
                 if host not in chosen:
                     chosen.append(host)
+        if not chosen:
+            why = "" if self.hosts else (": the inventory has none yet (add hosts/NAME.toml, see "
+                                         "hosts/example.toml, or run invoke lab.up)")  # fmt: skip
+            raise InventoryError(f"--hosts {spec} selects no host{why}")
         return chosen
 
     def _expand(self, word, seen):

@@ -85,6 +85,9 @@ def test_glob_matching_nothing_is_an_error(tmp_path):
 def test_empty_selection_is_an_error(tmp_path):
     with pytest.raises(InventoryError, match="no hosts selected"):
         load_text(tmp_path, BASIC).select(" , ")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InventoryError, match="--hosts all selects no host: the inventory has none yet"):
+        inventory.load(str(tmp_path / "empty")).select("all")
 
 
 def test_names_not_in_the_inventory_resolve_through_ssh_config(tmp_path):
