@@ -1,0 +1,66 @@
+"""Fan-out: bounded, every host's outcome collected, failures typed (pure: no SSH is opened)."""
+
+import threading
+import time
+
+import pytest
+
+from fleet import transport
+from fleet.errors import FleetError, TimedOut, Unreachable
+from fleet.inventory import Host
+
+HOSTS = [Host(f"n{index}", f"192.0.2.{index}") for index in range(1, 7)]
+
+
+def test_parallel_bounds_the_hosts_at_once_and_keeps_their_order():
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def work(session):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return session.host.name.upper()
+
+    with transport.Fleet(HOSTS, parallel=2) as fleet:
+        outcomes = fleet.each(work)
+    assert peak[0] == 2
+    assert [outcome.value for outcome in outcomes] == ["N1", "N2", "N3", "N4", "N5", "N6"]
+
+
+def test_one_host_failing_never_stops_the_others():
+    def work(session):
+        if session.host.name == "n2":
+            raise Unreachable("n2", "connection refused")
+        if session.host.name == "n3":
+            raise KeyError("a bug")
+        return "ok"
+
+    with transport.Fleet(HOSTS, parallel=3) as fleet:
+        outcomes = fleet.each(work)
+    assert [outcome.ok for outcome in outcomes] == [True, False, False, True, True, True]
+    assert outcomes[1].error.kind == "unreachable"
+    assert outcomes[2].error.reason == "internal error: KeyError: 'a bug'"
+
+
+def test_the_per_host_timeout_is_a_deadline():
+    session = transport.Session(HOSTS[0], timeout=0.05)
+    assert session.remaining() > 0
+    time.sleep(0.06)
+    with pytest.raises(TimedOut, match=r"n1: gave up after the per-host timeout of 0\.05 s"):
+        session.remaining()
+
+
+@pytest.mark.parametrize(("parallel", "timeout"), [(0, 10), ("x", 10), (4, 0), (4, -1)])
+def test_bad_parallel_or_timeout_is_refused(parallel, timeout):
+    with pytest.raises(FleetError, match=r"invalid --(parallel|timeout)"):
+        transport.Fleet(HOSTS, parallel=parallel, timeout=timeout)
+
+
+def test_known_hosts_entries_and_fingerprints():
+    assert transport.known_hosts_entry("192.0.2.1", 22) == "192.0.2.1"
+    assert transport.known_hosts_entry("192.0.2.1", 2222) == "[192.0.2.1]:2222"
+    key = type("Key", (), {"asbytes": lambda self: b"key bytes"})()  # sha256, base64, no padding, as ssh-keygen -l
+    assert transport.fingerprint(key) == "SHA256:FfqziWBi01n8BnganYyFFwjmHS+bkHo2N1PvnUgPvEo"
