@@ -26,7 +26,7 @@ def call(session, *args, stdin=None):
     """Run `baleine ARGS --json` on the session's host; returns the reply's data or raises HelperError."""
     argv = [str(arg) for arg in args]
     build = ship.current()
-    if stdin is not None and not getattr(session, "helper_ready", False):
+    if stdin is not None and not session.helper_ready:
         ensure_helper(session)  # a stream cannot be replayed after a missing-helper exit
     line = _guarded(session, build.sha, with_json(argv))
     done = session.run(None, stdin=stdin, raw=line)

@@ -72,6 +72,7 @@ class Session:
         self.timeout = timeout
         self.ssh_config = ssh_config
         self.connection = None
+        self.helper_ready = False  # this build of the helper is known to be on the host (client.py)
         self.notes = []  # what was done on the way (helper shipped...), for the task to report
 
     # ------------------------------------------------------------ connecting
