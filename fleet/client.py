@@ -43,10 +43,10 @@ def with_json(argv):
     return [*argv[:at], "--json", *argv[at:]]
 
 
-def stream(session, *args):
-    """Run a helper verb whose stdout is data (image send): returns (channel, chunks)."""
+def start(session, *args):
+    """Start a helper verb whose stdout is data (image send); returns its channel."""
     ensure_helper(session)
-    return session.stream(None, raw=_guarded(session, ship.current().sha, [str(arg) for arg in args]))
+    return session.start(None, raw=_guarded(session, ship.current().sha, [str(arg) for arg in args]))
 
 
 def ensure_helper(session):

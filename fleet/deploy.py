@@ -18,7 +18,6 @@ then:
 """
 
 import ipaddress
-import json
 import re
 import socket
 import time
@@ -309,10 +308,6 @@ def switch_proxy(session, proxy_app, upstreams):
             if reply["exit_code"] != 0:
                 raise HelperError(session.host.name, ["container", "exec", item["name"]], reply["exit_code"],
                                   f"nginx refused the new configuration: {reply['stderr'].strip()}")  # fmt: skip
-
-
-def dumps_plan(plans):
-    return json.dumps([plan.__dict__ for plan in plans])
 
 
 # ----------------------------------------------------------------- the whole deploy

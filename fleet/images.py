@@ -67,7 +67,7 @@ def fetched_source(session, name):
 
     work = tempfile.mkdtemp(prefix="baleine-push-")
     path = os.path.join(work, "image.ext4")
-    channel, _chunks = client.stream(session, "image", "send", name)
+    channel = client.start(session, "image", "send", name)
     try:
         reader = channel.makefile("rb")
         meta = transfer.read_header(reader)
@@ -75,7 +75,7 @@ def fetched_source(session, name):
         code = channel.recv_exit_status()
     except Exception as error:
         shutil.rmtree(work, ignore_errors=True)
-        stderr = channel.makefile_stderr("rb").read().decode("utf-8", "replace")
+        stderr = channel.recv_stderr(1 << 16) if channel.recv_stderr_ready() else b""  # never wait for more
         if isinstance(error, FleetError):
             raise
         raise HelperError(session.host.name, ["image", "send", name], None,

@@ -186,17 +186,9 @@ class Session:
             stderr.join()
         return Completed(code, stdout, stderr.data)
 
-    def stream(self, argv, raw=None):
-        """Run argv (or raw) and return (channel, iterator over its stdout); the caller closes the channel."""
-        channel = self._exec(raw or self.command_line(argv))
-        return channel, _chunks(channel, self)
-
-    def put(self, data, remote_path):
-        """Write bytes to a file on the host over SFTP (the caller renames it into place)."""
-        import io
-
-        connection = self.open()
-        connection.put(io.BytesIO(data), remote_path)
+    def start(self, argv, raw=None):
+        """Start argv (or raw) and return its channel, for a caller that reads stdout itself and closes it."""
+        return self._exec(raw or self.command_line(argv))
 
     def _exec(self, command_line):
         import paramiko

@@ -115,8 +115,16 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     code, reply = fleet_lab.invoke_json("ps", "--all", "--hosts", "node2")
     assert [row["status"] for row in reply["data"]] == ["exited"]
     fleet_lab.ok("container.start", "web", "--hosts", "node2")
-    logs = fleet_lab.ok("container.logs", "web", "--hosts", "node1,node2")
-    assert logs.returncode == 0
+    fleet_lab.ok("container.run", "bb", "--hosts", "node1,node2", "--name", "talker",
+                 "--command", "sh -c 'echo hello; sleep 600'")  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        logs = fleet_lab.ok("container.logs", "talker", "--hosts", "node1,node2", "--tail", "5").stdout
+        if logs.count("hello") == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert sorted(logs.splitlines()) == ["node1 | hello", "node2 | hello"]
+    fleet_lab.ok("container.rm", "talker", "--force", "--hosts", "node1,node2")
 
 
 def test_health_shows_what_is_wrong(fleet_lab):
