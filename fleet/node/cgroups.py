@@ -265,25 +265,48 @@ def _usage_v2(group):
     }
 
 
-def prime_migration(layout=None):
-    """Start the kernel's slow first cgroup move now, in the background; returns a pid to reap.
+class Primer:
+    """Keeps the kernel's fast path for cgroup moves open while a container starts.
 
-    The first write to any cgroup.procs after a quiet spell waits for an RCU
-    grace period (13 ms measured here, on the cgroup thread-group lock); writes
-    that follow within the next grace period are cheap. A throwaway child
-    moves itself into the cgroup it is already in (a no-op) while the caller
-    copies the container's disk, so the container's own move comes cheap.
+    A write to cgroup.procs after a quiet spell waits for an RCU grace period
+    (13-15 ms measured here, on the cgroup thread-group lock); writes within a
+    grace period of the previous one are cheap. A throwaway child moves itself
+    into the cgroup it is already in (a no-op), again every few milliseconds,
+    until stop(): started before the disk copy, it makes the container's own
+    move cheap whenever it comes. It also ends if we die (its pipe closes).
     """
-    layout = hierarchies() if layout is None else layout
-    mount, own = _own_cgroup(layout)
-    child = os.fork()
-    if child == 0:
-        try:
-            with open(os.path.join(mount, own.lstrip("/"), "cgroup.procs"), "w") as handle:
+
+    INTERVAL = 0.004  # well inside a grace period
+
+    def __init__(self, layout=None):
+        layout = hierarchies() if layout is None else layout
+        mount, own = _own_cgroup(layout)
+        stop_read, self._stop = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self._stop)
+            _keep_moving(os.path.join(mount, own.lstrip("/"), "cgroup.procs"), stop_read)
+        os.close(stop_read)
+
+    def stop(self):
+        if self._stop is not None:
+            os.close(self._stop)
+            self._stop = None
+            os.waitpid(self.pid, 0)
+
+
+def _keep_moving(procs, stop_read):
+    """In the primer child: move into our own cgroup until stop_read says stop. Never returns."""
+    import select
+
+    try:
+        while True:
+            with open(procs, "w") as handle:
                 handle.write(str(os.getpid()))
-        finally:
-            os._exit(0)  # a failure only means no head start
-    return child
+            if select.select([stop_read], [], [], Primer.INTERVAL)[0]:
+                break
+    finally:
+        os._exit(0)  # a failure only means no head start
 
 
 def _own_cgroup(layout):

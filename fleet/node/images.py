@@ -185,7 +185,11 @@ def make_filesystem(rootfs, target, size):
     """A sparse file of `size` bytes holding an ext4 filesystem populated from rootfs."""
     with open(target, "wb") as handle:
         handle.truncate(size)
-    argv = ["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=0:0", "-d", rootfs, target]
+    # lazy_journal_init: the file is fresh and sparse, so the journal already reads as zeros.
+    # Zeroed by mkfs, it becomes allocated extents that every container's copy would carry
+    # (4 MiB for a 64M image, 64 MiB for 1G) once the page cache has seen them.
+    options = "root_owner=0:0,lazy_journal_init=1"
+    argv = ["mkfs.ext4", "-q", "-F", "-m", "0", "-E", options, "-d", rootfs, target]
     try:
         linux.run(argv)
     except Missing:

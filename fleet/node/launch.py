@@ -64,21 +64,37 @@ class Launch:
         self.channel = None
         self.reader = None
         self.init_pid = None
+        ready, told = os.pipe()
         self.waiter_pid = os.fork()
         if self.waiter_pid == 0:
-            self._become_waiter(cgroup, detach, log_output)
+            os.close(ready)
+            self._become_waiter(cgroup, detach, log_output, told)
+        os.close(told)
+        self._unshared = ready
+        # Load libc's bindings while the child loads its own: the helper that sets up
+        # the container's network (setns) is forked from us and then need not.
+        linux.libc()
 
-    def _become_waiter(self, cgroup, detach, log_output):
-        """In the forked child: join the cgroup, unshare, exec the waiter. Never returns."""
+    def _become_waiter(self, cgroup, detach, log_output, told):
+        """In the forked child: unshare, join the cgroup, exec the waiter. Never returns.
+
+        The parent hears (on told) as soon as the network namespace exists, and
+        plugs the network while this process joins the cgroup (a move that waits
+        for an RCU grace period on cgroup v1) and the init boots.
+        """
         try:
             if detach:
                 os.setsid()
             if log_output:
                 _stdio_to(os.path.join(self.directory, "log"))
-            _close_inherited()
-            cgroup.join(os.getpid())
+            _close_inherited(keep=told)
             # --network host: every namespace but the network one
-            linux.unshare(NAMESPACES & ~linux.CLONE_NEWNET if self.config.get("host_network") else NAMESPACES)
+            wanted = NAMESPACES & ~linux.CLONE_NEWNET if self.config.get("host_network") else NAMESPACES
+            linux.unshare(wanted & ~linux.CLONE_NEWCGROUP)
+            os.write(told, b"u")
+            os.close(told)
+            cgroup.join(os.getpid())
+            linux.unshare(linux.CLONE_NEWCGROUP)  # after the move: the container's cgroup is its root
             os.chdir("/")
             init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
             exit_file = os.path.join(self.directory, "exit")
@@ -87,6 +103,21 @@ class Launch:
             os.write(2, f"baleine: cannot start the container: {error}\n".encode())
         finally:
             os._exit(125)
+
+    def namespaces(self):
+        """Wait until the container's namespaces exist; returns a pid inside them (the waiter's).
+
+        Its network namespace is the container's: veths can go in before the init runs.
+        """
+        try:
+            ready, _, _ = select.select([self._unshared], [], [], HANDSHAKE_TIMEOUT)
+            told = os.read(self._unshared, 1) if ready else b""
+        finally:
+            os.close(self._unshared)
+            self._unshared = None
+        if told != b"u":  # it died before: gone, or going
+            raise StartFailed(f"the container's namespaces were not made ({self._failure(wait=True)})")
+        return self.waiter_pid
 
     def accept(self):
         """Wait for the init to call in; returns its pid as the host sees it."""
@@ -136,13 +167,16 @@ class Launch:
             raise StartFailed(message, int(status))
         return reply
 
-    def _failure(self):
-        done, status = os.waitpid(self.waiter_pid, os.WNOHANG)
+    def _failure(self, wait=False):
+        done, status = os.waitpid(self.waiter_pid, 0 if wait else os.WNOHANG)
         if not done:
             return f"no answer after {HANDSHAKE_TIMEOUT:.0f} s"
         return f"it exited with status {shell_status(status)}; see `baleine container logs`"
 
     def close(self):
+        if self._unshared is not None:
+            os.close(self._unshared)
+            self._unshared = None
         if self.reader is not None:
             self.reader.close()
         for sock in (self.channel, self.listener):
@@ -165,9 +199,13 @@ def shell_status(wait_status):
     return 128 - code if code < 0 else code
 
 
-def _close_inherited():
-    """Close every descriptor but stdio: none of the caller's may reach a container."""
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+def _close_inherited(keep=None):
+    """Close every descriptor but stdio (and keep): none of the caller's may reach a container."""
+    if keep is None:
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    else:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _stdio_to(log_path):

@@ -1,3 +1,8 @@
+import os
+import time
+
+import pytest
+
 from fleet.node import cgroups
 
 HYBRID = """\
@@ -72,17 +77,24 @@ def test_v1_cpuset_is_filled_at_every_level_of_a_nested_parent(tmp_path):
         assert (mount / level / "cpuset.cpus").read_text() == "0-1", level
 
 
-def test_prime_migration_moves_a_child_into_its_own_cgroup(tmp_path):
-    """The primer writes its own pid into the cgroup it already is in (here a fake tree)."""
+def test_primer_moves_a_child_into_its_own_cgroup_until_stopped(tmp_path):
+    """The primer writes its own pid into the cgroup it already is in (here a fake tree), again and again."""
     with open("/proc/self/cgroup") as handle:
         own = next(line.split(":", 2)[2].strip() for line in handle if line.startswith("0::"))
-    folder = tmp_path / own.lstrip("/")
-    folder.mkdir(parents=True, exist_ok=True)
-    child = cgroups.prime_migration([(str(tmp_path), 2, frozenset())])
-    import os
-
-    os.waitpid(child, 0)
-    assert (folder / "cgroup.procs").read_text() == str(child)
+    procs = tmp_path / own.lstrip("/") / "cgroup.procs"
+    procs.parent.mkdir(parents=True, exist_ok=True)
+    primer = cgroups.Primer([(str(tmp_path), 2, frozenset())])
+    deadline = time.monotonic() + 10
+    while not procs.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    procs.unlink()  # it keeps writing while it runs
+    while not procs.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert procs.read_text() == str(primer.pid)
+    primer.stop()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(primer.pid, os.WNOHANG)  # stop() reaped it
+    primer.stop()  # twice is harmless
 
 
 def test_create_survives_another_container_removing_the_empty_parent(tmp_path, monkeypatch):
