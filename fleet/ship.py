@@ -15,7 +15,6 @@ import importlib.util
 import io
 import marshal
 import os
-import zipfile
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -34,6 +33,8 @@ PACKAGE_INIT = b'"""baleine (only the node helper is shipped to hosts)."""\n'
 
 def zipapp_bytes(node_dir=NODE_DIR):
     """The zipapp's bytes: fleet/node/*.py plus a tiny __main__, with a shebang."""
+    import zipfile  # here: most tasks find the build in the cache and never need it
+
     entries = {"__main__.py": MAIN, "fleet/__init__.py": PACKAGE_INIT}
     for name in sorted(os.listdir(node_dir)):
         if name.endswith(".py"):

@@ -16,7 +16,10 @@ EPILOG = "State lives in $BALEINE_ROOT (default /var/lib/baleine). Add --json fo
 
 
 class Reply:
-    """What a verb returns: data for --json, text for people, the exit status."""
+    """What a verb returns: data for --json, text for people, the exit status.
+
+    text may be a function, called only when the text is printed.
+    """
 
     def __init__(self, data, text=None, status=0):
         self.data = data
@@ -306,8 +309,10 @@ def _jsonable(details):
 def _emit_ok(reply, json_mode):
     if json_mode:
         _print_json({"ok": True, "data": reply.data})
-    elif reply.text:
-        sys.stdout.write(reply.text.rstrip("\n") + "\n")
+    else:
+        text = reply.text() if callable(reply.text) else reply.text
+        if text:
+            sys.stdout.write(text.rstrip("\n") + "\n")
 
 
 def _print_json(payload):

@@ -64,3 +64,28 @@ def test_known_hosts_entries_and_fingerprints():
     assert transport.known_hosts_entry("192.0.2.1", 2222) == "[192.0.2.1]:2222"
     key = type("Key", (), {"asbytes": lambda self: b"key bytes"})()  # sha256, base64, no padding, as ssh-keygen -l
     assert transport.fingerprint(key) == "SHA256:FfqziWBi01n8BnganYyFFwjmHS+bkHo2N1PvnUgPvEo"
+
+
+def test_the_ssh_socket_sends_and_acknowledges_at_once():
+    """Nagle off and quick ACKs: without them each SSH command waited 40 ms for a delayed ACK."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        host = Host("local", "127.0.0.1", port=server.getsockname()[1])
+        sock = transport._prompt_socket(host, timeout=5)
+        peer, _ = server.accept()
+        with sock, peer:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert sock.gettimeout() == 5
+            peer.sendall(b"SSH-2.0-test\r\n")
+            assert sock.recv(64) == b"SSH-2.0-test\r\n"
+            assert isinstance(sock, socket.socket)  # paramiko gets a real socket
+
+
+def test_a_refused_connection_is_the_error_paramiko_would_raise():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError):
+        transport._prompt_socket(Host("gone", "127.0.0.1", port=port), timeout=5)

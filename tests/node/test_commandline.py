@@ -69,3 +69,20 @@ def test_help_lists_verbs_options_and_their_metavars(capsys):
     with pytest.raises(SystemExit):
         parse("--version")
     assert capsys.readouterr().out.startswith("baleine ")
+
+
+def test_json_listing_skips_the_table_and_its_imports(tmp_path):
+    """The fleet lists every host with --json: the text table (and its imports) must not be made."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; from fleet.node.cli import main; status = main(['container', 'list', '--json']); "
+        "print('table' if 'fleet.node.render' in sys.modules else 'no table', status)"
+    )
+    repo = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {repo!r}); {code}"],
+                          capture_output=True, text=True, env={"BALEINE_ROOT": str(tmp_path)})  # fmt: skip
+    assert done.stdout.splitlines()[-1] == "no table 0", done.stderr
+    assert '"ok": true' in done.stdout.splitlines()[0]
