@@ -74,8 +74,8 @@ class _PromptSocket(socket.socket):
         return super().recv(size, flags)
 
 
-def _prompt_socket(host, timeout):
-    plain = socket.create_connection((host.address, host.port), timeout=timeout)
+def _prompt_socket(address, port, timeout):
+    plain = socket.create_connection((address, port), timeout=timeout)
     sock = _PromptSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
     sock.settimeout(timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -126,7 +126,9 @@ class Session:
         client.set_missing_host_key_policy(_RefuseUnknown(host, known))
         try:
             if not connection.gateway:  # a ProxyJump/ProxyCommand brings its own socket
-                connection.connect_kwargs["sock"] = _prompt_socket(host, connection.connect_timeout)
+                # connection.host: the ssh config's HostName for the address, as Fabric resolved it
+                sock = _prompt_socket(connection.host, connection.port, connection.connect_timeout)
+                connection.connect_kwargs["sock"] = sock
             connection.open()
         except BaseException:  # noqa: BLE001 - closed, then re-raised as a FleetError or unchanged
             client.close()  # no half-open transport thread left behind

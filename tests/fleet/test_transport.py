@@ -71,8 +71,7 @@ def test_the_ssh_socket_sends_and_acknowledges_at_once():
     import socket
 
     with socket.create_server(("127.0.0.1", 0)) as server:
-        host = Host("local", "127.0.0.1", port=server.getsockname()[1])
-        sock = transport._prompt_socket(host, timeout=5)
+        sock = transport._prompt_socket("127.0.0.1", server.getsockname()[1], timeout=5)
         peer, _ = server.accept()
         with sock, peer:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
@@ -88,4 +87,29 @@ def test_a_refused_connection_is_the_error_paramiko_would_raise():
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
     with pytest.raises(ConnectionRefusedError):
-        transport._prompt_socket(Host("gone", "127.0.0.1", port=port), timeout=5)
+        transport._prompt_socket("127.0.0.1", port, timeout=5)
+
+
+def test_the_socket_goes_where_the_ssh_config_sends_the_address(tmp_path):
+    """An address the ssh config renames (HostName) is connected to as Fabric would: by that HostName."""
+    import socket
+
+    config = tmp_path / "ssh_config"
+    config.write_text("Host alias.invalid\n  HostName 127.0.0.1\n")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(10)
+        host = Host("web", "alias.invalid", port=server.getsockname()[1], known_hosts=str(tmp_path / "known"))
+        session = transport.Session(host, timeout=10, ssh_config=str(config))
+        reached = []
+
+        def answer_and_hang_up():
+            peer, _ = server.accept()
+            reached.append(peer)
+            peer.close()  # no sshd here
+
+        thread = threading.Thread(target=answer_and_hang_up)
+        thread.start()
+        with pytest.raises(Unreachable):
+            session.open()
+        thread.join()
+    assert reached
