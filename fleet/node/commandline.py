@@ -118,8 +118,9 @@ class Command:
 
     def _defaults(self, values):
         for option in self._all_options():
-            if option.dest not in ("help", "json") or not hasattr(values, option.dest):
-                setattr(values, option.dest, list(option.default) if option.repeat else option.default)
+            if option.dest == "json" and values.json:
+                continue  # --json given before the verb (baleine --json container list) stays given
+            setattr(values, option.dest, list(option.default) if option.repeat else option.default)
         for positional in self.positionals:
             setattr(values, positional.dest, [] if positional.nargs in ("*", REST) else None)
 
