@@ -85,12 +85,15 @@ def test_primer_moves_a_child_into_its_own_cgroup_until_stopped(tmp_path):
     procs.parent.mkdir(parents=True, exist_ok=True)
     primer = cgroups.Primer([(str(tmp_path), 2, frozenset())])
     deadline = time.monotonic() + 10
-    while not procs.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+
+    def written():  # the file exists (empty) between the primer's open and its write: wait for the pid
+        while not (procs.exists() and procs.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return procs.read_text() if procs.exists() else ""
+
+    written()
     procs.unlink()  # it keeps writing while it runs
-    while not procs.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert procs.read_text() == str(primer.pid)
+    assert written() == str(primer.pid)
     primer.stop()
     with pytest.raises(ChildProcessError):
         os.waitpid(primer.pid, os.WNOHANG)  # stop() reaped it
