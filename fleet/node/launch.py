@@ -9,6 +9,11 @@ The waiter is a fixed shell script (inputs arrive as argv, never spliced into
 it): it holds the container's exit-status file open, runs the init, writes
 the status when it ends (128+N for a signal, as shells report it) and exits.
 Its memory is a shell's, not a Python interpreter's.
+
+An attached container (`run` without -d) has the starting command itself
+waiting for it, so nothing is saved by a small waiter: there the forked child
+stays Python, does the waiter's job, and forks the init from the modules it
+already has instead of starting a second interpreter (about 15 ms).
 """
 
 import os
@@ -96,8 +101,10 @@ class Launch:
             cgroup.join(os.getpid())
             linux.unshare(linux.CLONE_NEWCGROUP)  # after the move: the container's cgroup is its root
             os.chdir("/")
-            init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
             exit_file = os.path.join(self.directory, "exit")
+            if not detach:
+                _wait_for_forked_init(self.directory, exit_file)
+            init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
             os.execv("/bin/sh", ["sh", "-c", WAITER, "baleine-waiter", exit_file, *init])
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(2, f"baleine: cannot start the container: {error}\n".encode())
@@ -197,6 +204,34 @@ def shell_status(wait_status):
     """A wait status as shells report it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(wait_status)
     return 128 - code if code < 0 else code
+
+
+def _wait_for_forked_init(directory, exit_file):
+    """The waiter's job, done in Python for an attached container. Never returns.
+
+    The init is forked, not started: it is pid 1 of the namespaces unshared
+    above, and runs the same sandbox code the waiter's init would.
+    """
+    status_fd = os.open(exit_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    from . import sandbox  # before the fork: the init must not pay for it
+
+    init = os.fork()
+    if init == 0:
+        try:
+            os.close(status_fd)
+            sandbox.main([directory])  # execs the command, or reports and exits
+        except BaseException as error:  # noqa: BLE001 - a forked child must never return
+            os.write(2, f"baleine: cannot start the container: {error}\n".encode())
+        finally:
+            os._exit(125)
+    # Signals for the container reach its pid 1 from the starting command, as
+    # they would through the shell waiter; this process only has to outlive it.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_IGN)
+    _, wait_status = os.waitpid(init, 0)
+    status = shell_status(wait_status)
+    os.write(status_fd, f"{status}\n".encode())
+    os._exit(status)
 
 
 def _close_inherited(keep=None):

@@ -1,7 +1,8 @@
 """The container's init: runs as pid 1 of the new namespaces, then execs the command.
 
-Started by launch.spawn() inside fresh mount, uts, ipc, net, cgroup and pid
-namespaces. It mounts the container's disk copy, pivots into it (never a bare
+Runs inside fresh mount, uts, ipc, net, cgroup and pid namespaces: a fresh
+interpreter started by a detached container's shell waiter, or forked by an
+attached container's Python waiter (launch.py). It mounts the container's disk copy, pivots into it (never a bare
 chroot), builds a minimal /dev, binds baleine's /etc files and the volumes,
 waits for the network to be plugged, and execs the command. Every mount
 after pivot_root resolves inside the container, so a symlink in the image can

@@ -163,6 +163,30 @@ def test_attached_run_forwards_signals_to_the_container(busybox):
     assert busybox.ok("container", "inspect", "fg")["status"] == "exited"
 
 
+def _parent(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+
+
+def test_attached_init_is_forked_and_detached_waits_in_a_shell(busybox):
+    """Attached, the starting command's child waits (no second Python starts); detached, a shell does."""
+    import subprocess
+
+    argv = busybox.argv("container", "run", "--name", "fg2", "bb", "sh", "-c", "echo ready; sleep 60")
+    attached = subprocess.Popen(argv, env=busybox.env, stdout=subprocess.PIPE, text=True)
+    assert attached.stdout.readline() == "ready\n"
+    waiter = _parent(busybox.ok("container", "inspect", "fg2")["pid"])
+    assert _parent(waiter) == attached.pid
+    assert os.readlink(f"/proc/{waiter}/exe") == os.readlink(f"/proc/{attached.pid}/exe")  # python, forked
+    busybox.ok("container", "run", "-d", "--name", "bg2", "bb", "sleep", "60")
+    waiter = _parent(busybox.ok("container", "inspect", "bg2")["pid"])
+    assert os.readlink(f"/proc/{waiter}/exe") == os.path.realpath("/bin/sh")
+    busybox.ok("container", "rm", "--force", "bg2")
+    busybox.ok("container", "stop", "--time", "0", "fg2")
+    assert attached.wait(timeout=20) == 137  # SIGKILL, reported as a shell would
+    assert busybox.ok("container", "inspect", "fg2")["exit_code"] == 137  # the exit file, written by the waiter
+
+
 def test_rm_refuses_a_running_container(busybox):
     busybox.ok("container", "run", "-d", "--name", "busy", "bb", "sleep", "300")
     reply = busybox.call("container", "rm", "busy")
