@@ -24,10 +24,12 @@ PYTHON_TOO_OLD = 96
 MAIN = (
     b"import sys\n"
     b"if sys.version_info < (3, 9):\n"
-    b"    sys.stderr.write('baleine: error: python3 is %d.%d on this host; baleine needs 3.9 or later\\n'"
-    b" % sys.version_info[:2])\n" + b"    sys.exit(%d)\n" % PYTHON_TOO_OLD + b"from fleet.node.cli import main\n"
-    b"sys.exit(main())\n"
-)
+    b"    sys.stderr.write('baleine: error: python3 is %%d.%%d on this host; baleine needs 3.9 or later\\n'"
+    b" %% sys.version_info[:2])\n"
+    b"    sys.exit(%d)\n"
+    b"from fleet.node.cli import exit_now, main\n"
+    b"exit_now(main())\n"
+) % PYTHON_TOO_OLD
 PACKAGE_INIT = b'"""baleine (only the node helper is shipped to hosts)."""\n'
 
 

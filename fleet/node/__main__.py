@@ -1,7 +1,5 @@
 """`python3 -m fleet.node` and the zipapp's entry point."""
 
-import sys
+from fleet.node.cli import exit_now, main
 
-from fleet.node.cli import main
-
-sys.exit(main())
+exit_now(main())

@@ -269,6 +269,21 @@ def main(argv=None):
     return reply.status
 
 
+def exit_now(status):
+    """Flush our output and end the process, skipping the interpreter's teardown.
+
+    Freeing every module and object costs about 3 ms of each command and does
+    nothing a command needs: files are closed where they are written, and no
+    atexit hook is registered.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:  # the reader left (`| head`): what it did not read is not an error
+            pass
+    os._exit(status or 0)
+
+
 def _complete_path():
     """Add the sbin directories a non-login SSH session or cron leaves out: ip and mkfs live there."""
     current = os.environ.get("PATH", "").split(os.pathsep)

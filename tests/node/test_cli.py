@@ -30,6 +30,21 @@ def test_human_errors_are_one_line(busybox):
     assert done.stderr.count("\n") == 1 and "ghost" in done.stderr
 
 
+def test_output_is_flushed_before_the_quick_exit_and_a_closed_pipe_is_no_error(busybox):
+    import os
+    import subprocess
+
+    # Through a pipe, stdout is block-buffered: this reply exists only if exit_now flushed it.
+    done = busybox.cli("image", "list")
+    assert done.returncode == 0 and done.stdout.startswith("NAME") and "bb" in done.stdout
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `baleine image list | true` leaves it
+    done = subprocess.run(busybox.argv("image", "list"), env=busybox.env, stdout=write_end, stderr=subprocess.PIPE,
+                          text=True, timeout=60)  # fmt: skip
+    os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_help_teaches(node):
     text = node.cli("image", "create", "--help").stdout
     assert "debootstrap:SUITE" in text and "busybox" in text and "--size" in text
