@@ -7,7 +7,6 @@ passed. Safe at any moment, also while other commands run: decisions are
 made under the state lock, starts go through containers.start like any other.
 """
 
-import calendar
 import time
 
 from . import containers, restart, state
@@ -123,7 +122,7 @@ def _consider(row, report):
 
 
 def _seconds(stamp):
-    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) if stamp else 0.0
+    return state.epoch(stamp) if stamp else 0.0
 
 
 def needs_attention(report):

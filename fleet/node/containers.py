@@ -211,9 +211,7 @@ def _discard(row):
 
 
 def _remove_directory(row):
-    import shutil
-
-    shutil.rmtree(directory(row), ignore_errors=True)
+    state.remove_tree(directory(row))
 
 
 # ----------------------------------------------------------------- start / stop

@@ -7,10 +7,7 @@ once per pass), killed after `--health-timeout`. Exit 0 is healthy; after
 on-failure, always or unless-stopped, check restarts it.
 """
 
-import calendar
-import time
-
-from . import parse
+from . import parse, state
 from .errors import Invalid
 
 DEFAULTS = {"interval": 30.0, "retries": 3, "timeout": 10.0}
@@ -38,7 +35,7 @@ def due(row, health, now):
     """Whether the container's next probe is due."""
     if not row.get("health_at"):
         return True
-    last = calendar.timegm(time.strptime(row["health_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    last = state.epoch(row["health_at"])
     return now - last >= health["interval"]
 
 

@@ -1,8 +1,8 @@
 """Human output: aligned tables and short durations. JSON needs none of this."""
 
-import calendar
 import time
 
+from . import state
 from .parse import human_size
 
 
@@ -17,7 +17,7 @@ def ago(stamp, now=None):
     """'3 minutes' for a table timestamp (UTC, ISO 8601), '' when empty."""
     if not stamp:
         return ""
-    then = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    then = state.epoch(stamp)
     return duration((now or time.time()) - then)
 
 

@@ -8,7 +8,6 @@ container, what each instance's counters grew by within the period (from the
 last sample before it, or from zero for an instance started within it).
 """
 
-import calendar
 import os
 import time
 
@@ -46,7 +45,7 @@ def _append(text):
 
 
 def _seconds(stamp):
-    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    return state.epoch(stamp)
 
 
 def parse_since(text):
@@ -56,7 +55,9 @@ def parse_since(text):
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if text[:-1].isdigit() and text[-1:] in units:
         return time.time() - int(text[:-1]) * units[text[-1]]
-    for pattern in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+    import calendar
+
+    for pattern in (state.STAMP, "%Y-%m-%d"):
         try:
             return calendar.timegm(time.strptime(text, pattern))
         except ValueError:

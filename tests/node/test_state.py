@@ -74,3 +74,35 @@ def test_concurrent_writers_lose_no_update(root):
     workers = [subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ)) for _ in range(8)]
     assert [worker.wait() for worker in workers] == [0] * 8
     assert state.IMAGES.find("counter")["size"] == str(8 * 25)
+
+
+def test_epoch_agrees_with_the_calendar_and_refuses_other_formats():
+    import calendar
+    import random
+    import time
+
+    moments = [0, 951782400, 951868799, 4102444800, 1700000000] + random.Random(7).sample(range(0, 2**33), 200)
+    for moment in moments:  # leap days, centuries, 2100 (no leap day) and a spread to year 2242
+        stamp = time.strftime(state.STAMP, time.gmtime(moment))
+        assert state.epoch(stamp) == calendar.timegm(time.strptime(stamp, state.STAMP)) == moment
+    assert state.epoch(state.now()) == pytest.approx(time.time(), abs=2)
+    for bad in ("", "2026-11-23", "2026-11-23 10:00:00Z", "2026-13-01T00:00:00Z", "2026-11-23T24:00:00Z",
+                "20x6-11-23T10:00:00Z", "2026-11-23T10:00:00+01"):  # fmt: skip
+        with pytest.raises(ValueError):
+            state.epoch(bad)
+
+
+def test_remove_tree_removes_links_never_what_they_point_to(tmp_path):
+    keep = tmp_path / "keep"
+    (keep / "inner").mkdir(parents=True)
+    (keep / "inner" / "file").write_text("mine")
+    top = tmp_path / "top"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "a" / "b" / "deep").write_text("x")
+    (top / "plain").write_text("y")
+    (top / "to-dir").symlink_to(keep)
+    (top / "a" / "to-file").symlink_to(keep / "inner" / "file")
+    state.remove_tree(str(top))
+    assert not os.path.lexists(top)
+    assert (keep / "inner" / "file").read_text() == "mine"
+    state.remove_tree(str(top))  # gone already: nothing to do, no error
