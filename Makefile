@@ -16,8 +16,11 @@ help:
 	@echo "make lint       ruff"
 	@echo "make bench      measure against podman, ansible, pyinfra, rsync (BENCH=start|fleet|push for one)"
 
+# Invoke never writes bytecode (nor does Python under PYTHONDONTWRITEBYTECODE): compile the
+# control side here, or every task compiles it again (35 ms before its first SSH call).
 deps: $(STAMP)
 	@scripts/ensure-deps
+	@$(VENV)/bin/python -m compileall -q fleet tasks.py >/dev/null
 
 $(STAMP): pyproject.toml
 	@scripts/ensure-deps
