@@ -81,7 +81,7 @@ def test_epoch_agrees_with_the_calendar_and_refuses_other_formats():
     import random
     import time
 
-    moments = [0, 951782400, 951868799, 4102444800, 1700000000] + random.Random(7).sample(range(0, 2**33), 200)
+    moments = [0, 951782400, 951868799, 4102444800, 1700000000, *random.Random(7).sample(range(0, 2**33), 200)]
     for moment in moments:  # leap days, centuries, 2100 (no leap day) and a spread to year 2242
         stamp = time.strftime(state.STAMP, time.gmtime(moment))
         assert state.epoch(stamp) == calendar.timegm(time.strptime(stamp, state.STAMP)) == moment
