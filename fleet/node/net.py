@@ -49,8 +49,10 @@ def veth_name(container_id, index):
     return f"bv{container_id[:10]}{index}"
 
 
-def default_gateway(subnet):
-    return next(subnet.hosts())
+def default_gateway(subnet, pool=None):
+    """The first address of pool (default: the subnet) that is neither the subnet's network nor broadcast address."""
+    edges = (subnet.network_address, subnet.broadcast_address)
+    return next(address for address in (pool or subnet) if address not in edges)
 
 
 def check_gateway(subnet, gateway):

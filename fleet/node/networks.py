@@ -44,10 +44,10 @@ def create(name, subnet_text, gateway=None, range_text=None, vxlan=None, peers=(
     pool = _range(range_text, subnet)
     if gateway:
         gateway = net.check_gateway(subnet, gateway)
-        if pool and ipaddress.ip_address(gateway) not in pool:
+        if pool and gateway not in pool:
             raise Invalid(f"invalid gateway {gateway}: this host's gateway must be inside its --range {pool}")
-    else:  # the first address of the range that is not the subnet's own network address
-        gateway = next(a for a in (pool or subnet) if a not in (subnet.network_address, subnet.broadcast_address))
+    else:
+        gateway = net.default_gateway(subnet, pool)
     vni, peers = _vxlan(vxlan, peers)
     mtu = parse.positive_int(mtu, "--mtu") if mtu else (1450 if vni else None)
     if mtu and not 576 <= mtu <= 65535:

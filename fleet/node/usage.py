@@ -44,10 +44,6 @@ def _append(text):
         os.close(fd)
 
 
-def _seconds(stamp):
-    return state.epoch(stamp)
-
-
 def parse_since(text):
     """'2026-11-23T10:00:00Z', '2026-11-23', or a duration back from now: '90m', '2h', '7d'."""
     from .errors import Invalid
@@ -74,7 +70,7 @@ def summary(name=None, since=None):
         if name is not None and row["name"] != name:
             continue
         instance = instances.setdefault((row["name"], row["id"], row["started"]), {"before": None, "within": []})
-        if since is not None and _seconds(row["time"]) < since:
+        if since is not None and state.epoch(row["time"]) < since:
             instance["before"] = row
         else:
             instance["within"].append(row)
