@@ -69,6 +69,7 @@ class Launch:
         self.channel = None
         self.reader = None
         self.init_pid = None
+        self.log_output = log_output
         ready, told = os.pipe()
         self.waiter_pid = os.fork()
         if self.waiter_pid == 0:
@@ -140,7 +141,8 @@ class Launch:
         self.init_pid = struct.unpack("3i", credentials)[0]
         import marshal
 
-        blob = marshal.dumps(self.config)  # the init reads marshal: no json import in its start-up
+        # The init reads marshal: no json import in its start-up. log_errors: its stderr is the log.
+        blob = marshal.dumps({**self.config, "log_errors": self.log_output})
         self.channel.sendall(len(blob).to_bytes(8, "big") + blob)
         return self.init_pid
 

@@ -53,6 +53,7 @@ def main(argv):
     os.chdir(directory)  # a relative socket name: unix socket paths are capped at 108 bytes
     channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     channel.connect("start.sock")
+    config = {}
     try:
         config = marshal.loads(_receive(channel, int.from_bytes(_receive(channel, 8), "big")))
         disk = prepare(directory, config)
@@ -66,15 +67,27 @@ def main(argv):
                 raise SetupError("the starting command did not map the user namespace")
         enter(config)
     except SetupError as error:
-        _report(channel, error.status, str(error))
+        _report(channel, error.status, str(error), config.get("log_errors", True))
     except OSError as error:
-        _report(channel, 125, f"container setup failed: {error}")
+        _report(channel, 125, f"container setup failed: {error}", config.get("log_errors", True))
 
 
-def _report(channel, status, message):
-    sys.stderr.write(f"baleine: {message}\n")
+def _report(channel, status, message, to_stderr):
+    """Tell the starting command why the start failed (it says so itself), then exit.
+
+    to_stderr: our stderr is the container's log, where the reason belongs
+    too. An attached run's stderr is the person's terminal, which the starting
+    command's own error line reaches already: once is enough there, unless
+    the starting command has gone.
+    """
+    line = f"baleine: {message}\n"
+    if to_stderr:
+        sys.stderr.write(line)
     try:
         channel.sendall(f"error {status} {message}\n".encode())
+    except OSError:
+        if not to_stderr:
+            sys.stderr.write(line)
     finally:
         os._exit(status)
 

@@ -36,9 +36,13 @@ def test_attached_run_returns_the_exit_code(busybox):
 
 def test_missing_command_is_127_and_not_executable_126(busybox):
     missing = busybox.cli("container", "run", "--rm", "bb", "no-such-program")
-    assert missing.returncode == 127 and "no-such-program" in missing.stderr
+    assert missing.returncode == 127 and missing.stderr.count("no-such-program") == 1, missing.stderr  # one line
     denied = busybox.cli("container", "run", "--rm", "bb", "/etc/passwd")
     assert denied.returncode == 126 and "permission denied" in denied.stderr
+    # Detached, the reason is also in the container's log, for whoever reads it later.
+    background = busybox.cli("container", "run", "-d", "--name", "lost", "bb", "no-such-program")
+    assert background.returncode == 127 and background.stderr.count("no-such-program") == 1, background.stderr
+    assert "no-such-program: executable file not found" in busybox.cli("container", "logs", "lost").stdout
 
 
 def test_root_is_the_image_not_the_host(busybox, tmp_path):
