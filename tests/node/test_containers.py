@@ -102,7 +102,8 @@ def test_files_survive_stop_start_and_go_with_rm(busybox, subnet):
     assert address_of(busybox, "keep") == before
     busybox.ok("container", "rm", "--force", "keep")
     busybox.ok("container", "run", "-d", "--name", "keep", "bb", "sleep", "300")
-    assert busybox.ok("container", "exec", "keep", "cat", "/data.txt")["exit_code"] != 0
+    gone = busybox.ok("container", "exec", "keep", "cat", "/data.txt")
+    assert gone["exit_code"] == 1 and "No such file or directory" in gone["stderr"], gone
 
 
 def test_stop_uses_sigterm_then_sigkill(busybox):
