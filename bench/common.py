@@ -1,4 +1,4 @@
-"""What the fleet benchmarks share: running a command, the peers' venv."""
+"""What the benchmarks share: running a command, the peers' venv, the plots' set-up."""
 
 import subprocess
 from pathlib import Path
@@ -14,3 +14,24 @@ def run(argv, env, **kwargs):
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, argv[:4]))}... failed: {done.stdout[-800:]}{done.stderr[-800:]}")
     return done
+
+
+def pyplot():
+    """matplotlib's pyplot, drawing into files (the bench venv has matplotlib; no screen needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def paired_bars(axes, labels, ours, theirs, names=(None, None)):
+    """Two bars for each label on axes: ours on the left, the peer's on the right."""
+    positions = range(len(labels))
+    width = 0.38
+    axes.bar([p - width / 2 for p in positions], ours, width, label=names[0])
+    axes.bar([p + width / 2 for p in positions], theirs, width, label=names[1])
+    axes.set_xticks(list(positions), labels)
+    if names[0]:
+        axes.legend()

@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE)]
 
+from common import paired_bars, pyplot  # noqa: E402
 from start import PODMAN_IMAGE, Baleine, Podman  # noqa: E402
 
 
@@ -118,29 +119,16 @@ def podman_round(tool, count):
 
 
 def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    figure, (left, right) = pyplot().subplots(1, 2, figsize=(9, 4))
     counts = [str(row["containers"]) for row in rows]
-    positions = range(len(rows))
-    width = 0.38
-    left.bar([p - width / 2 for p in positions], [r["baleine_kib_per_container"] for r in rows], width,
-             label="baleine (waiter sh)")  # fmt: skip
-    left.bar([p + width / 2 for p in positions], [r["podman_kib_per_container"] for r in rows], width,
-             label="podman (conmon)")  # fmt: skip
-    left.set_xticks(list(positions), counts)
+    paired_bars(left, counts, [r["baleine_kib_per_container"] for r in rows],
+                [r["podman_kib_per_container"] for r in rows], ("baleine (waiter sh)", "podman (conmon)"))  # fmt: skip
     left.set_xlabel("containers running")
     left.set_ylabel("KiB (Pss) per container, beyond its own processes")
-    left.legend()
-    right.bar([p - width / 2 for p in positions], [r["baleine_list_ms"] for r in rows], width, label="baleine list")
-    right.bar([p + width / 2 for p in positions], [r["podman_ps_ms"] for r in rows], width, label="podman ps")
-    right.set_xticks(list(positions), counts)
+    paired_bars(right, counts, [r["baleine_list_ms"] for r in rows], [r["podman_ps_ms"] for r in rows],
+                ("baleine list", "podman ps"))  # fmt: skip
     right.set_xlabel("containers running")
     right.set_ylabel("median ms to list them")
-    right.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
 

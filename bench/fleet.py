@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from common import VENV, run  # noqa: E402
+from common import VENV, pyplot, run  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import lab  # noqa: E402
@@ -98,13 +98,8 @@ def close_ssh_masters(directory):
 
 
 def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sizes = [row["nodes"] for row in rows]
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure, axes = pyplot().subplots(figsize=(7, 4))
     for tool in ("baleine", "ansible", "pyinfra"):
         axes.plot(sizes, [row[tool] for row in rows], marker="o", label=tool)
     axes.set_xlabel("nodes")

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from common import VENV, run  # noqa: E402
+from common import VENV, paired_bars, pyplot, run  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import lab  # noqa: E402
@@ -129,23 +129,12 @@ def measure(record, env, work, runs):
 
 
 def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    figure, (left, right) = pyplot().subplots(1, 2, figsize=(9, 4))
     cases = [row["case"] for row in rows]
-    positions = range(len(cases))
-    width = 0.38
-    left.bar([p - width / 2 for p in positions], [r["baleine_s"] for r in rows], width, label="invoke image.push")
-    left.bar([p + width / 2 for p in positions], [r["rsync_s"] for r in rows], width, label="rsync -S")
-    left.set_xticks(list(positions), cases)
+    paired_bars(left, cases, [r["baleine_s"] for r in rows], [r["rsync_s"] for r in rows],
+                ("invoke image.push", "rsync -S"))  # fmt: skip
     left.set_ylabel("median seconds, 3 nodes")
-    left.legend()
-    right.bar([p - width / 2 for p in positions], [r["baleine_bytes"] / 2**20 for r in rows], width)
-    right.bar([p + width / 2 for p in positions], [r["rsync_bytes"] / 2**20 for r in rows], width)
-    right.set_xticks(list(positions), cases)
+    paired_bars(right, cases, [r["baleine_bytes"] / 2**20 for r in rows], [r["rsync_bytes"] / 2**20 for r in rows])
     right.set_ylabel("MiB sent to the nodes")
     figure.suptitle("512 MiB image (200 MiB used) to 3 nodes")
     figure.tight_layout()

@@ -4,7 +4,8 @@ Both run the same busybox root filesystem and the command `true` under a
 64 MiB memory limit, with a
 network (baleine: one bridge network, podman: its default network) and
 without. Runs alternate between the tools within one process so both see the
-same machine state; we report medians and the ratio podman / baleine.
+same machine state; we report medians and the ratio podman / baleine in
+bench/results/start.csv and start.png.
 
 baleine is timed as it runs on a host: the zipapp under `python3 -I -S`.
 Runs inside scripts/isolated (make bench does that): podman's bridge and its
@@ -26,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from common import paired_bars, pyplot  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import ship  # noqa: E402
@@ -133,7 +135,19 @@ def report(samples, output):
     print(f"{'case':<12}{'runs':>6}{'baleine ms':>12}{'podman ms':>12}{'podman/baleine':>16}")
     for row in rows:
         print(f"{row['case']:<12}{row['runs']:>6}{row['baleine_ms']:>12}{row['podman_ms']:>12}{row['ratio']:>15}x")
+    plot(rows, output.with_suffix(".png"))
     print(f"machine: {os.uname().sysname} {os.uname().release}, {os.cpu_count()} CPUs; written to {output}")
+
+
+def plot(rows, path):
+    figure, axes = pyplot().subplots(figsize=(7, 4))
+    cases = [f"{row['case']} ({row['ratio']}x)" for row in rows]
+    paired_bars(axes, cases, [float(row["baleine_ms"]) for row in rows], [float(row["podman_ms"]) for row in rows],
+                ("baleine container run --rm", "podman run --rm --runtime runc"))  # fmt: skip
+    axes.set_ylabel("median ms, start to exit of `true`")
+    axes.set_title("Container start (podman / baleine in brackets)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
 
 
 def main():
