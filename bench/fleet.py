@@ -7,8 +7,10 @@ For lab fleets of 1, 10 and 25 nodes (namespaces with their own sshd, as
             `container list`, merged into one table)
 - ansible:  ansible all -m command -a 'cat /var/lib/baleine/containers.csv' -f NODES
 - pyinfra:  pyinfra inventory.py exec -- cat /var/lib/baleine/containers.csv
+- ssh floor: bench/ssh_floor.py, invoke ps's SSH fan-out running `true` instead
+            of the helper (no Invoke either): how far down baleine's own work could go
 
-The three alternate within one process, RUNS times per fleet size; we report
+The four alternate within one process, RUNS times per fleet size; we report
 medians, ratios and write bench/results/fleet.csv and fleet.png. Runs inside
 scripts/isolated (make bench does that), with the peers from bench/.venv.
 """
@@ -77,7 +79,8 @@ def measure(nodes, runs, work):
                    "-a", f"cat {STATE}", "-f", str(nodes)]  # fmt: skip
         pyinfra = [str(VENV / "pyinfra"), str(work / "pyinfra_inventory.py"), "--parallel", str(nodes),
                    "exec", "--", "cat", STATE]  # fmt: skip
-        argvs = {"baleine": [*invoke, "ps", "--hosts", "all"], "ansible": ansible, "pyinfra": pyinfra}
+        argvs = {"baleine": [*invoke, "ps", "--hosts", "all"], "ansible": ansible, "pyinfra": pyinfra,
+                 "ssh_floor": [str(VENV / "python"), str(HERE / "ssh_floor.py")]}  # fmt: skip
         for argv in argvs.values():  # once each, unmeasured: helper shipped, caches warm
             run(argv, env)
         times = {tool: [] for tool in argvs}
@@ -100,8 +103,9 @@ def close_ssh_masters(directory):
 def plot(rows, path):
     sizes = [row["nodes"] for row in rows]
     figure, axes = pyplot().subplots(figsize=(7, 4))
-    for tool in ("baleine", "ansible", "pyinfra"):
-        axes.plot(sizes, [row[tool] for row in rows], marker="o", label=tool)
+    for tool in ("baleine", "ansible", "pyinfra", "ssh_floor"):
+        style = {"linestyle": ":", "color": "grey"} if tool == "ssh_floor" else {}
+        axes.plot(sizes, [row[tool] for row in rows], marker="o", label=tool.replace("_", " "), **style)
     axes.set_xlabel("nodes")
     axes.set_ylabel("median seconds to list every host's containers")
     axes.set_title("Fleet listing: invoke ps vs ansible vs pyinfra")
@@ -128,7 +132,8 @@ def main():
         rows.append(row)
         print(
             f"{nodes:3} nodes: baleine {row['baleine']:.3f} s, ansible {row['ansible']:.3f} s "
-            f"({row['ansible_ratio']}x), pyinfra {row['pyinfra']:.3f} s ({row['pyinfra_ratio']}x)",
+            f"({row['ansible_ratio']}x), pyinfra {row['pyinfra']:.3f} s ({row['pyinfra_ratio']}x), "
+            f"ssh floor {row['ssh_floor']:.3f} s",
             flush=True,
         )
     with open(results / "fleet.csv", "w", newline="") as handle:
@@ -137,7 +142,8 @@ def main():
         writer.writerows(rows)
     plot(rows, results / "fleet.png")
     if len(rows) > 1:
-        print(f"largest / smallest fleet, baleine: {rows[-1]['baleine'] / rows[0]['baleine']:.2f}x")
+        for tool in ("baleine", "ssh_floor"):
+            print(f"largest / smallest fleet, {tool}: {rows[-1][tool] / rows[0][tool]:.2f}x")
 
 
 if __name__ == "__main__":
