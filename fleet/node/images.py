@@ -9,7 +9,7 @@ import json
 import os
 
 from . import linux, parse, state
-from .errors import CommandFailed, Conflict, Invalid, Missing, NotFound
+from .errors import CommandFailed, Conflict, Invalid, Missing
 
 MIN_SIZE = 8 << 20
 FICLONE = 0x40049409  # ioctl: share extents with another file (btrfs, xfs)
@@ -33,12 +33,7 @@ def short_id(row):
 
 def get(name):
     """The image's row, or NotFound naming the known images."""
-    rows = state.IMAGES.read()
-    row = state.IMAGES.find(name, rows)
-    if row is None:
-        known = ", ".join(r["name"] for r in rows) or "none yet"
-        raise NotFound(f"no such image {name!r} (known: {known})")
-    return row
+    return state.IMAGES.get(name)
 
 
 def config(name):

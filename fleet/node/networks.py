@@ -9,7 +9,7 @@ import ipaddress
 import os
 
 from . import etcfiles, net, parse, state
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid
 from .faults import point
 
 HOST = "host"  # `--network host`: no network namespace of its own
@@ -17,12 +17,7 @@ HOST = "host"  # `--network host`: no network namespace of its own
 
 def get(name, rows=None):
     """The network's row, or NotFound naming the known networks."""
-    rows = state.NETWORKS.read() if rows is None else rows
-    row = state.NETWORKS.find(name, rows)
-    if row is None:
-        known = ", ".join(r["name"] for r in rows) or "none yet"
-        raise NotFound(f"no such network {name!r} (known: {known})")
-    return row
+    return state.NETWORKS.get(name, rows)
 
 
 def subnet_of(row):

@@ -9,6 +9,8 @@ import contextlib
 import os
 import time
 
+from .errors import NotFound
+
 DEFAULT_ROOT = "/var/lib/baleine"
 
 IMAGE_COLUMNS = ("name", "digest", "size", "source", "created")
@@ -162,11 +164,15 @@ def locked():
 
 
 class Table:
-    """One CSV file of rows (dicts of strings) with a fixed set of known columns."""
+    """One CSV file of rows (dicts of strings) with a fixed set of known columns.
 
-    def __init__(self, filename, columns, key="name"):
+    noun names a row in messages: "no such image 'x'".
+    """
+
+    def __init__(self, filename, columns, noun, key="name"):
         self.filename = filename
         self.columns = columns
+        self.noun = noun
         self.key = key
 
     @property
@@ -189,6 +195,15 @@ class Table:
             if row.get(self.key) == value:
                 return row
         return None
+
+    def get(self, value, rows=None):
+        """The row whose key is value, or NotFound naming the rows there are."""
+        rows = self.read() if rows is None else rows
+        row = self.find(value, rows)
+        if row is None:
+            known = ", ".join(other[self.key] for other in rows) or "none yet"
+            raise NotFound(f"no such {self.noun} {value!r} (known: {known})")
+        return row
 
     def write(self, rows):
         """Replace the table atomically. Callers hold locked()."""
@@ -250,6 +265,6 @@ def write_atomic(target, text, mode=0o644):
         os.close(dir_fd)
 
 
-IMAGES = Table("images.csv", IMAGE_COLUMNS)
-NETWORKS = Table("bridges.csv", NETWORK_COLUMNS)
-CONTAINERS = Table("containers.csv", CONTAINER_COLUMNS)
+IMAGES = Table("images.csv", IMAGE_COLUMNS, "image")
+NETWORKS = Table("bridges.csv", NETWORK_COLUMNS, "network")
+CONTAINERS = Table("containers.csv", CONTAINER_COLUMNS, "container")

@@ -14,7 +14,7 @@ import time
 from . import state
 
 COLUMNS = ("time", "name", "id", "started", "cpu_seconds", "memory_peak", "io_read_bytes", "io_write_bytes", "pids")
-USAGE = state.Table("usage.csv", COLUMNS, key="time")
+USAGE = state.Table("usage.csv", COLUMNS, "usage record", key="time")
 
 
 def record(samples):

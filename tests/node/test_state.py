@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from fleet.node import state
+from fleet.node.errors import NotFound
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +28,20 @@ def test_round_trip_is_semicolon_separated_with_header(root):
         "farm;bl-farm;10.1.0.0/24;10.1.0.1;2026-01-01T00:00:00Z;;;;",
     ]
     assert state.NETWORKS.find("farm")["gateway"] == "10.1.0.1"
+
+
+def test_get_names_the_rows_there_are_when_the_one_asked_for_is_not():
+    with pytest.raises(NotFound, match=r"^no such image 'bb' \(known: none yet\)$"):
+        state.IMAGES.get("bb")
+    with state.locked():
+        for name in ("farm", "back"):
+            state.NETWORKS.upsert({"name": name, "subnet": "10.1.0.0/24"})
+    assert state.NETWORKS.get("back")["name"] == "back"
+    with pytest.raises(NotFound, match=r"^no such network 'front' \(known: farm, back\)$"):
+        state.NETWORKS.get("front")
+    rows = state.NETWORKS.read()[:1]  # a caller's own rows are searched, not the file
+    with pytest.raises(NotFound, match=r"\(known: farm\)$"):
+        state.NETWORKS.get("back", rows)
 
 
 def test_unknown_columns_from_a_newer_version_survive_a_rewrite(root):
@@ -59,6 +74,7 @@ COUNTER = """
 import sys
 sys.path.insert(0, {repo!r})
 from fleet.node import state
+from fleet.node.errors import NotFound
 for _ in range(25):
     with state.locked():
         row = state.IMAGES.find("counter")
