@@ -71,6 +71,16 @@ def _no_cgroup_left_at_the_end():
 
 
 @pytest.fixture(scope="session")
+def podman_archives():
+    """The directory of image archives podman wrote: ../shared/fixtures beside the clone, or $BALEINE_FIXTURES."""
+    path = Path(os.environ.get("BALEINE_FIXTURES") or REPO.parent / "shared" / "fixtures")
+    missing = [name for name in ("webfx-docker.tar", "webfx-oci.tar") if not (path / name).is_file()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not in {path}: clone beside ../shared, or set BALEINE_FIXTURES")
+    return path
+
+
+@pytest.fixture(scope="session")
 def zipapp(tmp_path_factory):
     """The node helper as shipped: one zipapp, run under python3 -I -S."""
     from fleet import ship

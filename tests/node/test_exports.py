@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.integration
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 
 
 def tree(root):
@@ -36,8 +35,8 @@ def image_files(node, name, destination):
 
 
 @pytest.fixture
-def webfx(node):
-    node.ok("image", "import", str(FIXTURES / "webfx-docker.tar"), "--name", "webfx")
+def webfx(node, podman_archives):
+    node.ok("image", "import", str(podman_archives / "webfx-docker.tar"), "--name", "webfx")
     return node
 
 

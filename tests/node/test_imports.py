@@ -5,7 +5,6 @@ import json
 import os
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 from hostnet import free_subnet
@@ -13,7 +12,6 @@ from tarfiles import layer_bytes, write_files
 from web import fetch
 
 pytestmark = pytest.mark.integration
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 
 # The complete tree after a correct import, from ../shared/fixtures/README.md: (type, mode, size) by path.
 LINKS = ("cat", "echo", "hostname", "httpd", "ip", "ls", "ps", "sh", "sleep", "true")
@@ -50,8 +48,8 @@ def image_tree(node, name, destination):
 
 
 @pytest.mark.parametrize("fixture", ["webfx-docker.tar", "webfx-oci.tar"])
-def test_fixture_imports_to_exactly_the_listed_tree(node, tmp_path, fixture):
-    item = node.ok("image", "import", str(FIXTURES / fixture), "--name", "webfx")
+def test_fixture_imports_to_exactly_the_listed_tree(node, tmp_path, fixture, podman_archives):
+    item = node.ok("image", "import", str(podman_archives / fixture), "--name", "webfx")
     assert item["source"] == "import:localhost/webfx:1"
     tree = image_tree(node, "webfx", tmp_path / "tree")
     assert tree == EXPECTED
@@ -60,8 +58,8 @@ def test_fixture_imports_to_exactly_the_listed_tree(node, tmp_path, fixture):
     assert (tmp_path / "tree" / "data" / "f3").read_text() == "three\n"
 
 
-def test_the_image_config_runs_without_a_command(node):
-    node.ok("image", "import", str(FIXTURES / "webfx-oci.tar"))
+def test_the_image_config_runs_without_a_command(node, podman_archives):
+    node.ok("image", "import", str(podman_archives / "webfx-oci.tar"))
     config = node.ok("image", "inspect", "webfx-1")["config"]
     assert config["Cmd"] == ["httpd", "-f", "-p", "8080", "-h", "/www"] and config["WorkingDir"] == "/www"
     node.ok("network", "create", "farm", "--subnet", free_subnet())
@@ -71,12 +69,12 @@ def test_the_image_config_runs_without_a_command(node):
     assert node.exec_out("web", "sh", "-c", "echo $GREETING; pwd") == "bonjour\n/www\n"
 
 
-def test_import_from_stdin_and_name_conflicts(node):
-    with open(FIXTURES / "webfx-docker.tar", "rb") as archive:
+def test_import_from_stdin_and_name_conflicts(node, podman_archives):
+    with open(podman_archives / "webfx-docker.tar", "rb") as archive:
         done = subprocess.run(node.argv("--json", "image", "import", "-", "--name", "piped"), env=node.env,
                               stdin=archive, capture_output=True, text=True)  # fmt: skip
     assert json.loads(done.stdout)["ok"], done.stdout
-    reply = node.call("image", "import", str(FIXTURES / "webfx-oci.tar"), "--name", "piped")
+    reply = node.call("image", "import", str(podman_archives / "webfx-oci.tar"), "--name", "piped")
     assert not reply["ok"] and "already exists" in reply["error"]["message"]
 
 
