@@ -77,6 +77,9 @@ def test_the_cached_build_is_the_build(tmp_path, monkeypatch):
     assert len(cached) == 1 and cached[0].read_bytes() == first.data == ship.zipapp_bytes()
     monkeypatch.setattr(ship, "_current", [])
     assert ship.current().sha == first.sha  # read back from the cache
+    cached[0].write_bytes(b"marked")  # a later process takes the cache as it is, without building again
+    monkeypatch.setattr(ship, "_current", [])
+    assert ship.current().data == b"marked"
 
 
 def test_the_cache_key_follows_the_sources(tmp_path):

@@ -27,9 +27,13 @@ class Reply:
         self.status = status
 
 
+def _json_flag(command):
+    command.option("--json", flag=True, help_text="print one JSON object")
+
+
 def _leaf(group, name, handler, help_text, description=None):
     verb = group.command(name, help_text, description, handler)
-    verb.option("--json", flag=True, help_text="print one JSON object")
+    _json_flag(verb)
     return verb
 
 
@@ -50,7 +54,7 @@ def build_parser(kind=None):
         description="Run Linux containers on this host with the kernel's own tools: no daemon, no firewall rules.",
         epilog=EPILOG,
     )
-    root.option("--json", flag=True, help_text="print one JSON object")
+    _json_flag(root)
     root.option("--version", flag=True, help_text="print the version and exit")
     root.version = f"baleine {VERSION}"
     verbs = {"image": _image_verbs, "network": _network_verbs, "container": _container_verbs,
@@ -156,7 +160,7 @@ def _check_verb(verb):
 
     verb.handler = h.check
     verb.option("--prom", metavar="FILE", help_text="also write node_exporter's textfile (.prom) there")
-    verb.option("--json", flag=True, help_text="print one JSON object")
+    _json_flag(verb)
 
 
 def _usage_verb(verb):
@@ -165,7 +169,7 @@ def _usage_verb(verb):
     verb.handler = h.usage
     verb.positional("name", nargs="?", help_text="one container (default: all)")
     verb.option("--since", metavar="T", help_text="a date, a UTC time (2026-11-23T10:00:00Z) or 90m, 2h, 7d")
-    verb.option("--json", flag=True, help_text="print one JSON object")
+    _json_flag(verb)
 
 
 def _cron_verbs(verbs):

@@ -2,9 +2,10 @@
 
 Runs inside fresh mount, uts, ipc, net, cgroup and pid namespaces: a fresh
 interpreter started by a detached container's shell waiter, or forked by an
-attached container's Python waiter (launch.py). It mounts the container's disk copy, pivots into it (never a bare
-chroot), builds a minimal /dev, binds baleine's /etc files and the volumes,
-waits for the network to be plugged, and execs the command. Every mount
+attached container's Python waiter (launch.py). It mounts the container's
+disk copy, pivots into it (never a bare chroot), builds a minimal /dev, binds
+baleine's /etc files and the volumes, waits for the network to be plugged,
+and execs the command. Every mount
 after pivot_root resolves inside the container, so a symlink in the image can
 never aim a mount at the host. It talks to the starting command over a unix
 socket that exec closes: EOF means the command is running.

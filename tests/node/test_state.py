@@ -74,7 +74,6 @@ COUNTER = """
 import sys
 sys.path.insert(0, {repo!r})
 from fleet.node import state
-from fleet.node.errors import NotFound
 for _ in range(25):
     with state.locked():
         row = state.IMAGES.find("counter")
