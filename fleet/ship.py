@@ -10,6 +10,7 @@ host with another Python version compiles the sources instead. The bytes
 therefore depend on the builder's Python minor version too.
 """
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -117,12 +118,13 @@ def _cached_bytes():
     except OSError:
         pass
     data = zipapp_bytes()
+    temp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(cache, exist_ok=True)
-        temp = f"{path}.{os.getpid()}.tmp"
         with open(temp, "wb") as handle:
             handle.write(data)
         os.replace(temp, path)
-    except OSError:
-        pass  # no cache then; the build is still right
+    except OSError:  # no cache then (a full disk, say); the build is still right
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
     return data

@@ -82,6 +82,21 @@ def test_the_cached_build_is_the_build(tmp_path, monkeypatch):
     assert ship.current().data == b"marked"
 
 
+def test_a_cache_write_that_fails_part_way_leaves_no_file(tmp_path):
+    """A disk that fills mid-write (here a file-size limit): the build is right and the cache stays empty."""
+    code = (
+        "import resource, signal, sys; sys.path.insert(0, sys.argv[1])\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG, as on a full disk\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from fleet import ship\n"
+        "assert ship.current().data == ship.zipapp_bytes()\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", code, str(NODE.parents[1])], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "baleine").iterdir()) == []
+
+
 def test_the_cache_key_follows_the_sources(tmp_path):
     node = tmp_path / "node"
     node.mkdir()
