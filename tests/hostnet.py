@@ -41,7 +41,7 @@ def free_subnet(prefix=24):
     for second in range(200, 255):
         for third in range(0, 256, 1 << (24 - prefix) if prefix <= 24 else 1):
             candidate = ipaddress.ip_network(f"10.{second}.{third}.0/{prefix}")
-            if candidate in _taken_subnets or any(candidate.overlaps(n) for n in used if n.version == 4):
+            if any(candidate.overlaps(n) for n in [*_taken_subnets, *used] if n.version == 4):
                 continue
             _taken_subnets.add(candidate)
             return str(candidate)

@@ -162,7 +162,7 @@ def delete_link(ifname):
             raise
 
 
-def allocate(subnet, gateway, taken, wanted=None, pool=None):
+def allocate(subnet, gateway, taken, wanted=None, pool=None, network="the network"):
     """An address for a container: `wanted` if free, else the first free one of pool (default: subnet).
 
     A network spanning hosts gives each host a pool (its slice of the subnet),
@@ -173,18 +173,19 @@ def allocate(subnet, gateway, taken, wanted=None, pool=None):
     if wanted is not None:
         address = ipaddress.ip_address(wanted)
         if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
-            raise Invalid(f"address {wanted} is outside the network's usable range {subnet}")
+            raise Invalid(f"address {wanted} is outside {network}'s usable range {subnet}")
         if address not in pool:
-            raise Invalid(f"address {wanted} is outside this host's range {pool} of the network")
+            raise Invalid(f"address {wanted} is outside this host's range {pool} of {network}")
         if str(address) in reserved:
             owner = "the gateway" if str(address) == str(gateway) else "another container"
-            raise Conflict(f"address {wanted} is already taken by {owner}")
+            raise Conflict(f"address {wanted} on {network} is already taken by {owner}")
         return str(address)
     edges = {subnet.network_address, subnet.broadcast_address}
     for address in pool.hosts() if pool == subnet else pool:
         if str(address) not in reserved and address not in edges:
             return str(address)
-    raise Conflict(f"network {subnet} has no free address left")
+    where = f"{network} ({subnet})" if pool == subnet else f"this host's range {pool} of {network}"
+    raise Conflict(f"{where} has no free address left: remove a container from it, or use another network")
 
 
 def plug(pid, plugs):

@@ -181,7 +181,7 @@ def assign(wanted, container_rows):
         row = get(name, network_rows)
         taken = {addr for other in container_rows for net_name, addr in attachments(other) if net_name == name}
         pool = ipaddress.ip_network(row["range"]) if row.get("range") else None
-        pairs.append((name, net.allocate(subnet_of(row), row["gateway"], taken, address, pool)))
+        pairs.append((name, net.allocate(subnet_of(row), row["gateway"], taken, address, pool, f"network '{name}'")))
     return pairs
 
 

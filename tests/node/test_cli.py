@@ -51,7 +51,8 @@ def test_help_teaches(node):
     assert "--time" in node.cli("container", "stop", "--help").stdout
 
 
-def bad_inputs(subnet, other):
+def bad_inputs(subnet, other, tiny):
+    prefix = subnet.rsplit(".", 1)[0]
     return [
         (("image", "create", "bad name", "--size", "32M", "--from", "busybox"), "invalid image name"),
         (("image", "create", "x" * 64, "--size", "32M", "--from", "busybox"), "at most 63"),
@@ -70,10 +71,11 @@ def bad_inputs(subnet, other):
         (("container", "create", "ghostimage"), "no such image"),
         (("container", "create", "--network", "nonet", "bb"), "no such network"),
         (("container", "create", "--name", "taken", "bb"), "already in use"),
-        (("container", "create", "--network", "farm:10.255.255.1", "bb"), "outside"),
-        (("container", "create", "--network", f"farm:{subnet.rsplit('.', 1)[0]}.2", "bb"), "already taken"),
-        (("container", "create", "--network", f"farm:{subnet.rsplit('.', 1)[0]}.1", "bb"), "gateway"),
+        (("container", "create", "--network", "farm:10.255.255.1", "bb"), "outside network 'farm'"),
+        (("container", "create", "--network", f"farm:{prefix}.2", "bb"), "on network 'farm' is already taken"),
+        (("container", "create", "--network", f"farm:{prefix}.1", "bb"), "gateway"),
         (("container", "create", "--network", "farm:999.1.1.1", "bb"), "invalid IP address"),
+        (("container", "create", "--network", "tiny", "bb"), f"network 'tiny' ({tiny}) has no free address left"),
         (("container", "create", "--network", "farm", "--network", "farm", "bb"), "given twice"),
         (("container", "create", "--env", "1=x", "bb"), "invalid environment"),
         (("container", "create", "--volume", "/nonexistent-dir:/x", "bb"), "does not exist"),
@@ -97,8 +99,11 @@ def test_bad_inputs_error_cleanly_and_change_nothing(busybox):
     busybox.ok("network", "create", "farm", "--subnet", subnet)
     busybox.ok("container", "create", "--name", "taken", "--network", "farm", "bb", "true")
     other = free_subnet()
+    tiny = free_subnet(prefix=30)  # the gateway and one container fill it
+    busybox.ok("network", "create", "tiny", "--subnet", tiny)
+    busybox.ok("container", "create", "--name", "filler", "--network", "tiny", "bb", "true")
     before = busybox.state_files()
-    for args, message in bad_inputs(subnet, other):
+    for args, message in bad_inputs(subnet, other, tiny):
         reply = busybox.call(*args)
         assert not reply["ok"], args
         assert reply["exit"] != 0, args

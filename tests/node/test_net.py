@@ -27,8 +27,11 @@ def test_wanted_address_checked():
 
 def test_full_network_is_a_conflict():
     taken = {f"10.9.0.{i}" for i in range(2, 7)}
-    with pytest.raises(Conflict, match="no free address"):
-        net.allocate(SUBNET, "10.9.0.1", taken)
+    with pytest.raises(Conflict, match=r"^network 'n' \(10.9.0.0/29\) has no free address left: remove a"):
+        net.allocate(SUBNET, "10.9.0.1", taken, network="network 'n'")
+    pool = ipaddress.ip_network("10.9.0.4/30")  # a host's slice of a network spanning hosts
+    with pytest.raises(Conflict, match=r"^this host's range 10.9.0.4/30 of network 'n' has no free address"):
+        net.allocate(SUBNET, "10.9.0.1", taken, pool=pool, network="network 'n'")
 
 
 def test_ipv6_allocation():
