@@ -26,7 +26,11 @@ import sys
 from . import linux
 from .errors import StartFailed
 
-WAITER = 'exec 3>"$1"; shift; "$@" 3>&-; s=$?; echo "$s" >&3; exit "$s"'
+# dash reports a child killed by a signal ("Killed") on its stderr, which must not be
+# the container's log: the shell's own stderr is /dev/null. The subshell takes the
+# log back as stderr and execs the init (no second fork); a redirection on a plain
+# command would instead be made in the shell itself, around its wait.
+WAITER = 'exec 3>"$1" 4>&2 2>/dev/null; shift; ( "$@" 2>&4 3>&- 4>&- ); s=$?; echo "$s" >&3; exit "$s"'
 NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux.CLONE_NEWNET
 NAMESPACES |= linux.CLONE_NEWCGROUP | linux.CLONE_NEWPID
 JOIN_ORDER = ("cgroup", "ipc", "uts", "net", "pid", "mnt")  # mnt last: it changes our root

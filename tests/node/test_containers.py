@@ -116,6 +116,8 @@ def test_stop_uses_sigterm_then_sigkill(busybox):
     started = time.monotonic()
     assert busybox.ok("container", "stop", "--time", "0.5", "deaf")["exit_code"] == 137
     assert time.monotonic() - started < 8
+    logs = busybox.cli("container", "logs", "deaf")
+    assert (logs.returncode, logs.stdout, logs.stderr) == (0, "", "")  # the waiter's "Killed" is not the container's
 
 
 def test_killed_container_shows_as_exited(busybox):
