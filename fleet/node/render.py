@@ -13,6 +13,11 @@ def table(headers, rows):
     return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells)
 
 
+def shorten(text, width):
+    """text cut to width, ending in '...' when cut, so a cut is never mistaken for the whole."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def ago(stamp, now=None):
     """'3 minutes' for a table timestamp (UTC, ISO 8601), '' when empty."""
     if not stamp:
@@ -84,7 +89,7 @@ def containers(items):
         uptime = ago(item["started"]) if item["status"] == "running" else ""
         command = shlex.join(item.get("command") or [])
         rows.append((item["name"], item["id"], item["image"], container_status(item), item["pid"] or "",
-                     addresses, uptime, limits_summary(item.get("limits") or {}), command[:40]))  # fmt: skip
+                     addresses, uptime, limits_summary(item.get("limits") or {}), shorten(command, 40)))  # fmt: skip
     return table(("NAME", "ID", "IMAGE", "STATUS", "PID", "IP", "UPTIME", "LIMITS", "COMMAND"), rows)
 
 
