@@ -129,11 +129,23 @@ def _container_config(image, command, env, volume, workdir, user, hostname):
     return {
         "command": argv,
         "env": [f"{key}={value}" for key, value in merged.items()],
-        "volumes": [parse.volume(item) for item in volume],
+        "volumes": _volumes(volume),
         "workdir": parse.workdir(workdir) if workdir else defaults.get("WorkingDir") or "/",
         "user": parse.user(user) if user else defaults.get("User") or "",
         "hostname": parse.hostname(hostname) if hostname else None,
     }
+
+
+def _volumes(values):
+    """Parsed --volume values; two on one container path would hide one another."""
+    volumes, seen = [], set()
+    for value in values:
+        volume = parse.volume(value)
+        if volume["target"] in seen:
+            raise Invalid(f"invalid volume {value!r}: {volume['target']} is given twice as a container path")
+        seen.add(volume["target"])
+        volumes.append(volume)
+    return volumes
 
 
 def _capabilities(cap_add, cap_drop):

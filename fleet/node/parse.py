@@ -112,9 +112,13 @@ def volume(value):
             raise Invalid(f"invalid volume {value!r}: {path!r} is not an absolute path")
     if any(part == ".." for part in target.split("/")):
         raise Invalid(f"invalid volume {value!r}: the container path may not contain '..'")
+    target = "/" + os.path.normpath(target).lstrip("/")  # normpath keeps a leading '//'
+    if target == "/" or target == "/proc" or target.startswith("/proc/"):
+        # Over / it would be hidden by the image's root; over /proc, it would hide the container's own.
+        raise Invalid(f"invalid volume {value!r}: the container path may not be / nor in /proc")
     if not os.path.exists(source):
         raise Invalid(f"invalid volume {value!r}: {source} does not exist on this host")
-    return {"source": os.path.realpath(source), "target": os.path.normpath(target), "mode": mode}
+    return {"source": os.path.realpath(source), "target": target, "mode": mode}
 
 
 def user(value):

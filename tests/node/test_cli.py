@@ -79,6 +79,8 @@ def bad_inputs(subnet, other, tiny):
         (("container", "create", "--network", "farm", "--network", "farm", "bb"), "given twice"),
         (("container", "create", "--env", "1=x", "bb"), "invalid environment"),
         (("container", "create", "--volume", "/nonexistent-dir:/x", "bb"), "does not exist"),
+        (("container", "create", "-v", "/tmp:/", "bb"), "may not be / nor in /proc"),
+        (("container", "create", "-v", "/tmp:/x", "-v", "/etc:/x/", "bb"), "/x is given twice as a container path"),
         (("container", "create", "--hostname", "bad_host", "bb"), "invalid hostname"),
         (("container", "create", "--workdir", "relative", "bb"), "invalid working directory"),
         (("container", "create", "--user", "a:b:c", "bb"), "invalid user"),

@@ -60,9 +60,14 @@ def test_bad_subnets(bad):
 
 def test_volume(tmp_path):
     assert parse.volume(f"{tmp_path}:/data:ro") == {"source": str(tmp_path), "target": "/data", "mode": "ro"}
+    assert parse.volume(f"{tmp_path}://data/")["target"] == "/data"
     for bad in ("rel:/data", f"{tmp_path}:data", f"{tmp_path}:/a/../b", f"{tmp_path}:/d:rx", "/no/such/dir:/d"):
         with pytest.raises(Invalid, match="invalid volume"):
             parse.volume(bad)
+    for covered in ("/", "//", "/proc", "/proc/sys", "/./proc/"):  # the image's root, the container's own /proc
+        with pytest.raises(Invalid, match=f"invalid volume '{tmp_path}:{covered}': the container path may not be / no"):
+            parse.volume(f"{tmp_path}:{covered}")
+    assert parse.volume(f"{tmp_path}:/processes")["target"] == "/processes"
 
 
 def test_env_user_hostname_workdir():
