@@ -28,6 +28,7 @@ def export(name, destination, fmt="docker-archive", tag=None):
     if fmt not in FORMATS:
         raise Invalid(f"invalid --format {fmt!r}: use {' or '.join(FORMATS)}")
     row = images.get(name)
+    target = _writable_file(destination)
     tag = tag or f"localhost/{name}:latest"
     work = tempfile.mkdtemp(prefix=f".build-export-{os.getpid()}-", dir=state.path("images"))
     try:
@@ -40,7 +41,7 @@ def export(name, destination, fmt="docker-archive", tag=None):
         stored = {key: value for key, value in images.config(name).items() if key in imports.KEPT_CONFIG}
         config = _config(row, stored, diff_id)
         entries = (_docker_entries if fmt == "docker-archive" else _oci_entries)(config, layer, diff_id, tag)
-        _write_outer(entries, destination, work)
+        _write_outer(entries, target)
         return {"name": name, "format": fmt, "tag": tag, "config": "sha256:" + _sha256(config), "layer": diff_id}
     finally:
         import shutil
@@ -139,29 +140,59 @@ def _oci_entries(config, layer, diff_id, tag):
     ]
 
 
-def _write_outer(entries, destination, work):
-    """The archive itself: entries in the given order, times fixed; atomically for a file."""
+def _writable_file(destination):
+    """The archive's absolute path (None for stdout), refused before any work when it cannot be written."""
+    if destination == "-":
+        return None
+    if not destination:
+        raise Invalid("invalid FILE '': give the archive's path, or - for stdout")
+    path = os.path.abspath(destination)
+    if os.path.isdir(path):
+        example = os.path.join(destination, "NAME.tar")
+        raise Invalid(f"cannot write {destination}: it is a directory; give a file name, such as {example}")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise Invalid(f"cannot write {destination}: no such directory {os.path.dirname(path)}")
+    return path
+
+
+def _write_outer(entries, target):
+    """The archive itself: entries in the given order, times fixed.
+
+    A file is written beside its final name (same filesystem, whatever holds
+    the state) and renamed into place once whole: a failure leaves no part of it.
+    """
     import sys
 
-    target = os.path.join(work, "out.tar") if destination != "-" else None
-    out = open(target, "wb") if target else sys.stdout.buffer  # noqa: SIM115 - closed below when ours
+    if target is None:
+        _write_entries(entries, sys.stdout.buffer)
+        return
+    temp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}.tmp")
     try:
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in entries:
-                info = tarfile.TarInfo(name)
-                info.mtime, info.mode = 0, 0o644
-                if data is None:
-                    info.type, info.mode = tarfile.DIRTYPE, 0o755
-                    tar.addfile(info)
-                elif isinstance(data, bytes):
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-                else:
-                    info.size = os.path.getsize(data)
-                    with open(data, "rb") as handle:
-                        tar.addfile(info, handle)
-    finally:
-        if target:
-            out.close()
-    if target:
-        os.replace(target, destination)
+        with open(temp, "wb") as out:
+            _write_entries(entries, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except OSError as error:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise Invalid(f"cannot write {target}: {error.strerror or error}") from None
+
+
+def _write_entries(entries, out):
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime, info.mode = 0, 0o644
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(data, bytes):
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.size = os.path.getsize(data)
+                with open(data, "rb") as handle:
+                    tar.addfile(info, handle)

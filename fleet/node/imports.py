@@ -47,6 +47,11 @@ class Archive:
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
             self.members = {posixpath.normpath(m.name).lstrip("/"): m for m in self.tar.getmembers()}
+        except tarfile.ReadError:  # its message lists each decompressor tried, one per line
+            raise Invalid(
+                f"cannot read {path} as an image archive: not a tar file (plain, gzip, bzip2 or xz), "
+                "such as `podman save` or `docker save` write"
+            ) from None
         except (tarfile.TarError, OSError) as error:
             raise Invalid(f"cannot read {path} as an image archive: {error}") from None
 

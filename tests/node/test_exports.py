@@ -85,3 +85,33 @@ def test_export_to_stdout_and_bad_requests(webfx, tmp_path):
         reply = webfx.call(*args)
         assert not reply["ok"] and message in reply["error"]["message"], reply
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_export_to_another_filesystem(webfx, tmp_path):
+    """The archive is written beside its name, not in the state directory: a rename cannot cross filesystems."""
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "baleine-test", str(other)], check=True)
+    try:
+        assert os.stat(other).st_dev != os.stat(webfx.root).st_dev
+        webfx.ok("image", "export", "webfx", str(other / "webfx.tar"))
+        webfx.ok("image", "export", "webfx", str(tmp_path / "here.tar"))
+        assert (other / "webfx.tar").read_bytes() == (tmp_path / "here.tar").read_bytes()
+        assert os.listdir(other) == ["webfx.tar"]  # no temporary file left beside it
+    finally:
+        subprocess.run(["umount", str(other)], check=True)
+
+
+def test_an_unwritable_destination_is_refused_before_any_work(webfx, tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for destination, message in (
+        (str(folder), f"cannot write {folder}: it is a directory; give a file name, such as {folder}/NAME.tar"),
+        (str(tmp_path / "none" / "x.tar"), f"cannot write {tmp_path}/none/x.tar: no such directory {tmp_path}/none"),
+        ("", "invalid FILE '': give the archive's path, or - for stdout"),
+        ("/proc/webfx.tar", "cannot write /proc/webfx.tar: "),
+    ):
+        done = webfx.cli("image", "export", "webfx", destination)
+        assert done.returncode != 0 and done.stderr.startswith(f"baleine: error: {message}"), done.stderr
+        assert done.stderr.count("\n") == 1
+    assert os.listdir(folder) == [] and sorted(os.listdir(webfx.root / "images")) == ["webfx.ext4", "webfx.json"]

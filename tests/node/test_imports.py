@@ -146,6 +146,18 @@ def test_hostile_archive_is_refused(node, tmp_path, case):
     assert node.state_files() == before and os.listdir(node.root / "images") == []
 
 
+def test_a_file_that_is_no_archive_gets_one_line(node, tmp_path):
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("not an archive\n")
+    before = node.state_files()
+    done = node.cli("image", "import", str(garbage))
+    assert done.returncode == 2 and done.stderr == (
+        f"baleine: error: cannot read {garbage} as an image archive: not a tar file (plain, gzip, bzip2 or xz), "
+        "such as `podman save` or `docker save` write\n"
+    )
+    assert node.state_files() == before and os.listdir(node.root / "images") == []
+
+
 def test_device_nodes_are_not_created(node, tmp_path):
     path = docker_archive(tmp_path / "dev.tar", [[*BASE, ("dev", "dir", None), ("dev/mem", "chr", None)]])
     node.ok("image", "import", str(path), "--name", "devs")
