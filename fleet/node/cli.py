@@ -249,7 +249,7 @@ def _container_verbs(verbs):
     stats.positional("names", nargs="*", metavar="NAME", help_text="containers (default: every running one)")
     exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")
     exec_.positional("name", help_text="container name or id")
-    exec_.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments")
+    exec_.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments", required=True)
 
 
 def run():

@@ -38,16 +38,16 @@ class Option:
 
 
 class Positional:
-    def __init__(self, dest, nargs, metavar, help_text):
+    def __init__(self, dest, nargs, metavar, help_text, required):
         self.dest = dest
         self.nargs = nargs  # None (exactly one), "?", "*" or REST
         self.metavar = metavar or dest.upper()
         self.help = help_text
+        self.required = required or nargs is None  # REST: a command line that must have its command
 
     def usage(self):
-        return {None: self.metavar, "?": f"[{self.metavar}]", "*": f"[{self.metavar}...]"}.get(
-            self.nargs, f"[{self.metavar} [ARG...]]"
-        )
+        rest = f"{self.metavar} [ARG...]" if self.required else f"[{self.metavar} [ARG...]]"
+        return {None: self.metavar, "?": f"[{self.metavar}]", "*": f"[{self.metavar}...]"}.get(self.nargs, rest)
 
 
 class Command:
@@ -87,8 +87,8 @@ class Command:
         self.sections[-1][1].append(option)
         return option
 
-    def positional(self, dest, nargs=None, metavar=None, help_text=""):
-        self.positionals.append(Positional(dest, nargs, metavar, help_text))
+    def positional(self, dest, nargs=None, metavar=None, help_text="", required=False):
+        self.positionals.append(Positional(dest, nargs, metavar, help_text, required))
 
     def exclude(self, first, second):
         """Options (by dest) that may not be given together."""
@@ -178,14 +178,14 @@ class Command:
 
     def _take_positionals(self, words, values):
         for positional in self.positionals:
+            if positional.required and not words:
+                self._fail(f"missing {positional.metavar}")
             if positional.nargs in ("*", REST):
                 setattr(values, positional.dest, words)
                 words = []
             elif words:
                 setattr(values, positional.dest, words[0])
                 words = words[1:]
-            elif positional.nargs is None:
-                self._fail(f"missing {positional.metavar}")
         if words:
             self._fail(f"unexpected argument {words[0]!r}")
 

@@ -566,8 +566,6 @@ def exec_command(ref, argv, capture=False, timeout=None):
     """Run argv in a running container; returns (exit code, stdout, stderr) (texts only if captured)."""
     from . import launch
 
-    if not argv:
-        raise Invalid("missing command: baleine container exec NAME COMMAND [ARG...]")
     row = current(ref)
     if row["status"] != RUNNING:
         raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")

@@ -46,6 +46,7 @@ def test_values_are_taken_as_given_for_the_verb_to_judge():
         (("container", "list", "--all=yes"), "--all takes no value"),
         (("container", "start", "a", "b"), "unexpected argument 'b'"),
         (("container", "run", "-d", "--rm", "bb"), "--rm is not allowed with --detach/-d"),
+        (("container", "exec", "web"), "missing COMMAND"),
     ],
 )
 def test_bad_usage_is_one_line_naming_the_word_and_where_help_is(argv, message):
@@ -61,6 +62,9 @@ def test_help_lists_verbs_options_and_their_metavars(capsys):
     text = capsys.readouterr().out
     assert done.value.code == 0
     assert text.startswith("usage: baleine container run [options] IMAGE [COMMAND [ARG...]]")
+    with pytest.raises(SystemExit):
+        parse("container", "exec", "--help")
+    assert capsys.readouterr().out.startswith("usage: baleine container exec [options] NAME COMMAND [ARG...]\n")
     assert "--memory, -m SIZE" in text and "limits (sizes and rates" in text and "--rm" in text
     with pytest.raises(SystemExit):
         parse("container", "--help")
