@@ -64,6 +64,33 @@ def test_write_leaves_no_temporary_file(root):
     assert sorted(os.listdir(root)) == [".lock", "containers", "images", "images.csv"]
 
 
+FULL_DISK = """
+import resource, signal, sys
+sys.path.insert(0, {repo!r})
+from fleet.node import state
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    with state.locked():
+        state.IMAGES.upsert({{"name": "big", "source": "x" * 10000}})
+except OSError as error:
+    sys.exit(error.errno)
+"""
+
+
+def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temporary_one(root):
+    import errno
+
+    with state.locked():
+        state.IMAGES.upsert({"name": "x"})
+    before = (root / "images.csv").read_bytes()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", FULL_DISK.format(repo=repo)], env=dict(os.environ))
+    assert done.returncode == errno.EFBIG
+    assert (root / "images.csv").read_bytes() == before
+    assert sorted(os.listdir(root)) == [".lock", "containers", "images", "images.csv"]
+
+
 def test_lock_is_reentrant_in_one_process():
     with state.locked(), state.locked():
         state.IMAGES.upsert({"name": "x"})
