@@ -315,7 +315,8 @@ def _fail(error, json_mode):
 
 def _wrap_unexpected(error):
     if isinstance(error, PermissionError):
-        return BaleineError(f"permission denied: {error} (baleine needs root)")
+        what = error.filename or error.strerror or error
+        return BaleineError(f"permission denied: {what}" + (" (baleine needs root)" if os.geteuid() else ""))
     if isinstance(error, OSError):
         return BaleineError(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
     return BaleineError(f"internal error: {type(error).__name__}: {error} (set BALEINE_DEBUG=1 for a traceback)")

@@ -1,6 +1,8 @@
 """The command line: JSON protocol, help, and every bad input refused cleanly."""
 
 import json
+import os
+import re
 
 import pytest
 from hostnet import free_subnet
@@ -30,8 +32,31 @@ def test_human_errors_are_one_line(busybox):
     assert done.stderr.count("\n") == 1 and "ghost" in done.stderr
 
 
+def test_a_user_who_is_not_root_is_told_so(zipapp):
+    """Not root: one line naming the file refused and why, not an errno's repr."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    place = tempfile.mkdtemp(prefix="baleine-nobody-")  # /tmp itself: pytest's tmp_path is closed to others
+    try:
+        os.chmod(place, 0o755)
+        helper = shutil.copy(zipapp, place)
+        os.chmod(helper, 0o644)
+        root = os.path.join(place, "state")
+        os.mkdir(root)
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-I", "-S", helper,
+                "network", "create", "farm", "--subnet", "10.99.0.0/24"]  # fmt: skip
+        done = subprocess.run(argv, env={"BALEINE_ROOT": root}, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        expected = f"baleine: error: permission denied: {re.escape(root)}/\\S+ \\(baleine needs root\\)\n"
+        assert re.fullmatch(expected, done.stderr), done.stderr
+        assert os.listdir(root) == []
+    finally:
+        shutil.rmtree(place)
+
+
 def test_output_is_flushed_before_the_quick_exit_and_a_closed_pipe_is_no_error(busybox):
-    import os
     import subprocess
 
     # Through a pipe, stdout is block-buffered: this reply exists only if exit_now flushed it.
