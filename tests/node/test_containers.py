@@ -249,6 +249,26 @@ def test_logs_tail_and_follow(busybox):
     assert busybox.cli("container", "logs", "--follow", "slow", timeout=20).stdout.endswith("late\n")
 
 
+def test_the_tail_of_a_big_log_costs_little_memory(busybox):
+    """64 MB of output: `logs --tail` reads the end of the file, not all of it into memory."""
+    import subprocess
+
+    line = "0123456789" * 4
+    busybox.ok("container", "run", "-d", "--name", "chatty", "bb", "sh", "-c", f"yes {line} | head -c 64000000")
+    deadline = time.monotonic() + 60
+    while busybox.ok("container", "inspect", "chatty")["status"] != "exited" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    reader = subprocess.Popen(busybox.argv("container", "logs", "--tail", "2", "chatty"), env=busybox.env,
+                              stdout=subprocess.PIPE)  # fmt: skip
+    out = reader.stdout.read()
+    _, status, usage = os.wait4(reader.pid, 0)
+    reader.returncode = os.waitstatus_to_exitcode(status)
+    assert reader.returncode == 0
+    last = 64000000 % (len(line) + 1)  # head cut the last line short
+    assert out == f"{line}\n{line[:last]}".encode()
+    assert usage.ru_maxrss < 48 * 1024, f"{usage.ru_maxrss} KiB"  # the whole log would take over 150 MB
+
+
 def test_ten_parallel_runs_get_ten_distinct_addresses(busybox):
     busybox.ok("network", "create", "farm", "--subnet", free_subnet())
 
