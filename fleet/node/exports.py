@@ -146,7 +146,7 @@ def _writable_file(destination):
         return None
     if not destination:
         raise Invalid("invalid FILE '': give the archive's path, or - for stdout")
-    path = os.path.abspath(destination)
+    path = os.path.realpath(destination)  # a link to the archive: replace the file it names, not the link
     if os.path.isdir(path):
         example = os.path.join(destination, "NAME.tar")
         raise Invalid(f"cannot write {destination}: it is a directory; give a file name, such as {example}")

@@ -98,6 +98,11 @@ def test_export_to_another_filesystem(webfx, tmp_path):
         webfx.ok("image", "export", "webfx", str(tmp_path / "here.tar"))
         assert (other / "webfx.tar").read_bytes() == (tmp_path / "here.tar").read_bytes()
         assert os.listdir(other) == ["webfx.tar"]  # no temporary file left beside it
+        (tmp_path / "link.tar").symlink_to(other / "webfx.tar")
+        (other / "webfx.tar").write_bytes(b"old")
+        webfx.ok("image", "export", "webfx", str(tmp_path / "link.tar"))
+        assert (tmp_path / "link.tar").is_symlink()
+        assert (other / "webfx.tar").read_bytes() == (tmp_path / "here.tar").read_bytes()
     finally:
         subprocess.run(["umount", str(other)], check=True)
 
