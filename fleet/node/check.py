@@ -109,7 +109,9 @@ def _consider(row, report):
     after_reboot = row.get("reason") == "host rebooted"
     if not restart.wanted(policy, code, row.get("reason"), restarts, row.get("stopped_by") == "user", after_reboot):
         return
-    due = _seconds(row["finished"]) + restart.backoff(restarts)
+    finished = _seconds(row["finished"])
+    ran_for = finished - _seconds(row["started"]) if row["started"] and row["finished"] else 0.0
+    due = finished + restart.backoff(restarts, ran_for)
     now = time.time()  # now, not the pass's start: this pass may just have stamped the exit
     if now < due:
         report["waiting"].append({"name": row["name"], "due_in": round(due - now, 1)})

@@ -10,7 +10,9 @@ Pure decisions, no side effects: `check` applies them. Like Docker:
 
 Restarts back off: the first comes at once (a crash is repaired by the pass
 that notices it), the second BACKOFF_START seconds after the exit, each next
-one twice as long, at most BACKOFF_CAP.
+one twice as long, at most BACKOFF_CAP. A container that ran STEADY seconds or
+more before it exited was not crash-looping: it is restarted at once, however
+many restarts it has had (as Docker resets its delay after 10 s of running).
 """
 
 from .errors import Invalid
@@ -18,6 +20,7 @@ from .errors import Invalid
 POLICIES = ("no", "on-failure", "always", "unless-stopped")
 BACKOFF_START = 5.0
 BACKOFF_CAP = 300.0
+STEADY = 10.0
 
 
 def parse(text):
@@ -30,11 +33,14 @@ def parse(text):
     return {"policy": policy, "max": int(count) if sep else None}
 
 
-def backoff(restarts):
-    """Seconds after an exit before restart number restarts + 1 (BALEINE_RESTART_BACKOFF: the first)."""
+def backoff(restarts, ran_for=0.0):
+    """Seconds after an exit before restart number restarts + 1 (BALEINE_RESTART_BACKOFF: the first).
+
+    ran_for: how long the run that just ended lasted.
+    """
     import os
 
-    if restarts <= 0:
+    if restarts <= 0 or ran_for >= STEADY:
         return 0.0
     start = float(os.environ.get("BALEINE_RESTART_BACKOFF") or BACKOFF_START)
     return min(BACKOFF_CAP, start * 2 ** (restarts - 1))

@@ -83,6 +83,29 @@ def test_backoff_doubles_between_restarts(quick):
     assert 1 < second <= 2 and 3 < third <= 4  # 2 s, then 4 s (exits are recorded to the second)
 
 
+def stamp(seconds):
+    from fleet.node import state
+
+    return time.strftime(state.STAMP, time.gmtime(seconds))
+
+
+def test_a_container_that_ran_steadily_is_restarted_at_once(quick, monkeypatch):
+    """Many restarts long ago do not delay the next one: the last run lasted an hour."""
+    from fleet.node import state
+
+    quick.ok("container", "run", "-d", "--name", "steady", "--restart", "always", "bb", "sleep", "300")
+    monkeypatch.setenv("BALEINE_ROOT", str(quick.root))
+    with state.locked():  # as if it had been restarted 6 times, the last an hour ago
+        state.CONTAINERS.update("steady", restarts="6", started=stamp(time.time() - 3600))
+    kill_main(quick, "steady")
+    assert quick.ok("check")["restarted"] == [{"name": "steady", "attempt": 7}]
+    with state.locked():  # a run of a second after 7 restarts: a crash loop, 2 s * 2**6 later
+        state.CONTAINERS.update("steady", started=stamp(time.time() - 1))
+    kill_main(quick, "steady")
+    report = quick.ok("check")
+    assert report["restarted"] == [] and 120 < report["waiting"][0]["due_in"] <= 128
+
+
 def test_on_failure_gives_up_after_n_and_ignores_success(quick):
     quick.ok("container", "run", "-d", "--name", "once", "--restart", "on-failure:1", "bb", "sleep", "300")
     kill_main(quick, "once")

@@ -17,6 +17,8 @@ def test_backoff_doubles_and_is_capped(monkeypatch):
     monkeypatch.delenv("BALEINE_RESTART_BACKOFF", raising=False)
     assert [restart.backoff(n) for n in range(5)] == [0, 5, 10, 20, 40]
     assert restart.backoff(30) == restart.BACKOFF_CAP
+    assert restart.backoff(30, ran_for=restart.STEADY - 1) == restart.BACKOFF_CAP  # still a crash loop
+    assert restart.backoff(30, ran_for=restart.STEADY) == 0.0  # ran steadily: at once
 
 
 @pytest.mark.parametrize(
