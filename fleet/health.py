@@ -41,6 +41,8 @@ def host_problems(value):
             found.append((item["name"], "unhealthy", "its health check fails"))
     if report.get("rebooted"):
         found.append(("", "rebooted", "the host restarted since the last check"))
+    if report.get("skipped"):
+        found.append(("", "check skipped", report["skipped"]))
     return found
 
 

@@ -297,6 +297,8 @@ def check(args):
 
 
 def _check_text(report):
+    if report.get("skipped"):
+        return f"skipped: {report['skipped']}"
     lines = ["host rebooted: containers recorded running were cleaned up"] if report["rebooted"] else []
     lines += [f"repaired: {action}" for action in report["repaired"]]
     lines += [f"exited: {item['name']} ({item['exit_code'] or item['reason']})" for item in report["exited"]]

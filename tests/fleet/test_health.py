@@ -33,6 +33,12 @@ def test_problems_cover_exits_health_restarts_and_unreachable_hosts():
     ]
 
 
+def test_a_skipped_check_is_a_problem_of_the_host():
+    report = {"skipped": "another check pass (pid 42) was still running after 60 s"}
+    outcomes = [Outcome(N1, value={"report": report, "containers": [item("web", "running")]})]
+    assert health.problems(outcomes) == [["node1", "", "check skipped", report["skipped"]]]
+
+
 def test_history_is_appended_with_one_header(tmp_path):
     path = tmp_path / "fleet-health.csv"
     quiet = {"report": {"restarted": []}, "containers": [item("web", "running")]}

@@ -106,6 +106,29 @@ def test_a_container_that_ran_steadily_is_restarted_at_once(quick, monkeypatch):
     assert report["restarted"] == [] and 120 < report["waiting"][0]["due_in"] <= 128
 
 
+def test_one_pass_at_a_time(quick):
+    """A pass waits for the one before it; past BALEINE_CHECK_WAIT it gives way, saying so."""
+    import fcntl
+    import threading
+
+    quick.ok("container", "run", "-d", "--name", "svc", "--restart", "always", "bb", "sleep", "300")
+    kill_main(quick, "svc")
+    quick.env["BALEINE_CHECK_WAIT"] = "0.5"
+    with open(quick.root / "check.lock", "w") as held:  # another pass, as pid 4242
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242\n")
+        held.flush()
+        done = quick.cli("check")
+        assert (done.returncode, done.stdout) == (
+            0, "skipped: another check pass (pid 4242) was still running after 0.5 s\n"
+        )  # fmt: skip
+        assert quick.ok("container", "inspect", "svc")["restarts"] == 0  # the skipped pass restarted nothing
+        quick.env["BALEINE_CHECK_WAIT"] = "20"
+        threading.Timer(0.5, held.close).start()  # the other pass ends: this one then runs
+        report = quick.ok("check")
+    assert "skipped" not in report and report["restarted"] == [{"name": "svc", "attempt": 1}]
+
+
 def test_on_failure_gives_up_after_n_and_ignores_success(quick):
     quick.ok("container", "run", "-d", "--name", "once", "--restart", "on-failure:1", "bb", "sleep", "300")
     kill_main(quick, "once")
