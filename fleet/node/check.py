@@ -20,7 +20,7 @@ PASS_WAIT = 60.0  # seconds a pass waits for the one before it (BALEINE_CHECK_WA
 def run(prom=None):
     """One pass; returns a report of what was found and done.
 
-    It also appends the running containers' usage to usage.csv and, given
+    It also appends the running containers' usage to usage/DAY.csv and, given
     prom, writes node_exporter's textfile there. One pass at a time: health
     probes that hang until their timeout can make a pass outlast the cron
     period, and two passes would probe, count failures and restart twice.

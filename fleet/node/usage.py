@@ -1,11 +1,17 @@
-"""Usage records for billing: usage.csv, `baleine usage`, a Prometheus textfile.
+"""Usage records for billing: usage/DAY.csv, `baleine usage`, a Prometheus textfile.
 
 Each `check` pass appends one row per running container with its cgroup's
 cumulative counters (CPU seconds, block io bytes), its memory peak seen so
-far and its pids. A container instance is its id plus its start time: the
-counters begin at zero with each start. `baleine usage` sums, per
-container, what each instance's counters grew by within the period (from the
-last sample before it, or from zero for an instance started within it).
+far and its pids, to the file of the day (UTC): usage/2026-11-23.csv. A
+container instance is its id plus its start time: the counters begin at zero
+with each start. `baleine usage` sums, per container, what each instance's
+counters grew by within the period (from the last sample before it, or from
+zero for an instance started within it).
+
+A file per day keeps a query's cost to the days it asks about (a pass a
+minute makes 1440 rows a day per container) and lets operators archive or
+delete old days. Rows are streamed: memory follows the number of instances,
+not of rows.
 """
 
 import os
@@ -14,7 +20,8 @@ import time
 from . import state
 
 COLUMNS = ("time", "name", "id", "started", "cpu_seconds", "memory_peak", "io_read_bytes", "io_write_bytes", "pids")
-USAGE = state.Table("usage.csv", COLUMNS, "usage record", key="time")
+DIRECTORY = "usage"
+LEGACY = "usage.csv"  # one file for every day, as written before usage/; still read
 
 
 def record(samples):
@@ -30,18 +37,48 @@ def record(samples):
     for row, figures in samples:
         writer.writerow([stamp, row["name"], row["id"][:12], row["started"], f"{figures['cpu_ns'] / 1e9:.3f}",
                          figures["memory_peak"], figures["io_read"], figures["io_write"], figures["pids"]])  # fmt: skip
-    _append(buffer.getvalue())
+    os.makedirs(state.path(DIRECTORY), mode=0o711, exist_ok=True)
+    _append(state.path(DIRECTORY, f"{stamp[:10]}.csv"), buffer.getvalue())
 
 
-def _append(text):
+def _append(path, text):
     # Appending whole lines under the state lock: readers see complete rows.
-    new = not os.path.exists(USAGE.file)
-    fd = os.open(USAGE.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    new = not os.path.exists(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, ((";".join(COLUMNS) + "\n") if new else "").encode() + text.encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def day_files():
+    """[(day, path)], oldest first; the legacy usage.csv, if any, comes first (day '')."""
+    folder = state.path(DIRECTORY)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        names = []
+    files = [(name[:-4], os.path.join(folder, name)) for name in names if _is_day_file(name)]
+    if os.path.exists(state.path(LEGACY)):
+        files.append(("", state.path(LEGACY)))
+    return sorted(files)
+
+
+def _is_day_file(name):
+    day = name[:-4]
+    return name.endswith(".csv") and len(day) == 10 and day[4] + day[7] == "--" and day.replace("-", "").isdigit()
+
+
+def rows(path):
+    """The rows of one usage file as dicts, one at a time."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter=";")
+        header = next(reader, None)
+        for cells in reader:
+            yield dict(zip(header, cells))
 
 
 def parse_since(text):
@@ -63,29 +100,77 @@ def parse_since(text):
     )
 
 
+class _Instance:
+    """What the period needs of one instance's samples: its base, its last, its peaks, their number."""
+
+    def __init__(self):
+        self.base = None  # the last sample before the period
+        self.last = None
+        self.memory_peak = self.pids_peak = self.samples = 0
+
+    def add(self, row):
+        self.last = row
+        self.memory_peak = max(self.memory_peak, int(row["memory_peak"]))
+        self.pids_peak = max(self.pids_peak, int(row["pids"]))
+        self.samples += 1
+
+
 def summary(name=None, since=None):
     """Per container: CPU seconds, block io bytes, memory peak and most pids within the period."""
+    files = day_files()
+    # Times compare as text (one fixed-width UTC format). Read from the day before since's:
+    # the last sample before the period is there when the passes ran.
+    since_stamp = time.strftime(state.STAMP, time.gmtime(since)) if since is not None else None
+    first = 0
+    if since_stamp is not None:
+        first = next((i for i, (day, _) in enumerate(files) if day >= since_stamp[:10]), len(files))
+        first = max(0, first - 1)
     instances = {}
-    for row in USAGE.read():
-        if name is not None and row["name"] != name:
-            continue
-        instance = instances.setdefault((row["name"], row["id"], row["started"]), {"before": None, "within": []})
-        if since is not None and state.epoch(row["time"]) < since:
-            instance["before"] = row
-        else:
-            instance["within"].append(row)
+    for _, path in files[first:]:
+        for row in rows(path):
+            if name is not None and row["name"] != name:
+                continue
+            instance = instances.setdefault((row["name"], row["id"], row["started"]), _Instance())
+            if since_stamp is not None and row["time"] < since_stamp:
+                instance.base = row
+            else:
+                instance.add(row)
+    _find_older_bases(instances, files[:first], since_stamp)
+    return _totals(instances)
+
+
+def _find_older_bases(instances, older_files, since_stamp):
+    """Bases the files read did not hold (no pass ran for a while): in older files, newest first."""
+    missing = {key for key, instance in instances.items()
+               if instance.samples and instance.base is None and key[2] < (since_stamp or "")}  # fmt: skip
+    for day, path in reversed(older_files):
+        if day:  # a day's file holds samples of instances started by then; the legacy file, of any
+            missing = {key for key in missing if key[2][:10] <= day}
+        if not missing:
+            return
+        found = {}
+        for row in rows(path):
+            key = (row["name"], row["id"], row["started"])
+            if key in missing:
+                found[key] = row  # rows are in time order: the last one wins
+        for key, row in found.items():
+            instances[key].base = row
+            missing.discard(key)
+
+
+def _totals(instances):
     totals = {}
     for (container, _id, _started), instance in instances.items():
-        if not instance["within"]:
+        if not instance.samples:
             continue
-        last, base = instance["within"][-1], instance["before"]
+        last, base = instance.last, instance.base
         total = totals.setdefault(container, _empty_total(container))
         for key, kind in (("cpu_seconds", float), ("io_read_bytes", int), ("io_write_bytes", int)):
             total[key] += kind(last[key]) - (kind(base[key]) if base else 0)
         total["cpu_seconds"] = round(total["cpu_seconds"], 3)
-        total["memory_peak"] = max(total["memory_peak"], *(int(r["memory_peak"]) for r in instance["within"]))
-        total["pids_peak"] = max(total["pids_peak"], *(int(r["pids"]) for r in instance["within"]))
-        total["samples"] += len(instance["within"])
+        total["memory_peak"] = max(total["memory_peak"], instance.memory_peak)
+        total["pids_peak"] = max(total["pids_peak"], instance.pids_peak)
+        total["samples"] += instance.samples
     return sorted(totals.values(), key=lambda item: item["name"])
 
 

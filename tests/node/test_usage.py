@@ -1,5 +1,6 @@
-"""Usage records: usage.csv written by check, summed by `baleine usage`, and the Prometheus textfile."""
+"""Usage records: usage/DAY.csv written by check, summed by `baleine usage`, and the Prometheus textfile."""
 
+import os
 import time
 
 import pytest
@@ -12,13 +13,21 @@ HEADER = "time;name;id;started;cpu_seconds;memory_peak;io_read_bytes;io_write_by
 
 @pytest.fixture
 def records(tmp_path, monkeypatch):
+    """Writes rows to the file of their day, as check does."""
     monkeypatch.setenv("BALEINE_ROOT", str(tmp_path))
-    path = tmp_path / "usage.csv"
 
     def write(*rows):
-        path.write_text(HEADER + "".join(";".join(map(str, row)) + "\n" for row in rows))
+        for row in rows:
+            path = tmp_path / "usage" / f"{row[0][:10]}.csv"
+            path.parent.mkdir(exist_ok=True)
+            with open(path, "a") as handle:
+                handle.write((HEADER if not handle.tell() else "") + ";".join(map(str, row)) + "\n")
 
     return write
+
+
+def sample(stamp, cpu, name="web", started="2026-11-01T00:00:00Z"):
+    return (stamp, name, "aaa", started, cpu, 100, 0, 0, 1)
 
 
 def test_counters_grow_per_instance_and_restarts_begin_at_zero(records):
@@ -45,6 +54,58 @@ def test_since_counts_from_the_last_sample_before_it(records):
     assert usage.summary("web", usage.parse_since("2026-11-24")) == []
 
 
+def test_a_period_reads_its_days_and_the_one_before(records, monkeypatch):
+    for day in range(10, 20):
+        records(sample(f"2026-11-{day}T23:59:00Z", float(day)))
+    read = []
+    real_rows = usage.rows
+    monkeypatch.setattr(usage, "rows", lambda path: read.append(path.rsplit("/", 1)[1]) or real_rows(path))
+    [web] = usage.summary("web", usage.parse_since("2026-11-18T12:00:00Z"))
+    assert (web["cpu_seconds"], web["samples"]) == (2.0, 2)  # 19.0 - 17.0: the base is the 17th's
+    assert read == ["2026-11-17.csv", "2026-11-18.csv", "2026-11-19.csv"]
+
+
+def test_a_base_older_than_the_day_before_is_looked_for(records):
+    """No pass ran from the 12th to the 17th (cron was down): the base is the 11th's sample."""
+    records(sample("2026-11-10T10:00:00Z", 1.0), sample("2026-11-11T10:00:00Z", 3.0),
+            sample("2026-11-18T10:00:00Z", 10.0))  # fmt: skip
+    [web] = usage.summary("web", usage.parse_since("2026-11-18"))
+    assert (web["cpu_seconds"], web["samples"]) == (7.0, 1)
+    records(sample("2026-11-18T10:05:00Z", 0.5, name="new", started="2026-11-18T10:04:00Z"))
+    assert usage.summary("new", usage.parse_since("2026-11-18"))[0]["cpu_seconds"] == 0.5  # began within
+
+
+def test_the_file_written_before_daily_files_is_still_read(records, tmp_path):
+    (tmp_path / "usage.csv").write_text(HEADER + ";".join(map(str, sample("2026-11-01T10:00:00Z", 4.0))) + "\n")
+    records(sample("2026-11-20T10:00:00Z", 6.0))
+    assert usage.summary("web")[0]["cpu_seconds"] == 6.0
+    assert usage.summary("web", usage.parse_since("2026-11-20"))[0]["cpu_seconds"] == 2.0
+
+
+def test_memory_follows_instances_not_rows(tmp_path, monkeypatch):
+    """A month of passes for three containers: 130,000 rows, summed in a few hundred KiB."""
+    import tracemalloc
+
+    monkeypatch.setenv("BALEINE_ROOT", str(tmp_path))
+    (tmp_path / "usage").mkdir()
+    with open(tmp_path / "usage" / "2026-11-01.csv", "w") as handle:
+        handle.write(HEADER)
+        for minute in range(43200):
+            stamp = f"2026-11-01T{minute // 60 % 24:02d}:{minute % 60:02d}:00Z"
+            for name in ("web", "db", "cache"):
+                handle.write(f"{stamp};{name};aaa;2026-10-31T00:00:00Z;{minute}.0;{minute};0;0;1\n")
+    tracemalloc.start()
+    try:
+        totals = usage.summary()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(item["name"], item["cpu_seconds"], item["samples"]) for item in totals] == [
+        ("cache", 43199.0, 43200), ("db", 43199.0, 43200), ("web", 43199.0, 43200)
+    ]  # fmt: skip
+    assert peak < 1 << 20, peak  # a list of its rows would take over 100 MiB
+
+
 def test_since_forms():
     assert abs(usage.parse_since("2h") - (time.time() - 7200)) < 5
     assert usage.parse_since("2026-11-23") == usage.parse_since("2026-11-23T00:00:00Z")
@@ -57,10 +118,13 @@ def test_since_forms():
 def test_check_records_usage_and_writes_the_prom_file(busybox, tmp_path):
     busybox.ok("container", "run", "-d", "--name", "busy", "bb", "sh", "-c", "while :; do :; done")
     busybox.ok("container", "run", "-d", "--name", "idle", "bb", "sleep", "300")
+    first_day = time.strftime("%Y-%m-%d.csv", time.gmtime())
     busybox.ok("check")
     time.sleep(1.5)
     prom = tmp_path / "baleine.prom"
     busybox.ok("check", "--prom", str(prom))
+    days = set(os.listdir(busybox.root / "usage"))  # the file of the day; two if midnight came between the passes
+    assert days in ({first_day}, {first_day, time.strftime("%Y-%m-%d.csv", time.gmtime())})
     totals = {item["name"]: item for item in busybox.ok("usage")}
     assert totals["busy"]["samples"] == 2 and totals["busy"]["cpu_seconds"] > 0.5
     assert totals["idle"]["cpu_seconds"] < 0.5 and totals["idle"]["memory_peak"] > 0
