@@ -4,7 +4,6 @@ A file next to the inventory, locked with flock (released by the kernel if
 the holder dies) and holding one line about its holder for the others.
 """
 
-import fcntl
 import getpass
 import os
 import socket
@@ -12,6 +11,7 @@ import time
 from contextlib import contextmanager
 
 from .errors import FleetError
+from .node import state
 
 
 def holder_line():
@@ -22,24 +22,8 @@ def holder_line():
 @contextmanager
 def held(path, wait=0.0):
     """Hold the lock at path, waiting up to `wait` seconds; FleetError naming the holder otherwise."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        deadline = time.monotonic() + max(0.0, float(wait))
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another deploy"
-                    raise FleetError(f"a deploy is already running: {holder} ({path}); "
-                                     f"wait for it, or give --lock-wait SECONDS") from None  # fmt: skip
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (holder_line() + "\n").encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)  # closing releases the flock
+    with state.exclusive(path, wait, holder_line()) as holder:
+        if holder:
+            raise FleetError(f"a deploy is already running: {holder} ({path}); "
+                             f"wait for it, or give --lock-wait SECONDS")  # fmt: skip
+        yield

@@ -7,7 +7,6 @@ passed. Safe at any moment, also while other commands run: decisions are
 made under the state lock, starts go through containers.start like any other.
 """
 
-import contextlib
 import os
 import time
 
@@ -28,37 +27,12 @@ def run(prom=None):
     report = {"rebooted": False, "repaired": [], "exited": [], "restarted": [], "waiting": [], "failed": [],
               "unhealthy": []}  # fmt: skip
     wait = float(os.environ.get("BALEINE_CHECK_WAIT") or PASS_WAIT)
-    with _one_pass_at_a_time(wait) as busy:
-        if busy:
-            report["skipped"] = busy
+    state.ensure_layout()
+    with state.exclusive(state.path("check.lock"), wait, str(os.getpid())) as holder:
+        if holder:
+            report["skipped"] = f"another check pass (pid {holder}) was still running after {wait:g} s"
             return report
         return _pass(report, prom)
-
-
-@contextlib.contextmanager
-def _one_pass_at_a_time(wait):
-    """Yields None holding the pass lock, or why not once `wait` seconds have gone."""
-    import fcntl
-
-    state.ensure_layout()
-    fd = os.open(state.path("check.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    yield f"another check pass (pid {holder}) was still running after {wait:g} s"
-                    return
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield None
-    finally:
-        os.close(fd)
 
 
 def _pass(report, prom):

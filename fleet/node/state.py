@@ -136,6 +136,37 @@ def _days_since_1970(year, month, day):
     return era * 146097 + day_of_era - 719468  # 719468: days from 0000-03-01 to 1970-01-01
 
 
+@contextlib.contextmanager
+def exclusive(lock_path, wait, holder):
+    """Yields None while holding an flock on lock_path, which names its holder meanwhile;
+    or, once `wait` seconds have gone by, the holder line another process wrote there.
+
+    The kernel releases the lock when its holder dies, whatever state it left.
+    """
+    import fcntl
+
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + max(0.0, float(wait))
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "?"
+                    return
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (holder + "\n").encode(), 0)
+        try:
+            yield None
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
 _held = 0  # depth of locked() in this process: the lock is re-entrant
 
 

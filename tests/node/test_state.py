@@ -91,6 +91,35 @@ def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temporary_
     assert sorted(os.listdir(root)) == [".lock", "containers", "images", "images.csv"]
 
 
+def test_exclusive_names_its_holder_to_whoever_waits_in_vain(tmp_path):
+    path = tmp_path / "some.lock"
+    with state.exclusive(str(path), 0, "pid 42") as holder:
+        assert holder is None and path.read_text() == "pid 42\n"
+        with state.exclusive(str(path), 0.3, "pid 43") as other:  # another open file: flock refuses it too
+            assert other == "pid 42"
+    assert path.read_text() == ""  # released: the line goes with the lock
+
+
+def test_exclusive_waits_for_a_holder_that_finishes(tmp_path):
+    import threading
+
+    path = tmp_path / "some.lock"
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with state.exclusive(str(path), 0, "pid 42"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    threading.Timer(0.3, release.set).start()
+    with state.exclusive(str(path), 30, "pid 43") as other:
+        assert other is None and path.read_text() == "pid 43\n"
+    holder.join()
+
+
 def test_lock_is_reentrant_in_one_process():
     with state.locked(), state.locked():
         state.IMAGES.upsert({"name": "x"})
