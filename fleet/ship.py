@@ -10,12 +10,13 @@ host with another Python version compiles the sources instead. The bytes
 therefore depend on the builder's Python minor version too.
 """
 
-import contextlib
 import hashlib
 import importlib.util
 import io
 import marshal
 import os
+
+from .node import state
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -118,13 +119,10 @@ def _cached_bytes():
     except OSError:
         pass
     data = zipapp_bytes()
-    temp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(cache, exist_ok=True)
-        with open(temp, "wb") as handle:
+        with state.replacing(path) as handle:
             handle.write(data)
-        os.replace(temp, path)
-    except OSError:  # no cache then (a full disk, say); the build is still right
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+    except OSError:
+        pass  # no cache then (a full disk, say); the build is still right
     return data

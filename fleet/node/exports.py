@@ -158,26 +158,18 @@ def _writable_file(destination):
 def _write_outer(entries, target):
     """The archive itself: entries in the given order, times fixed.
 
-    A file is written beside its final name (same filesystem, whatever holds
-    the state) and renamed into place once whole: a failure leaves no part of it.
+    A file is replaced whole (state.replacing: written beside its name, so on
+    any filesystem): a failure leaves no part of it.
     """
     import sys
 
     if target is None:
         _write_entries(entries, sys.stdout.buffer)
         return
-    temp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}.tmp")
     try:
-        with open(temp, "wb") as out:
+        with state.replacing(target) as out:
             _write_entries(entries, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
     except OSError as error:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
         raise Invalid(f"cannot write {target}: {error.strerror or error}") from None
 
 

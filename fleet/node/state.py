@@ -278,23 +278,29 @@ def _render_csv(csv, header, rows):
 
 def write_atomic(target, text, mode=0o644):
     """Write text to target so that readers see either the old or the new file."""
-    directory = os.path.dirname(target)
+    with replacing(target, mode) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def replacing(target, mode=0o644):
+    """A binary file to write target's new content into, renamed over target once whole.
+
+    Readers see the old file or the new one, never part of it. If the block
+    fails (a full disk, say), the old file stands and the temporary one beside
+    it is removed. Beside: same filesystem, so the rename cannot fail for that.
+    """
+    directory = os.path.dirname(target) or "."
     temp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        try:
-            data = memoryview(text.encode("utf-8"))
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(fd, "wb") as handle:  # closes fd
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temp, target)
-    except BaseException:  # a full disk, say: the old file stands, and no half-written copy stays beside it
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
+    except BaseException:
+        _quietly(os.unlink, temp, None)
         raise
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
