@@ -70,12 +70,9 @@ def load(directory=DEFAULT_DIR):
 
 
 def save(directory, lab):
-    temp = lab_file(directory) + ".tmp"
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(lab, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, lab_file(directory))
+    from .node import state
+
+    state.write_atomic(lab_file(directory), json.dumps(lab, indent=2))
 
 
 def alive(pid):

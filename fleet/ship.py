@@ -68,11 +68,9 @@ def bytecode(source, path):
 def build(destination):
     """Write the zipapp to destination (mode 755); returns its sha256."""
     data = zipapp_bytes()
-    temp = f"{destination}.tmp"
-    with open(temp, "wb") as handle:
+    with state.replacing(destination) as handle:
         handle.write(data)
-    os.chmod(temp, 0o755)
-    os.replace(temp, destination)
+        os.fchmod(handle.fileno(), 0o755)
     return hashlib.sha256(data).hexdigest()
 
 

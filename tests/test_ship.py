@@ -97,7 +97,28 @@ def test_a_cache_write_that_fails_part_way_leaves_no_file(tmp_path):
     assert list((tmp_path / "baleine").iterdir()) == []
 
 
-def test_the_cache_key_follows_the_sources(tmp_path):
+def test_a_build_that_fails_part_way_leaves_nothing(tmp_path):
+    """`invoke build` on a full disk (here a file-size limit): an error, and no half-written file."""
+    import errno
+
+    code = (
+        "import resource, signal, sys; sys.path.insert(0, sys.argv[1])\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from fleet import ship\n"
+        "try:\n"
+        "    ship.build(sys.argv[2])\n"
+        "except OSError as error:\n"
+        "    sys.exit(error.errno)\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", code, str(NODE.parents[1]), str(out / "baleine.pyz")],
+                          env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == errno.EFBIG, done.stderr
+    assert list(out.iterdir()) == []
+
     node = tmp_path / "node"
     node.mkdir()
     (node / "a.py").write_text("x = 1\n")
