@@ -36,13 +36,11 @@ def tail_start(handle, count):
 
 def read_lines(path, tail=None):
     """The log's lines (the last `tail` of them when given), as text."""
-    try:
-        with open(path, "rb") as handle:
-            if tail is not None:
-                handle.seek(tail_start(handle, tail))
-            data = handle.read()
-    except FileNotFoundError:
-        return []
+    import io
+
+    buffer = io.BytesIO()
+    write(path, tail, buffer)
+    data = buffer.getvalue()
     lines = data.decode("utf-8", errors="replace").split("\n")
     return lines[:-1] if data.endswith(b"\n") or not data else lines
 

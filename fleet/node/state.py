@@ -194,6 +194,19 @@ def locked():
         os.close(fd)
 
 
+def rows_of(file_path):
+    """A table file's rows as dicts, one at a time (memory stays flat); none if it is missing."""
+    import csv
+
+    try:
+        handle = open(file_path, newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with handle:
+        for row in csv.DictReader(handle, delimiter=";"):
+            yield dict(row)
+
+
 class Table:
     """One CSV file of rows (dicts of strings) with a fixed set of known columns.
 
@@ -212,13 +225,7 @@ class Table:
 
     def read(self):
         """All rows, in file order; a missing file is an empty table."""
-        import csv
-
-        try:
-            with open(self.file, newline="", encoding="utf-8") as handle:
-                return [dict(row) for row in csv.DictReader(handle, delimiter=";")]
-        except FileNotFoundError:
-            return []
+        return list(rows_of(self.file))
 
     def find(self, value, rows=None):
         """The row whose key is value, or None."""

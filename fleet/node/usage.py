@@ -70,17 +70,6 @@ def _is_day_file(name):
     return name.endswith(".csv") and len(day) == 10 and day[4] + day[7] == "--" and day.replace("-", "").isdigit()
 
 
-def rows(path):
-    """The rows of one usage file as dicts, one at a time."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter=";")
-        header = next(reader, None)
-        for cells in reader:
-            yield dict(zip(header, cells))
-
-
 def parse_since(text):
     """'2026-11-23T10:00:00Z', '2026-11-23', or a duration back from now: '90m', '2h', '7d'."""
     from .errors import Invalid
@@ -127,7 +116,7 @@ def summary(name=None, since=None):
         first = max(0, first - 1)
     instances = {}
     for _, path in files[first:]:
-        for row in rows(path):
+        for row in state.rows_of(path):
             if name is not None and row["name"] != name:
                 continue
             instance = instances.setdefault((row["name"], row["id"], row["started"]), _Instance())
@@ -141,15 +130,17 @@ def summary(name=None, since=None):
 
 def _find_older_bases(instances, older_files, since_stamp):
     """Bases the files read did not hold (no pass ran for a while): in older files, newest first."""
+    if since_stamp is None:
+        return  # no period: everything was read
     missing = {key for key, instance in instances.items()
-               if instance.samples and instance.base is None and key[2] < (since_stamp or "")}  # fmt: skip
+               if instance.samples and instance.base is None and key[2] < since_stamp}  # fmt: skip
     for day, path in reversed(older_files):
         if day:  # a day's file holds samples of instances started by then; the legacy file, of any
             missing = {key for key in missing if key[2][:10] <= day}
         if not missing:
             return
         found = {}
-        for row in rows(path):
+        for row in state.rows_of(path):
             key = (row["name"], row["id"], row["started"])
             if key in missing:
                 found[key] = row  # rows are in time order: the last one wins

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from fleet.node import usage
+from fleet.node import state, usage
 from fleet.node.errors import Invalid
 
 HEADER = "time;name;id;started;cpu_seconds;memory_peak;io_read_bytes;io_write_bytes;pids\n"
@@ -58,8 +58,8 @@ def test_a_period_reads_its_days_and_the_one_before(records, monkeypatch):
     for day in range(10, 20):
         records(sample(f"2026-11-{day}T23:59:00Z", float(day)))
     read = []
-    real_rows = usage.rows
-    monkeypatch.setattr(usage, "rows", lambda path: read.append(path.rsplit("/", 1)[1]) or real_rows(path))
+    real_rows = state.rows_of
+    monkeypatch.setattr(state, "rows_of", lambda path: read.append(path.rsplit("/", 1)[1]) or real_rows(path))
     [web] = usage.summary("web", usage.parse_since("2026-11-18T12:00:00Z"))
     assert (web["cpu_seconds"], web["samples"]) == (2.0, 2)  # 19.0 - 17.0: the base is the 17th's
     assert read == ["2026-11-17.csv", "2026-11-18.csv", "2026-11-19.csv"]
