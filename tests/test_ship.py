@@ -119,6 +119,8 @@ def test_a_build_that_fails_part_way_leaves_nothing(tmp_path):
     assert done.returncode == errno.EFBIG, done.stderr
     assert list(out.iterdir()) == []
 
+
+def test_the_cache_key_follows_the_sources(tmp_path):
     node = tmp_path / "node"
     node.mkdir()
     (node / "a.py").write_text("x = 1\n")
