@@ -18,6 +18,7 @@
     env = { K = "V" }
     memory = "64M"            limits: memory, cpus, pids
     restart = "always"        no | on-failure[:N] | always | unless-stopped
+    log_size = "20M"          each container's log is rotated past this (default 10M, "0": never)
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
@@ -42,7 +43,7 @@ from .inventory import read_toml
 APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
     "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
-    "health": dict, "proxy": dict, "keep": int,
+    "health": dict, "proxy": dict, "keep": int, "log_size": str,
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float)}  # fmt: skip
@@ -75,6 +76,7 @@ class App:
     health: dict = field(default_factory=dict)
     proxy: dict = field(default_factory=dict)
     keep: int = 2  # earlier versions kept (stopped) on each host for `invoke rollback`
+    log_size: str = ""  # "" = the node's default
 
     def health_command(self):
         """The shell command the health check runs inside the container, or ''."""
@@ -89,6 +91,8 @@ class App:
         """A short hash of everything that makes a container of this app what it is."""
         fields = {key: getattr(self, key) for key in ("command", "env", "memory", "cpus", "pids", "restart",
                                                       "network", "port", "health", "proxy")}  # fmt: skip
+        if self.log_size:  # only when given: specs written before it keep their versions
+            fields["log_size"] = self.log_size
         text = json.dumps([fields, image_digest, *extra], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:7]
 
@@ -161,6 +165,8 @@ def _app(name, table, network, fail):
         fail(f"{where}.env", "values are strings")
     if "restart" in fields and not RESTART.fullmatch(fields["restart"]):
         fail(f"{where}.restart", f"{fields['restart']!r}: use no, on-failure[:N], always or unless-stopped")
+    if "log_size" in fields:
+        _log_size(fields["log_size"], f"{where}.log_size", fail)
     if fields.get("network", "host") != "host":
         fail(f"{where}.network", "only 'host' may be given here; other apps join [network]")
     if not fields.get("network") and not network:
@@ -181,6 +187,16 @@ def _app(name, table, network, fail):
     if "cpus" in fields:
         fields["cpus"] = str(fields["cpus"])
     return App(name=name, **fields)
+
+
+def _log_size(value, where, fail):
+    from .node import logs
+    from .node.errors import BaleineError
+
+    try:
+        logs.parse_limit(value)
+    except BaleineError as error:
+        fail(where, error.message.replace("--log-size", "log_size"))
 
 
 def _table(value, keys, where, fail):

@@ -29,6 +29,8 @@ def host_problems(value):
         found.append((item["name"], "restarted", f"restart #{item['attempt']} by its policy"))
     for item in report.get("failed", []):
         found.append((item["name"], "restart failed", item["error"]))
+    for item in report.get("rotation_failed", []):
+        found.append((item["name"], "log rotation failed", item["error"]))
     for item in report.get("waiting", []):
         found.append((item["name"], "waiting", "restart backing off"))
     for item in items:

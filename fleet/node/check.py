@@ -13,6 +13,7 @@ import time
 from . import containers, restart, state
 from .errors import BaleineError
 
+CHECK_LOG_SIZE = 1 << 20  # cron appends each pass's report to check.log: rotated like a container's log
 PASS_WAIT = 60.0  # seconds a pass waits for the one before it (BALEINE_CHECK_WAIT), then gives way
 
 
@@ -25,7 +26,7 @@ def run(prom=None):
     period, and two passes would probe, count failures and restart twice.
     """
     report = {"rebooted": False, "repaired": [], "exited": [], "restarted": [], "waiting": [], "failed": [],
-              "unhealthy": []}  # fmt: skip
+              "unhealthy": [], "rotated": [], "rotation_failed": []}  # fmt: skip
     wait = float(os.environ.get("BALEINE_CHECK_WAIT") or PASS_WAIT)
     state.ensure_layout()
     with state.exclusive(state.path("check.lock"), wait, str(os.getpid())) as holder:
@@ -52,7 +53,38 @@ def _pass(report, prom):
         elif row["status"] == containers.RUNNING:
             _probe_health(row, report)
     _record_usage(prom)
+    _rotate_logs(rows, report)
     return report
+
+
+def _rotate_logs(rows, report):
+    """Keep each container's log within its --log-size, and cron's check.log within CHECK_LOG_SIZE."""
+    from . import logs
+
+    for row in rows:
+        path = os.path.join(containers.directory(row), "log")
+        try:
+            if os.path.getsize(path) <= logs.SMALLEST_LIMIT:
+                continue  # no limit is smaller: no need to read the config
+        except FileNotFoundError:
+            continue  # never started, or removed meanwhile
+        _rotate(row["name"], path, containers.config_or_empty(row).get("log_size", logs.DEFAULT_LIMIT), report)
+    _rotate("check.log", state.path("check.log"), CHECK_LOG_SIZE, report)
+
+
+def _rotate(name, path, limit, report):
+    from . import logs
+
+    try:
+        moved = logs.rotate(path, limit)
+    except FileNotFoundError:
+        return  # removed meanwhile
+    except OSError as error:
+        where = error.filename2 or error.filename or path  # a replace names its target second
+        report["rotation_failed"].append({"name": name, "error": f"{where}: {error.strerror}"})
+        return
+    if moved:
+        report["rotated"].append({"name": name, "bytes": moved})
 
 
 def _probe_health(row, report):
@@ -144,5 +176,5 @@ def _seconds(stamp):
 
 
 def needs_attention(report):
-    """The pass's exit status: 1 when a restart failed, else 0."""
-    return 1 if report["failed"] else 0
+    """The pass's exit status: 1 when a restart or a log rotation failed, else 0."""
+    return 1 if report["failed"] or report["rotation_failed"] else 0

@@ -155,6 +155,11 @@ def _limit_options(verb):
     verb.option("--device-deny", repeat=True, metavar="RULE", help_text="deny a device (cgroup v1)")
 
 
+def _log_size_option(verb):
+    verb.option("--log-size", metavar="SIZE",
+                help_text="past SIZE, check moves the log's older part to log.1 (default 10M, 0: never)")  # fmt: skip
+
+
 def _check_verb(verb):
     from . import handlers as h
 
@@ -205,6 +210,7 @@ def _container_options(verb):
     verb.option("--cap-drop", repeat=True, metavar="CAP",
                 help_text="take a capability away from the default set (ALL for every one)")  # fmt: skip
     _limit_options(verb)
+    _log_size_option(verb)
     verb.positional("image", help_text="image name")
     verb.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments (default: the image's)")
 
@@ -245,6 +251,7 @@ def _container_verbs(verbs):
     update = _leaf(verbs, "update", h.container_update, "change a container's limits, live if it runs")
     update.positional("name", help_text="container name or id")
     _limit_options(update)
+    _log_size_option(update)
     stats = _leaf(verbs, "stats", h.container_stats, "CPU, memory, block io and pids of running containers")
     stats.positional("names", nargs="*", metavar="NAME", help_text="containers (default: every running one)")
     exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")

@@ -61,7 +61,7 @@ def get(ref, rows=None):
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
-    health=None,
+    health=None, log_size=None,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -76,10 +76,11 @@ def create(
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
-    from . import restart
+    from . import logs, restart
 
     config["restart"] = restart.parse(restart_policy)
     config["health"] = health
+    config["log_size"] = logs.DEFAULT_LIMIT if log_size is None else log_size
     config["userns"] = bool(userns)  # replaced by the range's start in _reserve
     config["host_network"] = host_network
     row = _reserve(image_row["name"], name, wanted, config)
@@ -174,7 +175,7 @@ def _reserve(image, name, wanted, config):
         if config["userns"]:
             from . import userns
 
-            config["userns"] = userns.allocate({_config_or_empty(other).get("userns") for other in rows})
+            config["userns"] = userns.allocate({config_or_empty(other).get("userns") for other in rows})
         row = dict.fromkeys(state.CONTAINER_COLUMNS, "")
         row.update(name=name, id=container_id, image=image, status=CREATING, networks=format_attachments(pairs))
         row.update(_worker())
@@ -616,10 +617,10 @@ def describe(row, config=None):
 def list_all(include_stopped=False):
     rows = reconcile(state.CONTAINERS.read())
     shown = [row for row in rows if include_stopped or row["status"] == RUNNING]
-    return [describe(row, _config_or_empty(row)) for row in shown]
+    return [describe(row, config_or_empty(row)) for row in shown]
 
 
-def _config_or_empty(row):
+def config_or_empty(row):
     try:
         return read_config(row)
     except (FileNotFoundError, ValueError):

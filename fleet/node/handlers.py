@@ -159,6 +159,12 @@ def _health(args):
     return health.from_options(args.health_cmd, args.health_interval, args.health_retries, args.health_timeout)
 
 
+def _log_size(args):
+    from . import logs
+
+    return None if args.log_size is None else logs.parse_limit(args.log_size)
+
+
 def _create_options(args):
     return {
         "resources": _resources(args),
@@ -174,6 +180,7 @@ def _create_options(args):
         "userns": args.userns,
         "restart_policy": args.restart,
         "health": _health(args),
+        "log_size": _log_size(args),
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
     }
@@ -252,7 +259,7 @@ def container_commit(args):
 def container_update(args):
     from . import resources
 
-    info = resources.update(args.name, _resources(args))
+    info = resources.update(args.name, _resources(args), _log_size(args))
     return Reply(info, args.name)
 
 
@@ -297,6 +304,8 @@ def check(args):
 
 
 def _check_text(report):
+    from .parse import human_size
+
     if report.get("skipped"):
         return f"skipped: {report['skipped']}"
     lines = ["host rebooted: containers recorded running were cleaned up"] if report["rebooted"] else []
@@ -306,6 +315,9 @@ def _check_text(report):
     lines += [f"waiting: {item['name']} (restart in {item['due_in']} s)" for item in report["waiting"]]
     lines += [f"unhealthy: {item['name']} ({item['failures']} failed probes)" for item in report["unhealthy"]]
     lines += [f"restart failed: {item['name']}: {item['error']}" for item in report["failed"]]
+    moved = [(item["name"], human_size(item["bytes"])) for item in report["rotated"]]
+    lines += [f"log rotated: {name} ({amount} moved to log.1)" for name, amount in moved]
+    lines += [f"log rotation failed: {item['name']}: {item['error']}" for item in report["rotation_failed"]]
     return "\n".join(lines)
 
 

@@ -1,7 +1,14 @@
-"""A container's output: its log file, whole, tailed, or followed while it runs.
+"""A container's output: its log file, whole, tailed, followed, and kept to a size.
 
 A log may hold gigabytes: it is copied in chunks, and its tail found by
 reading backwards from the end, so memory stays small whatever its size.
+
+Rotation without a process in between: the container writes its log itself
+(O_APPEND), so `baleine check` cannot rename it away. Instead it copies all
+but the last block to `log.1` and removes that head from the log in place
+(fallocate's collapse-range, on ext4 and xfs): the writer's next line still
+lands at the end, and no line is lost. Readers and the rotation take a lock
+on the log (flock), so a reader sees `log.1` and `log` from the same moment.
 """
 
 import os
@@ -9,15 +16,43 @@ import time
 
 POLL = 0.2  # seconds between looks at a followed log: no inotify, nothing resident
 CHUNK = 1 << 16
+DEFAULT_LIMIT = 10 << 20  # a container's log is rotated past this (--log-size), one older file kept
+SMALLEST_LIMIT = 64 << 10  # smaller would rotate a busy log every pass, block by block
+OLDER = ".1"
 
 
-def tail_start(handle, count):
-    """The offset of the first of the last `count` lines of a binary file (lines end with \\n)."""
-    end = handle.seek(0, os.SEEK_END)
-    if count == 0 or end == 0:
-        return end
-    handle.seek(end - 1)
-    wanted = count + 1 if handle.read(1) == b"\n" else count  # a final newline ends a line, starts none
+def parse_limit(value):
+    """--log-size: bytes, 0 for never rotate."""
+    from . import parse
+    from .errors import Invalid
+
+    limit = parse.size(value, "--log-size", minimum=0)
+    if 0 < limit < SMALLEST_LIMIT:
+        raise Invalid(f"invalid --log-size {value!r}: use 0 (never rotate) or at least 64K")
+    return limit
+
+
+def tail_start(handles, count):
+    """Where the last `count` lines begin in binary files read one after another: (index, offset).
+
+    Lines end with \\n; the files are one stream (a log's older part, then the log).
+    """
+    ends = [handle.seek(0, os.SEEK_END) for handle in handles]
+    filled = [index for index, end in enumerate(ends) if end]
+    if count == 0 or not filled:
+        return len(handles) - 1, ends[-1]
+    last = filled[-1]
+    handles[last].seek(ends[last] - 1)
+    wanted = count + 1 if handles[last].read(1) == b"\n" else count  # a final newline ends a line, starts none
+    for index in range(last, -1, -1):
+        offset, wanted = _back_to_newline(handles[index], ends[index], wanted)
+        if offset is not None:
+            return index, offset
+    return 0, 0
+
+
+def _back_to_newline(handle, end, wanted):
+    """(offset just past the wanted-th \\n before end, 0), or (None, newlines still wanted) if too few."""
     position = end
     while position > 0:
         size = min(CHUNK, position)
@@ -29,9 +64,9 @@ def tail_start(handle, count):
             cut = len(block)
             for _ in range(wanted):
                 cut = block.rindex(b"\n", 0, cut)
-            return position + cut + 1
+            return position + cut + 1, 0
         wanted -= found
-    return 0
+    return None, wanted
 
 
 def read_lines(path, tail=None):
@@ -46,15 +81,35 @@ def read_lines(path, tail=None):
 
 
 def write(path, tail, out):
-    """Copy the log (or its last `tail` lines) to the binary stream out."""
+    """Copy the log, its older part first (or only the last `tail` lines), to the binary stream out."""
+    import fcntl
+
     try:
-        with open(path, "rb") as handle:
-            if tail is not None:
-                handle.seek(tail_start(handle, tail))
-            _copy(handle, out)
+        with open(path, "rb") as log:
+            fcntl.flock(log, fcntl.LOCK_SH)  # not while a rotation moves its head to log.1
+            _write_parts([*_opened(path + OLDER), log], tail, out)
     except FileNotFoundError:
-        pass
+        pass  # never started: no output yet
     out.flush()
+
+
+def _opened(path):
+    try:
+        return [open(path, "rb")]
+    except FileNotFoundError:
+        return []
+
+
+def _write_parts(handles, tail, out):
+    """Copy files that are one stream (or their last `tail` lines); closes all but the last."""
+    try:
+        first, offset = tail_start(handles, tail) if tail is not None else (0, 0)
+        for index in range(first, len(handles)):
+            handles[index].seek(offset if index == first else 0)
+            _copy(handles[index], out)
+    finally:
+        for handle in handles[:-1]:
+            handle.close()
 
 
 def is_running(name):
@@ -65,38 +120,145 @@ def is_running(name):
 
 def follow(name, path, out):
     """Print what the container writes from now on, until it stops."""
-    offset = os.path.getsize(path) if os.path.exists(path) else 0
+    position = Position(path)
     while True:
         running = is_running(name)
-        offset = _copy_from(path, offset, out)
+        position.copy_new(out)
         if not running:
             return
         time.sleep(POLL)
 
 
-def _copy_from(path, offset, out):
-    """Copy what the log holds past offset; returns the new offset."""
+class Position:
+    """How far a follower has printed a log, kept true across rotations."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = _size(path)
+        self.older = _identity(path + OLDER)
+
+    def copy_new(self, out):
+        """Copy what the log gained since the last call."""
+        import fcntl
+
+        try:
+            with open(self.path, "rb") as log:
+                fcntl.flock(log, fcntl.LOCK_SH)
+                self._after_rotation(out)
+                log.seek(self.offset)
+                self.offset += _copy(log, out)
+        except FileNotFoundError:
+            return  # not started yet, or removed
+        out.flush()
+
+    def _after_rotation(self, out):
+        """A new log.1 means the log's first len(log.1) bytes moved there: print what was not yet."""
+        older = _identity(self.path + OLDER)
+        if older == self.older:
+            return
+        self.older = older
+        moved = older[-1] if older else 0
+        if self.offset < moved:
+            with open(self.path + OLDER, "rb") as handle:
+                handle.seek(self.offset)
+                _copy(handle, out, moved - self.offset)
+        self.offset = max(0, self.offset - moved)
+
+
+def _identity(path):
     try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            offset += _copy(handle, out)
+        info = os.stat(path)
     except FileNotFoundError:
-        return offset
-    out.flush()
-    return offset
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
-def _copy(handle, out):
-    """Copy the rest of handle to out in chunks; returns the bytes copied."""
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
+def _copy(handle, out, limit=None):
+    """Copy the rest of handle (or its next `limit` bytes) to out in chunks; returns the bytes copied."""
     copied = 0
-    while True:
-        block = handle.read(CHUNK)
+    while limit is None or copied < limit:
+        block = handle.read(CHUNK if limit is None else min(CHUNK, limit - copied))
         if not block:
             return copied
         out.write(block)
         copied += len(block)
+    return copied
 
 
 def wait_until_stopped(name):
     while is_running(name):
         time.sleep(POLL)
+
+
+def rotate(path, limit):
+    """Past `limit` bytes, move all but the log's last block to log.1 (replacing it); returns bytes moved."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    try:
+        info = os.fstat(fd)
+        if not limit or info.st_size <= limit:
+            return 0
+        fcntl.flock(fd, fcntl.LOCK_EX)  # readers wait: they must not see the head in both files
+        # Collapse-range takes whole blocks and must leave the file at least one byte.
+        cut = (os.fstat(fd).st_size - 1) // info.st_blksize * info.st_blksize
+        if cut == 0:
+            return 0  # not one whole block to move: keep log.1 as it is
+        _copy_head(fd, path + OLDER, cut)
+        if not _collapse(path, cut):
+            cut = _truncate_instead(fd, path + OLDER, cut)
+        return cut
+    finally:
+        os.close(fd)
+
+
+def _copy_head(fd, target, count):
+    from . import state
+
+    with state.replacing(target, 0o640) as out:
+        offset = 0
+        while offset < count:
+            copied = os.copy_file_range(fd, out.fileno(), count - offset, offset, offset)
+            if not copied:
+                raise OSError(5, "the log shrank while it was rotated")
+            offset += copied
+
+
+def _collapse(path, count):
+    """Remove the first count bytes of the file in place; False where the filesystem cannot."""
+    import subprocess
+
+    command = ["fallocate", "--collapse-range", "--offset", "0", "--length", str(count), path]
+    try:
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    except OSError:
+        return False  # no util-linux fallocate: truncate instead
+    return done.returncode == 0
+
+
+def _truncate_instead(fd, older, copied):
+    """Where collapse-range is missing (tmpfs, btrfs): log.1 takes the whole log, the log restarts empty.
+
+    A line the container writes between the last copy and the truncation is
+    lost: the copy runs to the end just before, so that window is short.
+    """
+    with open(older, "r+b") as out:  # not "ab": copy_file_range refuses an O_APPEND target
+        while True:
+            more = os.copy_file_range(fd, out.fileno(), CHUNK, copied, copied)
+            if not more:
+                break
+            copied += more
+        os.ftruncate(fd, 0)
+        out.flush()
+        os.fsync(out.fileno())
+    return copied

@@ -8,16 +8,18 @@ from .containers import RUNNING, cgroup_of, current, describe, directory, get, r
 from .errors import Conflict, Invalid
 
 
-def update(ref, resources):
-    """Change a container's limits, live when it runs; refused whole if the kernel would refuse one."""
-    if not resources:
-        raise Invalid("nothing to update: give at least one limit, e.g. --memory 256M")
+def update(ref, resources, log_size=None):
+    """Change a container's limits (and log size), live when it runs; refused whole if the kernel would refuse one."""
+    if not resources and log_size is None:
+        raise Invalid("nothing to update: give at least one limit, e.g. --memory 256M, or --log-size")
     with state.locked():
         row = current(ref)
         refuse_if_busy(row)
         config = read_config(row)
         merged = {**config.get("limits", {}), **resources}
-        if row["status"] == RUNNING:
+        if log_size is not None:
+            config["log_size"] = log_size  # check rotates by it from its next pass
+        if row["status"] == RUNNING and resources:
             group = cgroup_of(row)
             _refuse_below_usage(row, group, resources)
             version = group.version_for("memory")

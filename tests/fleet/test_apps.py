@@ -53,6 +53,9 @@ def test_the_version_follows_what_shapes_the_containers():
     assert changed.version("sha256:a") != web.version("sha256:a")
     more = apps.parse(with_change(("apps", "web", "replicas"), 5), "f").apps["web"]
     assert more.version("sha256:a") == web.version("sha256:a")  # scaling is not a new version
+    logs = apps.parse(with_change(("apps", "web", "log_size"), "20M"), "f").apps["web"]
+    assert logs.version("sha256:a") != web.version("sha256:a")
+    assert web.version("sha256:a") == "0afa8cb"  # as before log_size existed: an upgrade redeploys nothing
 
 
 @pytest.mark.parametrize(
@@ -70,6 +73,8 @@ def test_the_version_follows_what_shapes_the_containers():
         (("apps", "web", "health"), {"http": "status"}, r"apps\.web\.health\.http: a path starting with /"),
         (("apps", "web", "port"), 70000, r"apps\.web\.port: a TCP port"),
         (("apps", "web", "keep"), 11, r"apps\.web\.keep: 0 to 10"),
+        (("apps", "web", "log_size"), "1K", r"apps\.web\.log_size: invalid log_size '1K': use 0 \(never rotate\)"),
+        (("apps", "web", "log_size"), 10, r"apps\.web\.log_size: 10 must be str"),
         (("apps", "proxy", "proxy"), {"fronts": "db", "listen": 80}, r"proxy\.fronts: 'db' is not an app"),
         (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),
         (("apps", "Web"), {"image": "x"}, r"apps\.Web: app names are lower-case"),

@@ -39,6 +39,12 @@ def test_a_skipped_check_is_a_problem_of_the_host():
     assert health.problems(outcomes) == [["node1", "", "check skipped", report["skipped"]]]
 
 
+def test_a_failed_log_rotation_is_a_problem_of_its_container():
+    report = {"rotation_failed": [{"name": "web", "error": "No space left on device: /x/log.1"}]}
+    outcomes = [Outcome(N1, value={"report": report, "containers": [item("web", "running")]})]
+    assert health.problems(outcomes) == [["node1", "web", "log rotation failed", "No space left on device: /x/log.1"]]
+
+
 def test_history_is_appended_with_one_header(tmp_path):
     path = tmp_path / "fleet-health.csv"
     quiet = {"report": {"restarted": []}, "containers": [item("web", "running")]}

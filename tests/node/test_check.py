@@ -248,3 +248,45 @@ def test_a_hanging_probe_times_out(quick):
 def test_health_options_need_a_command(busybox):
     reply = busybox.call("container", "create", "--health-retries", "3", "bb")
     assert not reply["ok"] and "need --health-cmd" in reply["error"]["message"]
+
+
+def test_check_rotates_each_log_past_its_size(busybox):
+    chatter = 'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done; exec sleep 300'
+    busybox.ok("container", "run", "-d", "--name", "chatty", "--log-size", "64K", "bb", "sh", "-c", chatter)
+    busybox.ok("container", "run", "-d", "--name", "default", "bb", "sh", "-c", chatter)  # 10M: left whole
+    busybox.ok("container", "run", "-d", "--name", "stuck", "--log-size", "64K", "bb", "sh", "-c", chatter)
+    stuck = busybox.ok("container", "inspect", "stuck")["directory"]
+    for name in ("chatty", "default", "stuck"):
+        while busybox.ok("container", "logs", "--tail", "1", name)["lines"] != ["line 19999"]:
+            time.sleep(0.05)
+    os.mkdir(f"{stuck}/log.1")  # its older part cannot take that name
+    (busybox.root / "check.log").write_text("an old pass\n" * 100_000)  # 1.2 MB: past check.log's own size
+    reply = busybox.call("check")
+    report = reply["data"]
+    assert [item["name"] for item in report["rotated"]] == ["chatty", "check.log"] and reply["exit"] == 1
+    assert report["rotation_failed"] == [{"name": "stuck", "error": f"{stuck}/log.1: Is a directory"}]
+    assert not [name for name in os.listdir(stuck) if name.endswith(".tmp")]  # no temporary file left
+    directory = busybox.ok("container", "inspect", "chatty")["directory"]
+    assert os.path.getsize(f"{directory}/log") < 65536 < os.path.getsize(f"{directory}/log.1")
+    assert busybox.ok("container", "logs", "--tail", "2", "chatty")["lines"] == ["line 19998", "line 19999"]
+    assert busybox.ok("container", "logs", "chatty")["lines"] == [f"line {n}" for n in range(20000)]
+    assert os.path.getsize(busybox.root / "check.log") < 65536 and (busybox.root / "check.log.1").exists()
+    assert busybox.ok("container", "inspect", "chatty")["config"]["log_size"] == 65536
+    assert busybox.ok("container", "inspect", "default")["config"]["log_size"] == 10 << 20
+    os.rmdir(f"{stuck}/log.1")
+    assert [item["name"] for item in busybox.ok("check")["rotated"]] == ["stuck"]
+    assert busybox.ok("check")["rotated"] == []  # all under their size now
+    never = busybox.ok("container", "create", "--log-size", "0", "bb")["name"]
+    assert busybox.ok("container", "inspect", never)["config"]["log_size"] == 0
+
+
+def test_the_pass_report_in_words():
+    from fleet.node import handlers
+
+    report = {"rebooted": False, "repaired": [], "exited": [], "restarted": [], "waiting": [], "failed": [],
+              "unhealthy": [], "rotated": [{"name": "chatty", "bytes": 1 << 20}],
+              "rotation_failed": [{"name": "full", "error": "No space left on device: /x/log.1"}]}  # fmt: skip
+    assert handlers._check_text(report).splitlines() == [
+        "log rotated: chatty (1M moved to log.1)",
+        "log rotation failed: full: No space left on device: /x/log.1",
+    ]

@@ -106,6 +106,11 @@ def bad_inputs(subnet, other, tiny):
         (("container", "create", "--volume", "/nonexistent-dir:/x", "bb"), "does not exist"),
         (("container", "create", "-v", "/tmp:/", "bb"), "may not be / nor in /proc"),
         (("container", "create", "-v", "/tmp:/x", "-v", "/etc:/x/", "bb"), "/x is given twice as a container path"),
+        (
+            ("container", "create", "--log-size", "1K", "bb"),
+            "invalid --log-size '1K': use 0 (never rotate) or at least",
+        ),
+        (("container", "create", "--log-size", "lots", "bb"), "invalid --log-size 'lots'"),
         (("container", "create", "--hostname", "bad_host", "bb"), "invalid hostname"),
         (("container", "create", "--workdir", "relative", "bb"), "invalid working directory"),
         (("container", "create", "--user", "a:b:c", "bb"), "invalid user"),

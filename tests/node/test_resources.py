@@ -91,6 +91,9 @@ def test_update_changes_limits_live(busybox):
     assert int((memory / "memory.limit_in_bytes").read_text()) == 64 << 20
     assert int((cpu / "cpu.cfs_quota_us").read_text()) == 100000
     assert busybox.ok("container", "inspect", "u")["limits"] == {"pids": 99, "memory": 64 << 20, "cpus": 1.0}
+    busybox.ok("container", "update", "u", "--log-size", "1M")  # alone: the limits stay
+    item = busybox.ok("container", "inspect", "u")
+    assert item["config"]["log_size"] == 1 << 20 and item["limits"] == {"pids": 99, "memory": 64 << 20, "cpus": 1.0}
     busybox.ok("container", "stop", "--time", "0", "u")
     busybox.ok("container", "start", "u")  # kept across restarts
     assert int((cgroup_dir(busybox, "u", "pids") / "pids.max").read_text()) == 99
@@ -104,7 +107,8 @@ def test_update_refuses_what_the_kernel_would_and_changes_nothing(busybox):
         time.sleep(0.2)
     before = busybox.ok("container", "inspect", "fat")["limits"]
     for args, message in (
-        (("--memory", "8M"), "already uses"),
+        (("--memory", "8M", "--log-size", "1M"), "already uses"),
+        (("--log-size", "1K"), "invalid --log-size"),
         (("--cpus", str(os.cpu_count() + 1)), "--cpus"),
         (("--io-write-bps", "/dev/no-such-disk:1M"), "no such device"),
         ((), "nothing to update"),
@@ -112,6 +116,7 @@ def test_update_refuses_what_the_kernel_would_and_changes_nothing(busybox):
         reply = busybox.call("container", "update", "fat", *args)
         assert not reply["ok"] and message in reply["error"]["message"], (args, reply)
     assert busybox.ok("container", "inspect", "fat")["limits"] == before
+    assert busybox.ok("container", "inspect", "fat")["config"]["log_size"] == 10 << 20
     memory = cgroup_dir(busybox, "fat", "memory")
     assert int((memory / "memory.limit_in_bytes").read_text()) == 128 << 20
 
