@@ -321,12 +321,27 @@ def _fail(error, json_mode):
 
 
 def _wrap_unexpected(error):
+    import errno
+
     if isinstance(error, PermissionError):
         what = error.filename or error.strerror or error
         return BaleineError(f"permission denied: {what}" + (" (baleine needs root)" if os.geteuid() else ""))
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _no_space(error)
     if isinstance(error, OSError):
         return BaleineError(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
     return BaleineError(f"internal error: {type(error).__name__}: {error} (set BALEINE_DEBUG=1 for a traceback)")
+
+
+def _no_space(error):
+    import errno
+
+    from . import state
+    from .errors import NoSpace
+
+    where = error.filename or state.root()
+    what = "the disk quota is spent" if error.errno == errno.EDQUOT else "the filesystem is full"
+    return NoSpace(f"{what} at {where}: remove what is unused (stopped containers, images), or give it more room")
 
 
 def _jsonable(details):

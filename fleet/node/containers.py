@@ -218,9 +218,9 @@ def _default_hostname(name):
 
 
 def _discard(row):
+    _remove_directory(row)  # first: on a full disk, that frees the room the table's rewrite needs
     with state.locked():
         state.CONTAINERS.remove(row["name"])
-    _remove_directory(row)
 
 
 def _remove_directory(row):

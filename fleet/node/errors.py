@@ -32,6 +32,12 @@ class Conflict(BaleineError):
     code = "conflict"
 
 
+class NoSpace(BaleineError):
+    """The filesystem holding the state (or a destination) is full, or the quota spent."""
+
+    code = "no_space"
+
+
 class Missing(BaleineError):
     """A program or kernel feature this host lacks."""
 

@@ -20,10 +20,10 @@ _BUILD_DIR = re.compile(r"\.build-.+-(\d+)-[^-]+")
 def run():
     """Repair what can be repaired; returns one line per action."""
     actions = []
-    with state.locked():
-        actions += _half_created()
+    with state.locked():  # removals that need no write first: on a full disk they make room for the rest
         actions += _directories_without_rows()
         actions += _image_leftovers()
+        actions += _half_created()
     actions += _missing_interfaces()
     return actions
 
@@ -32,8 +32,8 @@ def _half_created():
     actions = []
     for row in state.CONTAINERS.read():
         if row["status"] == containers.CREATING and not linux.is_alive(row["pid"], row["pid_start"]):
-            state.CONTAINERS.remove(row["name"])
             shutil.rmtree(containers.directory(row), ignore_errors=True)
+            state.CONTAINERS.remove(row["name"])
             actions.append(f"removed {row['name']}: its create was interrupted")
     return actions
 

@@ -47,10 +47,37 @@ def path(*parts):
     return os.path.join(root(), *parts)
 
 
+RESERVE = ".reserve"  # room held back so that stop and rm, which free space, work on a full disk
+RESERVE_SIZE = 1 << 20  # a table rewrite needs a few kB; this is hundreds of them
+_NO_SPACE = (28, 122)  # ENOSPC, EDQUOT (errno's values on Linux: no import for two numbers)
+
+
 def ensure_layout():
-    """Create the root and its directories on first use."""
+    """Create the root and its directories on first use, and hold the reserve back while there is room."""
     for sub in ("", "images", "containers"):
         os.makedirs(path(sub), mode=0o711, exist_ok=True)
+    if not os.path.exists(path(RESERVE)):
+        _hold_reserve()
+
+
+def _hold_reserve():
+    """Allocate the reserve, unless the filesystem has less than 8 times its size free."""
+    info = os.statvfs(path())
+    if info.f_bavail * info.f_frsize < 8 * RESERVE_SIZE:
+        return
+    with replacing(path(RESERVE), 0o600) as handle:
+        os.posix_fallocate(handle.fileno(), 0, RESERVE_SIZE)
+
+
+def _release_reserve(target):
+    """Free the reserve for a write to target that found the disk full; True if that can help."""
+    try:
+        if os.stat(os.path.dirname(target) or ".").st_dev != os.stat(path()).st_dev:
+            return False  # another filesystem (a cron file, a .prom file)
+        os.unlink(path(RESERVE))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def remove_tree(top):
@@ -158,7 +185,8 @@ def exclusive(lock_path, wait, holder):
                     return
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (holder + "\n").encode(), 0)
+        with contextlib.suppress(OSError):  # on a full disk the lock still holds; waiters then read "?"
+            os.pwrite(fd, (holder + "\n").encode(), 0)
         try:
             yield None
         finally:
@@ -284,9 +312,20 @@ def _render_csv(csv, header, rows):
 
 
 def write_atomic(target, text, mode=0o644):
-    """Write text to target so that readers see either the old or the new file."""
-    with replacing(target, mode) as handle:
-        handle.write(text.encode("utf-8"))
+    """Write text to target so that readers see either the old or the new file.
+
+    On a full disk the reserve is given up and the write tried once more: the
+    commands that free space (stop, rm) must be able to record what they do.
+    """
+    data = text.encode("utf-8")
+    try:
+        with replacing(target, mode) as handle:
+            handle.write(data)
+    except OSError as error:
+        if error.errno not in _NO_SPACE or not _release_reserve(target):
+            raise
+        with replacing(target, mode) as handle:
+            handle.write(data)
 
 
 @contextlib.contextmanager
