@@ -231,8 +231,10 @@ def _container_verbs(verbs):
     for name, handler, text in simple:
         _leaf(verbs, name, handler, text).positional("name", help_text="container name or id")
     stop = _leaf(verbs, "stop", h.container_stop, "stop a container: SIGTERM, then SIGKILL after --time")
-    stop.positional("name", help_text="container name or id")
-    stop.option("--time", "-t", default="10", metavar="S", help_text="seconds to wait before SIGKILL (default 10)")
+    restart = _leaf(verbs, "restart", h.container_restart, "stop a container if it runs, then start it again")
+    for verb in (stop, restart):
+        verb.positional("name", help_text="container name or id")
+        verb.option("--time", "-t", default="10", metavar="S", help_text="seconds to wait before SIGKILL (default 10)")
     rm = _leaf(verbs, "rm", h.container_rm, "delete a container, its disk copy and configuration")
     rm.positional("name", help_text="container name or id")
     rm.option("--force", "-f", flag=True, help_text="stop it first if it runs")

@@ -222,6 +222,15 @@ def container_stop(args):
     return Reply(containers.describe(row), row["name"])
 
 
+def container_restart(args):
+    from . import containers, parse
+
+    timeout = parse.seconds(args.time, "--time")
+    name = containers.stop(args.name, timeout)["name"]
+    containers.start(name)
+    return Reply(containers.describe(containers.get(name)), name)
+
+
 def container_rm(args):
     from . import containers
 

@@ -54,6 +54,13 @@ def stop(c, name, hosts, time=10, json_=False, parallel=32, timeout=300):
     each_host(hosts, parallel, timeout, json_, ["container", "stop", name, "--time", str(time)])
 
 
+@task(help=helps(name="container name or id", time="seconds before SIGKILL (default 10)"))
+@fleet_task
+def restart(c, name, hosts, time=10, json_=False, parallel=32, timeout=300):
+    """Stop a container if it runs, then start it again, on each host."""
+    each_host(hosts, parallel, timeout, json_, ["container", "restart", name, "--time", str(time)])
+
+
 @task(help=helps(name="container name or id", force="stop it first if it runs"))
 @fleet_task
 def rm(c, name, hosts, force=False, json_=False, parallel=32, timeout=300):
@@ -86,4 +93,4 @@ def logs(c, name, hosts, tail=20, json_=False, parallel=32, timeout=300):
     finish(outcomes, json_, ("HOST", "RESULT") if failed else None, result_rows(failed))
 
 
-namespace = Collection("container", run, start, stop, rm, exec, logs)
+namespace = Collection("container", run, start, stop, restart, rm, exec, logs)

@@ -115,6 +115,10 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     code, reply = fleet_lab.invoke_json("ps", "--all", "--hosts", "node2")
     assert [row["status"] for row in reply["data"]] == ["exited"]
     fleet_lab.ok("container.start", "web", "--hosts", "node2")
+    pid = fleet_lab.invoke_json("ps", "--hosts", "node2")[1]["data"][0]["pid"]
+    fleet_lab.ok("container.restart", "web", "--hosts", "node2", "--time", "1")
+    code, reply = fleet_lab.invoke_json("ps", "--hosts", "node2")
+    assert code == 0 and reply["data"][0]["status"] == "running" and reply["data"][0]["pid"] != pid
     fleet_lab.ok("container.run", "bb", "--hosts", "node1,node2", "--name", "talker",
                  "--command", "sh -c 'echo hello; sleep 600'")  # fmt: skip
     deadline = time.monotonic() + 10

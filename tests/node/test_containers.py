@@ -107,6 +107,24 @@ def test_files_survive_stop_start_and_go_with_rm(busybox, subnet):
     assert gone["exit_code"] == 1 and "No such file or directory" in gone["stderr"], gone
 
 
+def test_restart_keeps_files_and_addresses_and_starts_a_stopped_one(busybox, subnet):
+    busybox.ok("network", "create", "farm", "--subnet", subnet)
+    busybox.ok("container", "run", "-d", "--name", "again", "--network", "farm", "bb", "sleep", "300")
+    before = busybox.ok("container", "inspect", "again")
+    busybox.exec_out("again", "sh", "-c", "echo kept > /data.txt")
+    after = busybox.ok("container", "restart", "--time", "0", "again")
+    assert after["status"] == "running" and after["pid"] != before["pid"]
+    assert busybox.exec_out("again", "cat", "/data.txt") == "kept\n"
+    assert address_of(busybox, "again") == before["networks"][0]["address"]
+    busybox.ok("container", "stop", "--time", "0", "again")
+    running = busybox.ok("container", "restart", "again")  # a stopped one just starts
+    assert running["status"] == "running" and running["stopped_by"] is None  # its restart policy applies again
+    reply = busybox.call("container", "restart", "--time", "soon", "again")
+    assert not reply["ok"] and "invalid --time" in reply["error"]["message"]
+    assert busybox.ok("container", "inspect", "again")["pid"] == running["pid"]  # refused: not restarted
+    assert busybox.call("container", "restart", "ghost")["error"]["code"] == "not_found"
+
+
 def test_stop_uses_sigterm_then_sigkill(busybox):
     trap = "trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done"
     busybox.ok("container", "run", "-d", "--name", "polite", "bb", "sh", "-c", trap)
