@@ -257,6 +257,8 @@ def _container_verbs(verbs):
     stats = _leaf(verbs, "stats", h.container_stats, "CPU, memory, block io and pids of running containers")
     stats.positional("names", nargs="*", metavar="NAME", help_text="containers (default: every running one)")
     exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")
+    exec_.option("--tty", "-t", flag=True,
+                 help_text="on a terminal of its own: job control, ^C, full-screen programs")  # fmt: skip
     exec_.positional("name", help_text="container name or id")
     exec_.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments", required=True)
 

@@ -563,8 +563,11 @@ def add_network(ref, network_ref):
 # ----------------------------------------------------------------- exec, logs, views
 
 
-def exec_command(ref, argv, capture=False, timeout=None):
-    """Run argv in a running container; returns (exit code, stdout, stderr) (texts only if captured)."""
+def exec_command(ref, argv, capture=False, timeout=None, tty=False):
+    """Run argv in a running container; returns (exit code, stdout, stderr) (texts only if captured).
+
+    tty: on a terminal of its own (not with capture).
+    """
     from . import launch
 
     row = current(ref)
@@ -572,7 +575,7 @@ def exec_command(ref, argv, capture=False, timeout=None):
         raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")
     config = read_config(row)
     if not capture:
-        return launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv)), None, None
+        return launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv), tty=tty), None, None
     import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -281,9 +281,12 @@ def container_stats(args):
 
 def container_exec(args):
     from . import containers
+    from .errors import Invalid
 
     capture = getattr(args, "json", False)
-    code, out, err = containers.exec_command(args.name, args.command, capture=capture)
+    if capture and args.tty:
+        raise Invalid("--tty and --json do not mix: a terminal's output is not captured")
+    code, out, err = containers.exec_command(args.name, args.command, capture=capture, tty=args.tty)
     return Reply({"exit_code": code, "stdout": out, "stderr": err}, None, status=code)
 
 

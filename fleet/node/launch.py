@@ -280,19 +280,28 @@ def clear_exit_file(directory):
 TIMED_OUT = 124  # as timeout(1) reports it
 
 
-def exec_in(pid, cgroup, config, argv, stdio=None, timeout=None):
+def exec_in(pid, cgroup, config, argv, stdio=None, timeout=None, tty=False):
     """Run argv inside the namespaces and root of container process pid; returns its exit code.
 
     stdio: optional (stdout fd, stderr fd) to capture output instead of inheriting ours.
     timeout: seconds after which the command is killed and 124 returned.
+    tty: give it a terminal of the container's own /dev/pts, relayed to ours.
     """
     from . import sandbox  # load it now: inside the container's root our own files are out of reach
 
+    if tty:
+        from . import terminal  # and termios with it, which the command's process needs in there
+
+        master, slave = terminal.open_in(pid)
+        config = dict(config, tty=True, env=[*config.get("env", []), f"TERM={os.environ.get('TERM') or 'xterm'}"])
     middle = os.fork()
     if middle == 0:
         status = 125
         try:
-            if stdio:
+            if tty:
+                for fd in (0, 1, 2):
+                    os.dup2(slave, fd)
+            elif stdio:
                 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
                 os.dup2(stdio[0], 1)
                 os.dup2(stdio[1], 2)
@@ -302,8 +311,13 @@ def exec_in(pid, cgroup, config, argv, stdio=None, timeout=None):
             os.write(2, f"baleine: exec failed: {error}\n".encode())
         finally:
             os._exit(status)
-    _, status = os.waitpid(middle, 0)
-    return shell_status(status)
+    if not tty:
+        return shell_status(os.waitpid(middle, 0)[1])
+    os.close(slave)  # the command's copies are the last: when they close, the pty says EOF
+    try:
+        return shell_status(terminal.relay(master, middle))
+    finally:
+        os.close(master)
 
 
 def _join_and_run(pid, cgroup, sandbox, config, timeout=None):

@@ -231,6 +231,10 @@ def enter(config):
     workdir = config.get("workdir") or "/"
     os.makedirs(workdir, mode=0o755, exist_ok=True)
     os.chdir(workdir)
+    if config.get("tty"):
+        from .terminal import take_as_controlling  # loaded before the namespaces changed (launch.exec_in)
+
+        take_as_controlling(0)
     linux.limit_capabilities(capability_numbers(config.get("capabilities", DEFAULT_CAPABILITIES)))
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)  # no setuid binary or file capability raises privileges
     os.setgroups(groups)

@@ -61,7 +61,7 @@ def test_cells_with_separators_are_quoted(root):
 def test_write_leaves_no_temporary_file(root):
     with state.locked():
         state.IMAGES.upsert({"name": "x"})
-    assert sorted(os.listdir(root)) == [".lock", "containers", "images", "images.csv"]
+    assert sorted(os.listdir(root)) == [".lock", ".reserve", "containers", "images", "images.csv"]
 
 
 FULL_DISK = """
@@ -88,7 +88,7 @@ def test_a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temporary_
     done = subprocess.run([sys.executable, "-c", FULL_DISK.format(repo=repo)], env=dict(os.environ))
     assert done.returncode == errno.EFBIG
     assert (root / "images.csv").read_bytes() == before
-    assert sorted(os.listdir(root)) == [".lock", "containers", "images", "images.csv"]
+    assert sorted(os.listdir(root)) == [".lock", ".reserve", "containers", "images", "images.csv"]
 
 
 def test_exclusive_names_its_holder_to_whoever_waits_in_vain(tmp_path):

@@ -1,0 +1,83 @@
+"""`exec -t`: a terminal of the container's own, relayed to the caller's, driven here through a pty."""
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import termios
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+class Screen:
+    """The caller's side of a terminal: what a person would type and read."""
+
+    def __init__(self, node, *command):
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        self.mode = termios.tcgetattr(slave)
+        self.slave = slave
+        self.process = subprocess.Popen(node.argv("container", "exec", "-t", *command), env=node.env, stdin=slave,
+                                        stdout=slave, stderr=slave, start_new_session=True)  # fmt: skip
+        self.seen = b""
+
+    def type(self, keys):
+        os.write(self.master, keys)
+
+    def wait_for(self, text, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            assert time.monotonic() < deadline, f"{text!r} never came; the screen shows {self.seen!r}"
+            if select.select([self.master], [], [], 0.1)[0]:
+                self.seen += os.read(self.master, 4096)
+        return self.seen
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.fixture
+def screen(busybox):
+    busybox.ok("container", "run", "-d", "--name", "term", "bb", "sleep", "300")
+    made = []
+    yield lambda *command: made.append(Screen(busybox, *command)) or made[-1]
+    for item in made:
+        item.close()
+
+
+def test_a_shell_gets_its_own_terminal_of_our_size_with_job_control(busybox, screen):
+    shell = screen("term", "sh")
+    shell.type(b"tty; stty size; echo $TERM\n")
+    assert b"/dev/pts/0\r\n33 101\r\nxterm\r\n" in shell.wait_for(b"xterm\r\n")
+    shell.type(b"sleep 299\n")
+    while "sleep 299" not in busybox.exec_out("term", "ps", "-o", "args"):
+        time.sleep(0.05)
+    shell.type(b"\x03")  # ^C: the terminal interrupts its foreground job, not baleine
+    shell.type(b"echo after-$((1+1))\n")
+    shell.wait_for(b"after-2\r\n")
+    shell.type(b"exit 3\n")
+    assert shell.process.wait(timeout=20) == 3
+    assert termios.tcgetattr(shell.slave) == shell.mode  # our terminal is as it was (not raw)
+
+
+def test_the_command_status_and_all_its_output_come_back(screen):
+    printer = screen("term", "sh", "-c", "seq 1 20000; exit 5")
+    assert printer.wait_for(b"\r\n20000\r\n").count(b"\r\n") == 20000  # read as it comes: a pty buffers 4 kB
+    assert printer.process.wait(timeout=20) == 5
+
+
+def test_a_tty_is_not_for_json_nor_for_a_stopped_container(busybox):
+    busybox.ok("container", "create", "--name", "idle", "bb", "true")
+    reply = busybox.call("container", "exec", "-t", "idle", "true")
+    assert not reply["ok"] and "--tty and --json do not mix" in reply["error"]["message"]
+    done = busybox.cli("container", "exec", "-t", "idle", "true")
+    assert done.returncode == 1 and "is not running" in done.stderr
