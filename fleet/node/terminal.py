@@ -55,16 +55,26 @@ def copy_size(master):
 
 
 def relay(master, child):
-    """Copy stdin to the pty and the pty to stdout until child has exited; returns its wait status."""
+    """Copy stdin to the pty and the pty to stdout until child has exited; returns its wait status.
+
+    Killed by SIGTERM or SIGHUP meanwhile, it still gives our terminal its mode
+    back; closing the pty then hangs up the command's session.
+    """
     saved = _make_raw(0)
-    previous = signal.signal(signal.SIGWINCH, lambda *_: copy_size(master))
+    handlers = {signal.SIGWINCH: lambda *_: copy_size(master), signal.SIGTERM: _hang_up, signal.SIGHUP: _hang_up}
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
     try:
         copy_size(master)
         return _copy_both_ways(master, child)
     finally:
-        signal.signal(signal.SIGWINCH, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _hang_up(number, _frame):
+    raise SystemExit(128 + number)
 
 
 def _copy_both_ways(master, child):

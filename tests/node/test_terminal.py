@@ -69,6 +69,20 @@ def test_a_shell_gets_its_own_terminal_of_our_size_with_job_control(busybox, scr
     assert termios.tcgetattr(shell.slave) == shell.mode  # our terminal is as it was (not raw)
 
 
+def test_killed_it_gives_our_terminal_back_and_hangs_up_the_shell(busybox, screen):
+    shell = screen("term", "sh")
+    shell.type(b"echo ready-$((2*3))\n")
+    shell.wait_for(b"ready-6\r\n")
+    assert termios.tcgetattr(shell.slave) != shell.mode  # raw while it relays
+    shell.process.terminate()
+    assert shell.process.wait(timeout=20) == 128 + 15
+    assert termios.tcgetattr(shell.slave) == shell.mode
+    deadline = time.monotonic() + 20
+    while "sh" in busybox.exec_out("term", "ps", "-o", "comm").split():
+        assert time.monotonic() < deadline, "the shell outlived its terminal"
+        time.sleep(0.05)
+
+
 def test_the_command_status_and_all_its_output_come_back(screen):
     printer = screen("term", "sh", "-c", "seq 1 20000; exit 5")
     assert printer.wait_for(b"\r\n20000\r\n").count(b"\r\n") == 20000  # read as it comes: a pty buffers 4 kB
