@@ -222,6 +222,7 @@ def _container_verbs(verbs):
     run = _leaf(verbs, "run", h.container_run, "create and start a container; attached unless -d")
     run.option("--detach", "-d", flag=True, help_text="run in the background, output to its log")
     run.option("--rm", flag=True, help_text="remove the container when it exits")
+    run.option("--tty", "-t", flag=True, help_text="attached, on a terminal of its own, e.g. run --rm -t bb sh")
     run.exclude("detach", "rm")
     _container_options(run)
     simple = (

@@ -230,11 +230,12 @@ def _remove_directory(row):
 # ----------------------------------------------------------------- start / stop
 
 
-def start(ref, attach=False, log_output=True, by_policy=False, primer=None):
+def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=False):
     """Start a created or exited container. Attached: wait and return its exit code.
 
     A person's start resets the restart count; check's (by_policy) adds one.
     primer: a cgroups.Primer the caller started earlier (run does, before create).
+    tty (attached only): the command runs on a terminal of its own, relayed to ours.
     """
     from .launch import Launch
 
@@ -250,6 +251,10 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None):
     point("start:claimed")
     group = cgroup_of(row)
     config = read_config(row)
+    if tty:
+        from . import terminal
+
+        config = terminal.with_term(config)
     wanted = config.get("limits", {})
     launch = None
     forwarding = contextlib.ExitStack()
@@ -272,6 +277,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None):
         group.apply(limits.disk_writes(wanted, version, launch.disk()))
         point("start:disk-limits")
         launch.release()
+        master = launch.take_terminal()
         point("start:released")
     except BaseException as error:
         primer.stop()
@@ -299,9 +305,19 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None):
     if not attach:
         return None
     with forwarding:
-        status = launch.wait()
+        status = launch.wait() if master is None else _relay(master, launch.waiter_pid)
     row = finalize(row["name"])
     return int(row["exit_code"]) if row and row["exit_code"] else status
+
+
+def _relay(master, waiter):
+    """run -t: relay the container's terminal until its command exits; returns the exit code."""
+    from . import launch, terminal
+
+    try:
+        return launch.shell_status(terminal.relay(master, waiter, hang_up=False))
+    finally:
+        os.close(master)
 
 
 @contextlib.contextmanager
@@ -486,16 +502,19 @@ def _is_stale(row):
 # ----------------------------------------------------------------- run, rm, add
 
 
-def run(image, command=(), detach=False, remove_after=False, capture=False, **options):
+def run(image, command=(), detach=False, remove_after=False, capture=False, tty=False, **options):
     """create + start. Returns (row, exit code, captured output).
 
     Attached, it waits for the command; capture sends its output to the log
-    and returns it (read before --rm removes the container).
+    and returns it (read before --rm removes the container). tty: attached,
+    on a terminal of its own.
     """
+    if tty and (detach or capture):
+        raise Invalid("--tty is for an attached run, without -d or --json: a terminal needs someone at it")
     primer = cgroups.Primer()  # the kernel's slow first cgroup move happens during create()
     try:
         row = create(image, command, **options)
-        code = start(row["name"], attach=not detach, log_output=detach or capture, primer=primer)
+        code = start(row["name"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
     except StartFailed:
         if remove_after:
             remove(row["name"], force=True)

@@ -198,8 +198,9 @@ def container_run(args):
 
     capture = getattr(args, "json", False) and not args.detach
     row, code, output = containers.run(
-        args.image, args.command, detach=args.detach, remove_after=args.rm, capture=capture, **_create_options(args)
-    )
+        args.image, args.command, detach=args.detach, remove_after=args.rm, capture=capture, tty=args.tty,
+        **_create_options(args),
+    )  # fmt: skip
     if args.detach:
         return Reply(containers.describe(containers.get(row["name"])), row["name"])
     data = {"name": row["name"], "id": row["id"][:12], "exit_code": code}

@@ -73,6 +73,7 @@ class Launch:
         self.channel = None
         self.reader = None
         self.init_pid = None
+        self.terminal = None  # run -t: the pty master the init hands over
         self.log_output = log_output
         ready, told = os.pipe()
         self.waiter_pid = os.fork()
@@ -108,7 +109,7 @@ class Launch:
             os.chdir("/")
             exit_file = os.path.join(self.directory, "exit")
             if not detach:
-                _wait_for_forked_init(self.directory, exit_file)
+                _wait_for_forked_init(self.directory, exit_file, self.config.get("tty"))
             init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
             os.execv("/bin/sh", ["sh", "-c", WAITER, "baleine-waiter", exit_file, *init])
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
@@ -160,25 +161,40 @@ class Launch:
     def release(self):
         """Let the init exec the command; raises StartFailed if it could not."""
         self.channel.sendall(b"go\n")
-        reply = self._reply()
-        if reply == "userns":  # the init made its user namespace: give it the container's ids
+        if self.config.get("userns"):  # the init makes its user namespace: give it the container's ids
+            self._expect(self._reply(), "userns")
             from . import userns
 
             userns.write_maps(self.init_pid, self.config["userns"])
             self.channel.sendall(b"ok\n")
-            reply = self._reply()
-        if reply:
+        if self.config.get("tty"):
+            self.terminal = self._receive_terminal()
+        self._expect(self._reply(), "")
+
+    def take_terminal(self):
+        """run -t: the pty master, now the caller's to relay and close."""
+        master, self.terminal = self.terminal, None
+        return master
+
+    def _receive_terminal(self):
+        """The pty master the init sends with its "tty" line (not through the buffered reader: it drops fds)."""
+        data, fds, _, _ = socket.recv_fds(self.channel, 4096, 1)
+        if data == b"tty\n" and fds:
+            return fds[0]
+        for fd in fds:
+            os.close(fd)
+        self._expect(_raise_if_error(data.decode(errors="replace").strip()), "tty")
+
+    @staticmethod
+    def _expect(reply, wanted):
+        if reply != wanted:
             raise StartFailed(f"unexpected reply from the container's init: {reply!r}")
 
     def _reply(self):
         """The init's next line ('' once exec closed the socket); StartFailed on its error."""
         if self.reader is None:
             self.reader = self.channel.makefile("rb")
-        reply = self.reader.readline().decode(errors="replace").strip()
-        if reply.startswith("error "):
-            _, status, message = reply.split(" ", 2)
-            raise StartFailed(message, int(status))
-        return reply
+        return _raise_if_error(self.reader.readline().decode(errors="replace").strip())
 
     def _failure(self, wait=False):
         done, status = os.waitpid(self.waiter_pid, 0 if wait else os.WNOHANG)
@@ -187,6 +203,9 @@ class Launch:
         return f"it exited with status {shell_status(status)}; see `baleine container logs`"
 
     def close(self):
+        if self.terminal is not None:
+            os.close(self.terminal)
+            self.terminal = None
         if self._unshared is not None:
             os.close(self._unshared)
             self._unshared = None
@@ -206,13 +225,21 @@ class Launch:
         return shell_status(status)
 
 
+def _raise_if_error(reply):
+    """An init's reply line, unless it reports an error: then StartFailed with its status."""
+    if reply.startswith("error "):
+        _, status, message = reply.split(" ", 2)
+        raise StartFailed(message, int(status))
+    return reply
+
+
 def shell_status(wait_status):
     """A wait status as shells report it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(wait_status)
     return 128 - code if code < 0 else code
 
 
-def _wait_for_forked_init(directory, exit_file):
+def _wait_for_forked_init(directory, exit_file, tty=False):
     """The waiter's job, done in Python for an attached container. Never returns.
 
     The init is forked, not started: it is pid 1 of the namespaces unshared
@@ -220,6 +247,9 @@ def _wait_for_forked_init(directory, exit_file):
     """
     status_fd = os.open(exit_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     from . import sandbox  # before the fork: the init must not pay for it
+
+    if tty:
+        from . import terminal  # noqa: F401 - nor can it load it (fcntl, termios) from the container's root
 
     init = os.fork()
     if init == 0:
@@ -293,7 +323,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None, timeout=None, tty=False):
         from . import terminal  # and termios with it, which the command's process needs in there
 
         master, slave = terminal.open_in(pid)
-        config = dict(config, tty=True, env=[*config.get("env", []), f"TERM={os.environ.get('TERM') or 'xterm'}"])
+        config = terminal.with_term(config)
     middle = os.fork()
     if middle == 0:
         status = 125

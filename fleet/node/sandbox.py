@@ -66,11 +66,25 @@ def main(argv):
             channel.sendall(b"userns\n")
             if _receive(channel, 3) != b"ok\n":
                 raise SetupError("the starting command did not map the user namespace")
+        if config.get("tty"):
+            _hand_over_terminal(channel)
         enter(config)
     except SetupError as error:
         _report(channel, error.status, str(error), config.get("log_errors", True))
     except OSError as error:
         _report(channel, 125, f"container setup failed: {error}", config.get("log_errors", True))
+
+
+def _hand_over_terminal(channel):
+    """run -t: a pty of the container's /dev/pts; its master goes to the starting command, the slave is our stdio."""
+    from .terminal import open_pty  # loaded by the attached waiter: nothing can load from our root now
+
+    master, slave = open_pty("/dev/pts")
+    channel.sendmsg([b"tty\n"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, master.to_bytes(4, sys.byteorder))])
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
 
 
 def _report(channel, status, message, to_stderr):

@@ -1,7 +1,8 @@
-"""`exec -t`: a pseudo-terminal from the container's own /dev/pts, relayed to ours.
+"""`exec -t` and `run -t`: a pseudo-terminal from the container's own /dev/pts, relayed to ours.
 
 The pty comes from the container's devpts instance (opened through
-/proc/PID/root), so inside it is /dev/pts/N: `tty` names it, and the command
+/proc/PID/root for exec; by the init itself for run, which hands the master
+over the start socket), so inside it is /dev/pts/N: `tty` names it, and the command
 leads a session with it as controlling terminal (job control, ^C and ^Z reach
 it, not baleine). Here, our terminal goes raw for the while, its size follows
 SIGWINCH, and bytes are copied both ways until the command has exited and
@@ -24,8 +25,12 @@ TIOCSPTLCK = 0x40045431  # lock or unlock its slave
 
 
 def open_in(pid):
-    """(master, slave) descriptors of a new pty of container process pid's /dev/pts."""
-    pts = f"/proc/{pid}/root/dev/pts"
+    """(master, slave) descriptors of a new pty of container process pid's /dev/pts (exec -t)."""
+    return open_pty(f"/proc/{pid}/root/dev/pts")
+
+
+def open_pty(pts):
+    """(master, slave) descriptors of a new pty of the devpts mounted at pts."""
     master = os.open(f"{pts}/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlock the slave
@@ -35,6 +40,11 @@ def open_in(pid):
         os.close(master)
         raise
     return master, slave
+
+
+def with_term(config):
+    """The config for a command on a terminal: tty set, and TERM the caller's (as Docker's -t)."""
+    return dict(config, tty=True, env=[*config.get("env", []), f"TERM={os.environ.get('TERM') or 'xterm'}"])
 
 
 def take_as_controlling(fd):
@@ -54,14 +64,17 @@ def copy_size(master):
         return
 
 
-def relay(master, child):
+def relay(master, child, hang_up=True):
     """Copy stdin to the pty and the pty to stdout until child has exited; returns its wait status.
 
-    Killed by SIGTERM or SIGHUP meanwhile, it still gives our terminal its mode
-    back; closing the pty then hangs up the command's session.
+    hang_up: killed by SIGTERM or SIGHUP meanwhile, it still gives our terminal
+    its mode back; closing the pty then hangs up the command's session. (An
+    attached run passes those signals on to the container instead.)
     """
     saved = _make_raw(0)
-    handlers = {signal.SIGWINCH: lambda *_: copy_size(master), signal.SIGTERM: _hang_up, signal.SIGHUP: _hang_up}
+    handlers = {signal.SIGWINCH: lambda *_: copy_size(master)}
+    if hang_up:
+        handlers.update({signal.SIGTERM: _hang_up, signal.SIGHUP: _hang_up})
     previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
     try:
         copy_size(master)

@@ -1,4 +1,4 @@
-"""`exec -t`: a terminal of the container's own, relayed to the caller's, driven here through a pty."""
+"""`exec -t` and `run -t`: a terminal of the container's own, relayed to the caller's, driven here through a pty."""
 
 import fcntl
 import os
@@ -22,7 +22,7 @@ class Screen:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
         self.mode = termios.tcgetattr(slave)
         self.slave = slave
-        self.process = subprocess.Popen(node.argv("container", "exec", "-t", *command), env=node.env, stdin=slave,
+        self.process = subprocess.Popen(node.argv("container", *command), env=node.env, stdin=slave,
                                         stdout=slave, stderr=slave, start_new_session=True)  # fmt: skip
         self.seen = b""
 
@@ -49,17 +49,21 @@ class Screen:
 def screen(busybox):
     busybox.ok("container", "run", "-d", "--name", "term", "bb", "sleep", "300")
     made = []
-    yield lambda *command: made.append(Screen(busybox, *command)) or made[-1]
+    yield lambda *command: made.append(Screen(busybox, "exec", "-t", *command)) or made[-1]
     for item in made:
         item.close()
 
 
 def test_a_shell_gets_its_own_terminal_of_our_size_with_job_control(busybox, screen):
-    shell = screen("term", "sh")
+    converse(busybox, screen("term", "sh"), "term")
+
+
+def converse(node, shell, container):
+    """What a person does at a shell: ask about the terminal, interrupt a job, leave with a status."""
     shell.type(b"tty; stty size; echo $TERM\n")
     assert b"/dev/pts/0\r\n33 101\r\nxterm\r\n" in shell.wait_for(b"xterm\r\n")
     shell.type(b"sleep 299\n")
-    while "sleep 299" not in busybox.exec_out("term", "ps", "-o", "args"):
+    while "sleep 299" not in node.exec_out(container, "ps", "-o", "args"):
         time.sleep(0.05)
     shell.type(b"\x03")  # ^C: the terminal interrupts its foreground job, not baleine
     shell.type(b"echo after-$((1+1))\n")
@@ -67,6 +71,28 @@ def test_a_shell_gets_its_own_terminal_of_our_size_with_job_control(busybox, scr
     shell.type(b"exit 3\n")
     assert shell.process.wait(timeout=20) == 3
     assert termios.tcgetattr(shell.slave) == shell.mode  # our terminal is as it was (not raw)
+
+
+def test_run_t_is_an_attached_shell_on_a_terminal_of_its_own(busybox):
+    shell = Screen(busybox, "run", "--rm", "-t", "--name", "interactive", "bb", "sh")
+    try:
+        converse(busybox, shell, "interactive")
+    finally:
+        shell.close()
+    assert busybox.ok("container", "list", "--all") == []  # --rm: removed once the shell exited
+
+
+def test_run_t_with_a_user_namespace(busybox):
+    done = busybox.cli("container", "run", "--rm", "-t", "--userns", "bb", "sh", "-c", "tty; id -u; exit 2")
+    assert (done.returncode, done.stdout) == (2, "/dev/pts/0\n0\n"), done.stderr  # text mode: \r\n read as \n
+
+
+def test_run_t_needs_someone_at_the_terminal(busybox):
+    for args in (("-d", "-t"), ("-t",)):
+        reply = busybox.call("container", "run", *args, "bb", "true")  # --json: no terminal either
+        assert not reply["ok"] and reply["error"]["code"] == "invalid", reply
+        assert "--tty is for an attached run" in reply["error"]["message"]
+    assert busybox.ok("container", "list", "--all") == []
 
 
 def test_killed_it_gives_our_terminal_back_and_hangs_up_the_shell(busybox, screen):
