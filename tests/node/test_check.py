@@ -80,7 +80,8 @@ def test_backoff_doubles_between_restarts(quick):
     second = wait_for_restart(quick, "flaky", 2, limit=4)
     kill_main(quick, "flaky")
     third = wait_for_restart(quick, "flaky", 3, limit=6)
-    assert 1 < second <= 2 and 3 < third <= 4  # 2 s, then 4 s (exits are recorded to the second)
+    # 2 s, then 4 s; exits are recorded to the second, so up to 1 s of each has gone by (plus the pass's own time)
+    assert 0.9 <= second <= 2 and 2.9 <= third <= 4
 
 
 def stamp(seconds):
