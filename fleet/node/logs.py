@@ -113,9 +113,14 @@ def _write_parts(handles, tail, out):
 
 
 def is_running(name):
+    """True while the container runs; a container removed meanwhile has stopped too (a follower just ends)."""
     from . import containers
+    from .errors import NotFound
 
-    return containers.current(name)["status"] == containers.RUNNING
+    try:
+        return containers.current(name)["status"] == containers.RUNNING
+    except NotFound:
+        return False
 
 
 def follow(name, path, out):

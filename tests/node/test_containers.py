@@ -268,6 +268,20 @@ def test_logs_tail_and_follow(busybox):
     assert busybox.cli("container", "logs", "--follow", "slow", timeout=20).stdout.endswith("late\n")
 
 
+def test_a_follower_ends_quietly_when_its_container_is_removed(busybox):
+    import subprocess
+
+    busybox.ok(
+        "container", "run", "-d", "--name", "ticker", "bb", "sh", "-c", "while true; do echo tick; sleep 0.1; done"
+    )
+    follower = subprocess.Popen(busybox.argv("container", "logs", "-f", "ticker"), env=busybox.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert follower.stdout.readline() == "tick\n"
+    busybox.ok("container", "rm", "--force", "ticker")
+    _, err = follower.communicate(timeout=20)
+    assert (follower.returncode, err) == (0, ""), err
+
+
 def test_the_tail_of_a_big_log_costs_little_memory(busybox):
     """64 MB of output: `logs --tail` reads the end of the file, not all of it into memory."""
     import subprocess
