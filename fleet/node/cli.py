@@ -155,6 +155,10 @@ def _limit_options(verb):
     verb.option("--device-deny", repeat=True, metavar="RULE", help_text="deny a device (cgroup v1)")
 
 
+def _interactive_option(verb):
+    verb.option("--interactive", "-i", flag=True, help_text="stdin is connected anyway: accepted for -it habits")
+
+
 def _log_size_option(verb):
     verb.option("--log-size", metavar="SIZE",
                 help_text="past SIZE, check moves the log's older part to log.1 (default 10M, 0: never)")  # fmt: skip
@@ -222,7 +226,8 @@ def _container_verbs(verbs):
     run = _leaf(verbs, "run", h.container_run, "create and start a container; attached unless -d")
     run.option("--detach", "-d", flag=True, help_text="run in the background, output to its log")
     run.option("--rm", flag=True, help_text="remove the container when it exits")
-    run.option("--tty", "-t", flag=True, help_text="attached, on a terminal of its own, e.g. run --rm -t bb sh")
+    run.option("--tty", "-t", flag=True, help_text="attached, on a terminal of its own, e.g. run --rm -it bb sh")
+    _interactive_option(run)
     run.exclude("detach", "rm")
     _container_options(run)
     simple = (
@@ -245,6 +250,7 @@ def _container_verbs(verbs):
     logs.option("--tail", metavar="N", help_text="only the last N lines")
     listing = _leaf(verbs, "list", h.container_list, "list running containers (--all: every container)")
     listing.option("--all", "-a", flag=True, help_text="include created and exited containers")
+    listing.option("--quiet", "-q", flag=True, help_text="only their names, one per line")
     add = _leaf(verbs, "add", h.container_add, "attach a container to one more network (live if running)")
     add.positional("name", help_text="container name or id")
     add.option("--network", required=True, metavar="NET[:IP]", help_text="network, optionally with an address")
@@ -260,6 +266,7 @@ def _container_verbs(verbs):
     exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")
     exec_.option("--tty", "-t", flag=True,
                  help_text="on a terminal of its own: job control, ^C, full-screen programs")  # fmt: skip
+    _interactive_option(exec_)
     exec_.positional("name", help_text="container name or id")
     exec_.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments", required=True)
 

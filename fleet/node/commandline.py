@@ -157,6 +157,9 @@ class Command:
             sys.stdout.write(self.version + "\n")
             raise SystemExit(0)
         if not option.takes_value:
+            if attached is not None and not word.startswith("--"):
+                setattr(values, option.dest, True)  # a bundle of short options: -aq is -a -q, -dv X is -d -v X
+                return self._take_option(f"-{attached}", words, values)
             if attached is not None:
                 self._fail(f"{name} takes no value (got {word!r})")
             setattr(values, option.dest, True)

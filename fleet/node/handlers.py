@@ -249,6 +249,9 @@ def container_list(args):
     from . import containers
 
     items = containers.list_all(include_stopped=args.all)
+    if args.quiet:  # names only, for scripts: for c in $(baleine container list -aq); do ...
+        names = [item["name"] for item in items]
+        return Reply(names, "\n".join(names))
     return Reply(items, _table("containers", items))
 
 

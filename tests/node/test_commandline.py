@@ -27,6 +27,18 @@ def test_defaults_and_json_anywhere_before_the_command():
     assert parse("usage").name is None and parse("usage", "web", "--since", "2h").since == "2h"
 
 
+def test_short_flags_bundle_as_with_getopt():
+    args = parse("container", "list", "-aq")
+    assert args.all and args.quiet
+    args = parse("container", "run", "--rm", "-itv/srv:/srv", "bb", "sh")
+    assert args.tty and args.interactive and args.volume == ["/srv:/srv"] and args.command == ["sh"]
+    args = parse("container", "run", "-dm", "64M", "bb")
+    assert args.detach and args.memory == "64M"
+    assert parse("container", "exec", "-it", "web", "sh").tty
+    with pytest.raises(Invalid, match="unknown option '-x'"):
+        parse("container", "list", "-ax")
+
+
 def test_values_are_taken_as_given_for_the_verb_to_judge():
     assert parse("container", "stop", "--time", "-3", "web").time == "-3"
     assert parse("container", "logs", "-f", "--tail", "-1", "web").tail == "-1"

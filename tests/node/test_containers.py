@@ -268,6 +268,14 @@ def test_logs_tail_and_follow(busybox):
     assert busybox.cli("container", "logs", "--follow", "slow", timeout=20).stdout.endswith("late\n")
 
 
+def test_list_quiet_gives_names_for_scripts(busybox):
+    busybox.ok("container", "create", "--name", "idle", "bb", "true")
+    busybox.ok("container", "run", "-d", "--name", "busy", "bb", "sleep", "300")
+    assert busybox.cli("container", "list", "-q").stdout == "busy\n"
+    assert busybox.cli("container", "list", "-aq").stdout == "idle\nbusy\n"
+    assert busybox.ok("container", "list", "-aq") == ["idle", "busy"]
+
+
 def test_a_follower_ends_quietly_when_its_container_is_removed(busybox):
     import subprocess
 
