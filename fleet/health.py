@@ -45,6 +45,8 @@ def host_problems(value):
         found.append(("", "rebooted", "the host restarted since the last check"))
     if report.get("skipped"):
         found.append(("", "check skipped", report["skipped"]))
+    if report.get("low_space"):
+        found.append(("", "low space", report["low_space"]))
     return found
 
 

@@ -14,6 +14,7 @@ from . import containers, restart, state
 from .errors import BaleineError
 
 CHECK_LOG_SIZE = 1 << 20  # cron appends each pass's report to check.log: rotated like a container's log
+LOW_SPACE = 0.10  # share of the state's filesystem below which each pass warns
 PASS_WAIT = 60.0  # seconds a pass waits for the one before it (BALEINE_CHECK_WAIT), then gives way
 
 
@@ -54,7 +55,22 @@ def _pass(report, prom):
             _probe_health(row, report)
     _record_usage(prom)
     _rotate_logs(rows, report)
+    _look_at_space(report)
     return report
+
+
+def _look_at_space(report):
+    """Warn while the state's filesystem has less than LOW_SPACE of it free: before it is full."""
+    from .parse import human_size
+
+    info = os.statvfs(state.root())
+    free, size = info.f_bavail * info.f_frsize, info.f_blocks * info.f_frsize
+    report["space"] = {"free": free, "size": size}
+    if size and free < LOW_SPACE * size:
+        report["low_space"] = (
+            f"{state.root()} has {human_size(free)} free of {human_size(size)} ({100 * free // size}%): "
+            "remove what is unused (stopped containers, images), or give it more room"
+        )
 
 
 def _rotate_logs(rows, report):

@@ -334,6 +334,7 @@ def _check_text(report):
     moved = [(item["name"], human_size(item["bytes"])) for item in report["rotated"]]
     lines += [f"log rotated: {name} ({amount} moved to log.1)" for name, amount in moved]
     lines += [f"log rotation failed: {item['name']}: {item['error']}" for item in report["rotation_failed"]]
+    lines += [f"low space: {report['low_space']}"] if report.get("low_space") else []
     return "\n".join(lines)
 
 

@@ -45,6 +45,12 @@ def test_a_failed_log_rotation_is_a_problem_of_its_container():
     assert health.problems(outcomes) == [["node1", "web", "log rotation failed", "No space left on device: /x/log.1"]]
 
 
+def test_low_space_is_a_problem_of_the_host():
+    report = {"low_space": "/var/lib/baleine has 1G free of 20G (5%): remove what is unused"}
+    outcomes = [Outcome(N1, value={"report": report, "containers": []})]
+    assert health.problems(outcomes) == [["node1", "", "low space", report["low_space"]]]
+
+
 def test_history_is_appended_with_one_header(tmp_path):
     path = tmp_path / "fleet-health.csv"
     quiet = {"report": {"restarted": []}, "containers": [item("web", "running")]}

@@ -61,6 +61,17 @@ def test_a_full_disk_refuses_creates_and_still_stops_and_removes(small):
     assert (small.root / ".reserve").stat().st_size == 1 << 20  # held back again
 
 
+def test_check_warns_before_the_disk_is_full(small):
+    report = small.ok("check")
+    assert "low_space" not in report and report["space"]["size"] == 40 << 20
+    with open(small.root.parent / "filler", "wb") as handle:
+        handle.write(b"\0" * (report["space"]["free"] - (2 << 20)))  # 2 MiB left: 5%
+    report = small.ok("check")
+    assert report["low_space"].startswith(f"{small.root} has 2M free of 40M (5%): remove what is unused")
+    assert small.cli("check").stdout == f"low space: {report['low_space']}\n"
+    assert small.call("check")["exit"] == 0  # a warning, not a failure
+
+
 def test_check_repairs_on_a_full_disk_without_its_reserve(small):
     """An interrupted create left a row and a disk copy: repair frees the copy before it rewrites the table."""
     env = dict(small.env, BALEINE_FAULT="create:copied")
