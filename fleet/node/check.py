@@ -14,7 +14,10 @@ from . import containers, restart, state
 from .errors import BaleineError
 
 CHECK_LOG_SIZE = 1 << 20  # cron appends each pass's report to check.log: rotated like a container's log
-LOW_SPACE = 0.10  # share of the state's filesystem below which each pass warns
+# Each pass warns while the state's filesystem has less than both of these free:
+# a tenth of a small disk, 5 GiB of a big one (a tenth of 2 TB is not "low").
+LOW_SPACE_SHARE = 0.10
+LOW_SPACE_BYTES = 5 << 30
 PASS_WAIT = 60.0  # seconds a pass waits for the one before it (BALEINE_CHECK_WAIT), then gives way
 
 
@@ -60,13 +63,13 @@ def _pass(report, prom):
 
 
 def _look_at_space(report):
-    """Warn while the state's filesystem has less than LOW_SPACE of it free: before it is full."""
+    """Warn while the state's filesystem has little room left (LOW_SPACE_*): before it is full."""
     from .parse import human_size
 
     info = os.statvfs(state.root())
     free, size = info.f_bavail * info.f_frsize, info.f_blocks * info.f_frsize
     report["space"] = {"free": free, "size": size}
-    if size and free < LOW_SPACE * size:
+    if size and free < min(LOW_SPACE_SHARE * size, LOW_SPACE_BYTES):
         report["low_space"] = (
             f"{state.root()} has {human_size(free)} free of {human_size(size)} ({100 * free // size}%): "
             "remove what is unused (stopped containers, images), or give it more room"

@@ -291,3 +291,19 @@ def test_the_pass_report_in_words():
         "log rotated: chatty (1M moved to log.1)",
         "log rotation failed: full: No space left on device: /x/log.1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("size", "free", "low"),
+    [(2 << 40, 100 << 30, False), (2 << 40, 4 << 30, True), (20 << 30, 3 << 30, False), (20 << 30, 1 << 30, True)],
+)
+def test_low_space_is_a_tenth_of_a_small_disk_and_5_gib_of_a_big_one(monkeypatch, size, free, low):
+    import os as real_os
+
+    from fleet.node import check
+
+    blocks = real_os.statvfs_result((4096, 4096, size // 4096, free // 4096, free // 4096, 0, 0, 0, 0, 255, 0))
+    monkeypatch.setattr(check.os, "statvfs", lambda _path: blocks)
+    report = {}
+    check._look_at_space(report)
+    assert report["space"] == {"free": free, "size": size} and ("low_space" in report) == low
