@@ -251,6 +251,7 @@ def _container_verbs(verbs):
     listing = _leaf(verbs, "list", h.container_list, "list running containers (--all: every container)")
     listing.option("--all", "-a", flag=True, help_text="include created and exited containers")
     listing.option("--quiet", "-q", flag=True, help_text="only their names, one per line")
+    listing.option("--size", "-s", flag=True, help_text="also the disk space each takes: its disk copy, its logs")
     add = _leaf(verbs, "add", h.container_add, "attach a container to one more network (live if running)")
     add.positional("name", help_text="container name or id")
     add.option("--network", required=True, metavar="NET[:IP]", help_text="network, optionally with an address")

@@ -636,10 +636,27 @@ def describe(row, config=None):
     return info
 
 
-def list_all(include_stopped=False):
+def list_all(include_stopped=False, sizes=False):
+    """Containers as list shows them; sizes adds the disk space each takes (list --size)."""
     rows = reconcile(state.CONTAINERS.read())
     shown = [row for row in rows if include_stopped or row["status"] == RUNNING]
-    return [describe(row, config_or_empty(row)) for row in shown]
+    items = [describe(row, config_or_empty(row)) for row in shown]
+    if sizes:
+        for item, row in zip(items, shown):
+            item.update(space_used(row))
+    return items
+
+
+def space_used(row):
+    """Bytes the container's files hold on disk: its disk copy, and its logs (log and log.1)."""
+
+    def allocated(name):
+        try:
+            return os.stat(os.path.join(directory(row), name)).st_blocks * 512
+        except FileNotFoundError:
+            return 0
+
+    return {"disk_bytes": allocated("disk.ext4"), "log_bytes": allocated("log") + allocated("log.1")}
 
 
 def config_or_empty(row):

@@ -248,7 +248,7 @@ def container_inspect(args):
 def container_list(args):
     from . import containers
 
-    items = containers.list_all(include_stopped=args.all)
+    items = containers.list_all(include_stopped=args.all, sizes=args.size)
     if args.quiet:  # names only, for scripts: for c in $(baleine container list -aq); do ...
         names = [item["name"] for item in items]
         return Reply(names, "\n".join(names))

@@ -83,14 +83,18 @@ def addresses_text(item):
 def containers(items):
     import shlex
 
+    sizes = any("disk_bytes" in item for item in items)  # list --size
     rows = []
     for item in items:
         addresses = addresses_text(item)
         uptime = ago(item["started"]) if item["status"] == "running" else ""
         command = shlex.join(item.get("command") or [])
+        space = (human_size(item["disk_bytes"]), human_size(item["log_bytes"])) if sizes else ()
+        limits = limits_summary(item.get("limits") or {})
         rows.append((item["name"], item["id"], item["image"], container_status(item), item["pid"] or "",
-                     addresses, uptime, limits_summary(item.get("limits") or {}), shorten(command, 40)))  # fmt: skip
-    return table(("NAME", "ID", "IMAGE", "STATUS", "PID", "IP", "UPTIME", "LIMITS", "COMMAND"), rows)
+                     addresses, uptime, limits, *space, shorten(command, 40)))  # fmt: skip
+    headers = ("NAME", "ID", "IMAGE", "STATUS", "PID", "IP", "UPTIME", "LIMITS", *(("DISK", "LOGS") if sizes else ()))
+    return table((*headers, "COMMAND"), rows)
 
 
 def stats(items):

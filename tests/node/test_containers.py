@@ -276,6 +276,22 @@ def test_list_quiet_gives_names_for_scripts(busybox):
     assert busybox.ok("container", "list", "-aq") == ["idle", "busy"]
 
 
+def test_list_size_shows_the_disk_space_each_takes(busybox):
+    busybox.ok("container", "create", "--name", "idle", "bb", "true")
+    script = "dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null && sync && seq 1 50000 && exec sleep 300"
+    busybox.ok("container", "run", "-d", "--name", "filler", "bb", "sh", "-c", script)
+    while busybox.ok("container", "logs", "--tail", "1", "filler")["lines"] != ["50000"]:
+        time.sleep(0.05)
+    items = {item["name"]: item for item in busybox.ok("container", "list", "-as")}
+    assert items["filler"]["disk_bytes"] >= items["idle"]["disk_bytes"] + (8 << 20)  # the file it wrote
+    assert items["filler"]["log_bytes"] >= 288_894 and items["idle"]["log_bytes"] == 0  # seq's output
+    lines = busybox.cli("container", "list", "-as").stdout.splitlines()
+    assert (
+        lines[0].split()[-3:] == ["DISK", "LOGS", "COMMAND"] and "DISK" not in busybox.cli("container", "list").stdout
+    )
+    assert "disk_bytes" not in busybox.ok("container", "list", "-a")[0]
+
+
 def test_a_follower_ends_quietly_when_its_container_is_removed(busybox):
     import subprocess
 
