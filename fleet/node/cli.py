@@ -230,19 +230,18 @@ def _container_verbs(verbs):
     _interactive_option(run)
     run.exclude("detach", "rm")
     _container_options(run)
-    simple = (
-        ("start", h.container_start, "start a created or stopped container"),
-        ("inspect", h.container_inspect, "show everything known about a container"),
+    start = _leaf(verbs, "start", h.container_start, "start created or stopped containers")
+    _leaf(verbs, "inspect", h.container_inspect, "show everything known about a container").positional(
+        "name", help_text="container name or id"
     )
-    for name, handler, text in simple:
-        _leaf(verbs, name, handler, text).positional("name", help_text="container name or id")
-    stop = _leaf(verbs, "stop", h.container_stop, "stop a container: SIGTERM, then SIGKILL after --time")
-    restart = _leaf(verbs, "restart", h.container_restart, "stop a container if it runs, then start it again")
+    stop = _leaf(verbs, "stop", h.container_stop, "stop containers: SIGTERM, then SIGKILL after --time")
+    restart = _leaf(verbs, "restart", h.container_restart, "stop containers if they run, then start them again")
+    rm = _leaf(verbs, "rm", h.container_rm, "delete containers, their disk copies and configuration")
+    for verb in (start, stop, restart, rm):
+        verb.positional("names", nargs="*", metavar="NAME", required=True,
+                        help_text="container names or ids: each is tried, whatever the others do")  # fmt: skip
     for verb in (stop, restart):
-        verb.positional("name", help_text="container name or id")
         verb.option("--time", "-t", default="10", metavar="S", help_text="seconds to wait before SIGKILL (default 10)")
-    rm = _leaf(verbs, "rm", h.container_rm, "delete a container, its disk copy and configuration")
-    rm.positional("name", help_text="container name or id")
     rm.option("--force", "-f", flag=True, help_text="stop it first if it runs")
     logs = _leaf(verbs, "logs", h.container_logs, "print a container's output")
     logs.positional("name", help_text="container name or id")

@@ -47,7 +47,8 @@ class Positional:
 
     def usage(self):
         rest = f"{self.metavar} [ARG...]" if self.required else f"[{self.metavar} [ARG...]]"
-        return {None: self.metavar, "?": f"[{self.metavar}]", "*": f"[{self.metavar}...]"}.get(self.nargs, rest)
+        many = f"{self.metavar}..." if self.required else f"[{self.metavar}...]"
+        return {None: self.metavar, "?": f"[{self.metavar}]", "*": many}.get(self.nargs, rest)
 
 
 class Command:

@@ -212,30 +212,68 @@ def container_run(args):
 def container_start(args):
     from . import containers
 
-    containers.start(args.name)
-    return Reply(containers.describe(containers.get(args.name)), args.name)
+    def start(name):
+        containers.start(name)
+        return containers.describe(containers.get(name))
+
+    return _each(args.names, start)
 
 
 def container_stop(args):
     from . import containers, parse
 
-    row = containers.stop(args.name, parse.seconds(args.time, "--time"))
-    return Reply(containers.describe(row), row["name"])
+    timeout = parse.seconds(args.time, "--time")
+    return _each(args.names, lambda name: containers.describe(containers.stop(name, timeout)))
 
 
 def container_restart(args):
     from . import containers, parse
 
     timeout = parse.seconds(args.time, "--time")
-    name = containers.stop(args.name, timeout)["name"]
-    containers.start(name)
-    return Reply(containers.describe(containers.get(name)), name)
+
+    def restart(name):
+        name = containers.stop(name, timeout)["name"]
+        containers.start(name)
+        return containers.describe(containers.get(name))
+
+    return _each(args.names, restart)
 
 
 def container_rm(args):
     from . import containers
 
-    return Reply(containers.remove(args.name, force=args.force), args.name)
+    return _each(args.names, lambda name: containers.remove(name, force=args.force))
+
+
+def _each(names, act):
+    """act(name) for every container named, as `docker rm a b c`: each is tried, whatever the others do.
+
+    act returns the container's data. One name: its data, or its own error.
+    Several: the list of their data, or one error saying how many failed,
+    the first reason and what was done, with every failure in its details.
+    """
+    from .errors import BaleineError
+
+    if len(names) == 1:
+        data = act(names[0])
+        return Reply(data, data["name"])
+    done, failed = [], []
+    for name in names:
+        try:
+            done.append(act(name))
+        except BaleineError as error:
+            failed.append((name, error))
+    if not failed:
+        return Reply(done, "\n".join(data["name"] for data in done))
+    first = failed[0][1]
+    summary = f"{len(failed)} of {len(names)} failed: {first.message}"
+    error = BaleineError(
+        summary + (f" (done: {', '.join(data['name'] for data in done)})" if done else ""),
+        done=[data["name"] for data in done],
+        failed=[{"name": name, "message": problem.message, "code": problem.code} for name, problem in failed],
+    )
+    error.code, error.exit_status = first.code, first.exit_status
+    raise error
 
 
 def container_inspect(args):

@@ -20,7 +20,8 @@ def test_options_positionals_and_the_command_line_after_the_image():
 
 def test_defaults_and_json_anywhere_before_the_command():
     args = parse("--json", "container", "stop", "web")
-    assert args.json and args.time == "10" and args.name == "web"
+    assert args.json and args.time == "10" and args.names == ["web"]
+    assert parse("container", "rm", "-f", "a", "b").names == ["a", "b"]
     assert parse("container", "list", "--json", "-a").all
     assert parse("container", "exec", "web", "ls", "--json").command == ["ls", "--json"]
     assert parse("container", "create", "bb").command == []
@@ -56,7 +57,8 @@ def test_values_are_taken_as_given_for_the_verb_to_judge():
         (("image", "create", "--size", "64M", "--from", "busybox"), "missing NAME"),
         (("container", "stop", "--time"), "--time/-t needs a value"),
         (("container", "list", "--all=yes"), "--all takes no value"),
-        (("container", "start", "a", "b"), "unexpected argument 'b'"),
+        (("container", "inspect", "a", "b"), "unexpected argument 'b'"),
+        (("container", "rm", "-f"), "missing NAME"),
         (("container", "run", "-d", "--rm", "bb"), "--rm is not allowed with --detach/-d"),
         (("container", "exec", "web"), "missing COMMAND"),
     ],

@@ -125,6 +125,20 @@ def test_restart_keeps_files_and_addresses_and_starts_a_stopped_one(busybox, sub
     assert busybox.call("container", "restart", "ghost")["error"]["code"] == "not_found"
 
 
+def test_start_stop_and_rm_take_several_names_and_try_each(busybox):
+    for name in ("a", "b"):
+        busybox.ok("container", "create", "--name", name, "bb", "sleep", "300")
+    assert [item["status"] for item in busybox.ok("container", "start", "a", "b")] == ["running", "running"]
+    reply = busybox.call("container", "stop", "-t", "0", "a", "ghost", "b")
+    assert reply["exit"] == 1 and reply["error"]["code"] == "not_found"
+    assert reply["error"]["message"] == "1 of 3 failed: no such container 'ghost' (done: a, b)"
+    assert reply["error"]["done"] == ["a", "b"] and reply["error"]["failed"][0]["name"] == "ghost"
+    assert {item["status"] for item in busybox.ok("container", "list", "-a")} == {"exited"}  # b too, after ghost
+    done = busybox.cli("container", "rm", "a", "b")
+    assert (done.returncode, done.stdout) == (0, "a\nb\n")
+    assert busybox.ok("container", "list", "-a") == []
+
+
 def test_stop_uses_sigterm_then_sigkill(busybox):
     trap = "trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done"
     busybox.ok("container", "run", "-d", "--name", "polite", "bb", "sh", "-c", trap)
