@@ -121,9 +121,8 @@ class Session:
         )
         client = connection.client
         known = os.path.expanduser(host.known_hosts)
-        if os.path.isfile(known):
-            client.load_host_keys(known)
-        client.set_missing_host_key_policy(_RefuseUnknown(host, known))
+        revoked = load_known_hosts(known, client.get_host_keys()) if os.path.isfile(known) else set()
+        client.set_missing_host_key_policy(_RefuseUnknown(host, known, revoked))
         try:
             if not connection.gateway:  # a ProxyJump/ProxyCommand brings its own socket
                 # connection.host: the ssh config's HostName for the address, as Fabric resolved it
@@ -273,14 +272,54 @@ def _fabric_config(ssh_config):
     return fabric.Config()
 
 
+def load_known_hosts(path, keys):
+    """Add an OpenSSH known_hosts file's keys to paramiko HostKeys keys; returns the revoked ones.
+
+    paramiko knows no markers: an @cert-authority or @revoked line made its own
+    loader raise, so no host could be reached. Here @revoked keys are returned
+    (and never trusted, whatever else the file says); @cert-authority lines
+    are skipped (paramiko checks no host certificates), as is any line it
+    cannot parse. Returns {(key type, base64)}.
+    """
+    from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+    from paramiko.ssh_exception import SSHException
+
+    revoked, entries = set(), []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if fields[0] == "@revoked" and len(fields) >= 4:
+                revoked.add((fields[2], fields[3]))
+            if fields[0].startswith("@"):
+                continue
+            try:
+                entry = HostKeyEntry.from_line(" ".join(fields[:3]))
+            except (InvalidHostKey, SSHException, ValueError):
+                continue
+            if entry is not None:
+                entries.append(entry)
+    for entry in entries:
+        if (entry.key.get_name(), entry.key.get_base64()) not in revoked:
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
 class _RefuseUnknown:
     """paramiko policy: an unknown host key ends the connection with advice."""
 
-    def __init__(self, host, known):
+    def __init__(self, host, known, revoked=frozenset()):
         self.host = host
         self.known = known
+        self.revoked = revoked
 
     def missing_host_key(self, client, hostname, key):
+        if (key.get_name(), key.get_base64()) in self.revoked:
+            raise HostKeyRefused(
+                self.host.name, f"host key {fingerprint(key)} of {self.host.address} is marked @revoked in {self.known}"
+            )
         raise HostKeyRefused(
             self.host.name,
             f"unknown host key {fingerprint(key)} for {self.host.address} (not in {self.known}); "
@@ -344,7 +383,10 @@ def trust(host, replace=False, timeout=10):
     finally:
         transport.close()
     path = os.path.expanduser(host.known_hosts)
-    keys = paramiko.HostKeys(path) if os.path.isfile(path) else paramiko.HostKeys()
+    keys = paramiko.HostKeys()
+    revoked = load_known_hosts(path, keys) if os.path.isfile(path) else set()
+    if (key.get_name(), key.get_base64()) in revoked:
+        raise HostKeyRefused(host.name, f"{path} marks the key {host.address} offers, {fingerprint(key)}, @revoked")
     entry = known_hosts_entry(host.address, host.port)
     known = keys.lookup(entry) or {}
     if known.get(key.get_name()) == key:
@@ -355,11 +397,49 @@ def trust(host, replace=False, timeout=10):
             f"{path} already holds another key for {entry}; the host now offers {fingerprint(key)}. "
             f"Add --replace only if you know why it changed",
         )
-    while keys.lookup(entry):
-        del keys[entry]
-    keys.add(entry, key.get_name(), key)
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    temp = f"{path}.tmp-{os.getpid()}"
-    keys.save(temp)
-    os.replace(temp, path)
+    record_key(path, entry, key)
     return fingerprint(key), "replaced" if known else "added"
+
+
+def record_key(path, entry, key):
+    """Make key the one known_hosts trusts for entry, editing the file as text.
+
+    Only what names entry changes: comments, @cert-authority and @revoked
+    lines and other hosts stay as they were (paramiko's HostKeys.save drops
+    every line it cannot parse, markers included). A line naming several
+    hosts loses only entry. The file is replaced whole, its mode kept.
+    """
+    from .node import state
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        lines, mode = [], 0o600
+    kept = [line for line in (_without_entry(line, entry) for line in lines) if line is not None]
+    kept.append(f"{entry} {key.get_name()} {key.get_base64()}")
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    with state.replacing(path, mode) as out:
+        out.write(("\n".join(kept) + "\n").encode())
+
+
+def _without_entry(line, entry):
+    """line with entry taken out of its host names; None when it named entry alone."""
+    fields = line.split()
+    if len(fields) < 3 or fields[0].startswith(("#", "@")):
+        return line  # a comment, a blank line or a marker line: never ours to change
+    names = fields[0].split(",")
+    others = [name for name in names if not _names(name, entry)]
+    if len(others) == len(names):
+        return line
+    return line.replace(fields[0], ",".join(others), 1) if others else None
+
+
+def _names(name, entry):
+    """True if a known_hosts host name (plain or hashed, |1|salt|hash) is entry."""
+    if name.startswith("|1|"):
+        import paramiko
+
+        return paramiko.HostKeys.hash_host(entry, name) == name
+    return name == entry

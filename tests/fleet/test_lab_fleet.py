@@ -198,6 +198,22 @@ def test_changed_and_unknown_host_keys_are_refused(fleet_lab):
     assert fleet_lab.invoke("ps", env=env).returncode == 0
 
 
+def test_known_hosts_markers_are_read_and_revoked_keys_refused(fleet_lab):
+    real = (fleet_lab.dir / "known_hosts").read_text()
+    node_line = next(line for line in real.splitlines() if line.split()[0] == fleet_lab.record["nodes"][0]["address"])
+    key_type, key = node_line.split()[1:3]
+    marked = fleet_lab.base / "marked_known_hosts"
+    marked.write_text(f"@cert-authority *.example.org {key_type} {key}\n{real}")
+    env = write_inventory(fleet_lab, "marked", known_hosts=marked)
+    assert fleet_lab.invoke("ps", env=env).returncode == 0  # paramiko's own loader raised on the marker
+    marked.write_text(f"{real}@revoked * {key_type} {key}\n")
+    code, reply = fleet_lab.invoke_json("ps", env=env)
+    assert code == 1 and "is marked @revoked in" in reply["failed"][0]["message"]
+    refused = fleet_lab.invoke("hosts.trust", "--hosts", "node1", "--replace", env=env)
+    assert refused.returncode != 0 and "@revoked" in refused.stdout
+    assert marked.read_text().endswith(f"@revoked * {key_type} {key}\n")  # untouched
+
+
 def test_no_python_on_a_host_is_a_clear_error(fleet_lab):
     env = write_inventory(fleet_lab, "nopython", python="/opt/none/python3")
     code, reply = fleet_lab.invoke_json("ps", env=env)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from fleet import transport
-from fleet.errors import FleetError, TimedOut, Unreachable
+from fleet.errors import FleetError, HostKeyRefused, TimedOut, Unreachable
 from fleet.inventory import Host
 
 HOSTS = [Host(f"n{index}", f"192.0.2.{index}") for index in range(1, 7)]
@@ -64,6 +64,68 @@ def test_known_hosts_entries_and_fingerprints():
     assert transport.known_hosts_entry("192.0.2.1", 2222) == "[192.0.2.1]:2222"
     key = type("Key", (), {"asbytes": lambda self: b"key bytes"})()  # sha256, base64, no padding, as ssh-keygen -l
     assert transport.fingerprint(key) == "SHA256:FfqziWBi01n8BnganYyFFwjmHS+bkHo2N1PvnUgPvEo"
+
+
+def test_recording_a_key_changes_only_what_names_the_host(tmp_path):
+    """Comments, markers (@revoked!) and other hosts stay; paramiko's own save dropped the markers."""
+    import paramiko
+
+    key, old = paramiko.RSAKey.generate(1024), paramiko.RSAKey.generate(1024).get_base64()
+    hashed = paramiko.HostKeys.hash_host("[192.0.2.7]:2222")
+    lines = [
+        "# the team's hosts",
+        f"@cert-authority *.example.org ssh-rsa {old}",
+        f"@revoked [192.0.2.7]:2222 ssh-rsa {old}",
+        "",
+        f"other.example ssh-rsa {old}",
+        f"alias,[192.0.2.7]:2222 ssh-rsa {old}",
+        f"{hashed} ssh-rsa {old}",
+    ]
+    known = tmp_path / "known_hosts"
+    known.write_text("\n".join(lines) + "\n")
+    known.chmod(0o644)
+    transport.record_key(str(known), "[192.0.2.7]:2222", key)
+    assert known.read_text().splitlines() == [
+        *lines[:5],
+        f"alias ssh-rsa {old}",
+        f"[192.0.2.7]:2222 ssh-rsa {key.get_base64()}",
+    ]
+    assert known.stat().st_mode & 0o777 == 0o644 and sorted(p.name for p in tmp_path.iterdir()) == ["known_hosts"]
+    keys = paramiko.HostKeys()
+    assert transport.load_known_hosts(str(known), keys) == {("ssh-rsa", old)}
+    assert keys.lookup("[192.0.2.7]:2222")["ssh-rsa"] == key
+    fresh = tmp_path / "new" / "known_hosts"
+    transport.record_key(str(fresh), "node1", key)
+    assert fresh.read_text() == f"node1 ssh-rsa {key.get_base64()}\n" and fresh.stat().st_mode & 0o777 == 0o600
+
+
+def test_known_hosts_with_markers_load_and_revoked_keys_are_never_trusted(tmp_path):
+    """paramiko's own loader raised on any @cert-authority or @revoked line: no host could be reached."""
+    import paramiko
+
+    good, bad = paramiko.RSAKey.generate(1024), paramiko.RSAKey.generate(1024)
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        "# comment\n"
+        f"@cert-authority *.example.org ssh-rsa {good.get_base64()}\n"
+        f"@revoked * ssh-rsa {bad.get_base64()}\n"
+        f"node1 ssh-rsa {good.get_base64()}\n"
+        f"node2,node3 ssh-rsa {bad.get_base64()}\n"
+        f"{paramiko.HostKeys.hash_host('node4')} ssh-rsa {good.get_base64()}\n"
+        "node5 ssh-rsa not-base64!\n"
+        "truncated\n"
+    )
+    with pytest.raises(Exception, match="Incorrect padding"):
+        paramiko.HostKeys(str(known))  # why this loader exists
+    keys = paramiko.HostKeys()
+    assert transport.load_known_hosts(str(known), keys) == {("ssh-rsa", bad.get_base64())}
+    assert keys.lookup("node1")["ssh-rsa"] == good and keys.lookup("node4")["ssh-rsa"] == good
+    assert keys.lookup("node2") is None and keys.lookup("node5") is None
+    policy = transport._RefuseUnknown(Host("node2", "node2"), str(known), {("ssh-rsa", bad.get_base64())})
+    with pytest.raises(HostKeyRefused, match="is marked @revoked in"):
+        policy.missing_host_key(None, "node2", bad)
+    with pytest.raises(HostKeyRefused, match="unknown host key"):
+        policy.missing_host_key(None, "node2", good)
 
 
 def test_the_ssh_socket_sends_and_acknowledges_at_once():
