@@ -109,9 +109,16 @@ def _image_verbs(verbs):
         "  ssh node1 baleine image send web | baleine image receive",
     )  # fmt: skip
     _leaf(verbs, "list", h.image_list, "list images")
-    for name, handler, text in (("rm", h.image_rm, "delete an image no container uses"),
-                                ("inspect", h.image_inspect, "show everything known about an image")):  # fmt: skip
-        _leaf(verbs, name, handler, text).positional("name", help_text="image name")
+    _leaf(verbs, "rm", h.image_rm, "delete images no container uses").positional(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        required=True,
+        help_text="image names: each is tried, whatever the others do",
+    )
+    _leaf(verbs, "inspect", h.image_inspect, "show everything known about an image").positional(
+        "name", help_text="image name"
+    )
 
 
 def _network_verbs(verbs):
@@ -131,9 +138,16 @@ def _network_verbs(verbs):
     peers.positional("name", help_text="network name")
     peers.positional("peers", nargs="*", metavar="IP", help_text="the other hosts' addresses")
     _leaf(verbs, "list", h.network_list, "list networks with the number of containers attached")
-    for name, handler, text in (("rm", h.network_rm, "delete a network no container is attached to"),
-                                ("inspect", h.network_inspect, "show a network and its containers")):  # fmt: skip
-        _leaf(verbs, name, handler, text).positional("name", help_text="network name")
+    _leaf(verbs, "rm", h.network_rm, "delete networks no container is attached to").positional(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        required=True,
+        help_text="network names: each is tried, whatever the others do",
+    )
+    _leaf(verbs, "inspect", h.network_inspect, "show a network and its containers").positional(
+        "name", help_text="network name"
+    )
 
 
 def _limit_options(verb):

@@ -85,7 +85,7 @@ def image_list(args):
 def image_rm(args):
     from . import images
 
-    return Reply(images.remove(args.name), args.name)
+    return _each(args.names, images.remove)
 
 
 def image_inspect(args):
@@ -122,7 +122,7 @@ def network_list(args):
 def network_rm(args):
     from . import networks
 
-    return Reply(networks.remove(args.name), args.name)
+    return _each(args.names, networks.remove)
 
 
 def network_inspect(args):
@@ -246,7 +246,7 @@ def container_rm(args):
 
 
 def _each(names, act):
-    """act(name) for every container named, as `docker rm a b c`: each is tried, whatever the others do.
+    """act(name) for every name given, as `docker rm a b c`: each is tried, whatever the others do.
 
     act returns the container's data. One name: its data, or its own error.
     Several: the list of their data, or one error saying how many failed,

@@ -145,3 +145,16 @@ def test_bad_inputs_error_cleanly_and_change_nothing(busybox):
         human = busybox.cli(*args)
         assert human.returncode != 0 and human.stderr.startswith("baleine: error: ") and human.stderr.count("\n") == 1
     assert busybox.state_files() == before
+
+
+def test_image_and_network_rm_take_several_names(busybox):
+    busybox.ok("image", "create", "spare", "--size", "32M", "--from", "busybox")
+    busybox.ok("container", "create", "--name", "user", "bb", "true")
+    reply = busybox.call("image", "rm", "bb", "spare")
+    assert reply["error"]["code"] == "conflict" and reply["error"]["done"] == ["spare"]
+    assert reply["error"]["message"].startswith("1 of 2 failed: image 'bb' is in use by container user")
+    assert [item["name"] for item in busybox.ok("image", "list")] == ["bb"]
+    for name in ("n1", "n2"):
+        busybox.ok("network", "create", name, "--subnet", free_subnet())
+    assert busybox.cli("network", "rm", "n1", "n2").stdout == "n1\nn2\n"
+    assert busybox.ok("network", "list") == []
