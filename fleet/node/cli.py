@@ -251,7 +251,8 @@ def _container_verbs(verbs):
     stop = _leaf(verbs, "stop", h.container_stop, "stop containers: SIGTERM, then SIGKILL after --time")
     restart = _leaf(verbs, "restart", h.container_restart, "stop containers if they run, then start them again")
     rm = _leaf(verbs, "rm", h.container_rm, "delete containers, their disk copies and configuration")
-    for verb in (start, stop, restart, rm):
+    wait = _leaf(verbs, "wait", h.container_wait, "wait until containers exit; print their exit codes")
+    for verb in (start, stop, restart, rm, wait):
         verb.positional("names", nargs="*", metavar="NAME", required=True,
                         help_text="container names or ids: each is tried, whatever the others do")  # fmt: skip
     for verb in (stop, restart):

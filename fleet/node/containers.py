@@ -412,6 +412,22 @@ def stop(ref, timeout=10.0, by_user=True):
     return finalize(row["name"])
 
 
+def wait(ref):
+    """Block until the container has exited; returns its row, with exit code and reason recorded."""
+    row = current(ref)
+    if row["status"] in (CREATED, CREATING):
+        raise Conflict(f"container {row['name']!r} has not been started: nothing to wait for")
+    while row["status"] in (RUNNING, STARTING):
+        if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
+            linux.wait_gone(int(row["pid"]), 3600.0)  # a pidfd: woken the moment it exits
+        else:
+            import time
+
+            time.sleep(0.1)  # a start in progress, or an exit being recorded
+        row = current(row["name"])
+    return row
+
+
 def _signal(pid, number):
     try:
         os.kill(pid, number)

@@ -239,16 +239,25 @@ def container_restart(args):
     return _each(args.names, restart)
 
 
+def container_wait(args):
+    from . import containers
+
+    def wait(name):
+        return containers.describe(containers.wait(name))
+
+    return _each(args.names, wait, lambda data: str(data["exit_code"]))
+
+
 def container_rm(args):
     from . import containers
 
     return _each(args.names, lambda name: containers.remove(name, force=args.force))
 
 
-def _each(names, act):
+def _each(names, act, text=lambda data: data["name"]):
     """act(name) for every name given, as `docker rm a b c`: each is tried, whatever the others do.
 
-    act returns the container's data. One name: its data, or its own error.
+    act returns the thing's data, text(data) the line people see. One name: its data, or its own error.
     Several: the list of their data, or one error saying how many failed,
     the first reason and what was done, with every failure in its details.
     """
@@ -256,7 +265,7 @@ def _each(names, act):
 
     if len(names) == 1:
         data = act(names[0])
-        return Reply(data, data["name"])
+        return Reply(data, text(data))
     done, failed = [], []
     for name in names:
         try:
@@ -264,7 +273,7 @@ def _each(names, act):
         except BaleineError as error:
             failed.append((name, error))
     if not failed:
-        return Reply(done, "\n".join(data["name"] for data in done))
+        return Reply(done, "\n".join(text(data) for data in done))
     first = failed[0][1]
     summary = f"{len(failed)} of {len(names)} failed: {first.message}"
     error = BaleineError(

@@ -139,6 +139,16 @@ def test_start_stop_and_rm_take_several_names_and_try_each(busybox):
     assert busybox.ok("container", "list", "-a") == []
 
 
+def test_wait_blocks_until_each_exits_and_gives_its_code(busybox):
+    busybox.ok("container", "run", "-d", "--name", "slow", "bb", "sh", "-c", "sleep 0.6; exit 7")
+    busybox.ok("container", "run", "-d", "--name", "quick", "bb", "sh", "-c", "exit 3")
+    done = busybox.cli("container", "wait", "slow", "quick")
+    assert (done.returncode, done.stdout) == (0, "7\n3\n"), done.stderr
+    assert busybox.ok("container", "wait", "slow")["exit_code"] == 7  # already exited: at once
+    busybox.ok("container", "create", "--name", "idle", "bb", "true")
+    assert "has not been started" in busybox.call("container", "wait", "idle")["error"]["message"]
+
+
 def test_stop_uses_sigterm_then_sigkill(busybox):
     trap = "trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done"
     busybox.ok("container", "run", "-d", "--name", "polite", "bb", "sh", "-c", trap)
