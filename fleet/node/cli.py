@@ -252,6 +252,7 @@ def _container_verbs(verbs):
     restart = _leaf(verbs, "restart", h.container_restart, "stop containers if they run, then start them again")
     rm = _leaf(verbs, "rm", h.container_rm, "delete containers, their disk copies and configuration")
     wait = _leaf(verbs, "wait", h.container_wait, "wait until containers exit; print their exit codes")
+    _leaf(verbs, "prune", h.container_prune, "delete every container that is not running (created or exited)")
     for verb in (start, stop, restart, rm, wait):
         verb.positional("names", nargs="*", metavar="NAME", required=True,
                         help_text="container names or ids: each is tried, whatever the others do")  # fmt: skip

@@ -239,6 +239,16 @@ def container_restart(args):
     return _each(args.names, restart)
 
 
+def container_prune(_args):
+    from . import containers
+
+    stopped = [item["name"] for item in containers.list_all(include_stopped=True) if item["status"] != "running"]
+    if not stopped:
+        return Reply([], "")
+    reply = _each(stopped, containers.remove)
+    return Reply(reply.data if isinstance(reply.data, list) else [reply.data], reply.text)  # always a list
+
+
 def container_wait(args):
     from . import containers
 

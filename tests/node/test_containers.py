@@ -149,6 +149,19 @@ def test_wait_blocks_until_each_exits_and_gives_its_code(busybox):
     assert "has not been started" in busybox.call("container", "wait", "idle")["error"]["message"]
 
 
+def test_prune_removes_every_container_not_running(busybox):
+    assert busybox.ok("container", "prune") == []
+    busybox.ok("container", "create", "--name", "made", "bb", "true")
+    busybox.ok("container", "run", "--name", "ran", "bb", "true")
+    busybox.ok("container", "run", "-d", "--name", "runs", "bb", "sleep", "300")
+    done = busybox.cli("container", "prune")
+    assert (done.returncode, done.stdout) == (0, "made\nran\n")
+    assert [item["name"] for item in busybox.ok("container", "list", "-a")] == ["runs"]
+    busybox.ok("container", "stop", "-t", "0", "runs")
+    assert [item["name"] for item in busybox.ok("container", "prune")] == ["runs"]  # one: a list all the same
+    assert busybox.ok("container", "list", "-a") == []
+
+
 def test_stop_uses_sigterm_then_sigkill(busybox):
     trap = "trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done"
     busybox.ok("container", "run", "-d", "--name", "polite", "bb", "sh", "-c", trap)
