@@ -109,13 +109,7 @@ def _image_verbs(verbs):
         "  ssh node1 baleine image send web | baleine image receive",
     )  # fmt: skip
     _leaf(verbs, "list", h.image_list, "list images")
-    _leaf(verbs, "rm", h.image_rm, "delete images no container uses").positional(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        required=True,
-        help_text="image names: each is tried, whatever the others do",
-    )
+    _names(_leaf(verbs, "rm", h.image_rm, "delete images no container uses"), "image names")
     _leaf(verbs, "inspect", h.image_inspect, "show everything known about an image").positional(
         "name", help_text="image name"
     )
@@ -138,13 +132,7 @@ def _network_verbs(verbs):
     peers.positional("name", help_text="network name")
     peers.positional("peers", nargs="*", metavar="IP", help_text="the other hosts' addresses")
     _leaf(verbs, "list", h.network_list, "list networks with the number of containers attached")
-    _leaf(verbs, "rm", h.network_rm, "delete networks no container is attached to").positional(
-        "names",
-        nargs="*",
-        metavar="NAME",
-        required=True,
-        help_text="network names: each is tried, whatever the others do",
-    )
+    _names(_leaf(verbs, "rm", h.network_rm, "delete networks no container is attached to"), "network names")
     _leaf(verbs, "inspect", h.network_inspect, "show a network and its containers").positional(
         "name", help_text="network name"
     )
@@ -167,6 +155,13 @@ def _limit_options(verb):
     verb.option("--device-allow", repeat=True, metavar="RULE",
                 help_text="also allow a device, e.g. 'c 10:200 rwm' (cgroup v1)")  # fmt: skip
     verb.option("--device-deny", repeat=True, metavar="RULE", help_text="deny a device (cgroup v1)")
+
+
+def _names(verb, what):
+    """NAME... of a verb that takes several (rm a b c)."""
+    verb.positional(
+        "names", nargs="*", metavar="NAME", required=True, help_text=f"{what}: each is tried, whatever the others do"
+    )
 
 
 def _interactive_option(verb):
@@ -254,8 +249,7 @@ def _container_verbs(verbs):
     wait = _leaf(verbs, "wait", h.container_wait, "wait until containers exit; print their exit codes")
     _leaf(verbs, "prune", h.container_prune, "delete every container that is not running (created or exited)")
     for verb in (start, stop, restart, rm, wait):
-        verb.positional("names", nargs="*", metavar="NAME", required=True,
-                        help_text="container names or ids: each is tried, whatever the others do")  # fmt: skip
+        _names(verb, "container names or ids")
     for verb in (stop, restart):
         verb.option("--time", "-t", default="10", metavar="S", help_text="seconds to wait before SIGKILL (default 10)")
     rm.option("--force", "-f", flag=True, help_text="stop it first if it runs")
