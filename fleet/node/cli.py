@@ -277,6 +277,9 @@ def _container_verbs(verbs):
     exec_.option("--tty", "-t", flag=True,
                  help_text="on a terminal of its own: job control, ^C, full-screen programs")  # fmt: skip
     _interactive_option(exec_)
+    exec_.option("--user", "-u", metavar="U[:G]", help_text="run as this user (and group) instead of the container's")
+    exec_.option("--env", "-e", repeat=True, metavar="K=V", help_text="one more environment variable (repeat)")
+    exec_.option("--workdir", "-w", metavar="DIR", help_text="working directory instead of the container's")
     exec_.positional("name", help_text="container name or id")
     exec_.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments", required=True)
 

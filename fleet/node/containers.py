@@ -125,16 +125,21 @@ def _container_config(image, command, env, volume, workdir, user, hostname):
     argv = list(defaults.get("Entrypoint") or []) + (command or list(defaults.get("Cmd") or []))
     if not argv:
         raise Invalid(f"no command given and image {image!r} has no default command")
-    merged = dict(item.split("=", 1) for item in defaults.get("Env") or [] if "=" in item)
-    merged.update(parse.env(item) for item in env)
     return {
         "command": argv,
-        "env": [f"{key}={value}" for key, value in merged.items()],
+        "env": _merge_env(defaults.get("Env") or [], env),
         "volumes": _volumes(volume),
         "workdir": parse.workdir(workdir) if workdir else defaults.get("WorkingDir") or "/",
         "user": parse.user(user) if user else defaults.get("User") or "",
         "hostname": parse.hostname(hostname) if hostname else None,
     }
+
+
+def _merge_env(base, more):
+    """KEY=VALUE items: base's, with more's (checked) added or replacing them."""
+    merged = dict(item.split("=", 1) for item in base if "=" in item)
+    merged.update(parse.env(item) for item in more)
+    return [f"{key}={value}" for key, value in merged.items()]
 
 
 def _volumes(values):
@@ -598,17 +603,20 @@ def add_network(ref, network_ref):
 # ----------------------------------------------------------------- exec, logs, views
 
 
-def exec_command(ref, argv, capture=False, timeout=None, tty=False):
+def exec_command(ref, argv, capture=False, timeout=None, tty=False, user=None, env=(), workdir=None):
     """Run argv in a running container; returns (exit code, stdout, stderr) (texts only if captured).
 
-    tty: on a terminal of its own (not with capture).
+    tty: on a terminal of its own (not with capture). user, env, workdir: for
+    this command only, instead of (env: on top of) the container's own.
     """
     from . import launch
 
+    overrides = _exec_overrides(user, env, workdir)  # checked before anything happens
     row = current(ref)
     if row["status"] != RUNNING:
         raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")
     config = read_config(row)
+    config.update(overrides, env=_merge_env(config.get("env", []), env))
     if not capture:
         return launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv), tty=tty), None, None
     import tempfile
@@ -619,6 +627,15 @@ def exec_command(ref, argv, capture=False, timeout=None, tty=False):
         out.seek(0)
         err.seek(0)
         return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+
+def _exec_overrides(user, env, workdir):
+    for item in env:
+        parse.env(item)
+    overrides = {"user": parse.user(user)} if user else {}
+    if workdir:
+        overrides["workdir"] = parse.workdir(workdir)
+    return overrides
 
 
 def log_path(ref):

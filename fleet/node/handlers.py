@@ -347,7 +347,8 @@ def container_exec(args):
     capture = getattr(args, "json", False)
     if capture and args.tty:
         raise Invalid("--tty and --json do not mix: a terminal's output is not captured")
-    code, out, err = containers.exec_command(args.name, args.command, capture=capture, tty=args.tty)
+    code, out, err = containers.exec_command(args.name, args.command, capture=capture, tty=args.tty, user=args.user,
+                                             env=args.env, workdir=args.workdir)  # fmt: skip
     return Reply({"exit_code": code, "stdout": out, "stderr": err}, None, status=code)
 
 

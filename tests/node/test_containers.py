@@ -284,6 +284,22 @@ def test_exec_returns_the_exit_code_and_uses_the_containers_env(busybox):
     assert busybox.exec_out("e", "sh", "-c", "echo $GREETING; pwd") == "salut\n/tmp\n"
 
 
+def test_exec_user_env_and_workdir_are_for_one_command(busybox):
+    busybox.ok("container", "run", "-d", "--name", "x", "--env", "A=1", "--env", "B=2", "bb", "sleep", "300")
+    script = "id -u; echo $A$B$C; pwd"
+    data = busybox.ok(
+        "container", "exec", "-u", "nobody", "-e", "B=3", "-e", "C=4", "-w", "/tmp", "x", "sh", "-c", script
+    )
+    assert data["stdout"] == "65534\n134\n/tmp\n", data
+    assert busybox.exec_out("x", "sh", "-c", script) == "0\n12\n/\n"  # the container's own again
+    for args, message in ((("-u", "a:b:c"), "invalid user"), (("-e", "1=x"), "invalid environment"),
+                          (("-w", "relative"), "invalid working directory")):  # fmt: skip
+        reply = busybox.call("container", "exec", *args, "x", "true")
+        assert not reply["ok"] and message in reply["error"]["message"], reply
+    done = busybox.cli("container", "exec", "-u", "ghost", "x", "true")
+    assert done.returncode == 125 and "unable to find user 'ghost'" in done.stderr
+
+
 def test_user_volume_and_env(busybox, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
