@@ -352,6 +352,14 @@ def container_exec(args):
     return Reply({"exit_code": code, "stdout": out, "stderr": err}, None, status=code)
 
 
+def container_cp(args):
+    from . import filecopy
+
+    done = filecopy.copy(args.source, args.destination)
+    where = f"{done['container']}:{done['to']}" if args.destination.startswith(f"{done['container']}:") else done["to"]
+    return Reply(done, f"copied {args.source} to {where}")
+
+
 def container_logs(args):
     from . import containers, logs, parse
 
