@@ -194,9 +194,9 @@ def _log_size(value, where, fail):
     from .node.errors import BaleineError
 
     try:
-        logs.parse_limit(value)
+        logs.parse_limit(value, "log_size")
     except BaleineError as error:
-        fail(where, error.message.replace("--log-size", "log_size"))
+        fail(where, error.message)
 
 
 def _table(value, keys, where, fail):

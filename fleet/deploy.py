@@ -190,8 +190,8 @@ def run_argv(app, spec, name, host_name, extra_env=()):
     for key, value in extra_env:
         argv += ["--env", f"{key}={value}"]
     argv += ["--network", "host" if app.network == "host" else spec.network["name"]]
-    limits = (("--memory", app.memory), ("--cpus", app.cpus), ("--pids-limit", app.pids), ("--log-size", app.log_size))
-    for flag, value in limits:
+    sizes = (("--memory", app.memory), ("--cpus", app.cpus), ("--pids-limit", app.pids), ("--log-size", app.log_size))
+    for flag, value in sizes:
         if value:
             argv += [flag, str(value)]
     command = app.health_command()

@@ -430,13 +430,13 @@ def _without_entry(line, entry):
     if len(fields) < 3 or fields[0].startswith(("#", "@")):
         return line  # a comment, a blank line or a marker line: never ours to change
     names = fields[0].split(",")
-    others = [name for name in names if not _names(name, entry)]
+    others = [name for name in names if not _is_entry(name, entry)]
     if len(others) == len(names):
         return line
     return line.replace(fields[0], ",".join(others), 1) if others else None
 
 
-def _names(name, entry):
+def _is_entry(name, entry):
     """True if a known_hosts host name (plain or hashed, |1|salt|hash) is entry."""
     if name.startswith("|1|"):
         import paramiko

@@ -682,6 +682,7 @@ def list_all(include_stopped=False, sizes=False):
 
 def space_used(row):
     """Bytes the container's files hold on disk: its disk copy, and its logs (log and log.1)."""
+    from .logs import OLDER
 
     def allocated(name):
         try:
@@ -689,7 +690,7 @@ def space_used(row):
         except FileNotFoundError:
             return 0
 
-    return {"disk_bytes": allocated("disk.ext4"), "log_bytes": allocated("log") + allocated("log.1")}
+    return {"disk_bytes": allocated("disk.ext4"), "log_bytes": allocated("log") + allocated("log" + OLDER)}
 
 
 def config_or_empty(row):

@@ -169,7 +169,7 @@ def _put_in_place(item, target):
 def _fork_inside(pid, work, close):
     """Run work() in a child whose root is container process pid's (close: our end of its pipe).
 
-    What work returns, or why it failed, comes back on a pipe of its own (see _reap).
+    Returns (pid, read end of a pipe of its own) for _reap: what work returns, or why it failed, comes on it.
     """
     from . import archive, linux, state  # noqa: F401 - loaded now: nothing can be loaded from in there
 
@@ -195,19 +195,15 @@ def _fork_inside(pid, work, close):
             os._exit(status)
     os.close(namespace)
     os.close(errors_write)
-    _children[child] = errors_read
-    return child
-
-
-_children = {}  # child pid -> the read end of its error pipe
+    return child, errors_read
 
 
 def _reap(child, what, quiet=False):
-    """Wait for the child; returns what its work returned, or raises its failure naming what was being done."""
-    errors_read = _children.pop(child)
+    """Wait for the child (pid, its report pipe); returns what its work returned, or raises its failure."""
+    pid, errors_read = child
     with os.fdopen(errors_read, "rb") as errors:
         message = errors.read().decode(errors="replace").strip()
-    _, status = os.waitpid(child, 0)
+    _, status = os.waitpid(pid, 0)
     if quiet or os.waitstatus_to_exitcode(status) == 0:
         return message
     if message.startswith("no such"):

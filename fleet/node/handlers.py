@@ -243,10 +243,8 @@ def container_prune(_args):
     from . import containers
 
     stopped = [item["name"] for item in containers.list_all(include_stopped=True) if item["status"] != "running"]
-    if not stopped:
-        return Reply([], "")
-    reply = _each(stopped, containers.remove)
-    return Reply(reply.data if isinstance(reply.data, list) else [reply.data], reply.text)  # always a list
+    removed = _try_each(stopped, containers.remove)
+    return Reply(removed, "\n".join(item["name"] for item in removed))
 
 
 def container_wait(args):
@@ -271,11 +269,17 @@ def _each(names, act, text=lambda data: data["name"]):
     Several: the list of their data, or one error saying how many failed,
     the first reason and what was done, with every failure in its details.
     """
-    from .errors import BaleineError
-
     if len(names) == 1:
         data = act(names[0])
         return Reply(data, text(data))
+    done = _try_each(names, act)
+    return Reply(done, "\n".join(text(data) for data in done))
+
+
+def _try_each(names, act):
+    """[act(name) for each name], every one tried; one error for all that failed (see _each)."""
+    from .errors import BaleineError
+
     done, failed = [], []
     for name in names:
         try:
@@ -283,7 +287,7 @@ def _each(names, act, text=lambda data: data["name"]):
         except BaleineError as error:
             failed.append((name, error))
     if not failed:
-        return Reply(done, "\n".join(text(data) for data in done))
+        return done
     first = failed[0][1]
     summary = f"{len(failed)} of {len(names)} failed: {first.message}"
     error = BaleineError(

@@ -387,11 +387,8 @@ def _sparse_copy(source, out):
         except OSError:  # ENXIO: only a hole remains
             break
         end = os.lseek(source, offset, os.SEEK_HOLE)
-        while offset < end:
-            copied = os.copy_file_range(source, out, end - offset, offset, offset)
-            if copied == 0:
-                raise OSError(5, "image file shrank while being copied")
-            offset += copied
+        linux.copy_range(source, out, offset, end, "the image file")
+        offset = end
     os.ftruncate(out, size)
 
 

@@ -350,6 +350,26 @@ def _exchange(stdin_fd, data, read_fds, echo=()):
     return [bytes(outputs[fd]) for fd in read_fds]
 
 
+def copy_range(source, out, start, end, what):
+    """Copy bytes [start, end) of fd source to the same offsets of fd out, in the kernel (copy_file_range)."""
+    offset = start
+    while offset < end:
+        copied = os.copy_file_range(source, out, end - offset, offset, offset)
+        if copied == 0:
+            raise OSError(5, f"{what} shrank while being copied")
+        offset += copied
+
+
+def collapse_range(path, length):
+    """Remove the first length bytes of a file in place (fallocate --collapse-range); False where the
+    filesystem cannot (tmpfs, btrfs) or util-linux's fallocate is missing. length: whole blocks."""
+    try:
+        run(["fallocate", "--collapse-range", "--offset", "0", "--length", str(length), path])
+    except (CommandFailed, Missing):
+        return False
+    return True
+
+
 def pid_start_time(pid):
     """The process's start time in clock ticks since boot, or None if it is gone.
 

@@ -21,14 +21,14 @@ SMALLEST_LIMIT = 64 << 10  # smaller would rotate a busy log every pass, block b
 OLDER = ".1"
 
 
-def parse_limit(value):
-    """--log-size: bytes, 0 for never rotate."""
+def parse_limit(value, what="--log-size"):
+    """A log size limit: bytes, 0 for never rotate (what: the option or key it came from)."""
     from . import parse
     from .errors import Invalid
 
-    limit = parse.size(value, "--log-size", minimum=0)
+    limit = parse.size(value, what, minimum=0)
     if 0 < limit < SMALLEST_LIMIT:
-        raise Invalid(f"invalid --log-size {value!r}: use 0 (never rotate) or at least 64K")
+        raise Invalid(f"invalid {what} {value!r}: use 0 (never rotate) or at least 64K")
     return limit
 
 
@@ -206,6 +206,8 @@ def rotate(path, limit):
     """Past `limit` bytes, move all but the log's last block to log.1 (replacing it); returns bytes moved."""
     import fcntl
 
+    from . import linux, state
+
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -219,36 +221,13 @@ def rotate(path, limit):
         cut = (os.fstat(fd).st_size - 1) // info.st_blksize * info.st_blksize
         if cut == 0:
             return 0  # not one whole block to move: keep log.1 as it is
-        _copy_head(fd, path + OLDER, cut)
-        if not _collapse(path, cut):
+        with state.replacing(path + OLDER, 0o640) as out:
+            linux.copy_range(fd, out.fileno(), 0, cut, "the log")
+        if not linux.collapse_range(path, cut):
             cut = _truncate_instead(fd, path + OLDER, cut)
         return cut
     finally:
         os.close(fd)
-
-
-def _copy_head(fd, target, count):
-    from . import state
-
-    with state.replacing(target, 0o640) as out:
-        offset = 0
-        while offset < count:
-            copied = os.copy_file_range(fd, out.fileno(), count - offset, offset, offset)
-            if not copied:
-                raise OSError(5, "the log shrank while it was rotated")
-            offset += copied
-
-
-def _collapse(path, count):
-    """Remove the first count bytes of the file in place; False where the filesystem cannot."""
-    import subprocess
-
-    command = ["fallocate", "--collapse-range", "--offset", "0", "--length", str(count), path]
-    try:
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    except OSError:
-        return False  # no util-linux fallocate: truncate instead
-    return done.returncode == 0
 
 
 def _truncate_instead(fd, older, copied):

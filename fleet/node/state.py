@@ -49,7 +49,6 @@ def path(*parts):
 
 RESERVE = ".reserve"  # room held back so that stop and rm, which free space, work on a full disk
 RESERVE_SIZE = 1 << 20  # a table rewrite needs a few kB; this is hundreds of them
-_NO_SPACE = (28, 122)  # ENOSPC, EDQUOT (errno's values on Linux: no import for two numbers)
 
 
 def ensure_layout():
@@ -322,7 +321,9 @@ def write_atomic(target, text, mode=0o644):
         with replacing(target, mode) as handle:
             handle.write(data)
     except OSError as error:
-        if error.errno not in _NO_SPACE or not _release_reserve(target):
+        import errno
+
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT) or not _release_reserve(target):
             raise
         with replacing(target, mode) as handle:
             handle.write(data)
