@@ -253,7 +253,7 @@ def _container_verbs(verbs):
     for verb in (stop, restart):
         verb.option("--time", "-t", default="10", metavar="S", help_text="seconds to wait before SIGKILL (default 10)")
     rm.option("--force", "-f", flag=True, help_text="stop it first if it runs")
-    cp = _leaf(verbs, "cp", h.container_cp, "copy files between the host and a running container")
+    cp = _leaf(verbs, "cp", h.container_cp, "copy files between the host and a container (running or not)")
     cp.positional("source", metavar="SRC", help_text="a host path, or CONTAINER:/PATH")
     cp.positional("destination", metavar="DEST", help_text="CONTAINER:/PATH, or a host path (the other side)")
     logs = _leaf(verbs, "logs", h.container_logs, "print a container's output")

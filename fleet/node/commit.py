@@ -3,24 +3,47 @@
 import os
 
 from . import images, linux, parse, state
-from .containers import RUNNING, cgroup_of, current, directory, read_config, refuse_if_busy
+from .containers import (
+    RUNNING,
+    cgroup_of,
+    current,
+    directory,
+    hold_disk,
+    read_config,
+    refuse_if_busy,
+    refuse_if_half_created,
+)
 from .errors import Conflict
 
 
 def commit(ref, image_name):
     """A new image from a container's disk: stopped, or frozen while its disk is copied."""
+    parse.name(image_name, "image name")
+    held = None
+    with state.locked():
+        row = current(ref)
+        refuse_if_busy(row)
+        refuse_if_half_created(row)
+        if state.IMAGES.find(image_name):
+            raise Conflict(f"image {image_name!r} already exists (remove it first: baleine image rm {image_name})")
+        if row["status"] != RUNNING:
+            held = hold_disk(row, shared=True)  # no start nor cp while it is copied
+    try:
+        return _commit(row, image_name, frozen=held is None)
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def _commit(row, image_name, frozen):
+    import shutil
     import tempfile
 
-    parse.name(image_name, "image name")
-    row = current(ref)
-    refuse_if_busy(row)
-    if state.IMAGES.find(image_name):
-        raise Conflict(f"image {image_name!r} already exists (remove it first: baleine image rm {image_name})")
     config = read_config(row)
     work = tempfile.mkdtemp(prefix=f".build-{image_name}-{os.getpid()}-", dir=state.path("images"))
     try:
         staged = os.path.join(work, "image.ext4")
-        if row["status"] == RUNNING:
+        if frozen:
             _copy_frozen(row, staged)
         else:
             images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
@@ -29,8 +52,6 @@ def commit(ref, image_name):
         source = f"commit:{row['name']} (from {row['image']})"
         return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
     finally:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
 
 

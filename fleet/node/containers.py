@@ -208,6 +208,43 @@ def refuse_if_busy(row):
         )
 
 
+def hold_disk(row, shared=False):
+    """Lock a container's disk copy while it is used without the container running; returns the fd to close.
+
+    `container cp` holds it exclusive and `commit` shared. start and rm test
+    it under the state lock before they go on (refuse_if_disk_held), and the
+    holders take it under that lock after reading the row: a disk is never
+    mounted twice, nor removed or started while copied.
+    """
+    import fcntl
+
+    fd = os.open(os.path.join(directory(row), "disk.ext4"), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise Conflict(
+            f"container {row['name']!r} is busy: a `container cp` or `container commit` is using its disk; "
+            "try again when it is done"
+        ) from None
+    return fd
+
+
+def refuse_if_disk_held(row):
+    try:
+        os.close(hold_disk(row))
+    except FileNotFoundError:
+        pass  # no disk (a create cut short): nothing can be using it
+
+
+def refuse_if_half_created(row):
+    if row["status"] == CREATING:
+        raise Conflict(
+            f"container {row['name']!r} was left half-created by a command that died: "
+            f"remove it with `baleine container rm {row['name']}`"
+        )
+
+
 def _new_id(rows):
     # veth names carry 10 hex digits of the id: keep those unique on the host.
     # os.urandom, not secrets: the same kernel bytes without 5 ms of imports per create.
@@ -369,11 +406,8 @@ def _claim_for_start(ref, by_policy=False):
         if row["status"] == RUNNING:
             return None, None
         refuse_if_busy(row)
-        if row["status"] == CREATING:
-            raise Conflict(
-                f"container {row['name']!r} was left half-created by a command that died: "
-                f"remove it with `baleine container rm {row['name']}`"
-            )
+        refuse_if_half_created(row)
+        refuse_if_disk_held(row)
         if state.recorded_boot_id() is None:  # so that check can tell a reboot from its first pass
             state.record_boot_id(state.boot_id())
         counted = {"restarts": int(row.get("restarts") or 0) + 1} if by_policy else {"restarts": 0, "stopped_by": ""}
@@ -570,6 +604,7 @@ def remove(ref, force=False):
     group.remove()
     point("rm:cgroup")
     with state.locked():
+        refuse_if_disk_held(row)
         state.CONTAINERS.remove(row["name"])
         networks.refresh_hosts(state.CONTAINERS.read())
     point("rm:row")

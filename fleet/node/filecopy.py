@@ -1,8 +1,9 @@
-"""`container cp`: files between the host and a running container, the container treated as hostile.
+"""`container cp`: files between the host and a container, the container treated as hostile.
 
-The container's side of a copy runs in a forked child that has joined the
-container's mount namespace: its root is the container's root, so no path
-or symbolic link inside can lead to the host. The two sides talk tar over a
+The container's side of a copy runs in a forked child whose root is the
+container's root: it joins a running container's mount namespace, or mounts
+a stopped one's disk (with its volumes) in a mount namespace of its own. No
+path or symbolic link inside can lead to the host. The two sides talk tar over a
 pipe. Whatever comes out of a container is unpacked with archive.Tree (no
 device nodes, no link or `..` that leaves the destination), owned by the
 caller, without setuid or setgid bits; what goes in is owned by the
@@ -53,20 +54,20 @@ def copy_out(name, path, destination):
     """Container path -> host destination; returns where it landed."""
     import tarfile
 
-    pid, _config = _running(name)
     target = _landing(destination, os.path.basename(path.rstrip("/")) or "root")
-    reader, writer = os.pipe()
-    child = _fork_inside(pid, lambda: _send(path, writer), close=reader)
-    os.close(writer)
-    try:
-        with os.fdopen(reader, "rb") as stream:
-            _receive(stream, target, owner=(os.getuid(), os.getgid()), strip=True)
-    except tarfile.TarError:
-        pass  # nothing came: the child's own message says why
-    except BaseException:
-        _reap(child, "", quiet=True)  # ours is the error to tell (its stream was cut)
-        raise
-    _reap(child, f"copy {name}:{path}")
+    with _Side(name) as side:
+        reader, writer = os.pipe()
+        child = side.fork(lambda: _send(path, writer), close=reader)
+        os.close(writer)
+        try:
+            with os.fdopen(reader, "rb") as stream:
+                _receive(stream, target, owner=(os.getuid(), os.getgid()), strip=True)
+        except tarfile.TarError:
+            pass  # nothing came: the child's own message says why
+        except BaseException:
+            _reap(child, "", quiet=True)  # ours is the error to tell (its stream was cut)
+            raise
+        _reap(child, f"copy {name}:{path}")
     return target
 
 
@@ -76,38 +77,76 @@ def copy_in(source, name, destination):
 
     if not os.path.lexists(source):
         raise NotFound(f"no such file or directory on this host: {source!r}")
-    pid, config = _running(name)
-    root = int(config.get("userns") or 0)  # the container's root, as the disk stores it
     base = os.path.basename(os.path.abspath(source))
-    reader, writer = os.pipe()
+    with _Side(name) as side:
+        root = int(side.config.get("userns") or 0)  # the container's root, as the disk stores it
+        reader, writer = os.pipe()
 
-    def receive():
-        with os.fdopen(reader, "rb") as stream:
-            target = _landing(destination, base)
-            _receive(stream, target, owner=(root, root), strip=False)
-            return target
+        def receive():
+            with os.fdopen(reader, "rb") as stream:
+                target = _landing(destination, base)
+                _receive(stream, target, owner=(root, root), strip=False)
+                return target
 
-    child = _fork_inside(pid, receive, close=writer)
-    os.close(reader)
-    try:
-        with os.fdopen(writer, "wb") as stream, tarfile.open(fileobj=stream, mode="w|") as tar:
-            tar.add(source, arcname=base)
-    except BrokenPipeError:
-        pass  # the child stopped reading: its message says why
-    except BaseException:
-        _reap(child, "", quiet=True)
-        raise
-    return _reap(child, f"copy into {name}:{destination}")
+        child = side.fork(receive, close=writer)
+        os.close(reader)
+        try:
+            with os.fdopen(writer, "wb") as stream, tarfile.open(fileobj=stream, mode="w|") as tar:
+                tar.add(source, arcname=base)
+        except BrokenPipeError:
+            pass  # the child stopped reading: its message says why
+        except BaseException:
+            _reap(child, "", quiet=True)
+            raise
+        return _reap(child, f"copy into {name}:{destination}")
 
 
-def _running(name):
-    from . import containers
-    from .errors import Conflict
+class _Side:
+    """The container's side of a copy: how a child gets in, and the container's config.
 
-    row = containers.current(name)
-    if row["status"] != containers.RUNNING:
-        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']}): cp needs it running")
-    return int(row["pid"]), containers.read_config(row)
+    Running: the child joins the container's mount namespace. Otherwise it
+    mounts the container's files in a mount namespace of its own, and the
+    disk is held (containers.hold_disk) until the copy is over, so that no
+    start, rm or commit runs meanwhile.
+    """
+
+    def __init__(self, name):
+        from . import containers, state
+
+        self.held = None
+        with state.locked():
+            row = containers.current(name)
+            containers.refuse_if_busy(row)
+            containers.refuse_if_half_created(row)
+            self.config = containers.read_config(row)
+            if row["status"] == containers.RUNNING:
+                self.pid = int(row["pid"])
+            else:
+                self.pid = None
+                self.directory = containers.directory(row)
+                self.held = containers.hold_disk(row)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        if self.held is not None:
+            os.close(self.held)  # after the child is reaped: its mount is gone with it
+
+    def fork(self, work, close):
+        if self.pid is None:
+            return _fork_inside(self._mount_files, work, close)
+        namespace = os.open(f"/proc/{self.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return _fork_inside(lambda: _join(namespace), work, close)
+        finally:
+            os.close(namespace)
+
+    def _mount_files(self):
+        from . import linux, sandbox
+
+        linux.unshare(linux.CLONE_NEWNS)
+        sandbox.enter_files(self.directory, self.config)
 
 
 def _landing(destination, base):
@@ -166,22 +205,27 @@ def _put_in_place(item, target):
     os.replace(item, target)
 
 
-def _fork_inside(pid, work, close):
-    """Run work() in a child whose root is container process pid's (close: our end of its pipe).
+def _join(namespace):
+    from . import linux
+
+    linux.setns(namespace)  # root and working directory: the container's
+
+
+def _fork_inside(enter, work, close):
+    """Run enter() then work() in a child (close: our end of its pipe); enter gives it the container's root.
 
     Returns (pid, read end of a pipe of its own) for _reap: what work returns, or why it failed, comes on it.
     """
-    from . import archive, linux, state  # noqa: F401 - loaded now: nothing can be loaded from in there
+    from . import archive, linux, sandbox, state  # noqa: F401 - loaded now: nothing can be loaded from in there
 
     errors_read, errors_write = os.pipe()
-    namespace = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
         status = 1
         try:
             os.close(errors_read)
             os.close(close)  # else a reader here would wait for its own writer
-            linux.setns(namespace)  # root and working directory: the container's
+            enter()
             result = work()
             status = 0
             os.write(errors_write, (result or "").encode())
@@ -193,7 +237,6 @@ def _fork_inside(pid, work, close):
             os.write(errors_write, f"{type(error).__name__}: {error}".encode())
         finally:
             os._exit(status)
-    os.close(namespace)
     os.close(errors_write)
     return child, errors_read
 

@@ -124,16 +124,9 @@ def prepare(directory, config):
     Returns the disk's loop device as 'MAJ:MIN'.
     """
     linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
-    rootfs = os.path.join(directory, "rootfs")
-    device, loop_fd = linux.loop_attach(os.path.join(directory, "disk.ext4"))
-    disk_flags = MS_NODEV | (MS_NOSUID if config.get("no_suid") else 0)
-    try:
-        linux.mount(device, rootfs, "ext4", disk_flags)
-        number = os.fstat(loop_fd).st_rdev
-    finally:
-        os.close(loop_fd)  # the mount now holds the loop device; autoclear frees it after
+    number = _mount_disk(directory, config)
     sources = _open_sources(directory, config)
-    _pivot(rootfs)
+    _pivot(os.path.join(directory, "rootfs"))
     _refuse_kernel_symlinks()
     _mount_kernel_files()
     _mount_dev()
@@ -141,18 +134,53 @@ def prepare(directory, config):
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as handle:
             handle.write("0")
     _mask_and_protect()
-    for target, (fd, read_only) in sources.items():
-        _bind_fd(fd, target, read_only)
-    if config.get("read_only"):  # last: the mount points above had to be made first
-        linux.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | disk_flags)
+    _bind_sources(sources, config)
     linux.sethostname(config["hostname"])
     return f"{os.major(number)}:{os.minor(number)}"
 
 
-def _open_sources(directory, config):
+def enter_files(directory, config):
+    """Make this process's root the container's files as it sees them, without running it.
+
+    For `container cp` on a container that is not running: the disk with
+    baleine's /etc files and the volumes on it, read-only where the container
+    has them so. The caller has unshared its mount namespace: nothing of this
+    is seen outside, and it all goes when the process exits.
+    """
+    linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
+    _mount_disk(directory, config)
+    written = [name for name in ETC_FILES if os.path.exists(os.path.join(directory, name))]  # at its first start
+    sources = _open_sources(directory, config, written)
+    _pivot(os.path.join(directory, "rootfs"))
+    _bind_sources(sources, config)
+
+
+def _mount_disk(directory, config):
+    """Mount the container's disk copy on its rootfs directory; returns the loop device's number."""
+    device, loop_fd = linux.loop_attach(os.path.join(directory, "disk.ext4"))
+    try:
+        linux.mount(device, os.path.join(directory, "rootfs"), "ext4", _disk_flags(config))
+        return os.fstat(loop_fd).st_rdev
+    finally:
+        os.close(loop_fd)  # the mount now holds the loop device; autoclear frees it after
+
+
+def _disk_flags(config):
+    return MS_NODEV | (MS_NOSUID if config.get("no_suid") else 0)
+
+
+def _bind_sources(sources, config):
+    """Attach the /etc files and volumes (from _open_sources), then make the root read-only if asked."""
+    for target, (fd, read_only) in sources.items():
+        _bind_fd(fd, target, read_only)
+    if config.get("read_only"):  # last: the mount points above had to be made first
+        linux.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | _disk_flags(config))
+
+
+def _open_sources(directory, config, etc_files=ETC_FILES):
     """Detached bind mounts (open_tree) of host files, made before the host root is gone."""
     sources = {}
-    for name in ETC_FILES:
+    for name in etc_files:
         sources[f"/etc/{name}"] = (linux.open_tree(os.path.join(directory, name)), False)
     for volume in config.get("volumes", []):
         sources[volume["target"]] = (linux.open_tree(volume["source"]), volume["mode"] == "ro")

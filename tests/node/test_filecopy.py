@@ -1,7 +1,10 @@
 """`container cp`, for real, with a container that tries to lead the copy out of its root."""
 
+import fcntl
 import os
 import stat
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -70,7 +73,6 @@ def test_cp_errors_are_one_line(box, tmp_path):
         (("box:/etc/hostname", str(tmp_path / "no" / "dir")), "not_found", "no such directory"),
         ((str(tmp_path), str(tmp_path)), "invalid", "give exactly one side as CONTAINER:/PATH"),
         (("box:relative", str(tmp_path)), "invalid", "use an absolute path"),
-        (("idle:/etc/hostname", str(tmp_path)), "conflict", "is not running"),
         (("ghost:/etc/hostname", str(tmp_path)), "not_found", "no such container 'ghost'"),
     ]
     for args, code, message in cases:
@@ -87,3 +89,94 @@ def test_files_copied_into_a_userns_container_belong_to_its_root(busybox, tmp_pa
     assert busybox.exec_out("shifted", "sh", "-c", "stat -c %u:%g /tmp/f; echo more >> /tmp/f; cat /tmp/f") == (
         "0:0\nmine\nmore\n"
     )
+
+
+def _disk(node, name):
+    return node.root / "containers" / node.ok("container", "inspect", name)["id"] / "disk.ext4"
+
+
+def _loops_on(disk):
+    """Loop devices backed by disk (what a copy must not leave attached)."""
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            if backing.read_text().strip().removesuffix(" (deleted)") == str(disk):
+                found.append(backing.parent.parent.name)
+        except FileNotFoundError:
+            pass  # detached meanwhile
+    return found
+
+
+def _mounts():
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def test_copies_into_and_out_of_a_container_that_is_not_running(busybox, tmp_path):
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (tmp_path / "site.conf").write_text("listen 80\n")
+    busybox.ok("container", "run", "-d", "--name", "warm", "bb", "sleep", "60")
+    assert _loops_on(_disk(busybox, "warm")) != []  # what _loops_on sees while a disk is mounted
+    busybox.ok("container", "create", "--name", "cold", "--volume", f"{volume}:/data", "bb", "cat", "/etc/site.conf")
+    disk, mounts = _disk(busybox, "cold"), _mounts()
+    landed = busybox.ok("container", "cp", str(tmp_path / "site.conf"), "cold:/etc/site.conf")  # never started
+    assert landed["to"] == "/etc/site.conf" and _loops_on(disk) == [] and _mounts() == mounts
+    busybox.ok("container", "cp", str(tmp_path / "site.conf"), "cold:/data/")  # the volume, as the container sees it
+    assert (volume / "site.conf").read_text() == "listen 80\n" and (volume / "site.conf").stat().st_uid == 0
+    busybox.ok("container", "start", "cold")
+    assert busybox.ok("container", "wait", "cold")["exit_code"] == 0
+    assert busybox.ok("container", "logs", "cold")["lines"] == ["listen 80"]  # the start found it on its disk
+
+    busybox.ok("container", "cp", "cold:/etc/hostname", str(tmp_path / "name"))  # exited: its /etc files are there
+    assert (tmp_path / "name").read_text() == "cold\n"
+    busybox.ok("container", "cp", "cold:/etc/site.conf", str(tmp_path / "back"))
+    assert (tmp_path / "back").read_text() == "listen 80\n" and _loops_on(disk) == [] and _mounts() == mounts
+
+
+def test_a_stopped_container_cannot_lead_a_copy_out_of_its_root(busybox, tmp_path):
+    busybox.ok("container", "run", "--name", "trap", "bb", "sh", "-c", "ln -s / /escape && ln -s /etc /etc-link")
+    (tmp_path / "x").write_text("x\n")
+    reply = busybox.call("container", "cp", str(tmp_path / "x"), f"trap:/escape{tmp_path}/planted")
+    assert reply["error"]["code"] == "not_found" and not (tmp_path / "planted").exists()
+    busybox.ok("container", "cp", "trap:/escape/etc-link/hostname", str(tmp_path / "name"))
+    assert (tmp_path / "name").read_text() == "trap\n"  # the container's /etc, not the host's
+
+
+def test_a_read_only_container_stays_read_only_to_cp(busybox, tmp_path):
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (tmp_path / "f").write_text("f\n")
+    busybox.ok("container", "create", "--name", "ro", "--read-only", "--volume", f"{volume}:/in:ro", "bb", "true")
+    for destination in ("ro:/tmp/f", "ro:/in/f"):
+        reply = busybox.call("container", "cp", str(tmp_path / "f"), destination)
+        assert not reply["ok"] and "Read-only file system" in reply["error"]["message"], (destination, reply)
+    assert os.listdir(volume) == []
+
+
+@contextmanager
+def _holding(disk, how):
+    """Hold a container's disk as a copy (LOCK_EX) or a commit (LOCK_SH) in progress would."""
+    fd = os.open(disk, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, how)
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_nothing_starts_removes_or_copies_a_disk_a_copy_is_using(busybox, tmp_path):
+    busybox.ok("container", "create", "--name", "idle", "bb", "true")
+    disk, rows = _disk(busybox, "idle"), (busybox.root / "containers.csv").read_bytes()
+    (tmp_path / "f").write_text("f\n")
+    refused = (("start", "idle"), ("rm", "idle"), ("commit", "idle", "snap"), ("cp", str(tmp_path / "f"), "idle:/f"))
+    with _holding(disk, fcntl.LOCK_EX):  # a cp
+        for args in refused:
+            reply = busybox.call("container", *args)
+            assert (reply["ok"], reply["error"]["code"]) == (False, "conflict"), (args, reply)
+            assert "is busy: a `container cp` or `container commit` is using its disk" in reply["error"]["message"]
+    assert (busybox.root / "containers.csv").read_bytes() == rows and disk.exists()
+    with _holding(disk, fcntl.LOCK_SH):  # a commit: another commit may read along, a copy may not write
+        assert busybox.call("container", "cp", str(tmp_path / "f"), "idle:/f")["error"]["code"] == "conflict"
+        busybox.ok("container", "commit", "idle", "snap")
+    busybox.ok("container", "cp", str(tmp_path / "f"), "idle:/f")
+    busybox.ok("container", "rm", "idle")
