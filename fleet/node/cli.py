@@ -276,6 +276,8 @@ def _container_verbs(verbs):
     _log_size_option(update)
     stats = _leaf(verbs, "stats", h.container_stats, "CPU, memory, block io and pids of running containers")
     stats.positional("names", nargs="*", metavar="NAME", help_text="containers (default: every running one)")
+    top = _leaf(verbs, "top", h.container_top, "the processes of a running container, with their host pids")
+    top.positional("name", help_text="container name or id")
     exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")
     exec_.option("--tty", "-t", flag=True,
                  help_text="on a terminal of its own: job control, ^C, full-screen programs")  # fmt: skip

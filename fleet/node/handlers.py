@@ -344,6 +344,13 @@ def container_stats(args):
     return Reply(items, _table("stats", items))
 
 
+def container_top(args):
+    from . import processes
+
+    items = processes.top(args.name)
+    return Reply(items, _table("top", items))
+
+
 def container_exec(args):
     from . import containers
     from .errors import Invalid

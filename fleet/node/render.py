@@ -104,3 +104,18 @@ def stats(items):
         rows.append((item["name"], item["id"], f"{item['cpu_percent']:.1f}%", f"{human_size(item['memory'])} / {limit}",
                      f"{human_size(item['io_read'])} / {human_size(item['io_write'])}", item["pids"]))  # fmt: skip
     return table(("NAME", "ID", "CPU %", "MEM USAGE / LIMIT", "BLOCK I/O", "PIDS"), rows)
+
+
+def top(items):
+    import shlex
+
+    rows = [(i["pid"], i["host_pid"], i["ppid"], i["uid"], i["state"], _cpu_time(i["cpu_seconds"]), ago(i["started"]),
+             shorten(shlex.join(i["command"]), 80)) for i in items]  # fmt: skip
+    return table(("PID", "HOST PID", "PPID", "UID", "STATE", "TIME", "UP", "COMMAND"), rows)
+
+
+def _cpu_time(seconds):
+    """ps's TIME: 0:03.25 (minutes:seconds), hours first past an hour."""
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{rest:05.2f}" if hours else f"{minutes}:{rest:05.2f}"

@@ -127,9 +127,9 @@ def record_boot_id(value):
 STAMP = "%Y-%m-%dT%H:%M:%SZ"  # UTC, as every table stores times
 
 
-def now():
-    """UTC time as the tables store it."""
-    return time.strftime(STAMP, time.gmtime())
+def now(at=None):
+    """UTC time as the tables store it: now, or `at` seconds since 1970."""
+    return time.strftime(STAMP, time.gmtime(at))
 
 
 def epoch(stamp):

@@ -2,6 +2,8 @@
 
 import shlex
 
+import pytest
+
 from fleet.node import render
 
 
@@ -19,3 +21,10 @@ def test_a_long_command_is_marked_as_cut():
 def test_a_short_command_is_shown_whole():
     text = render.containers([row(["httpd", "-f", "-p", "80"])])
     assert text.splitlines()[1].endswith("httpd -f -p 80")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0, "0:00.00"), (3.25, "0:03.25"), (61.5, "1:01.50"), (3725, "1:02:05.00")]
+)
+def test_cpu_time_reads_as_ps_shows_it(seconds, shown):
+    assert render._cpu_time(seconds) == shown
