@@ -110,6 +110,7 @@ def _image_verbs(verbs):
     )  # fmt: skip
     _leaf(verbs, "list", h.image_list, "list images")
     _names(_leaf(verbs, "rm", h.image_rm, "delete images no container uses"), "image names")
+    _leaf(verbs, "prune", h.image_prune, "delete every image no container uses (created, running or exited)")
     _leaf(verbs, "inspect", h.image_inspect, "show everything known about an image").positional(
         "name", help_text="image name"
     )

@@ -88,6 +88,16 @@ def image_rm(args):
     return _each(args.names, images.remove)
 
 
+def image_prune(_args):
+    from . import images
+    from .parse import human_size
+
+    removed = images.prune()
+    freed = sum(item["freed"] for item in removed)
+    lines = [item["name"] for item in removed] + [f"freed {human_size(freed)}" if removed else "no image to remove"]
+    return Reply(removed, "\n".join(lines))
+
+
 def image_inspect(args):
     from . import images
 

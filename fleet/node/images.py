@@ -460,6 +460,18 @@ def inspect(name):
     return info
 
 
+def prune():
+    """Delete every image no container uses (created, running or exited); returns what each freed."""
+    with state.locked():
+        used = {row["image"] for row in state.CONTAINERS.read()}
+        unused = [row["name"] for row in state.IMAGES.read() if row["name"] not in used]
+        removed = []
+        for name in unused:
+            freed = used_bytes(name)
+            removed.append({**remove(name), "freed": freed})
+        return removed
+
+
 def remove(name):
     """Delete an image no container uses."""
     with state.locked():

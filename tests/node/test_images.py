@@ -145,3 +145,21 @@ def test_host_mirror_reads_both_apt_formats(tmp_path):
 def test_static_busybox_detection():
     assert images.is_static_elf(images.find_static_busybox())
     assert not images.is_static_elf("/bin/ls")  # dynamically linked
+
+
+def test_prune_deletes_only_images_no_container_uses(node):
+    for name in ("kept", "also-kept", "spare"):
+        node.ok("image", "create", name, "--size", "32M", "--from", "busybox")
+    node.ok("container", "create", "--name", "idle", "kept", "true")  # created, never started
+    node.ok("container", "run", "--name", "done", "also-kept", "true")  # exited
+    spare = node.ok("image", "inspect", "spare")
+    (removed,) = node.ok("image", "prune")
+    assert removed == {"name": "spare", "freed": spare["used"]} and spare["used"] > 1 << 20
+    assert sorted(image["name"] for image in node.ok("image", "list")) == ["also-kept", "kept"]
+    assert (node.root / "images" / "kept.ext4").exists()
+    assert not [name for name in os.listdir(node.root / "images") if name.startswith("spare")]  # file and config
+    assert node.ok("image", "prune") == []
+    assert node.cli("image", "prune").stdout == "no image to remove\n"
+    node.ok("container", "rm", "done")
+    text = node.cli("image", "prune").stdout.splitlines()
+    assert text[0] == "also-kept" and text[1].startswith("freed ") and len(text) == 2
