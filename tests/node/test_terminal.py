@@ -109,6 +109,20 @@ def test_killed_it_gives_our_terminal_back_and_hangs_up_the_shell(busybox, scree
         time.sleep(0.05)
 
 
+def test_run_t_passes_a_signal_on_to_the_command(busybox):
+    script = "trap 'echo got-term; exit 7' TERM; echo ready-$((1+1)); while :; do sleep 1; done"
+    shell = Screen(busybox, "run", "--rm", "-t", "--name", "signalled", "bb", "sh", "-c", script)
+    try:
+        shell.wait_for(b"ready-2\r\n")
+        shell.process.terminate()  # SIGTERM to baleine: the container's command decides what it means
+        shell.wait_for(b"got-term\r\n")
+        assert shell.process.wait(timeout=20) == 7
+        assert termios.tcgetattr(shell.slave) == shell.mode
+    finally:
+        shell.close()
+    assert busybox.ok("container", "list", "--all") == []
+
+
 def test_the_command_status_and_all_its_output_come_back(screen):
     printer = screen("term", "sh", "-c", "seq 1 20000; exit 5")
     assert printer.wait_for(b"\r\n20000\r\n").count(b"\r\n") == 20000  # read as it comes: a pty buffers 4 kB
