@@ -223,6 +223,8 @@ def _container_options(verb):
                 help_text="give root inside one more capability, e.g. NET_ADMIN (ALL for every one)")  # fmt: skip
     verb.option("--cap-drop", repeat=True, metavar="CAP",
                 help_text="take a capability away from the default set (ALL for every one)")  # fmt: skip
+    verb.option("--security-opt", repeat=True, metavar="OPT",
+                help_text="seccomp=unconfined: without baleine's seccomp filter (see README)")  # fmt: skip
     _limit_options(verb)
     _log_size_option(verb)
     verb.positional("image", help_text="image name")

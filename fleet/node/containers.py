@@ -13,7 +13,7 @@ import os
 import signal
 
 from . import cgroups, images, limits, linux, networks, parse, state
-from .errors import Conflict, Invalid, NotFound, StartFailed
+from .errors import Conflict, Invalid, Missing, NotFound, StartFailed
 from .faults import point
 
 RUNNING, CREATED, EXITED = "running", "created", "exited"
@@ -61,7 +61,7 @@ def get(ref, rows=None):
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
-    health=None, log_size=None,
+    health=None, log_size=None, security_opt=(),
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -74,6 +74,7 @@ def create(
     image_row = images.get(image)
     config = _container_config(image, list(command), env, volume, workdir, user, hostname)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
+    config["seccomp"] = _seccomp(security_opt)
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
     from . import logs, restart
@@ -165,6 +166,19 @@ def _capabilities(cap_add, cap_drop):
     for name in cap_drop:
         chosen -= parse.capability(name)
     return [name for name in CAPABILITIES if name in chosen]
+
+
+def _seccomp(security_opt):
+    """'default' (the filter, on a machine it knows) or 'unconfined'."""
+    from . import seccomp
+
+    chosen = parse.security_options(security_opt)
+    if chosen != seccomp.UNCONFINED:
+        try:
+            seccomp.check_supported()
+        except seccomp.Unsupported as error:
+            raise Missing(str(error)) from None
+    return chosen
 
 
 def _reserve(image, name, wanted, config):

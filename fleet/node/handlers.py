@@ -193,6 +193,7 @@ def _create_options(args):
         "log_size": _log_size(args),
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
+        "security_opt": args.security_opt,
     }
 
 

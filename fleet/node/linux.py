@@ -29,6 +29,7 @@ MNT_DETACH = 0x2
 
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _CAPABILITY_V3 = 0x20080522
@@ -180,6 +181,17 @@ def sethostname(name):
 def prctl(option, arg2=0, arg3=0):
     if libc().prctl(option, arg2, arg3, 0, 0) < 0:
         oserror("prctl")
+
+
+def load_seccomp(program):
+    """Load program (struct sock_filter bytes) as a seccomp filter on this thread and what it execs."""
+    import ctypes
+
+    filters = ctypes.create_string_buffer(program, len(program))
+    fprog = ctypes.create_string_buffer(struct.pack("=HxxxxxxQ", len(program) // 8, ctypes.addressof(filters)), 16)
+    ulong = ctypes.c_ulong
+    if libc().prctl(PR_SET_SECCOMP, ulong(SECCOMP_MODE_FILTER), ulong(ctypes.addressof(fprog)), ulong(0), ulong(0)) < 0:
+        oserror("prctl(PR_SET_SECCOMP)")
 
 
 def last_capability():

@@ -152,6 +152,23 @@ def capability(value):
     return {name}
 
 
+def security_options(values):
+    """--security-opt values -> the config's seccomp setting: 'unconfined' or 'default'."""
+    chosen = "default"
+    for value in values:
+        key, _, setting = value.replace(":", "=", 1).partition("=")
+        if key == "seccomp" and setting in ("unconfined", "default"):
+            chosen = setting
+        elif key == "no-new-privileges" and setting in ("", "true"):
+            continue  # always on in baleine
+        else:
+            raise Invalid(
+                f"unknown security option {value!r}: use seccomp=unconfined, seccomp=default "
+                "or no-new-privileges (always on)"
+            )
+    return chosen
+
+
 def workdir(value):
     """An absolute directory inside the container."""
     if not value.startswith("/") or "\0" in value:

@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 
-from . import linux
+from . import linux, seccomp
 from .linux import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT
 
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
@@ -277,13 +277,19 @@ def enter(config):
         from .terminal import take_as_controlling  # loaded before the namespaces changed (launch.exec_in)
 
         take_as_controlling(0)
-    linux.limit_capabilities(capability_numbers(config.get("capabilities", DEFAULT_CAPABILITIES)))
+    capabilities = config.get("capabilities", DEFAULT_CAPABILITIES)
+    linux.limit_capabilities(capability_numbers(capabilities))
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)  # no setuid binary or file capability raises privileges
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
     for number in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores these; the command must not
         _signal.signal(number, _signal.SIG_DFL)
+    if config.get("seccomp") != seccomp.UNCONFINED:  # last: nothing but the exec runs under it here
+        try:
+            seccomp.install(capabilities)
+        except seccomp.Unsupported as error:
+            raise SetupError(str(error)) from None
     execute(config["command"], env)
 
 

@@ -215,3 +215,35 @@ def test_chroot_escape_stays_in_the_container(attack_image, tmp_path):
 def test_setuid_root_binary_gives_nothing_under_no_new_privs(attack_image):
     done = attack_image.cli("container", "run", "--rm", "--user", "nobody", "attack", "/bin/suid-escape", "euid")
     assert done.stdout == "65534\n", done.stdout + done.stderr
+
+
+FILTERED = "getpid ok\nkeyctl EPERM\nio_uring EPERM\nclone3 ENOSYS\nunshare-user EPERM\nunshare-uts EPERM\n"
+
+
+def test_the_seccomp_filter_refuses_what_capabilities_do_not_guard(busybox, attack_image):
+    assert status_field(busybox, "Seccomp") == "2"  # filter mode
+    done = attack_image.cli("container", "run", "--rm", "attack", "/bin/escape", "syscalls")
+    assert done.stdout == FILTERED, done.stdout + done.stderr  # no user namespace: unshare-uts stays refused
+    attack_image.ok("container", "run", "-d", "--name", "held", "attack", "/bin/busybox", "sleep", "60")
+    assert attack_image.exec_out("held", "/bin/escape", "syscalls") == FILTERED  # exec runs under it too
+    done = attack_image.cli("container", "run", "--rm", "--cap-add", "SYS_ADMIN", "attack", "/bin/escape", "syscalls")
+    lifted = {"clone3 ENOSYS": "clone3 EINVAL", "unshare-user EPERM": "unshare-user ok",
+              "unshare-uts EPERM": "unshare-uts ok"}  # fmt: skip
+    expected = FILTERED
+    for refused, allowed in lifted.items():
+        expected = expected.replace(refused, allowed)
+    assert done.stdout == expected, done.stdout  # SYS_ADMIN lifts the user namespace rule, not the keyring's
+
+
+def test_seccomp_unconfined_runs_without_the_filter(busybox, attack_image):
+    assert status_field(busybox, "Seccomp", "--security-opt", "seccomp=unconfined") == "0"
+    done = attack_image.cli(
+        "container", "run", "--rm", "--security-opt", "seccomp=unconfined", "attack", "/bin/escape", "syscalls"
+    )
+    # what the filter is for: in a user namespace of its own, root without SYS_ADMIN gets it back
+    assert done.stdout == "getpid ok\nkeyctl ok\nio_uring ok\nclone3 EINVAL\nunshare-user ok\nunshare-uts ok\n"
+    name = attack_image.ok("container", "create", "--security-opt", "seccomp=unconfined", "attack", "true")["name"]
+    assert attack_image.ok("container", "inspect", name)["config"]["seccomp"] == "unconfined"
+    reply = attack_image.call("container", "create", "--security-opt", "apparmor=x", "attack", "true")
+    assert (reply["ok"], reply["error"]["code"]) == (False, "invalid")
+    assert reply["error"]["message"].startswith("unknown security option 'apparmor=x': use seccomp=unconfined")
