@@ -19,6 +19,8 @@
     memory = "64M"            limits: memory, cpus, pids
     restart = "always"        no | on-failure[:N] | always | unless-stopped
     log_size = "20M"          each container's log is rotated past this (default 10M, "0": never)
+    stop_signal = "SIGQUIT"   what stopping it sends first (default: the image's, else SIGTERM)
+    stop_timeout = 30         seconds from that signal to SIGKILL (default 10)
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
@@ -44,6 +46,7 @@ APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
     "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
     "health": dict, "proxy": dict, "keep": int, "log_size": str,
+    "stop_signal": str, "stop_timeout": (int, float),
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float)}  # fmt: skip
@@ -77,6 +80,8 @@ class App:
     proxy: dict = field(default_factory=dict)
     keep: int = 2  # earlier versions kept (stopped) on each host for `invoke rollback`
     log_size: str = ""  # "" = the node's default
+    stop_signal: str = ""  # "" = the image's, else SIGTERM
+    stop_timeout: float = 0  # 0 = the node's default (10 s)
 
     def health_command(self):
         """The shell command the health check runs inside the container, or ''."""
@@ -91,8 +96,9 @@ class App:
         """A short hash of everything that makes a container of this app what it is."""
         fields = {key: getattr(self, key) for key in ("command", "env", "memory", "cpus", "pids", "restart",
                                                       "network", "port", "health", "proxy")}  # fmt: skip
-        if self.log_size:  # only when given: specs written before it keep their versions
-            fields["log_size"] = self.log_size
+        for key in ("log_size", "stop_signal", "stop_timeout"):  # only when given: older specs keep their versions
+            if getattr(self, key):
+                fields[key] = getattr(self, key)
         text = json.dumps([fields, image_digest, *extra], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:7]
 
@@ -167,6 +173,10 @@ def _app(name, table, network, fail):
         fail(f"{where}.restart", f"{fields['restart']!r}: use no, on-failure[:N], always or unless-stopped")
     if "log_size" in fields:
         _log_size(fields["log_size"], f"{where}.log_size", fail)
+    if "stop_signal" in fields:
+        fields["stop_signal"] = _stop_signal(fields["stop_signal"], f"{where}.stop_signal", fail)
+    if "stop_timeout" in fields and not fields["stop_timeout"] > 0:
+        fail(f"{where}.stop_timeout", f"{fields['stop_timeout']!r}: a number of seconds above 0 (default 10)")
     if fields.get("network", "host") != "host":
         fail(f"{where}.network", "only 'host' may be given here; other apps join [network]")
     if not fields.get("network") and not network:
@@ -187,6 +197,17 @@ def _app(name, table, network, fail):
     if "cpus" in fields:
         fields["cpus"] = str(fields["cpus"])
     return App(name=name, **fields)
+
+
+def _stop_signal(value, where, fail):
+    """The signal's name as the node keeps it (SIGQUIT for "quit"), or fail."""
+    from .node import parse
+    from .node.errors import BaleineError
+
+    try:
+        return parse.signal_name(value, "stop_signal")
+    except BaleineError as error:
+        fail(where, error.message)
 
 
 def _log_size(value, where, fail):

@@ -190,8 +190,10 @@ def run_argv(app, spec, name, host_name, extra_env=()):
     for key, value in extra_env:
         argv += ["--env", f"{key}={value}"]
     argv += ["--network", "host" if app.network == "host" else spec.network["name"]]
-    sizes = (("--memory", app.memory), ("--cpus", app.cpus), ("--pids-limit", app.pids), ("--log-size", app.log_size))
-    for flag, value in sizes:
+    optional = (("--memory", app.memory), ("--cpus", app.cpus), ("--pids-limit", app.pids),
+                ("--log-size", app.log_size), ("--stop-signal", app.stop_signal),
+                ("--stop-timeout", app.stop_timeout))  # fmt: skip
+    for flag, value in optional:
         if value:
             argv += [flag, str(value)]
     command = app.health_command()
@@ -270,7 +272,7 @@ def retire(session, plan):
     """Step 4: stop the old version (kept for rollback), remove older ones; all at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    calls = [("container", "stop", name, "--time", "10") for name in plan.retire]
+    calls = [("container", "stop", name) for name in plan.retire]  # each with its own signal and timeout
     calls += [("container", "rm", "--force", name) for name in plan.remove]
     if calls:  # one SSH connection carries them side by side: a slow stop does not queue the others
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:

@@ -128,7 +128,7 @@ def _probe_health(row, report):
         return
     report["unhealthy"].append({"name": row["name"], "failures": changes["health_failures"]})
     if config.get("restart", {}).get("policy", "no") != "no":
-        containers.stop(row["name"], timeout=10.0, by_user=False)
+        containers.stop(row["name"], by_user=False)  # its own stop signal and timeout
         try:
             containers.restart_by_policy(row["name"])
             report["restarted"].append({"name": row["name"], "attempt": int(row.get("restarts") or 0) + 1})

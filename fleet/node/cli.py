@@ -223,6 +223,9 @@ def _container_options(verb):
                 help_text="give root inside one more capability, e.g. NET_ADMIN (ALL for every one)")  # fmt: skip
     verb.option("--cap-drop", repeat=True, metavar="CAP",
                 help_text="take a capability away from the default set (ALL for every one)")  # fmt: skip
+    verb.option("--stop-signal", metavar="SIG",
+                help_text="what stop sends first, e.g. SIGQUIT (default: the image's, else SIGTERM)")  # fmt: skip
+    verb.option("--stop-timeout", metavar="S", help_text="seconds stop waits before SIGKILL (default 10)")
     verb.option("--security-opt", repeat=True, metavar="OPT",
                 help_text="seccomp=unconfined: without baleine's seccomp filter (see README)")  # fmt: skip
     _limit_options(verb)
@@ -246,7 +249,7 @@ def _container_verbs(verbs):
     _leaf(verbs, "inspect", h.container_inspect, "show everything known about a container").positional(
         "name", help_text="container name or id"
     )
-    stop = _leaf(verbs, "stop", h.container_stop, "stop containers: SIGTERM, then SIGKILL after --time")
+    stop = _leaf(verbs, "stop", h.container_stop, "stop containers: their stop signal (SIGTERM), SIGKILL after --time")
     restart = _leaf(verbs, "restart", h.container_restart, "stop containers if they run, then start them again")
     rm = _leaf(verbs, "rm", h.container_rm, "delete containers, their disk copies and configuration")
     wait = _leaf(verbs, "wait", h.container_wait, "wait until containers exit; print their exit codes")
@@ -254,7 +257,8 @@ def _container_verbs(verbs):
     for verb in (start, stop, restart, rm, wait):
         _names(verb, "container names or ids")
     for verb in (stop, restart):
-        verb.option("--time", "-t", default="10", metavar="S", help_text="seconds to wait before SIGKILL (default 10)")
+        verb.option("--time", "-t", metavar="S",
+                    help_text="seconds from the stop signal to SIGKILL (default: its --stop-timeout, 10)")  # fmt: skip
     rm.option("--force", "-f", flag=True, help_text="stop it first if it runs")
     cp = _leaf(verbs, "cp", h.container_cp, "copy files between the host and a container (running or not)")
     cp.positional("source", metavar="SRC", help_text="a host path, or CONTAINER:/PATH")

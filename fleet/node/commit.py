@@ -48,7 +48,8 @@ def _commit(row, image_name, frozen):
         else:
             images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
         image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
-                        "User": config["user"], "Parent": row["image"]}  # fmt: skip
+                        "User": config["user"], "StopSignal": config.get("stop_signal", "SIGTERM"),
+                        "Parent": row["image"]}  # fmt: skip
         source = f"commit:{row['name']} (from {row['image']})"
         return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
     finally:

@@ -18,6 +18,7 @@ from .faults import point
 
 RUNNING, CREATED, EXITED = "running", "created", "exited"
 CREATING, STARTING = "creating", "starting"  # transitional: a command is at work
+STOP_TIMEOUT = 10.0  # seconds from the stop signal to SIGKILL, unless --stop-timeout or stop --time says
 
 
 def directory(row):
@@ -61,7 +62,7 @@ def get(ref, rows=None):
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
-    health=None, log_size=None, security_opt=(),
+    health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -75,6 +76,8 @@ def create(
     config = _container_config(image, list(command), env, volume, workdir, user, hostname)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["seccomp"] = _seccomp(security_opt)
+    config["stop_signal"] = _stop_signal(stop_signal, image_row["name"])
+    config["stop_timeout"] = STOP_TIMEOUT if stop_timeout is None else parse.seconds(stop_timeout, "--stop-timeout")
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
     from . import logs, restart
@@ -166,6 +169,19 @@ def _capabilities(cap_add, cap_drop):
     for name in cap_drop:
         chosen -= parse.capability(name)
     return [name for name in CAPABILITIES if name in chosen]
+
+
+def _stop_signal(given, image):
+    """--stop-signal, else the image's StopSignal, else SIGTERM: as a name."""
+    if given:
+        return parse.signal_name(given)
+    stored = images.config(image).get("StopSignal") or "SIGTERM"
+    try:
+        return parse.signal_name(stored)
+    except Invalid:
+        raise Invalid(
+            f"image {image!r} has an invalid StopSignal {stored!r}: give one with --stop-signal, e.g. SIGTERM"
+        ) from None
 
 
 def _seccomp(security_opt):
@@ -444,9 +460,10 @@ def _abandon_start(row, group, launch, status):
         )
 
 
-def stop(ref, timeout=10.0, by_user=True):
-    """SIGTERM, then SIGKILL after timeout; keeps the disk and config.
+def stop(ref, timeout=None, by_user=True):
+    """The container's stop signal (SIGTERM unless set), then SIGKILL after timeout; keeps the disk and config.
 
+    timeout None: the container's --stop-timeout (10 s unless set).
     A person's stop is remembered: restart policies leave the container alone.
     """
     row = current(ref)
@@ -455,8 +472,10 @@ def stop(ref, timeout=10.0, by_user=True):
         with state.locked():
             state.CONTAINERS.update(row["name"], stopped_by="user")
     if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
+        config = read_config(row)
+        timeout = float(config.get("stop_timeout", STOP_TIMEOUT)) if timeout is None else timeout
         pid = int(row["pid"])
-        _signal(pid, signal.SIGTERM)
+        _signal(pid, getattr(signal, config.get("stop_signal") or "SIGTERM"))
         point("stop:signalled")
         if not linux.wait_gone(pid, timeout):
             _signal(pid, signal.SIGKILL)  # pid 1 dies, and the kernel kills the rest of its namespace

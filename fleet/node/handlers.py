@@ -194,6 +194,8 @@ def _create_options(args):
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
         "security_opt": args.security_opt,
+        "stop_signal": args.stop_signal,
+        "stop_timeout": args.stop_timeout,
     }
 
 
@@ -233,14 +235,14 @@ def container_start(args):
 def container_stop(args):
     from . import containers, parse
 
-    timeout = parse.seconds(args.time, "--time")
+    timeout = None if args.time is None else parse.seconds(args.time, "--time")
     return _each(args.names, lambda name: containers.describe(containers.stop(name, timeout)))
 
 
 def container_restart(args):
     from . import containers, parse
 
-    timeout = parse.seconds(args.time, "--time")
+    timeout = None if args.time is None else parse.seconds(args.time, "--time")
 
     def restart(name):
         name = containers.stop(name, timeout)["name"]

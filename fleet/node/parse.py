@@ -169,6 +169,23 @@ def security_options(values):
     return chosen
 
 
+def signal_name(value, what="--stop-signal"):
+    """'SIGQUIT', 'quit' or '3' -> 'SIGQUIT', the name the config keeps."""
+    import signal
+
+    text = str(value).strip().upper()
+    try:
+        if text.isdigit():
+            found = signal.Signals(int(text))
+        else:
+            found = signal.Signals[text if text.startswith("SIG") else f"SIG{text}"]
+    except (KeyError, ValueError):
+        raise Invalid(
+            f"invalid {what} {value!r}: use a signal name or number, e.g. SIGTERM, SIGQUIT, SIGINT or 15"
+        ) from None
+    return found.name
+
+
 def workdir(value):
     """An absolute directory inside the container."""
     if not value.startswith("/") or "\0" in value:

@@ -47,18 +47,25 @@ def start(c, name, hosts, json_=False, parallel=32, timeout=300):
     each_host(hosts, parallel, timeout, json_, ["container", "start", name])
 
 
-@task(help=helps(name="container name or id", time="seconds before SIGKILL (default 10)"))
-@fleet_task
-def stop(c, name, hosts, time=10, json_=False, parallel=32, timeout=300):
-    """Stop a container on each host (SIGTERM, then SIGKILL after --time)."""
-    each_host(hosts, parallel, timeout, json_, ["container", "stop", name, "--time", str(time)])
+TIME_HELP = "seconds from its stop signal to SIGKILL (default: the container's --stop-timeout, 10)"
 
 
-@task(help=helps(name="container name or id", time="seconds before SIGKILL (default 10)"))
+@task(help=helps(name="container name or id", time=TIME_HELP))
 @fleet_task
-def restart(c, name, hosts, time=10, json_=False, parallel=32, timeout=300):
+def stop(c, name, hosts, time=None, json_=False, parallel=32, timeout=300):
+    """Stop a container on each host (its stop signal, SIGTERM unless set; SIGKILL after --time)."""
+    each_host(hosts, parallel, timeout, json_, ["container", "stop", name, *_time(time)])
+
+
+@task(help=helps(name="container name or id", time=TIME_HELP))
+@fleet_task
+def restart(c, name, hosts, time=None, json_=False, parallel=32, timeout=300):
     """Stop a container if it runs, then start it again, on each host."""
-    each_host(hosts, parallel, timeout, json_, ["container", "restart", name, "--time", str(time)])
+    each_host(hosts, parallel, timeout, json_, ["container", "restart", name, *_time(time)])
+
+
+def _time(time):
+    return [] if time is None else ["--time", str(time)]
 
 
 @task(help=helps(name="container name or id", force="stop it first if it runs"))

@@ -55,7 +55,11 @@ def test_the_version_follows_what_shapes_the_containers():
     assert more.version("sha256:a") == web.version("sha256:a")  # scaling is not a new version
     logs = apps.parse(with_change(("apps", "web", "log_size"), "20M"), "f").apps["web"]
     assert logs.version("sha256:a") != web.version("sha256:a")
-    assert web.version("sha256:a") == "0afa8cb"  # as before log_size existed: an upgrade redeploys nothing
+    for key, value in (("stop_signal", "quit"), ("stop_timeout", 30)):
+        graceful = apps.parse(with_change(("apps", "web", key), value), "f").apps["web"]
+        assert graceful.version("sha256:a") != web.version("sha256:a"), key
+    assert apps.parse(with_change(("apps", "web", "stop_signal"), "quit"), "f").apps["web"].stop_signal == "SIGQUIT"
+    assert web.version("sha256:a") == "0afa8cb"  # as before log_size and stop_* existed: an upgrade redeploys nothing
 
 
 @pytest.mark.parametrize(
@@ -75,6 +79,13 @@ def test_the_version_follows_what_shapes_the_containers():
         (("apps", "web", "keep"), 11, r"apps\.web\.keep: 0 to 10"),
         (("apps", "web", "log_size"), "1K", r"apps\.web\.log_size: invalid log_size '1K': use 0 \(never rotate\)"),
         (("apps", "web", "log_size"), 10, r"apps\.web\.log_size: 10 must be str"),
+        (
+            ("apps", "web", "stop_signal"),
+            "SIGNOPE",
+            r"apps\.web\.stop_signal: invalid stop_signal 'SIGNOPE': use a sig",
+        ),
+        (("apps", "web", "stop_timeout"), 0, r"apps\.web\.stop_timeout: 0: a number of seconds above 0"),
+        (("apps", "web", "stop_timeout"), "30s", r"apps\.web\.stop_timeout: '30s' must be"),
         (("apps", "proxy", "proxy"), {"fronts": "db", "listen": 80}, r"proxy\.fronts: 'db' is not an app"),
         (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),
         (("apps", "Web"), {"image": "x"}, r"apps\.Web: app names are lower-case"),

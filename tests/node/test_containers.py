@@ -176,6 +176,27 @@ def test_stop_uses_sigterm_then_sigkill(busybox):
     assert (logs.returncode, logs.stdout, logs.stderr) == (0, "", "")  # the waiter's "Killed" is not the container's
 
 
+def test_stop_signal_and_stop_timeout_are_the_container_s_own(busybox):
+    graceful = "trap 'echo graceful; exit 0' QUIT; while true; do sleep 0.1; done"  # as nginx: QUIT drains
+    busybox.ok("container", "run", "-d", "--name", "drains", "--stop-signal", "quit", "bb", "sh", "-c", graceful)
+    time.sleep(0.3)
+    assert busybox.ok("container", "inspect", "drains")["config"]["stop_signal"] == "SIGQUIT"
+    assert busybox.ok("container", "stop", "drains")["exit_code"] == 0
+    assert busybox.cli("container", "logs", "drains").stdout == "graceful\n"
+
+    busybox.ok("container", "run", "-d", "--name", "deaf", "--stop-timeout", "0.5", "bb", "sleep", "300")
+    started = time.monotonic()
+    assert busybox.ok("container", "stop", "deaf")["exit_code"] == 137  # no --time: its own 0.5 s, not 10
+    assert time.monotonic() - started < 8
+
+    busybox.ok("container", "commit", "drains", "drainer")  # the image keeps it, and gives it to its containers
+    assert busybox.ok("image", "inspect", "drainer")["config"]["StopSignal"] == "SIGQUIT"
+    busybox.ok("container", "create", "--name", "heir", "drainer")
+    assert busybox.ok("container", "inspect", "heir")["config"]["stop_signal"] == "SIGQUIT"
+    busybox.ok("container", "create", "--name", "own", "--stop-signal", "15", "drainer")
+    assert busybox.ok("container", "inspect", "own")["config"]["stop_signal"] == "SIGTERM"
+
+
 def test_killed_container_shows_as_exited(busybox):
     busybox.ok("container", "run", "-d", "--name", "victim", "bb", "sleep", "300")
     pid = busybox.ok("container", "inspect", "victim")["pid"]

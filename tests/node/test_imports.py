@@ -81,11 +81,11 @@ def test_import_from_stdin_and_name_conflicts(node, podman_archives):
 # ----------------------------------------------------------------- archives the tests build
 
 
-def docker_archive(path, layers, tag="localhost/evil:1", tamper=None):
+def docker_archive(path, layers, tag="localhost/evil:1", tamper=None, image_config=None):
     """A docker-archive with those layers; tamper(files, manifest) may spoil it."""
     blobs = [layer_bytes(entries) for entries in layers]
     diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in blobs]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"], **(image_config or {})},
                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()  # fmt: skip
     config_name = hashlib.sha256(config).hexdigest() + ".json"
     files = {config_name: config, **{f"{d[7:]}.tar": blob for d, blob in zip(diff_ids, blobs)}}
@@ -193,6 +193,24 @@ def test_several_images_need_a_tag(node, tmp_path):
     assert node.ok("image", "import", str(path), "--tag", "localhost/other:2")["name"] == "other-2"
     reply = node.call("image", "import", str(path), "--tag", "nope")
     assert not reply["ok"] and "no image tagged 'nope'" in reply["error"]["message"]
+
+
+def test_the_image_stop_signal_is_kept_and_given_to_its_containers(node, tmp_path):
+    path = docker_archive(tmp_path / "quit.tar", [BASE], tag="localhost/quit:1", image_config={"StopSignal": "SIGQUIT"})
+    node.ok("image", "import", str(path), "--name", "quitter")
+    node.ok("container", "create", "--name", "c", "quitter", "true")
+    assert node.ok("container", "inspect", "c")["config"]["stop_signal"] == "SIGQUIT"
+    node.ok("image", "export", "quitter", str(tmp_path / "out.tar"))  # and it leaves with the image
+    node.ok("image", "import", str(tmp_path / "out.tar"), "--name", "again")
+    assert node.ok("image", "inspect", "again")["config"]["StopSignal"] == "SIGQUIT"
+
+    odd = docker_archive(tmp_path / "odd.tar", [BASE], tag="localhost/odd:1", image_config={"StopSignal": "SIGODD"})
+    node.ok("image", "import", str(odd), "--name", "odd")
+    reply = node.call("container", "create", "odd", "true")
+    assert reply["error"]["message"] == (
+        "image 'odd' has an invalid StopSignal 'SIGODD': give one with --stop-signal, e.g. SIGTERM"
+    )
+    assert node.ok("container", "create", "--stop-signal", "TERM", "odd", "true")  # a given one takes its place
 
 
 def oci_archive(path, layers, compression=None, docker25=False, spoil=False):

@@ -80,6 +80,15 @@ def test_env_user_hostname_workdir():
             call(bad)
 
 
+def test_signal_names():
+    for given in ("SIGQUIT", "quit", "Sigquit", "3", " QUIT "):
+        assert parse.signal_name(given) == "SIGQUIT"
+    assert parse.signal_name("9") == "SIGKILL"
+    for bad in ("SIGNOPE", "", "999", "-1", "SIG_IGN"):
+        with pytest.raises(Invalid, match=f"invalid --stop-signal {bad!r}: use a signal name or number"):
+            parse.signal_name(bad)
+
+
 def test_seconds_and_counts():
     assert parse.seconds("2.5") == 2.5
     assert parse.positive_int("3", "--tail") == 3
