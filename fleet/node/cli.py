@@ -226,6 +226,8 @@ def _container_options(verb):
     verb.option("--stop-signal", metavar="SIG",
                 help_text="what stop sends first, e.g. SIGQUIT (default: the image's, else SIGTERM)")  # fmt: skip
     verb.option("--stop-timeout", metavar="S", help_text="seconds stop waits before SIGKILL (default 10)")
+    verb.option("--ulimit", repeat=True, metavar="NAME=SOFT[:HARD]",
+                help_text="a resource limit, e.g. nofile=65536 (default: the host's pid 1's)")  # fmt: skip
     verb.option("--security-opt", repeat=True, metavar="OPT",
                 help_text="seccomp=unconfined: without baleine's seccomp filter (see README)")  # fmt: skip
     _limit_options(verb)

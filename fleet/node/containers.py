@@ -62,7 +62,7 @@ def get(ref, rows=None):
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
-    health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None,
+    health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(),
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -76,6 +76,9 @@ def create(
     config = _container_config(image, list(command), env, volume, workdir, user, hostname)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["seccomp"] = _seccomp(security_opt)
+    from . import ulimits
+
+    config["ulimits"] = ulimits.parse(ulimit)
     config["stop_signal"] = _stop_signal(stop_signal, image_row["name"])
     config["stop_timeout"] = STOP_TIMEOUT if stop_timeout is None else parse.seconds(stop_timeout, "--stop-timeout")
     config["limits"] = limits.with_defaults(resources or {})
@@ -309,6 +312,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
     primer: a cgroups.Primer the caller started earlier (run does, before create).
     tty (attached only): the command runs on a terminal of its own, relayed to ours.
     """
+    from . import ulimits
     from .launch import Launch
 
     primer = primer or cgroups.Primer()
@@ -343,6 +347,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         pid = launch.accept()
         primer.stop()  # the container has moved into its cgroup
         point("start:accepted")
+        ulimits.apply(pid, config)  # before its command runs: that inherits them
         if attach:  # from now on a signal for us is meant for the container
             forwarding.enter_context(_forwarding_signals(pid))
         pid_start = linux.pid_start_time(pid)

@@ -196,6 +196,7 @@ def _create_options(args):
         "security_opt": args.security_opt,
         "stop_signal": args.stop_signal,
         "stop_timeout": args.stop_timeout,
+        "ulimit": args.ulimit,
     }
 
 

@@ -317,7 +317,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None, timeout=None, tty=False):
     timeout: seconds after which the command is killed and 124 returned.
     tty: give it a terminal of the container's own /dev/pts, relayed to ours.
     """
-    from . import sandbox  # load it now: inside the container's root our own files are out of reach
+    from . import sandbox, ulimits  # load them now: inside the container's root our own files are out of reach
 
     if tty:
         from . import terminal  # and termios with it, which the command's process needs in there
@@ -336,6 +336,7 @@ def exec_in(pid, cgroup, config, argv, stdio=None, timeout=None, tty=False):
                 os.dup2(stdio[0], 1)
                 os.dup2(stdio[1], 2)
             _close_inherited()
+            ulimits.apply(0, config)  # the container's, not our caller's
             status = _join_and_run(pid, cgroup, sandbox, dict(config, command=argv), timeout)
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(2, f"baleine: exec failed: {error}\n".encode())
