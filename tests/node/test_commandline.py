@@ -20,7 +20,8 @@ def test_options_positionals_and_the_command_line_after_the_image():
 
 def test_defaults_and_json_anywhere_before_the_command():
     args = parse("--json", "container", "stop", "web")
-    assert args.json and args.time == "10" and args.names == ["web"]
+    assert args.json and args.time is None and args.names == ["web"]  # None: the container's own stop timeout
+    assert parse("cron", "install", "--json").every == "1"
     assert parse("container", "rm", "-f", "a", "b").names == ["a", "b"]
     assert parse("container", "list", "--json", "-a").all
     assert parse("container", "exec", "web", "ls", "--json").command == ["ls", "--json"]
