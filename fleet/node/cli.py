@@ -169,6 +169,17 @@ def _interactive_option(verb):
     verb.option("--interactive", "-i", flag=True, help_text="stdin is connected anyway: accepted for -it habits")
 
 
+def _restart_option(verb):
+    verb.option("--restart", metavar="POLICY",
+                help_text="no (default), on-failure[:N], always or unless-stopped (by baleine check)")  # fmt: skip
+
+
+def _stop_options(verb):
+    verb.option("--stop-signal", metavar="SIG",
+                help_text="what stop sends first, e.g. SIGQUIT (default: the image's, else SIGTERM)")  # fmt: skip
+    verb.option("--stop-timeout", metavar="S", help_text="seconds stop waits before SIGKILL (default 10)")
+
+
 def _log_size_option(verb):
     verb.option("--log-size", metavar="SIZE",
                 help_text="past SIZE, check moves the log's older part to log.1 (default 10M, 0: never)")  # fmt: skip
@@ -215,17 +226,14 @@ def _container_options(verb):
     verb.option("--health-interval", metavar="S", help_text="seconds between probes (default 30)")
     verb.option("--health-retries", metavar="N", help_text="failures in a row that make it unhealthy (default 3)")
     verb.option("--health-timeout", metavar="S", help_text="seconds before a probe counts as failed (default 10)")
-    verb.option("--restart", metavar="POLICY",
-                help_text="no (default), on-failure[:N], always or unless-stopped (by baleine check)")  # fmt: skip
+    _restart_option(verb)
     verb.option("--userns", flag=True,
                 help_text="root inside is an unprivileged id range outside (files are chowned on copy)")  # fmt: skip
     verb.option("--cap-add", repeat=True, metavar="CAP",
                 help_text="give root inside one more capability, e.g. NET_ADMIN (ALL for every one)")  # fmt: skip
     verb.option("--cap-drop", repeat=True, metavar="CAP",
                 help_text="take a capability away from the default set (ALL for every one)")  # fmt: skip
-    verb.option("--stop-signal", metavar="SIG",
-                help_text="what stop sends first, e.g. SIGQUIT (default: the image's, else SIGTERM)")  # fmt: skip
-    verb.option("--stop-timeout", metavar="S", help_text="seconds stop waits before SIGKILL (default 10)")
+    _stop_options(verb)
     verb.option("--ulimit", repeat=True, metavar="NAME=SOFT[:HARD]",
                 help_text="a resource limit, e.g. nofile=65536 (default: the host's pid 1's)")  # fmt: skip
     verb.option("--security-opt", repeat=True, metavar="OPT",
@@ -279,10 +287,13 @@ def _container_verbs(verbs):
     commit = _leaf(verbs, "commit", h.container_commit, "make an image of a container's disk (frozen if running)")
     commit.positional("name", help_text="container name or id")
     commit.positional("image", help_text="name of the new image")
-    update = _leaf(verbs, "update", h.container_update, "change a container's limits, live if it runs")
+    update = _leaf(verbs, "update", h.container_update,
+                   "change a container's limits (live if it runs), log size, restart or stop settings")  # fmt: skip
     update.positional("name", help_text="container name or id")
     _limit_options(update)
     _log_size_option(update)
+    _restart_option(update)
+    _stop_options(update)
     stats = _leaf(verbs, "stats", h.container_stats, "CPU, memory, block io and pids of running containers")
     stats.positional("names", nargs="*", metavar="NAME", help_text="containers (default: every running one)")
     top = _leaf(verbs, "top", h.container_top, "the processes of a running container, with their host pids")

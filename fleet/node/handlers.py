@@ -347,8 +347,24 @@ def container_commit(args):
 def container_update(args):
     from . import resources
 
-    info = resources.update(args.name, _resources(args), _log_size(args))
+    info = resources.update(args.name, _resources(args), _settings(args))
     return Reply(info, args.name)
+
+
+def _settings(args):
+    """What update changes in the config besides limits, each parsed; used from its next use on."""
+    from . import parse, restart
+
+    settings = {}
+    if args.log_size is not None:
+        settings["log_size"] = _log_size(args)  # check rotates by it from its next pass
+    if args.restart is not None:
+        settings["restart"] = restart.parse(args.restart)
+    if args.stop_signal is not None:
+        settings["stop_signal"] = parse.signal_name(args.stop_signal)
+    if args.stop_timeout is not None:
+        settings["stop_timeout"] = parse.seconds(args.stop_timeout, "--stop-timeout")
+    return settings
 
 
 def container_stats(args):

@@ -8,17 +8,22 @@ from .containers import RUNNING, cgroup_of, current, describe, directory, get, r
 from .errors import Conflict, Invalid
 
 
-def update(ref, resources, log_size=None):
-    """Change a container's limits (and log size), live when it runs; refused whole if the kernel would refuse one."""
-    if not resources and log_size is None:
-        raise Invalid("nothing to update: give at least one limit, e.g. --memory 256M, or --log-size")
+def update(ref, resources, settings=None):
+    """Change a container's limits, live when it runs, and settings of its config (log_size, restart...).
+
+    Refused whole if the kernel would refuse one limit.
+    """
+    if not resources and not settings:
+        raise Invalid(
+            "nothing to update: give a limit (e.g. --memory 256M), --log-size, --restart, --stop-signal "
+            "or --stop-timeout"
+        )
     with state.locked():
         row = current(ref)
         refuse_if_busy(row)
         config = read_config(row)
         merged = {**config.get("limits", {}), **resources}
-        if log_size is not None:
-            config["log_size"] = log_size  # check rotates by it from its next pass
+        config.update(settings or {})
         if row["status"] == RUNNING and resources:
             group = cgroup_of(row)
             _refuse_below_usage(row, group, resources)

@@ -39,6 +39,17 @@ def test_kill_9_is_recorded_and_on_failure_restarts_with_the_same_address(quick)
     assert quick.exec_out("svc", "sh", "-c", "ip -o -4 addr show eth0 | grep -c " + address) == "1\n"
 
 
+def test_update_changes_the_restart_policy_the_next_pass_follows(quick):
+    quick.ok("container", "run", "-d", "--name", "svc", "bb", "sleep", "300")
+    kill_main(quick, "svc")
+    assert quick.ok("check")["restarted"] == []  # no policy yet
+    quick.ok("container", "update", "svc", "--restart", "on-failure:2")
+    assert quick.ok("container", "inspect", "svc")["config"]["restart"] == {"policy": "on-failure", "max": 2}
+    assert quick.ok("check")["restarted"] == [{"name": "svc", "attempt": 1}]
+    reply = quick.call("container", "update", "svc", "--restart", "sometimes")
+    assert reply["error"]["message"].startswith("invalid --restart 'sometimes': use no, on-failure[:N]")
+
+
 def test_policy_no_records_137_and_leaves_it(quick):
     quick.ok("container", "run", "-d", "--name", "plain", "bb", "sleep", "300")
     kill_main(quick, "plain")

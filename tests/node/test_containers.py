@@ -196,6 +196,12 @@ def test_stop_signal_and_stop_timeout_are_the_container_s_own(busybox):
     busybox.ok("container", "create", "--name", "own", "--stop-signal", "15", "drainer")
     assert busybox.ok("container", "inspect", "own")["config"]["stop_signal"] == "SIGTERM"
 
+    busybox.ok("container", "run", "-d", "--name", "later", "bb", "sh", "-c", graceful)  # told after it started
+    busybox.ok("container", "update", "later", "--stop-signal", "SIGQUIT", "--stop-timeout", "30")
+    assert busybox.ok("container", "inspect", "later")["config"]["stop_timeout"] == 30.0
+    time.sleep(0.3)
+    assert busybox.ok("container", "stop", "later")["exit_code"] == 0
+
 
 def test_killed_container_shows_as_exited(busybox):
     busybox.ok("container", "run", "-d", "--name", "victim", "bb", "sleep", "300")
