@@ -73,13 +73,12 @@ def create(
     if host_network:
         wanted = []
     image_row = images.get(image)
-    config = _container_config(image, list(command), env, volume, workdir, user, hostname)
+    config = _container_config(image, list(command), env, volume, workdir, user, hostname, stop_signal)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["seccomp"] = _seccomp(security_opt)
     from . import ulimits
 
     config["ulimits"] = ulimits.parse(ulimit)
-    config["stop_signal"] = _stop_signal(stop_signal, image_row["name"])
     config["stop_timeout"] = STOP_TIMEOUT if stop_timeout is None else parse.seconds(stop_timeout, "--stop-timeout")
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
@@ -126,8 +125,8 @@ def _refuse_repeats(nets):
         raise Invalid(f"network {sorted(repeated)[0]!r} given twice: a container joins a network once")
 
 
-def _container_config(image, command, env, volume, workdir, user, hostname):
-    """Resolve the command, env, workdir and user against the image's defaults, Docker's way."""
+def _container_config(image, command, env, volume, workdir, user, hostname, stop_signal):
+    """Resolve the command, env, workdir, user and stop signal against the image's defaults, Docker's way."""
     defaults = images.config(image)
     argv = list(defaults.get("Entrypoint") or []) + (command or list(defaults.get("Cmd") or []))
     if not argv:
@@ -139,6 +138,7 @@ def _container_config(image, command, env, volume, workdir, user, hostname):
         "workdir": parse.workdir(workdir) if workdir else defaults.get("WorkingDir") or "/",
         "user": parse.user(user) if user else defaults.get("User") or "",
         "hostname": parse.hostname(hostname) if hostname else None,
+        "stop_signal": parse.signal_name(stop_signal) if stop_signal else _image_stop_signal(defaults, image),
     }
 
 
@@ -174,11 +174,9 @@ def _capabilities(cap_add, cap_drop):
     return [name for name in CAPABILITIES if name in chosen]
 
 
-def _stop_signal(given, image):
-    """--stop-signal, else the image's StopSignal, else SIGTERM: as a name."""
-    if given:
-        return parse.signal_name(given)
-    stored = images.config(image).get("StopSignal") or "SIGTERM"
+def _image_stop_signal(defaults, image):
+    """The image's StopSignal, else SIGTERM: as a name."""
+    stored = defaults.get("StopSignal") or "SIGTERM"
     try:
         return parse.signal_name(stored)
     except Invalid:

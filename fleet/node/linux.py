@@ -183,6 +183,15 @@ def prctl(option, arg2=0, arg3=0):
         oserror("prctl")
 
 
+def prlimit(pid, resource, soft, hard):
+    """Set a resource limit (RLIMIT_ number) of process pid (0: this one); -1 is unlimited."""
+    import ctypes
+
+    limits = ctypes.create_string_buffer(struct.pack("=QQ", soft & (2**64 - 1), hard & (2**64 - 1)), 16)
+    if libc().prlimit(pid, resource, limits, None) < 0:
+        oserror("prlimit")
+
+
 def load_seccomp(program):
     """Load program (struct sock_filter bytes) as a seccomp filter on this thread and what it execs."""
     import ctypes

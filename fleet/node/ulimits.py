@@ -74,33 +74,32 @@ def base(path="/proc/1/limits"):
 
 
 def apply(pid, config):
-    """Give process pid (0: this one) pid 1's limits with the container's own on top.
+    """Give process pid (0: this one), a child of ours, pid 1's limits with the container's own on top.
 
+    Only the limits that differ from ours (which pid inherited) are set.
     Raising a hard limit takes CAP_SYS_RESOURCE. Without it, pid 1's limits
     are come as close to as this process may (no higher than its own hard
     limits), and a container's own limit that cannot be set fails the start.
     """
-    import resource
+    from . import linux
 
-    own = config.get("ulimits", {})
+    own, ours = config.get("ulimits", {}), base("/proc/self/limits")
     for name, (soft, hard) in {**base(), **own}.items():
+        if ours.get(name) == [soft, hard]:
+            continue
         number = list(NAMES).index(name)
         try:
-            resource.prlimit(pid, number, (_kernel(soft), _kernel(hard)))
+            linux.prlimit(pid, number, soft, hard)
         except PermissionError:
-            ceiling = resource.getrlimit(number)[1]
+            ceiling = ours[name][1]
             if name in own:
                 raise StartFailed(
                     f"cannot set --ulimit {name}={_text(soft)}:{_text(hard)}: the most this process may set without "
                     f"CAP_SYS_RESOURCE is {_text(ceiling)}"
                 ) from None
-            resource.prlimit(pid, number, (_lowest(soft, ceiling), _lowest(hard, ceiling)))
-
-
-def _kernel(number):
-    import resource
-
-    return resource.RLIM_INFINITY if number == UNLIMITED else number
+            linux.prlimit(pid, number, _lowest(soft, ceiling), _lowest(hard, ceiling))
+        except OSError as error:
+            raise StartFailed(f"the kernel refused {name} {_text(soft)}:{_text(hard)}: {error.strerror}") from None
 
 
 def _lowest(limit, ceiling):
