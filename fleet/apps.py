@@ -21,6 +21,7 @@
     log_size = "20M"          each container's log is rotated past this (default 10M, "0": never)
     stop_signal = "SIGQUIT"   what stopping it sends first (default: the image's, else SIGTERM)
     stop_timeout = 30         seconds from that signal to SIGKILL (default 10)
+    init = true               a small init (tini) as pid 1: reaps orphans, passes signals on
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
@@ -46,7 +47,7 @@ APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
     "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
     "health": dict, "proxy": dict, "keep": int, "log_size": str,
-    "stop_signal": str, "stop_timeout": (int, float),
+    "stop_signal": str, "stop_timeout": (int, float), "init": bool,
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float)}  # fmt: skip
@@ -82,6 +83,7 @@ class App:
     log_size: str = ""  # "" = the node's default
     stop_signal: str = ""  # "" = the image's, else SIGTERM
     stop_timeout: float = 0  # 0 = the node's default (10 s)
+    init: bool = False
 
     def health_command(self):
         """The shell command the health check runs inside the container, or ''."""
@@ -96,7 +98,7 @@ class App:
         """A short hash of everything that makes a container of this app what it is."""
         fields = {key: getattr(self, key) for key in ("command", "env", "memory", "cpus", "pids", "restart",
                                                       "network", "port", "health", "proxy")}  # fmt: skip
-        for key in ("log_size", "stop_signal", "stop_timeout"):  # only when given: older specs keep their versions
+        for key in ("log_size", "stop_signal", "stop_timeout", "init"):  # only when given: older specs keep theirs
             if getattr(self, key):
                 fields[key] = getattr(self, key)
         text = json.dumps([fields, image_digest, *extra], sort_keys=True)

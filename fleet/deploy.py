@@ -196,6 +196,8 @@ def run_argv(app, spec, name, host_name, extra_env=()):
     for flag, value in optional:
         if value:
             argv += [flag, str(value)]
+    if app.init:
+        argv.append("--init")
     command = app.health_command()
     if command:
         interval = app.health.get("interval", 10)

@@ -234,6 +234,8 @@ def _container_options(verb):
     verb.option("--cap-drop", repeat=True, metavar="CAP",
                 help_text="take a capability away from the default set (ALL for every one)")  # fmt: skip
     _stop_options(verb)
+    verb.option("--init", flag=True,
+                help_text="run a small init as pid 1 (tini): it reaps orphans and passes signals on")  # fmt: skip
     verb.option("--ulimit", repeat=True, metavar="NAME=SOFT[:HARD]",
                 help_text="a resource limit, e.g. nofile=65536 (default: the host's pid 1's)")  # fmt: skip
     verb.option("--security-opt", repeat=True, metavar="OPT",

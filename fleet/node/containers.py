@@ -18,6 +18,7 @@ from .faults import point
 
 RUNNING, CREATED, EXITED = "running", "created", "exited"
 CREATING, STARTING = "creating", "starting"  # transitional: a command is at work
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
 STOP_TIMEOUT = 10.0  # seconds from the stop signal to SIGKILL, unless --stop-timeout or stop --time says
 
 
@@ -62,7 +63,7 @@ def get(ref, rows=None):
 def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
-    health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(),
+    health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -79,6 +80,7 @@ def create(
     from . import ulimits
 
     config["ulimits"] = ulimits.parse(ulimit)
+    config["init"] = static_init() if init else ""
     config["stop_timeout"] = STOP_TIMEOUT if stop_timeout is None else parse.seconds(stop_timeout, "--stop-timeout")
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
@@ -172,6 +174,17 @@ def _capabilities(cap_add, cap_drop):
     for name in cap_drop:
         chosen -= parse.capability(name)
     return [name for name in CAPABILITIES if name in chosen]
+
+
+def static_init():
+    """The host's statically linked init for --init: $BALEINE_INIT, else tini-static or catatonit."""
+    chosen = os.environ.get("BALEINE_INIT")
+    for candidate in [chosen] if chosen else INIT_CANDIDATES:
+        if os.path.isfile(candidate) and images.is_static_elf(candidate):
+            return candidate
+        if chosen:
+            raise Missing(f"BALEINE_INIT={chosen!r} is not a statically linked executable: --init needs one")
+    raise Missing("--init needs a static init on this host: install tini (apt-get install tini) or catatonit")
 
 
 def _image_stop_signal(defaults, image):

@@ -197,6 +197,7 @@ def _create_options(args):
         "stop_signal": args.stop_signal,
         "stop_timeout": args.stop_timeout,
         "ulimit": args.ulimit,
+        "init": args.init,
     }
 
 

@@ -27,6 +27,7 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("u
 DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))  # fmt: skip
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
+INIT = "/dev/init"  # where --init's host binary is bound: /dev is the container's own tmpfs
 # What root in a container may still do: Podman's default set.
 DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
                         "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")  # fmt: skip
@@ -68,6 +69,8 @@ def main(argv):
                 raise SetupError("the starting command did not map the user namespace")
         if config.get("tty"):
             _hand_over_terminal(channel)
+        if config.get("init"):  # it runs as pid 1: it reaps orphans and passes signals on to the command
+            config = dict(config, command=[INIT, "--", *config["command"]])
         enter(config)
     except SetupError as error:
         _report(channel, error.status, str(error), config.get("log_errors", True))
@@ -126,6 +129,8 @@ def prepare(directory, config):
     linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
     number = _mount_disk(directory, config)
     sources = _open_sources(directory, config)
+    if config.get("init"):
+        sources[INIT] = (linux.open_tree(config["init"]), True)
     _pivot(os.path.join(directory, "rootfs"))
     _refuse_kernel_symlinks()
     _mount_kernel_files()

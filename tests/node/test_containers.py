@@ -203,6 +203,29 @@ def test_stop_signal_and_stop_timeout_are_the_container_s_own(busybox):
     assert busybox.ok("container", "stop", "later")["exit_code"] == 0
 
 
+def test_init_is_pid_1_passes_signals_on_and_reaps_orphans(busybox):
+    orphans = "(sleep 0.2 &); sleep 1; echo pid $$; ps -o stat,args | grep -c '^Z' || true"
+    done = busybox.cli("container", "run", "--rm", "--init", "bb", "sh", "-c", orphans)
+    assert done.stdout == "pid 2\n0\n", done.stderr  # the command is pid 2; the orphaned sleep was reaped
+    busybox.ok("container", "run", "-d", "--name", "plain", "--init", "bb", "sleep", "300")
+    assert [p["command"][0] for p in busybox.ok("container", "top", "plain")] == ["/dev/init", "sleep"]
+    assert busybox.ok("container", "inspect", "plain")["config"]["command"] == ["sleep", "300"]
+    # sleep has no SIGTERM handler: as pid 1 it would ignore it; as pid 2 it dies of it (128 + 15), no SIGKILL
+    assert busybox.ok("container", "stop", "plain")["exit_code"] == 143
+
+
+def test_init_needs_a_static_binary_on_the_host(busybox):
+    for chosen, message in (("/nonexistent", "is not a statically linked executable"),
+                            ("/bin/ls", "is not a statically linked executable")):  # fmt: skip
+        busybox.env["BALEINE_INIT"] = chosen
+        reply = busybox.call("container", "create", "--init", "bb", "true")
+        assert (reply["ok"], reply["error"]["code"]) == (False, "missing")
+        assert reply["error"]["message"] == f"BALEINE_INIT={chosen!r} {message}: --init needs one"
+    busybox.env["BALEINE_INIT"] = "/usr/bin/catatonit"  # podman's, where tini is not
+    busybox.ok("container", "run", "--rm", "--init", "bb", "true")
+    assert busybox.ok("container", "list", "-a") == []
+
+
 def test_killed_container_shows_as_exited(busybox):
     busybox.ok("container", "run", "-d", "--name", "victim", "bb", "sleep", "300")
     pid = busybox.ok("container", "inspect", "victim")["pid"]
