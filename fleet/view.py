@@ -6,11 +6,12 @@ so an unreachable host is visible in the table rather than missing from it.
 """
 
 from .node.parse import human_size
-from .node.render import addresses_text, ago, container_status, limits_summary
+from .node.render import addresses_text, ago, container_status, event_details, limits_summary
 
 CONTAINER_COLUMNS = ("HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME", "LIMITS")
 IMAGE_COLUMNS = ("HOST", "NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED")
 NETWORK_COLUMNS = ("HOST", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS", "RUNNING")
+EVENT_COLUMNS = ("HOST", "TIME", "ACTION", "CONTAINER", "BY", "DETAILS")
 
 
 def merged(outcomes):
@@ -64,6 +65,16 @@ def image_row(host, item):
 
 def network_row(host, item):
     return [host, item["name"], item["bridge"], item["subnet"], item["gateway"], item["containers"], item["running"]]
+
+
+def event_row(host, item):
+    return [host, item["time"], item["action"], item["container"], item.get("by", ""), event_details(item)]
+
+
+def event_rows(outcomes):
+    """Every host's events in one timeline (oldest first); then a row per host that did not answer."""
+    found = rows(outcomes, EVENT_COLUMNS, event_row)
+    return sorted(found, key=lambda row: (row[1] == "", row[1], row[0]))  # failed rows have no time
 
 
 def container_rows(outcomes):

@@ -89,6 +89,9 @@ def _rotate_logs(rows, report):
             continue  # never started, or removed meanwhile
         _rotate(row["name"], path, containers.config_or_empty(row).get("log_size", logs.DEFAULT_LIMIT), report)
     _rotate("check.log", state.path("check.log"), CHECK_LOG_SIZE, report)
+    from . import events
+
+    _rotate(events.FILE, state.path(events.FILE), events.SIZE, report)
 
 
 def _rotate(name, path, limit, report):
@@ -124,6 +127,10 @@ def _probe_health(row, report):
             return
         changes = health.verdict(fresh, code == 0, settings)
         state.CONTAINERS.update(row["name"], health_at=state.now(), **changes)
+    if changes["health"] != fresh.get("health"):
+        from . import events
+
+        events.record("health", fresh, by="check", status=changes["health"])
     if changes["health"] != "unhealthy":
         return
     report["unhealthy"].append({"name": row["name"], "failures": changes["health_failures"]})

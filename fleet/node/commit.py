@@ -2,7 +2,7 @@
 
 import os
 
-from . import images, linux, parse, state
+from . import events, images, linux, parse, state
 from .containers import (
     RUNNING,
     cgroup_of,
@@ -29,7 +29,9 @@ def commit(ref, image_name):
         if row["status"] != RUNNING:
             held = hold_disk(row, shared=True)  # no start nor cp while it is copied
     try:
-        return _commit(row, image_name, frozen=held is None)
+        image = _commit(row, image_name, frozen=held is None)
+        events.record("commit", row, image=image_name)
+        return image
     finally:
         if held is not None:
             os.close(held)

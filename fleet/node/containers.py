@@ -12,7 +12,7 @@ import json
 import os
 import signal
 
-from . import cgroups, images, limits, linux, networks, parse, state
+from . import cgroups, events, images, limits, linux, networks, parse, state
 from .errors import Conflict, Invalid, Missing, NotFound, StartFailed
 from .faults import point
 
@@ -106,6 +106,7 @@ def create(
         raise
     with state.locked():
         row = state.CONTAINERS.update(row["name"], status=CREATED, pid="", pid_start="")
+    events.record("create", row, image=image_row["name"])
     point("create:done")
     return row
 
@@ -390,6 +391,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
             health_at="",
         )
         networks.refresh_hosts(state.CONTAINERS.read())
+    events.record("start", row, **({"by": "check", "attempt": int(row["restarts"])} if by_policy else {}))
     if not attach:
         return None
     with forwarding:
@@ -442,6 +444,7 @@ def forget_process(row, reason):
     with state.locked():
         state.CONTAINERS.update(row["name"], status=EXITED, pid="", pid_start="", exit_code="", reason=reason,
                                 finished=state.now())  # fmt: skip
+    events.record("die", row, by="", exit_code=None, reason=reason)
 
 
 def _claim_for_start(ref, by_policy=False):
@@ -491,11 +494,15 @@ def stop(ref, timeout=None, by_user=True):
         config = read_config(row)
         timeout = float(config.get("stop_timeout", STOP_TIMEOUT)) if timeout is None else timeout
         pid = int(row["pid"])
-        _signal(pid, getattr(signal, config.get("stop_signal") or "SIGTERM"))
+        stop_signal = config.get("stop_signal") or "SIGTERM"
+        _signal(pid, getattr(signal, stop_signal))
         point("stop:signalled")
+        by = None if by_user else "check"
+        events.record("stop", row, by=by, signal=stop_signal, timeout=timeout)
         if not linux.wait_gone(pid, timeout):
             _signal(pid, signal.SIGKILL)  # pid 1 dies, and the kernel kills the rest of its namespace
             point("stop:killed")
+            events.record("kill", row, by=by, signal="SIGKILL", after=timeout)
             linux.wait_gone(pid, 5.0)
     return finalize(row["name"])
 
@@ -554,7 +561,8 @@ def finalize(name):
         )
         networks.refresh_hosts(state.CONTAINERS.read())
         launch.clear_exit_file(directory(row))
-        return current
+    events.record("die", current, by="", exit_code=None if code is None else code, reason=reason)
+    return current
 
 
 def exit_reason(code, oom_kills=0):
@@ -656,6 +664,7 @@ def remove(ref, force=False):
         refuse_if_disk_held(row)
         state.CONTAINERS.remove(row["name"])
         networks.refresh_hosts(state.CONTAINERS.read())
+    events.record("rm", row)
     point("rm:row")
     _remove_directory(row)
     return {"name": row["name"], "id": row["id"]}

@@ -468,6 +468,15 @@ def cron_status(args):
     return Reply(result, text)
 
 
+def events(args):
+    from . import events as history
+    from . import usage
+
+    since = usage.parse_since(args.since) if args.since else None
+    items = history.read(args.name, since)
+    return Reply(items, _table("events", items))
+
+
 def usage(args):
     from . import parse, render
     from . import usage as records

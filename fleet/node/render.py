@@ -119,3 +119,15 @@ def _cpu_time(seconds):
     minutes, rest = divmod(seconds, 60)
     hours, minutes = divmod(int(minutes), 60)
     return f"{hours}:{minutes:02d}:{rest:05.2f}" if hours else f"{minutes}:{rest:05.2f}"
+
+
+def events(items):
+    """TIME ACTION CONTAINER BY DETAILS: what `baleine events` prints."""
+    rows = [(i["time"], i["action"], i["container"], i.get("by", ""), event_details(i)) for i in items]
+    return table(("TIME", "ACTION", "CONTAINER", "BY", "DETAILS"), rows)
+
+
+def event_details(event):
+    """What an event says beyond when, what, which and who: 'exit_code=137 reason=...'."""
+    known = ("time", "action", "container", "id", "by", "host")
+    return " ".join(f"{key}={value}" for key, value in event.items() if key not in known)

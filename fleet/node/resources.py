@@ -33,7 +33,10 @@ def update(ref, resources, settings=None):
                 group.apply(limits.disk_writes(merged, version, _disk_of(row)))
         config["limits"] = merged
         state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
-        return describe(row, config)
+    from . import events
+
+    events.record("update", row, changed=sorted([*resources, *(settings or {})]))
+    return describe(row, config)
 
 
 def _refuse_below_usage(row, group, resources):

@@ -1,4 +1,4 @@
-"""`invoke ps`, `invoke images`, `invoke networks`: one table over the whole fleet."""
+"""`invoke ps`, `invoke images`, `invoke networks`, `invoke events`: one table over the whole fleet."""
 
 from invoke import task
 
@@ -32,3 +32,11 @@ def images(c, hosts="all", json_=False, parallel=32, timeout=60):
 def networks(c, hosts="all", json_=False, parallel=32, timeout=60):
     """Every network (bridge) on every selected host, in one table."""
     fleet_table(hosts, parallel, timeout, json_, ("network", "list"), view.NETWORK_COLUMNS, view.network_rows)
+
+
+@task(help=helps(container="one container, name or id (default: all)", since="a date, a UTC time, or 90m, 2h, 7d"))
+@fleet_task
+def events(c, hosts="all", container=None, since=None, json_=False, parallel=32, timeout=60):
+    """What happened to containers on every selected host, as one timeline: when, where, what, who."""
+    args = ["events", *([container] if container else []), *(["--since", since] if since else [])]
+    fleet_table(hosts, parallel, timeout, json_, args, view.EVENT_COLUMNS, view.event_rows)

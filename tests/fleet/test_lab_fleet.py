@@ -6,7 +6,7 @@ import time
 import pytest
 from labfleet import Lab
 
-from fleet import client, inventory, lab, transport
+from fleet import client, inventory, lab, transport, view
 from fleet.node import transfer
 
 pytestmark = pytest.mark.integration
@@ -131,6 +131,12 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
         time.sleep(0.2)
     assert sorted(logs.splitlines()) == ["node1 | hello", "node2 | hello"]
     fleet_lab.ok("container.rm", "talker", "--force", "--hosts", "node1,node2")
+    code, reply = fleet_lab.invoke_json("events", "--hosts", "node1,node2", "--container", "talker")
+    assert code == 0 and sorted((e["host"], e["action"]) for e in reply["data"]) == [
+        (host, action) for host in ("node1", "node2") for action in ("create", "die", "kill", "rm", "start", "stop")
+    ]  # fmt: skip
+    timeline = fleet_lab.ok("events", "--hosts", "node1,node2", "--since", "1h").stdout.splitlines()
+    assert timeline[0].split() == list(view.EVENT_COLUMNS) and len(timeline) > 12
 
 
 def test_health_shows_what_is_wrong(fleet_lab):

@@ -75,3 +75,21 @@ def test_image_and_network_rows():
     networks = [Outcome(N1, value=[{"name": "farm", "bridge": "bl-farm", "subnet": "10.9.0.0/24",
                                     "gateway": "10.9.0.1", "containers": 2, "running": 1}])]  # fmt: skip
     assert view.network_rows(networks) == [["node1", "farm", "bl-farm", "10.9.0.0/24", "10.9.0.1", 2, 1]]
+
+
+def test_events_of_all_hosts_are_one_timeline():
+    def event(time, action, **extra):
+        return {"time": time, "action": action, "container": "web", "id": "abc", "by": "alice", **extra}
+
+    mixed = [
+        Outcome(N1, value=[event("2026-11-29T10:00:00Z", "create"), event("2026-11-29T10:00:05Z", "die", exit_code=0)]),
+        Outcome(N2, value=[event("2026-11-29T10:00:01Z", "start")]),
+        Outcome(N3, error=Unreachable("node3", "connection refused by 192.0.2.3:22 (is sshd running?)")),
+    ]
+    rows = view.event_rows(mixed)
+    assert [row[:3] for row in rows[:3]] == [["node1", "2026-11-29T10:00:00Z", "create"],
+                                             ["node2", "2026-11-29T10:00:01Z", "start"],
+                                             ["node1", "2026-11-29T10:00:05Z", "die"]]  # fmt: skip
+    assert rows[2][5] == "exit_code=0" and rows[3][:2] == ["node3", "UNREACHABLE: connection refused by "
+                                                           "192.0.2.3:22 (is sshd running?)"]  # fmt: skip
+    assert all(len(row) == len(view.EVENT_COLUMNS) for row in rows)

@@ -273,9 +273,15 @@ def test_check_rotates_each_log_past_its_size(busybox):
             time.sleep(0.05)
     os.mkdir(f"{stuck}/log.1")  # its older part cannot take that name
     (busybox.root / "check.log").write_text("an old pass\n" * 100_000)  # 1.2 MB: past check.log's own size
+    old = '{"time":"2026-01-01T00:00:00Z","action":"create","container":"old","id":"000000000000","by":"x"}\n'
+    with open(busybox.root / "events.log", "a") as history:
+        history.write(old * 12_000)  # 1.2 MB of events
     reply = busybox.call("check")
     report = reply["data"]
-    assert [item["name"] for item in report["rotated"]] == ["chatty", "check.log"] and reply["exit"] == 1
+    assert [item["name"] for item in report["rotated"]] == ["chatty", "check.log", "events.log"]
+    assert reply["exit"] == 1
+    assert os.path.getsize(busybox.root / "events.log") < 65536 and (busybox.root / "events.log.1").exists()
+    assert len(busybox.ok("events", "old")) == 12_000  # read across both parts, none lost at the cut
     assert report["rotation_failed"] == [{"name": "stuck", "error": f"{stuck}/log.1: Is a directory"}]
     assert not [name for name in os.listdir(stuck) if name.endswith(".tmp")]  # no temporary file left
     directory = busybox.ok("container", "inspect", "chatty")["directory"]
