@@ -76,12 +76,7 @@ def create(
     image_row = images.get(image)
     config = _container_config(image, list(command), env, volume, workdir, user, hostname, stop_signal)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
-    config["seccomp"] = _seccomp(security_opt)
-    from . import ulimits
-
-    config["ulimits"] = ulimits.parse(ulimit)
-    config["init"] = static_init() if init else ""
-    config["stop_timeout"] = STOP_TIMEOUT if stop_timeout is None else parse.seconds(stop_timeout, "--stop-timeout")
+    config.update(_process_settings(security_opt, ulimit, init, stop_timeout))
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
     from . import logs, restart
@@ -175,6 +170,18 @@ def _capabilities(cap_add, cap_drop):
     for name in cap_drop:
         chosen -= parse.capability(name)
     return [name for name in CAPABILITIES if name in chosen]
+
+
+def _process_settings(security_opt, ulimit, init, stop_timeout):
+    """How the container's processes run: seccomp, resource limits, an init, how long a stop waits."""
+    from . import ulimits
+
+    return {
+        "seccomp": _seccomp(security_opt),
+        "ulimits": ulimits.parse(ulimit),
+        "init": static_init() if init else "",
+        "stop_timeout": STOP_TIMEOUT if stop_timeout is None else parse.seconds(stop_timeout, "--stop-timeout"),
+    }
 
 
 def static_init():
