@@ -231,6 +231,8 @@ def _container_options(verb):
     verb.option("--workdir", "-w", metavar="DIR", help_text="working directory inside")
     verb.option("--user", "-u", metavar="U[:G]", help_text="user (and group), names or ids from the image")
     verb.option("--read-only", flag=True, help_text="mount the container's root filesystem read-only")
+    verb.option("--tmpfs", repeat=True, metavar="DIR[:OPTS]",
+                help_text="a private tmpfs at DIR, e.g. /run:size=16M,mode=755 (default 64M, noexec)")  # fmt: skip
     verb.option("--no-suid", flag=True, help_text="ignore setuid bits on the container's disk")
     verb.option("--health-cmd", metavar="CMD", help_text="health probe, run as /bin/sh -c CMD by baleine check")
     verb.option("--health-interval", metavar="S", help_text="seconds between probes (default 30)")

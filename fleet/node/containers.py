@@ -64,6 +64,7 @@ def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
+    tmpfs=(),
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -76,6 +77,7 @@ def create(
     image_row = images.get(image)
     config = _container_config(image, list(command), env, volume, workdir, user, hostname, stop_signal)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
+    config["tmpfs"] = _tmpfs_mounts(tmpfs, config["volumes"])
     config.update(_process_settings(security_opt, ulimit, init, stop_timeout))
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
@@ -170,6 +172,18 @@ def _capabilities(cap_add, cap_drop):
     for name in cap_drop:
         chosen -= parse.capability(name)
     return [name for name in CAPABILITIES if name in chosen]
+
+
+def _tmpfs_mounts(values, volumes):
+    """Parsed --tmpfs values; none on a path a volume or another tmpfs already takes."""
+    mounts, taken = [], {volume["target"] for volume in volumes}
+    for value in values:
+        mount = parse.tmpfs(value)
+        if mount["target"] in taken:
+            raise Invalid(f"invalid --tmpfs {value!r}: {mount['target']} is given twice as a container path")
+        taken.add(mount["target"])
+        mounts.append(mount)
+    return mounts
 
 
 def _process_settings(security_opt, ulimit, init, stop_timeout):

@@ -198,6 +198,7 @@ def _create_options(args):
         "stop_timeout": args.stop_timeout,
         "ulimit": args.ulimit,
         "init": args.init,
+        "tmpfs": args.tmpfs,
     }
 
 

@@ -107,18 +107,50 @@ def volume(value):
     if len(parts) != 2 or mode not in ("ro", "rw"):
         raise Invalid(f"invalid volume {value!r}: use SRC:DST or SRC:DST:ro with absolute paths")
     source, target = parts
-    for path in (source, target):
-        if not path.startswith("/") or "\0" in path:
-            raise Invalid(f"invalid volume {value!r}: {path!r} is not an absolute path")
-    if any(part == ".." for part in target.split("/")):
-        raise Invalid(f"invalid volume {value!r}: the container path may not contain '..'")
-    target = "/" + os.path.normpath(target).lstrip("/")  # normpath keeps a leading '//'
-    if target == "/" or target == "/proc" or target.startswith("/proc/"):
-        # Over / it would be hidden by the image's root; over /proc, it would hide the container's own.
-        raise Invalid(f"invalid volume {value!r}: the container path may not be / nor in /proc")
+    if not source.startswith("/") or "\0" in source:
+        raise Invalid(f"invalid volume {value!r}: {source!r} is not an absolute path")
+    target = _container_path(target, f"volume {value!r}")
     if not os.path.exists(source):
         raise Invalid(f"invalid volume {value!r}: {source} does not exist on this host")
     return {"source": os.path.realpath(source), "target": target, "mode": mode}
+
+
+def _container_path(path, what):
+    """An absolute path inside the container, normalized, that a mount may cover."""
+    import os
+
+    if not path.startswith("/") or "\0" in path:
+        raise Invalid(f"invalid {what}: {path!r} is not an absolute path")
+    if any(part == ".." for part in path.split("/")):
+        raise Invalid(f"invalid {what}: the container path may not contain '..'")
+    path = "/" + os.path.normpath(path).lstrip("/")  # normpath keeps a leading '//'
+    if path == "/" or path == "/proc" or path.startswith("/proc/"):
+        # Over / it would be hidden by the image's root; over /proc, it would hide the container's own.
+        raise Invalid(f"invalid {what}: the container path may not be / nor in /proc")
+    return path
+
+
+TMPFS_SIZE = 64 << 20
+
+
+def tmpfs(value):
+    """'PATH[:OPTIONS]' -> {'target', 'size', 'mode', 'exec'}; OPTIONS: size=SIZE, mode=OCTAL, exec (Docker's)."""
+    target, _, options = value.partition(":")
+    mount = {"target": _container_path(target, f"--tmpfs {value!r}"), "size": TMPFS_SIZE, "mode": 0o1777,
+             "exec": False}  # fmt: skip
+    for option in filter(None, options.split(",")):
+        key, _, setting = option.partition("=")
+        if key == "size" and setting:
+            mount["size"] = size(setting, f"--tmpfs size in {value!r}", minimum=4096)
+        elif key == "mode" and len(setting) <= 4 and setting and set(setting) <= set("01234567"):
+            mount["mode"] = int(setting, 8)
+        elif option in ("exec", "noexec"):
+            mount["exec"] = option == "exec"
+        elif option not in ("rw", "nosuid", "nodev"):  # what it is anyway
+            raise Invalid(
+                f"invalid --tmpfs {value!r}: {option!r} is not an option here; use size=SIZE, mode=OCTAL, exec"
+            )
+    return mount
 
 
 def user(value):

@@ -139,7 +139,7 @@ def prepare(directory, config):
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as handle:
             handle.write("0")
     _mask_and_protect()
-    _bind_sources(sources, config)
+    _bind_sources(sources, config, tmpfs=config.get("tmpfs", ()))
     linux.sethostname(config["hostname"])
     return f"{os.major(number)}:{os.minor(number)}"
 
@@ -174,10 +174,17 @@ def _disk_flags(config):
     return MS_NODEV | (MS_NOSUID if config.get("no_suid") else 0)
 
 
-def _bind_sources(sources, config):
-    """Attach the /etc files and volumes (from _open_sources), then make the root read-only if asked."""
+def _bind_sources(sources, config, tmpfs=()):
+    """Attach the /etc files and volumes (from _open_sources) and the tmpfs mounts, then make the root
+    read-only if asked."""
     for target, (fd, read_only) in sources.items():
         _bind_fd(fd, target, read_only)
+    root = int(config.get("userns") or 0)  # the container's root, as the host knows it
+    for mount in tmpfs:
+        _make_mount_point(mount["target"], is_dir=True)
+        flags = MS_NOSUID | MS_NODEV | (0 if mount["exec"] else MS_NOEXEC)
+        data = f"size={mount['size']},mode={mount['mode']:o},uid={root},gid={root}"
+        linux.mount("tmpfs", mount["target"], "tmpfs", flags, data)
     if config.get("read_only"):  # last: the mount points above had to be made first
         linux.mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | _disk_flags(config))
 

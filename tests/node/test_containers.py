@@ -226,6 +226,20 @@ def test_init_needs_a_static_binary_on_the_host(busybox):
     assert busybox.ok("container", "list", "-a") == []
 
 
+def test_tmpfs_gives_a_read_only_container_somewhere_to_write(busybox):
+    script = (
+        "touch /run/ok && echo run-ok; touch /x 2>/dev/null || echo root-ro; stat -c %a /tmp; "
+        "df -k /tmp | tail -1 | awk '{print $2}'; printf '#!/bin/sh\\necho ran\\n' > /run/s; chmod +x /run/s; "
+        "/run/s 2>/dev/null || echo noexec; grep -c ' /run tmpfs ' /proc/mounts"
+    )
+    done = busybox.cli("container", "run", "--rm", "--read-only", "--tmpfs", "/run", "--tmpfs", "/tmp:size=1M,mode=700",
+                       "bb", "sh", "-c", script)  # fmt: skip
+    assert done.stdout == "run-ok\nroot-ro\n700\n1024\nnoexec\n1\n", done.stderr
+    done = busybox.cli("container", "run", "--rm", "--tmpfs", "/scratch:exec,mode=755", "--userns", "bb", "sh", "-c",
+                       "cp /bin/busybox /scratch/ && /scratch/busybox true && stat -c %u:%a /scratch")  # fmt: skip
+    assert done.stdout == "0:755\n", done.stderr  # the container's root owns it, even in its own id range
+
+
 def test_killed_container_shows_as_exited(busybox):
     busybox.ok("container", "run", "-d", "--name", "victim", "bb", "sleep", "300")
     pid = busybox.ok("container", "inspect", "victim")["pid"]
