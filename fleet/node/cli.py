@@ -170,6 +170,11 @@ def _interactive_option(verb):
     verb.option("--interactive", "-i", flag=True, help_text="stdin is connected anyway: accepted for -it habits")
 
 
+def _env_file_option(verb):
+    verb.option("--env-file", repeat=True, metavar="FILE",
+                help_text="KEY=VALUE lines (# comments); --env given too wins")  # fmt: skip
+
+
 def _restart_option(verb):
     verb.option("--restart", metavar="POLICY",
                 help_text="no (default), on-failure[:N], always or unless-stopped (by baleine check)")  # fmt: skip
@@ -227,6 +232,7 @@ def _container_options(verb):
                 help_text="join a network, optionally at a given address (repeat for more)")  # fmt: skip
     verb.option("--hostname", help_text="host name inside (default: the container name)")
     verb.option("--env", "-e", repeat=True, metavar="K=V", help_text="environment variable")
+    _env_file_option(verb)
     verb.option("--volume", "-v", repeat=True, metavar="SRC:DST[:ro]", help_text="bind a host path into the container")
     verb.option("--workdir", "-w", metavar="DIR", help_text="working directory inside")
     verb.option("--user", "-u", metavar="U[:G]", help_text="user (and group), names or ids from the image")
@@ -318,6 +324,7 @@ def _container_verbs(verbs):
     _interactive_option(exec_)
     exec_.option("--user", "-u", metavar="U[:G]", help_text="run as this user (and group) instead of the container's")
     exec_.option("--env", "-e", repeat=True, metavar="K=V", help_text="one more environment variable (repeat)")
+    _env_file_option(exec_)
     exec_.option("--workdir", "-w", metavar="DIR", help_text="working directory instead of the container's")
     exec_.positional("name", help_text="container name or id")
     exec_.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments", required=True)

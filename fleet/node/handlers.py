@@ -175,13 +175,20 @@ def _log_size(args):
     return None if args.log_size is None else logs.parse_limit(args.log_size)
 
 
+def _env(args):
+    """--env-file lines first, then --env: a value given on the command line wins."""
+    from . import parse
+
+    return [item for path in args.env_file for item in parse.env_file(path)] + list(args.env)
+
+
 def _create_options(args):
     return {
         "resources": _resources(args),
         "name": args.name,
         "network": args.network,
         "hostname": args.hostname,
-        "env": args.env,
+        "env": _env(args),
         "volume": args.volume,
         "workdir": args.workdir,
         "user": args.user,
@@ -391,7 +398,7 @@ def container_exec(args):
     if capture and args.tty:
         raise Invalid("--tty and --json do not mix: a terminal's output is not captured")
     code, out, err = containers.exec_command(args.name, args.command, capture=capture, tty=args.tty, user=args.user,
-                                             env=args.env, workdir=args.workdir)  # fmt: skip
+                                             env=_env(args), workdir=args.workdir)  # fmt: skip
     return Reply({"exit_code": code, "stdout": out, "stderr": err}, None, status=code)
 
 

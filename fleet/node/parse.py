@@ -96,6 +96,35 @@ def env(value):
     return key, val
 
 
+def env_file(path):
+    """--env-file: its KEY=VALUE lines as env items (# comments and blank lines skipped).
+
+    As with Docker, a line with a KEY alone takes the value from this
+    command's environment (left out when unset), and nothing is unquoted.
+    """
+    import os
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise Invalid(f"cannot read --env-file {path!r}: {getattr(error, 'strerror', None) or error}") from None
+    items = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if "=" not in line and _ENV_KEY.fullmatch(line.strip()):
+            if line.strip() in os.environ:
+                items.append(f"{line.strip()}={os.environ[line.strip()]}")
+            continue
+        try:
+            env(line)
+        except Invalid as error:
+            raise Invalid(f"{path}:{number}: {error.message}") from None
+        items.append(line)
+    return items
+
+
 def volume(value):
     """'SRC:DST[:ro|rw]' with absolute paths -> dict; SRC must exist on the host."""
     import os

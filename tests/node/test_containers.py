@@ -226,6 +226,19 @@ def test_init_needs_a_static_binary_on_the_host(busybox):
     assert busybox.ok("container", "list", "-a") == []
 
 
+def test_env_files_then_env_for_run_and_exec(busybox, tmp_path):
+    (tmp_path / "app.env").write_text("# settings\nA=from-file\nB=from-file\n")
+    (tmp_path / "more.env").write_text("C=more\n")
+    busybox.ok("container", "run", "-d", "--name", "app", "--env-file", str(tmp_path / "app.env"),
+               "--env-file", str(tmp_path / "more.env"), "-e", "B=given", "bb", "sleep", "300")  # fmt: skip
+    assert busybox.exec_out("app", "sh", "-c", "echo $A $B $C") == "from-file given more\n"
+    (tmp_path / "exec.env").write_text("A=for-exec\n")
+    done = busybox.ok("container", "exec", "--env-file", str(tmp_path / "exec.env"), "app", "sh", "-c", "echo $A $B")
+    assert done["stdout"] == "for-exec given\n"
+    reply = busybox.call("container", "create", "--env-file", str(tmp_path / "none.env"), "bb", "true")
+    assert reply["error"]["message"].startswith("cannot read --env-file") and reply["error"]["code"] == "invalid"
+
+
 def test_tmpfs_gives_a_read_only_container_somewhere_to_write(busybox):
     script = (
         "touch /run/ok && echo run-ok; touch /x 2>/dev/null || echo root-ro; stat -c %a /tmp; "

@@ -80,6 +80,19 @@ def test_env_user_hostname_workdir():
             call(bad)
 
 
+def test_env_files(tmp_path, monkeypatch):
+    path = tmp_path / "web.env"
+    path.write_text("# the web app\n\nA=1\nURL=http://x/?a=b\n  # indented comment\nFROM_HERE\nNOT_SET\nEMPTY=\n")
+    monkeypatch.setenv("FROM_HERE", "caller's")
+    monkeypatch.delenv("NOT_SET", raising=False)
+    assert parse.env_file(str(path)) == ["A=1", "URL=http://x/?a=b", "FROM_HERE=caller's", "EMPTY="]
+    path.write_text("A=1\n1BAD=x\n")
+    with pytest.raises(Invalid, match=rf"^{path}:2: invalid environment variable '1BAD=x'"):
+        parse.env_file(str(path))
+    with pytest.raises(Invalid, match=r"cannot read --env-file '/nonexistent': No such file or directory"):
+        parse.env_file("/nonexistent")
+
+
 def test_signal_names():
     for given in ("SIGQUIT", "quit", "Sigquit", "3", " QUIT "):
         assert parse.signal_name(given) == "SIGQUIT"
