@@ -1,4 +1,4 @@
-"""`invoke image.push|rm|list`: image files on many hosts."""
+"""`invoke image.push|rm|prune|list`: image files on many hosts."""
 
 from invoke import Collection, task
 
@@ -54,4 +54,20 @@ def rm(c, name, hosts, json_=False, parallel=32, timeout=120):
     each_host(hosts, parallel, timeout, json_, ["image", "rm", name], lambda _row: "removed")
 
 
-namespace = Collection("image", push, rm, list=images)
+@task(help=helps())
+@fleet_task
+def prune(c, hosts, json_=False, parallel=32, timeout=120):
+    """Remove every image no container uses on each host (created and exited ones count as users)."""
+    each_host(hosts, parallel, timeout, json_, ["image", "prune"], _pruned)
+
+
+def _pruned(removed):
+    from ..node.parse import human_size
+
+    if not removed:
+        return "no image to remove"
+    freed = human_size(sum(item["freed"] for item in removed))
+    return f"removed {', '.join(item['name'] for item in removed)} (freed {freed})"
+
+
+namespace = Collection("image", push, rm, prune, list=images)
