@@ -357,6 +357,7 @@ def down(directory=DEFAULT_DIR, say=print):
         subprocess.run(["ip", "link", "del", node["veth"]], capture_output=True)
     if lab.get("bridge_made"):
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+    _end_leftover_containers(lab)
     _remove_cgroups(lab)
     if lab.get("made_state_dir"):
         try:
@@ -439,6 +440,26 @@ def _namespace_members(node):
             except (FileNotFoundError, PermissionError):
                 continue
     return members
+
+
+def _end_leftover_containers(lab):
+    """Kill what the helper could not remove (it failed, or the node was broken): each node's containers
+    live in cgroups under the node's own cgroup parent, which holds nothing but the lab's."""
+    from .node import cgroups
+
+    for node in lab["nodes"]:
+        parent = node.get("cgroup_parent")
+        if not parent:
+            continue
+        names = set()
+        for mount in _cgroup_mounts():
+            level = os.path.join(mount, parent)
+            if os.path.isdir(level):
+                names |= {name for name in os.listdir(level) if os.path.isdir(os.path.join(level, name))}
+        for name in sorted(names):
+            group = cgroups.Cgroup(name, parent=parent)
+            group.kill()
+            group.remove()
 
 
 def _remove_cgroups(lab):

@@ -49,3 +49,22 @@ def test_lab_down_leaves_nothing(tmp_path):
     loops = [p.read_text() for p in Path("/sys/block").glob("loop*/loop/backing_file")]
     assert not [backing for backing in loops if str(tmp_path) in backing]
     assert lab.down(str(tmp_path / "lab")) is False  # a second time: nothing to do
+
+
+def test_lab_down_ends_the_containers_its_helper_could_not_remove(tmp_path, monkeypatch):
+    record = lab.up(1, subnet=free_subnet(), directory=str(tmp_path / "lab"),
+                    inventory=str(tmp_path / "hosts" / "lab.toml"), say=lambda _text: None)  # fmt: skip
+    the_lab = Lab(tmp_path, record)
+    the_lab.local("image", "create", "bb", "--size", "16M", "--from", "busybox")
+    the_lab.ok("image.push", "bb", "--hosts", "all")
+    the_lab.ok("container.run", "bb", "--hosts", "all", "--name", "c", "--command", "sleep 600")
+    [pid] = [item["pid"] for item in the_lab.invoke_json("ps")[1]["data"]]
+    monkeypatch.setattr(lab, "_empty_node", lambda directory, node: None)  # as when the helper fails on a node
+
+    assert lab.down(str(tmp_path / "lab"), say=lambda _text: None)
+
+    assert not lab.alive(pid)
+    for mount in Path("/sys/fs/cgroup").iterdir():
+        assert not (mount / CGROUP_PARENT / "node1").exists(), f"cgroup left in {mount}"
+    loops = [p.read_text() for p in Path("/sys/block").glob("loop*/loop/backing_file")]
+    assert not [backing for backing in loops if str(tmp_path) in backing]
