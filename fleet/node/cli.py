@@ -38,7 +38,7 @@ def _leaf(group, name, handler, help_text, description=None):
 
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-KINDS = ("image", "network", "container", "check", "cron", "usage", "events")
+KINDS = ("image", "network", "container", "check", "cron", "usage", "events", "df")
 
 
 def build_parser(kind=None):
@@ -58,12 +58,14 @@ def build_parser(kind=None):
     root.option("--version", flag=True, help_text="print the version and exit")
     root.version = f"baleine {VERSION}"
     verbs = {"image": _image_verbs, "network": _network_verbs, "container": _container_verbs,
-             "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb}  # fmt: skip
+             "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
+             "df": _df_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "check": "the cron pass: record dead containers, apply restart policies",
              "cron": "install, remove or show the cron entry that runs check",
              "usage": "CPU, memory, io and pids used, summed from check's records",
-             "events": "what happened to containers, when and by whom"}  # fmt: skip
+             "events": "what happened to containers, when and by whom",
+             "df": "disk space: images, containers, logs, history, and what prune would free"}  # fmt: skip
     for name in KINDS:
         sub = root.command(name, helps[name])
         if kind in (None, name):
@@ -205,6 +207,13 @@ def _usage_verb(verb):
     verb.handler = h.usage
     verb.positional("name", nargs="?", help_text="one container (default: all)")
     verb.option("--since", metavar="T", help_text="a date, a UTC time (2026-11-23T10:00:00Z) or 90m, 2h, 7d")
+    _json_flag(verb)
+
+
+def _df_verb(verb):
+    from . import handlers as h
+
+    verb.handler = h.df
     _json_flag(verb)
 
 

@@ -476,6 +476,13 @@ def cron_status(args):
     return Reply(result, text)
 
 
+def df(_args):
+    from . import space
+
+    found = space.summary()
+    return Reply(found, _table("df", found))
+
+
 def events(args):
     from . import events as history
     from . import usage

@@ -131,3 +131,15 @@ def event_details(event):
     """What an event says beyond when, what, which and who: 'exit_code=137 reason=...'."""
     known = ("time", "action", "container", "id", "by", "host")
     return " ".join(f"{key}={value}" for key, value in event.items() if key not in known)
+
+
+def df(found):
+    """`baleine df`: a table of what takes the space, then the filesystem's free space."""
+    rows = []
+    for kind, hint in (("images", "image prune"), ("containers", "container prune"), ("logs", ""), ("history", "")):
+        item = found[kind]
+        reclaimable = f"{human_size(item['reclaimable'])} ({hint})" if "reclaimable" in item else ""
+        rows.append((kind, item.get("count", ""), human_size(item["bytes"]), reclaimable))
+    share = 100 * found["free"] // found["size"] if found["size"] else 0
+    free = f"{found['root']}: {human_size(found['free'])} free of {human_size(found['size'])} ({share}%)"
+    return table(("WHAT", "COUNT", "SPACE", "RECLAIMABLE"), rows) + "\n" + free
