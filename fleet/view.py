@@ -12,6 +12,7 @@ CONTAINER_COLUMNS = ("HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME
 IMAGE_COLUMNS = ("HOST", "NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED")
 NETWORK_COLUMNS = ("HOST", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS", "RUNNING")
 EVENT_COLUMNS = ("HOST", "TIME", "ACTION", "CONTAINER", "BY", "DETAILS")
+SPACE_COLUMNS = ("HOST", "FREE", "SIZE", "IMAGES", "CONTAINERS", "LOGS", "RECLAIMABLE")
 
 
 def merged(outcomes):
@@ -75,6 +76,22 @@ def event_rows(outcomes):
     """Every host's events in one timeline (oldest first); then a row per host that did not answer."""
     found = rows(outcomes, EVENT_COLUMNS, event_row)
     return sorted(found, key=lambda row: (row[1] == "", row[1], row[0]))  # failed rows have no time
+
+
+def space_rows(outcomes):
+    """One row per host from its `baleine df`: free space first, then what takes it."""
+    found = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            found.append(failed_row(outcome, len(SPACE_COLUMNS)))
+            continue
+        df = outcome.value
+        free = f"{human_size(df['free'])} ({100 * df['free'] // df['size'] if df['size'] else 0}%)"
+        reclaimable = df["images"]["reclaimable"] + df["containers"]["reclaimable"]
+        found.append([outcome.host.name, free, human_size(df["size"]), human_size(df["images"]["bytes"]),
+                      human_size(df["containers"]["bytes"]), human_size(df["logs"]["bytes"]),
+                      human_size(reclaimable)])  # fmt: skip
+    return found
 
 
 def container_rows(outcomes):

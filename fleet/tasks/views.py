@@ -1,4 +1,4 @@
-"""`invoke ps`, `invoke images`, `invoke networks`, `invoke events`: one table over the whole fleet."""
+"""`invoke ps`, `images`, `networks`, `events`, `df`: one table over the whole fleet."""
 
 from invoke import task
 
@@ -40,3 +40,10 @@ def events(c, hosts="all", container=None, since=None, json_=False, parallel=32,
     """What happened to containers on every selected host, as one timeline: when, where, what, who."""
     args = ["events", *([container] if container else []), *(["--since", since] if since else [])]
     fleet_table(hosts, parallel, timeout, json_, args, view.EVENT_COLUMNS, view.event_rows)
+
+
+@task(help=helps())
+@fleet_task
+def df(c, hosts="all", json_=False, parallel=32, timeout=60):
+    """Each selected host's disk space: free, what images, containers and logs take, what prune would free."""
+    fleet_table(hosts, parallel, timeout, json_, ("df",), view.SPACE_COLUMNS, view.space_rows)

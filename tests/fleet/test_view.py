@@ -93,3 +93,12 @@ def test_events_of_all_hosts_are_one_timeline():
     assert rows[2][5] == "exit_code=0" and rows[3][:2] == ["node3", "UNREACHABLE: connection refused by "
                                                            "192.0.2.3:22 (is sshd running?)"]  # fmt: skip
     assert all(len(row) == len(view.EVENT_COLUMNS) for row in rows)
+
+
+def test_space_is_one_row_per_host():
+    df = {"root": "/var/lib/baleine", "free": 3 << 30, "size": 12 << 30, "logs": {"bytes": 1 << 20},
+          "images": {"count": 2, "bytes": 100 << 20, "reclaimable": 40 << 20},
+          "containers": {"count": 3, "bytes": 200 << 20, "reclaimable": 10 << 20}, "history": {"bytes": 0}}  # fmt: skip
+    rows = view.space_rows([Outcome(N1, value=df), Outcome(N3, error=Unreachable("node3", "timed out"))])
+    assert rows[0] == ["node1", "3G (25%)", "12G", "100M", "200M", "1M", "50M"]
+    assert rows[1][:2] == ["node3", "UNREACHABLE: timed out"] and len(rows[1]) == len(view.SPACE_COLUMNS)
