@@ -87,7 +87,7 @@ def space_rows(outcomes):
             continue
         df = outcome.value
         free = f"{human_size(df['free'])} ({100 * df['free'] // df['size'] if df['size'] else 0}%)"
-        reclaimable = df["images"]["reclaimable"] + df["containers"]["reclaimable"]
+        reclaimable = sum(df[kind]["reclaimable"] for kind in ("images", "containers", "volumes") if kind in df)
         found.append([outcome.host.name, free, human_size(df["size"]), human_size(df["images"]["bytes"]),
                       human_size(df["containers"]["bytes"]), human_size(df["logs"]["bytes"]),
                       human_size(reclaimable)])  # fmt: skip

@@ -38,7 +38,7 @@ def _leaf(group, name, handler, help_text, description=None):
 
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-KINDS = ("image", "network", "container", "check", "cron", "usage", "events", "df")
+KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df")
 
 
 def build_parser(kind=None):
@@ -57,10 +57,11 @@ def build_parser(kind=None):
     _json_flag(root)
     root.option("--version", flag=True, help_text="print the version and exit")
     root.version = f"baleine {VERSION}"
-    verbs = {"image": _image_verbs, "network": _network_verbs, "container": _container_verbs,
+    verbs = {"image": _image_verbs, "network": _network_verbs, "volume": _volume_verbs, "container": _container_verbs,
              "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
              "df": _df_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
+             "volume": "named volumes: directories that outlive their containers",
              "check": "the cron pass: record dead containers, apply restart policies",
              "cron": "install, remove or show the cron entry that runs check",
              "usage": "CPU, memory, io and pids used, summed from check's records",
@@ -140,6 +141,20 @@ def _network_verbs(verbs):
     _leaf(verbs, "inspect", h.network_inspect, "show a network and its containers").positional(
         "name", help_text="network name"
     )
+
+
+def _volume_verbs(verbs):
+    from . import handlers as h
+
+    _leaf(verbs, "create", h.volume_create, "create a named volume (--volume NAME:/path makes one too)").positional(
+        "name", help_text="volume name"
+    )
+    _leaf(verbs, "list", h.volume_list, "list volumes: space used and the containers naming them")
+    _names(_leaf(verbs, "rm", h.volume_rm, "delete volumes no container names, with what they hold"), "volume names")
+    _leaf(verbs, "inspect", h.volume_inspect, "show a volume: its path, space used, containers").positional(
+        "name", help_text="volume name"
+    )
+    _leaf(verbs, "prune", h.volume_prune, "delete every volume no container names (created, running or exited)")
 
 
 def _limit_options(verb):

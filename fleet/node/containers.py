@@ -91,6 +91,7 @@ def create(
     row = _reserve(image_row["name"], name, wanted, config)
     point("create:reserved")
     try:
+        _ensure_volumes(config)
         disk = os.path.join(directory(row), "disk.ext4")
         images.copy_to(image_row["name"], disk)
         if config["userns"]:
@@ -154,6 +155,10 @@ def _volumes(values):
     volumes, seen = [], set()
     for value in values:
         volume = parse.volume(value)
+        if volume.get("volume"):
+            from . import volumes as named
+
+            volume["source"] = named.path(volume["volume"])  # made at create, once its owner is known
         if volume["target"] in seen:
             raise Invalid(f"invalid volume {value!r}: {volume['target']} is given twice as a container path")
         seen.add(volume["target"])
@@ -172,6 +177,16 @@ def _capabilities(cap_add, cap_drop):
     for name in cap_drop:
         chosen -= parse.capability(name)
     return [name for name in CAPABILITIES if name in chosen]
+
+
+def _ensure_volumes(config):
+    """Make the named volumes the container is the first to use, owned by its root."""
+    named = [volume["volume"] for volume in config["volumes"] if volume.get("volume")]
+    if named:
+        from . import volumes
+
+        for name in named:
+            volumes.ensure(name, owner=int(config["userns"] or 0))
 
 
 def _tmpfs_mounts(values, volumes):

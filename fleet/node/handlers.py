@@ -90,11 +90,16 @@ def image_rm(args):
 
 def image_prune(_args):
     from . import images
+
+    return _pruned(images.prune(), "image")
+
+
+def _pruned(removed, noun):
+    """What a prune removed, one name a line, then the space it freed."""
     from .parse import human_size
 
-    removed = images.prune()
     freed = sum(item["freed"] for item in removed)
-    lines = [item["name"] for item in removed] + [f"freed {human_size(freed)}" if removed else "no image to remove"]
+    lines = [item["name"] for item in removed] + [f"freed {human_size(freed)}" if removed else f"no {noun} to remove"]
     return Reply(removed, "\n".join(lines))
 
 
@@ -140,6 +145,41 @@ def network_inspect(args):
 
     info = networks.inspect(args.name)
     return Reply(info, _pretty(info))
+
+
+# ----------------------------------------------------------------- volumes
+
+
+def volume_create(args):
+    from . import volumes
+
+    return Reply(volumes.create(args.name), args.name)
+
+
+def volume_list(_args):
+    from . import volumes
+
+    items = volumes.list_all()
+    return Reply(items, _table("volumes", items))
+
+
+def volume_rm(args):
+    from . import volumes
+
+    return _each(args.names, volumes.remove)
+
+
+def volume_inspect(args):
+    from . import volumes
+
+    info = volumes.inspect(args.name)
+    return Reply(info, _pretty(info))
+
+
+def volume_prune(_args):
+    from . import volumes
+
+    return _pruned(volumes.prune(), "volume")
 
 
 # ----------------------------------------------------------------- containers

@@ -205,11 +205,14 @@ def make_filesystem(rootfs, target, size):
 
 
 def tree_bytes(root):
-    """Disk space the files under root use."""
+    """Disk space the files under root use (links are not followed; a file gone meanwhile counts 0)."""
     total = 0
     for directory, _dirs, files in os.walk(root):
         for name in files:
-            total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
     return total
 
 

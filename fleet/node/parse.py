@@ -126,7 +126,8 @@ def env_file(path):
 
 
 def volume(value):
-    """'SRC:DST[:ro|rw]' with absolute paths -> dict; SRC must exist on the host."""
+    """'SRC:DST[:ro|rw]' -> dict. SRC is an absolute host path that exists, or a named volume's name
+    (then 'volume' is set and 'source' is left for the caller)."""
     import os
 
     parts = value.split(":")
@@ -134,11 +135,17 @@ def volume(value):
     if len(parts) == 3:
         mode = parts.pop()
     if len(parts) != 2 or mode not in ("ro", "rw"):
-        raise Invalid(f"invalid volume {value!r}: use SRC:DST or SRC:DST:ro with absolute paths")
+        raise Invalid(f"invalid volume {value!r}: use SRC:DST or SRC:DST:ro, SRC a host path or a volume name")
     source, target = parts
+    target = _container_path(target, f"volume {value!r}")
+    if "/" not in source:
+        try:
+            name(source, "volume name")
+        except Invalid as error:
+            raise Invalid(f"invalid volume {value!r}: {error.message}") from None
+        return {"volume": source, "source": None, "target": target, "mode": mode}
     if not source.startswith("/") or "\0" in source:
         raise Invalid(f"invalid volume {value!r}: {source!r} is not an absolute path")
-    target = _container_path(target, f"volume {value!r}")
     if not os.path.exists(source):
         raise Invalid(f"invalid volume {value!r}: {source} does not exist on this host")
     return {"source": os.path.realpath(source), "target": target, "mode": mode}

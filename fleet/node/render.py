@@ -136,10 +136,17 @@ def event_details(event):
 def df(found):
     """`baleine df`: a table of what takes the space, then the filesystem's free space."""
     rows = []
-    for kind, hint in (("images", "image prune"), ("containers", "container prune"), ("logs", ""), ("history", "")):
+    kinds = (("images", "image prune"), ("containers", "container prune"), ("volumes", "volume prune"), ("logs", ""),
+             ("history", ""))  # fmt: skip
+    for kind, hint in kinds:
         item = found[kind]
         reclaimable = f"{human_size(item['reclaimable'])} ({hint})" if "reclaimable" in item else ""
         rows.append((kind, item.get("count", ""), human_size(item["bytes"]), reclaimable))
     share = 100 * found["free"] // found["size"] if found["size"] else 0
     free = f"{found['root']}: {human_size(found['free'])} free of {human_size(found['size'])} ({share}%)"
     return table(("WHAT", "COUNT", "SPACE", "RECLAIMABLE"), rows) + "\n" + free
+
+
+def volumes(items):
+    rows = [(i["name"], human_size(i["bytes"]), ", ".join(i["containers"]), i["created"]) for i in items]
+    return table(("NAME", "USED", "CONTAINERS", "CREATED"), rows)

@@ -3,7 +3,8 @@
 Each file counts the blocks it holds, so reflinked copies, which share
 blocks with their image, count them again: the total can exceed what the
 filesystem lost. Reclaimable is what `image prune` (images no container
-uses) and `container prune` (containers not running, with their logs) free.
+uses), `container prune` (containers not running, with their logs) and
+`volume prune` (volumes no container names) free.
 """
 
 import os
@@ -12,7 +13,7 @@ from . import state
 
 
 def summary():
-    from . import containers, events, images, logs, usage
+    from . import containers, events, images, logs, usage, volumes
 
     image_rows, container_rows = state.IMAGES.read(), containers.reconcile(state.CONTAINERS.read())
     used_images = {row["image"] for row in container_rows}
@@ -21,6 +22,7 @@ def summary():
     idle = [row["name"] for row in container_rows if row["status"] != containers.RUNNING]
     history = [state.path(name + suffix) for name in (events.FILE, "check.log") for suffix in ("", logs.OLDER)]
     history.append(state.path(usage.LEGACY))
+    named = volumes.list_all()
     info = os.statvfs(state.root())
     return {
         "root": state.root(),
@@ -28,8 +30,10 @@ def summary():
                    "reclaimable": sum(size for name, size in image_bytes.items() if name not in used_images)},
         "containers": {"count": len(container_rows), "bytes": sum(item["disk_bytes"] for item in held.values()),
                        "reclaimable": sum(held[name]["disk_bytes"] + held[name]["log_bytes"] for name in idle)},
+        "volumes": {"count": len(named), "bytes": sum(item["bytes"] for item in named),
+                    "reclaimable": sum(item["bytes"] for item in named if not item["containers"])},
         "logs": {"bytes": sum(item["log_bytes"] for item in held.values())},
-        "history": {"bytes": sum(map(_allocated, history)) + _tree_bytes(state.path(usage.DIRECTORY))},
+        "history": {"bytes": sum(map(_allocated, history)) + images.tree_bytes(state.path(usage.DIRECTORY))},
         "free": info.f_bavail * info.f_frsize,
         "size": info.f_blocks * info.f_frsize,
     }  # fmt: skip
@@ -40,10 +44,3 @@ def _allocated(path):
         return os.stat(path).st_blocks * 512
     except FileNotFoundError:
         return 0
-
-
-def _tree_bytes(path):
-    total = 0
-    for parent, _dirs, files in os.walk(path):
-        total += sum(_allocated(os.path.join(parent, name)) for name in files)
-    return total

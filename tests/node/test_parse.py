@@ -61,7 +61,8 @@ def test_bad_subnets(bad):
 def test_volume(tmp_path):
     assert parse.volume(f"{tmp_path}:/data:ro") == {"source": str(tmp_path), "target": "/data", "mode": "ro"}
     assert parse.volume(f"{tmp_path}://data/")["target"] == "/data"
-    for bad in ("rel:/data", f"{tmp_path}:data", f"{tmp_path}:/a/../b", f"{tmp_path}:/d:rx", "/no/such/dir:/d"):
+    assert parse.volume("db:/var/lib/db") == {"volume": "db", "source": None, "target": "/var/lib/db", "mode": "rw"}
+    for bad in ("rel/dir:/data", "bad!name:/data", f"{tmp_path}:data", f"{tmp_path}:/a/../b", f"{tmp_path}:/d:rx", "/no/such/dir:/d"):
         with pytest.raises(Invalid, match="invalid volume"):
             parse.volume(bad)
     for covered in ("/", "//", "/proc", "/proc/sys", "/./proc/"):  # the image's root, the container's own /proc
