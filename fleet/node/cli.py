@@ -221,8 +221,7 @@ def _usage_verb(verb):
 
     verb.handler = h.usage
     verb.positional("name", nargs="?", help_text="one container (default: all)")
-    verb.option("--since", metavar="T", help_text="a date, a UTC time (2026-11-23T10:00:00Z) or 90m, 2h, 7d")
-    _json_flag(verb)
+    _since_option(verb)
 
 
 def _df_verb(verb):
@@ -237,6 +236,10 @@ def _events_verb(verb):
 
     verb.handler = h.events
     verb.positional("name", nargs="?", help_text="one container, name or id (default: all, removed ones too)")
+    _since_option(verb)
+
+
+def _since_option(verb):
     verb.option("--since", metavar="T", help_text="a date, a UTC time (2026-11-23T10:00:00Z) or 90m, 2h, 7d")
     _json_flag(verb)
 
