@@ -77,9 +77,9 @@ def apply(pid, config):
     """Give process pid (0: this one), a child of ours, pid 1's limits with the container's own on top.
 
     Only the limits that differ from ours (which pid inherited) are set.
-    Raising a hard limit takes CAP_SYS_RESOURCE. Without it, pid 1's limits
-    are come as close to as this process may (no higher than its own hard
-    limits), and a container's own limit that cannot be set fails the start.
+    Raising a hard limit takes CAP_SYS_RESOURCE. Without it, a limit of pid
+    1's that is above our own hard limit is capped there, and a container's
+    own limit that cannot be set fails the start.
     """
     from . import linux
 
