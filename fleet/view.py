@@ -6,7 +6,7 @@ so an unreachable host is visible in the table rather than missing from it.
 """
 
 from .node.parse import human_size
-from .node.render import addresses_text, ago, container_status, event_details, limits_summary
+from .node.render import addresses_text, ago, container_status, event_details, free_share, limits_summary
 
 CONTAINER_COLUMNS = ("HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME", "LIMITS")
 IMAGE_COLUMNS = ("HOST", "NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED")
@@ -86,7 +86,7 @@ def space_rows(outcomes):
             found.append(failed_row(outcome, len(SPACE_COLUMNS)))
             continue
         df = outcome.value
-        free = f"{human_size(df['free'])} ({100 * df['free'] // df['size'] if df['size'] else 0}%)"
+        free = f"{human_size(df['free'])} ({free_share(df)})"
         reclaimable = sum(df[kind]["reclaimable"] for kind in ("images", "containers", "volumes") if kind in df)
         found.append([outcome.host.name, free, human_size(df["size"]), human_size(df["images"]["bytes"]),
                       human_size(df["containers"]["bytes"]), human_size(df["logs"]["bytes"]),

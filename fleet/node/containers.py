@@ -814,10 +814,7 @@ def space_used(row):
     from .logs import OLDER
 
     def allocated(name):
-        try:
-            return os.stat(os.path.join(directory(row), name)).st_blocks * 512
-        except FileNotFoundError:
-            return 0
+        return state.allocated(os.path.join(directory(row), name))
 
     return {"disk_bytes": allocated("disk.ext4"), "log_bytes": allocated("log") + allocated("log" + OLDER)}
 

@@ -142,11 +142,15 @@ def df(found):
         item = found[kind]
         reclaimable = f"{human_size(item['reclaimable'])} ({hint})" if "reclaimable" in item else ""
         rows.append((kind, item.get("count", ""), human_size(item["bytes"]), reclaimable))
-    share = 100 * found["free"] // found["size"] if found["size"] else 0
-    free = f"{found['root']}: {human_size(found['free'])} free of {human_size(found['size'])} ({share}%)"
+    free = f"{found['root']}: {human_size(found['free'])} free of {human_size(found['size'])} ({free_share(found)})"
     return table(("WHAT", "COUNT", "SPACE", "RECLAIMABLE"), rows) + "\n" + free
 
 
 def volumes(items):
     rows = [(i["name"], human_size(i["bytes"]), ", ".join(i["containers"]), i["created"]) for i in items]
     return table(("NAME", "USED", "CONTAINERS", "CREATED"), rows)
+
+
+def free_share(found):
+    """'25%': the free part of a `df` summary's filesystem."""
+    return f"{100 * found['free'] // found['size'] if found['size'] else 0}%"

@@ -13,11 +13,12 @@ from . import state
 
 
 def summary():
+    """Space taken by images, container disks, volumes, logs and history files; what prunes free; the free space."""
     from . import containers, events, images, logs, usage, volumes
 
     image_rows, container_rows = state.IMAGES.read(), containers.reconcile(state.CONTAINERS.read())
     used_images = {row["image"] for row in container_rows}
-    image_bytes = {row["name"]: _allocated(images.image_file(row["name"])) for row in image_rows}
+    image_bytes = {row["name"]: state.allocated(images.image_file(row["name"])) for row in image_rows}
     held = {row["name"]: containers.space_used(row) for row in container_rows}
     idle = [row["name"] for row in container_rows if row["status"] != containers.RUNNING]
     history = [state.path(name + suffix) for name in (events.FILE, "check.log") for suffix in ("", logs.OLDER)]
@@ -33,14 +34,7 @@ def summary():
         "volumes": {"count": len(named), "bytes": sum(item["bytes"] for item in named),
                     "reclaimable": sum(item["bytes"] for item in named if not item["containers"])},
         "logs": {"bytes": sum(item["log_bytes"] for item in held.values())},
-        "history": {"bytes": sum(map(_allocated, history)) + images.tree_bytes(state.path(usage.DIRECTORY))},
+        "history": {"bytes": sum(map(state.allocated, history)) + images.tree_bytes(state.path(usage.DIRECTORY))},
         "free": info.f_bavail * info.f_frsize,
         "size": info.f_blocks * info.f_frsize,
     }  # fmt: skip
-
-
-def _allocated(path):
-    try:
-        return os.stat(path).st_blocks * 512
-    except FileNotFoundError:
-        return 0

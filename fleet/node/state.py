@@ -79,6 +79,14 @@ def _release_reserve(target):
     return True
 
 
+def allocated(file_path):
+    """Bytes a file holds on disk (its blocks, not its length: images and disks are sparse); 0 when missing."""
+    try:
+        return os.stat(file_path).st_blocks * 512
+    except FileNotFoundError:
+        return 0
+
+
 def remove_tree(top):
     """rm -rf top, going on past what cannot go (a busy mount point stays).
 

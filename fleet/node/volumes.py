@@ -37,9 +37,11 @@ def create(name):
     from . import parse
 
     parse.name(name, "volume name")
-    if VOLUMES.find(name):
-        raise Conflict(f"volume {name!r} already exists")
-    return describe(ensure(name), users())
+    with state.locked():  # no other command makes it between the look and the making
+        if VOLUMES.find(name):
+            raise Conflict(f"volume {name!r} already exists")
+        row = ensure(name)
+    return describe(row, users())
 
 
 def users():
