@@ -543,6 +543,29 @@ def stop(ref, timeout=None, by_user=True):
     return finalize(row["name"])
 
 
+def kill(ref, signal_name="SIGKILL"):
+    """Send a signal to the container's command (its pid 1); returns the row, final if the signal ended it.
+
+    SIGKILL, or the container's own stop signal, is a person ending it, as
+    `stop` is: restart policies leave it alone. Any other (SIGHUP to reload,
+    SIGUSR1...) is only delivered.
+    """
+    row = current(ref)
+    refuse_if_busy(row)
+    if row["status"] != RUNNING:
+        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']}): nothing to signal")
+    ending = signal_name in ("SIGKILL", read_config(row).get("stop_signal") or "SIGTERM")
+    if ending:
+        with state.locked():
+            state.CONTAINERS.update(row["name"], stopped_by="user")
+    pid = int(row["pid"])
+    _signal(pid, getattr(signal, signal_name))
+    events.record("kill", row, signal=signal_name)
+    if signal_name == "SIGKILL" and linux.wait_gone(pid, 5.0):
+        return finalize(row["name"])
+    return current(row["name"])
+
+
 def wait(ref):
     """Block until the container has exited; returns its row, with exit code and reason recorded."""
     row = current(ref)

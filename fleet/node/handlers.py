@@ -289,6 +289,13 @@ def container_stop(args):
     return _each(args.names, lambda name: containers.describe(containers.stop(name, timeout)))
 
 
+def container_kill(args):
+    from . import containers, parse
+
+    name = parse.signal_name(args.signal, "--signal")
+    return _each(args.names, lambda ref: containers.describe(containers.kill(ref, name)))
+
+
 def container_restart(args):
     from . import containers, parse
 

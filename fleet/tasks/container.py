@@ -64,6 +64,13 @@ def restart(c, name, hosts, time=None, json_=False, parallel=32, timeout=300):
     each_host(hosts, parallel, timeout, json_, ["container", "restart", name, *_time(time)])
 
 
+@task(help=helps(name="container name or id", signal="e.g. SIGHUP to make nginx reload (default SIGKILL)"))
+@fleet_task
+def kill(c, name, hosts, signal="SIGKILL", json_=False, parallel=32, timeout=300):
+    """Send a signal to a running container on each host (SIGKILL unless --signal)."""
+    each_host(hosts, parallel, timeout, json_, ["container", "kill", "--signal", signal, name])
+
+
 def _time(time):
     return [] if time is None else ["--time", str(time)]
 
@@ -100,4 +107,4 @@ def logs(c, name, hosts, tail=20, json_=False, parallel=32, timeout=300):
     finish(outcomes, json_, ("HOST", "RESULT") if failed else None, result_rows(failed))
 
 
-namespace = Collection("container", run, start, stop, restart, rm, exec, logs)
+namespace = Collection("container", run, start, stop, kill, restart, rm, exec, logs)

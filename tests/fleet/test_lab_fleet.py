@@ -121,6 +121,10 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     fleet_lab.ok("container.restart", "web", "--hosts", "node2", "--time", "0.5")
     code, reply = fleet_lab.invoke_json("ps", "--hosts", "node2")
     assert code == 0 and reply["data"][0]["status"] == "running" and reply["data"][0]["pid"] != pid
+    fleet_lab.ok("container.kill", "web", "--hosts", "node2")
+    code, reply = fleet_lab.invoke_json("ps", "--all", "--hosts", "node1,node2")
+    assert sorted((row["host"], row["status"], row["exit_code"]) for row in reply["data"]) == [
+        ("node1", "running", None), ("node2", "exited", 137)]  # fmt: skip
     fleet_lab.ok("container.run", "bb", "--hosts", "node1,node2", "--name", "talker",
                  "--command", "sh -c 'echo hello; sleep 600'")  # fmt: skip
     deadline = time.monotonic() + 10

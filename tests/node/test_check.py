@@ -39,6 +39,31 @@ def test_kill_9_is_recorded_and_on_failure_restarts_with_the_same_address(quick)
     assert quick.exec_out("svc", "sh", "-c", "ip -o -4 addr show eth0 | grep -c " + address) == "1\n"
 
 
+def test_kill_delivers_a_signal_and_sigkill_is_a_person_s_stop(quick):
+    reload = "trap 'echo reloaded' HUP; while true; do sleep 0.1; done"  # as nginx: HUP reloads, nothing stops
+    quick.ok("container", "run", "-d", "--name", "svc", "--restart", "always", "bb", "sh", "-c", reload)
+    time.sleep(0.3)
+    assert quick.ok("container", "kill", "--signal", "hup", "svc")["status"] == "running"
+    deadline = time.monotonic() + 5
+    while "reloaded" not in quick.cli("container", "logs", "svc").stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert quick.cli("container", "logs", "svc").stdout == "reloaded\n"
+    assert quick.ok("check")["restarted"] == []  # HUP ended nothing
+
+    item = quick.ok("container", "kill", "svc")  # SIGKILL: gone at once, recorded, left alone by its policy
+    assert (item["status"], item["exit_code"], item["reason"]) == ("exited", 137, "killed by signal 9")
+    assert quick.ok("check")["restarted"] == []
+    kills = [(e["action"], e.get("signal")) for e in quick.ok("events", "svc") if e["action"] == "kill"]
+    assert kills == [("kill", "SIGHUP"), ("kill", "SIGKILL")]
+    refused = quick.cli("container", "kill", "svc")
+    assert refused.returncode != 0
+    assert "container 'svc' is not running (status: exited): nothing to signal" in refused.stderr
+
+    quick.ok("container", "start", "svc")  # a start forgets the person's stop: the policy holds again
+    kill_main(quick, "svc")
+    assert [item["name"] for item in quick.ok("check")["restarted"]] == ["svc"]
+
+
 def test_update_changes_the_restart_policy_the_next_pass_follows(quick):
     quick.ok("container", "run", "-d", "--name", "svc", "bb", "sleep", "300")
     kill_main(quick, "svc")

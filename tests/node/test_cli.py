@@ -124,6 +124,8 @@ def bad_inputs(subnet, other, tiny):
         (("container", "create", "--user", "a:b:c", "bb"), "invalid user"),
         (("container", "start", "ghost"), "no such container"),
         (("container", "stop", "--time", "-3", "taken"), "invalid --time"),
+        (("container", "kill", "--signal", "SIGNOPE", "taken"), "invalid --signal 'SIGNOPE': use a signal name"),
+        (("container", "kill", "taken"), "container 'taken' is not running (status: created): nothing to signal"),
         (("container", "rm", "ghost"), "no such container"),
         (("container", "exec", "taken", "true"), "not running"),
         (("container", "exec", "ghost", "true"), "no such container"),
