@@ -260,7 +260,8 @@ def _container_options(verb):
     verb.option("--hostname", help_text="host name inside (default: the container name)")
     verb.option("--env", "-e", repeat=True, metavar="K=V", help_text="environment variable")
     _env_file_option(verb)
-    verb.option("--volume", "-v", repeat=True, metavar="SRC:DST[:ro]", help_text="bind a host path into the container")
+    verb.option("--volume", "-v", repeat=True, metavar="SRC:DST[:ro]",
+                help_text="a host path, or a named volume (an empty one gets the image's files)")  # fmt: skip
     verb.option("--workdir", "-w", metavar="DIR", help_text="working directory inside")
     verb.option("--user", "-u", metavar="U[:G]", help_text="user (and group), names or ids from the image")
     verb.option("--read-only", flag=True, help_text="mount the container's root filesystem read-only")

@@ -126,24 +126,33 @@ def env_file(path):
 
 
 def volume(value):
-    """'SRC:DST[:ro|rw]' -> dict. SRC is an absolute host path that exists, or a named volume's name
-    (then 'volume' is set and 'source' is left for the caller)."""
+    """'SRC:DST[:OPTIONS]' -> dict; OPTIONS: ro or rw, and nocopy, comma-separated.
+
+    SRC is an absolute host path that exists, or a named volume's name (then
+    'volume' is set, 'source' is left for the caller, and 'fill' says whether
+    an empty volume gets the image's files at DST: unless nocopy).
+    """
     import os
 
     parts = value.split(":")
-    mode = "rw"
-    if len(parts) == 3:
-        mode = parts.pop()
-    if len(parts) != 2 or mode not in ("ro", "rw"):
-        raise Invalid(f"invalid volume {value!r}: use SRC:DST or SRC:DST:ro, SRC a host path or a volume name")
+    options = parts.pop().split(",") if len(parts) == 3 else []
+    unknown = [option for option in options if option not in ("ro", "rw", "nocopy")]
+    if len(parts) != 2 or unknown or len(options) != len(set(options)) or {"ro", "rw"} <= set(options):
+        raise Invalid(
+            f"invalid volume {value!r}: use SRC:DST[:OPTIONS], SRC a host path or a volume name, "
+            "OPTIONS ro or rw, and nocopy for a volume, e.g. data:/var/lib/db:ro,nocopy"
+        )
     source, target = parts
+    mode = "ro" if "ro" in options else "rw"
     target = _container_path(target, f"volume {value!r}")
     if "/" not in source:
         try:
             name(source, "volume name")
         except Invalid as error:
             raise Invalid(f"invalid volume {value!r}: {error.message}") from None
-        return {"volume": source, "source": None, "target": target, "mode": mode}
+        return {"volume": source, "source": None, "target": target, "mode": mode, "fill": "nocopy" not in options}
+    if "nocopy" in options:
+        raise Invalid(f"invalid volume {value!r}: nocopy is for named volumes; a host directory is never filled")
     if not source.startswith("/") or "\0" in source:
         raise Invalid(f"invalid volume {value!r}: {source!r} is not an absolute path")
     if not os.path.exists(source):

@@ -129,6 +129,7 @@ def prepare(directory, config):
     linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
     number = _mount_disk(directory, config)
     sources = _open_sources(directory, config)
+    empty_volumes = _empty_volumes(config)
     if config.get("init"):
         sources[INIT] = (linux.open_tree(config["init"]), True)
     _pivot(os.path.join(directory, "rootfs"))
@@ -139,6 +140,7 @@ def prepare(directory, config):
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as handle:
             handle.write("0")
     _mask_and_protect()
+    _fill_volumes(empty_volumes)
     _bind_sources(sources, config, tmpfs=config.get("tmpfs", ()))
     linux.sethostname(config["hostname"])
     return f"{os.major(number)}:{os.minor(number)}"
@@ -197,6 +199,36 @@ def _open_sources(directory, config, etc_files=ETC_FILES):
     for volume in config.get("volumes", []):
         sources[volume["target"]] = (linux.open_tree(volume["source"]), volume["mode"] == "ro")
     return sources
+
+
+def _empty_volumes(config):
+    """[(volume, descriptor on its host directory)] for the named volumes to fill from the image."""
+    wanted = [volume for volume in config.get("volumes", []) if volume.get("fill")]
+    if not wanted:
+        return []
+    from . import prefill  # only now: loaded before the pivot, as after it our files are out of reach
+
+    found = []
+    for volume in wanted:
+        fd = prefill.open_if_empty(volume["source"])
+        if fd is not None:
+            found.append((volume, fd))
+    return found
+
+
+def _fill_volumes(empty_volumes):
+    if not empty_volumes:
+        return  # and no import: after the pivot, prefill can only come from sys.modules
+    from . import prefill  # loaded by _empty_volumes
+
+    for volume, fd in empty_volumes:
+        try:
+            prefill.fill(volume["target"], fd)
+        except OSError as error:
+            raise SetupError(
+                f"could not fill volume {volume['volume']!r} with the image's {volume['target']}: "
+                f"{error.strerror}; the volume is left empty"
+            ) from None
 
 
 def _pivot(rootfs):

@@ -105,6 +105,8 @@ def bad_inputs(subnet, other, tiny):
         (("container", "create", "--env", "1=x", "bb"), "invalid environment"),
         (("container", "create", "--volume", "/nonexistent-dir:/x", "bb"), "does not exist"),
         (("container", "create", "-v", "/tmp:/", "bb"), "may not be / nor in /proc"),
+        (("container", "create", "-v", "/tmp:/x:nocopy", "bb"), "nocopy is for named volumes"),
+        (("container", "create", "-v", "data:/x:ro,fast", "bb"), "OPTIONS ro or rw, and nocopy for a volume"),
         (("container", "create", "-v", "/tmp:/x", "-v", "/etc:/x/", "bb"), "/x is given twice as a container path"),
         (
             ("container", "create", "--log-size", "1K", "bb"),

@@ -61,8 +61,23 @@ def test_bad_subnets(bad):
 def test_volume(tmp_path):
     assert parse.volume(f"{tmp_path}:/data:ro") == {"source": str(tmp_path), "target": "/data", "mode": "ro"}
     assert parse.volume(f"{tmp_path}://data/")["target"] == "/data"
-    assert parse.volume("db:/var/lib/db") == {"volume": "db", "source": None, "target": "/var/lib/db", "mode": "rw"}
-    bad_ones = ("rel/dir:/data", "bad!name:/data", f"{tmp_path}:data", f"{tmp_path}:/a/../b", f"{tmp_path}:/d:rx")
+    assert parse.volume("db:/var/lib/db") == {
+        "volume": "db", "source": None, "target": "/var/lib/db", "mode": "rw", "fill": True}  # fmt: skip
+    assert parse.volume("db:/db:nocopy,ro") == {"volume": "db", "source": None, "target": "/db", "mode": "ro",
+                                                "fill": False}  # fmt: skip
+    assert parse.volume(f"{tmp_path}:/data:rw")["mode"] == "rw"
+    with pytest.raises(Invalid, match="nocopy is for named volumes; a host directory is never filled"):
+        parse.volume(f"{tmp_path}:/data:nocopy")
+    bad_ones = (
+        "rel/dir:/data",
+        "bad!name:/data",
+        f"{tmp_path}:data",
+        f"{tmp_path}:/a/../b",
+        f"{tmp_path}:/d:rx",
+        "v:/d:ro,rw",
+        "v:/d:ro,ro",
+        "v:/d:",
+    )
     for bad in (*bad_ones, "/no/such/dir:/d"):
         with pytest.raises(Invalid, match="invalid volume"):
             parse.volume(bad)

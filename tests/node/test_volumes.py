@@ -1,6 +1,7 @@
 """Named volumes: made on first use, kept across containers, removed only when no container names them."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -50,3 +51,63 @@ def test_a_volume_made_for_a_userns_container_belongs_to_its_root(busybox):
     assert done.stdout == "0\n", done.stderr
     owner = os.stat(busybox.root / "volumes" / "mine").st_uid
     assert owner >= 1_000_000_000  # the container's root on the host: its id range's first id
+
+
+SITE = ("mkdir -p /srv/site/sub && echo hi > /srv/site/index.html && ln -s index.html /srv/site/link"
+        " && head -c 65536 /dev/zero > /srv/site/sub/big && chown -R 33:33 /srv/site && chmod 0750 /srv/site"
+        " && chmod 0640 /srv/site/index.html && mkfifo /srv/site/pipe")  # fmt: skip
+
+
+@pytest.fixture
+def site(busybox):
+    """An image 'site' whose /srv/site holds files, a symlink, a fifo, owned by uid 33."""
+    busybox.ok("container", "run", "--name", "maker", "bb", "sh", "-c", SITE)
+    busybox.ok("container", "commit", "maker", "site")
+    busybox.ok("container", "rm", "maker")
+    return busybox
+
+
+def test_an_empty_volume_gets_the_image_s_files_once(site, tmp_path):
+    listing = "ls -ln /srv/site | awk 'NR>1 {print $1, $3, $NF}'; cat /srv/site/link"
+    done = site.cli("container", "run", "--rm", "-v", "web:/srv/site", "site", "sh", "-c", listing)
+    assert done.stdout.splitlines() == [
+        "-rw-r----- 33 index.html", "lrwxrwxrwx 33 index.html", "prw-r--r-- 0 pipe", "drwxr-xr-x 33 sub", "hi"
+    ], done.stderr  # fmt: skip
+    volume = site.root / "volumes" / "web"
+    assert sorted(os.listdir(volume)) == ["index.html", "link", "pipe", "sub"]  # no staging directory left
+    info = os.stat(volume)
+    assert (info.st_uid, oct(info.st_mode & 0o7777)) == (33, "0o750")  # the mount point's own, as /var/lib/mysql
+    assert os.path.getsize(volume / "sub" / "big") == 65536
+
+    site.ok("container", "run", "--rm", "-v", "web:/srv/site", "site", "sh", "-c", "echo mine > /srv/site/index.html")
+    done = site.cli("container", "run", "--rm", "-v", "web:/srv/site", "site", "cat", "/srv/site/index.html")
+    assert done.stdout == "mine\n"  # not empty any more: what a container wrote is never overwritten
+
+    (tmp_path / "bare").mkdir()
+    for option in ("web2:/srv/site:nocopy", f"{tmp_path / 'bare'}:/srv/site"):  # asked not to; a host directory
+        assert site.cli("container", "run", "--rm", "-v", option, "site", "ls", "-A", "/srv/site").stdout == ""
+    assert site.cli("container", "run", "--rm", "-v", "web3:/srv/none", "site", "ls", "-A", "/srv/none").stdout == ""
+
+
+def test_a_fill_cut_short_leaves_the_volume_empty_and_the_next_start_fills_it(site):
+    path = site.ok("volume", "create", "small")["path"]
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", path], check=True)
+    try:
+        reply = site.call("container", "run", "--rm", "-v", "small:/srv/site", "site", "true")
+        assert reply["error"]["message"].endswith(
+            "could not fill volume 'small' with the image's /srv/site: No space left on device; "
+            "the volume is left empty"
+        ), reply
+        assert os.listdir(path) == []
+    finally:
+        subprocess.run(["umount", "-l", path], check=True)
+    os.mkdir(os.path.join(path, ".baleine-filling"))  # as a start killed midway leaves it
+    done = site.cli("container", "run", "--rm", "-v", "small:/srv/site", "site", "ls", "-A", "/srv/site")
+    assert done.stdout.split() == ["index.html", "link", "pipe", "sub"], done.stderr
+
+
+def test_a_userns_container_s_volume_is_filled_with_its_own_ids(site):
+    done = site.cli("container", "run", "--rm", "--userns", "-v", "shifted:/srv/site", "site", "stat", "-c", "%u %a",
+                    "/srv/site", "/srv/site/index.html")  # fmt: skip
+    assert done.stdout == "33 750\n33 640\n", done.stderr  # as in the image, seen from inside
+    assert os.stat(site.root / "volumes" / "shifted" / "index.html").st_uid >= 1_000_000_000 + 33
