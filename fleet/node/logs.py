@@ -12,9 +12,8 @@ on the log (flock), so a reader sees `log.1` and `log` from the same moment.
 """
 
 import os
-import time
 
-POLL = 0.2  # seconds between looks at a followed log: no inotify, nothing resident
+POLL = 0.2  # seconds between looks at a followed log: no inotify, nothing resident; its end wakes us at once
 CHUNK = 1 << 16
 DEFAULT_LIMIT = 10 << 20  # a container's log is rotated past this (--log-size), one older file kept
 SMALLEST_LIMIT = 64 << 10  # smaller would rotate a busy log every pass, block by block
@@ -112,26 +111,46 @@ def _write_parts(handles, tail, out):
             handle.close()
 
 
-def is_running(name):
-    """True while the container runs; a container removed meanwhile has stopped too (a follower just ends)."""
-    from . import containers
-    from .errors import NotFound
-
-    try:
-        return containers.current(name)["status"] == containers.RUNNING
-    except NotFound:
-        return False
-
-
 def follow(name, path, out):
     """Print what the container writes from now on, until it stops."""
     position = Position(path)
-    while True:
-        running = is_running(name)
-        position.copy_new(out)
-        if not running:
-            return
-        time.sleep(POLL)
+    gone = watch(name)
+    try:
+        while True:
+            position.copy_new(out)
+            if gone is None or _ended(gone, POLL):
+                position.copy_new(out)  # what it wrote last
+                return
+    finally:
+        if gone is not None:
+            os.close(gone)
+
+
+def watch(name):
+    """A pidfd on the container's process, readable once it ends; None if it does not run (or is gone)."""
+    from . import containers, linux
+    from .errors import NotFound
+
+    try:
+        row = containers.current(name)
+    except NotFound:
+        return None
+    if row["status"] != containers.RUNNING:
+        return None
+    try:
+        fd = os.pidfd_open(int(row["pid"]))
+    except ProcessLookupError:
+        return None
+    if not linux.is_alive(row["pid"], row["pid_start"]):  # it ended, and its pid went to another process
+        os.close(fd)
+        return None
+    return fd
+
+
+def _ended(pidfd, timeout):
+    import select
+
+    return bool(select.select([pidfd], [], [], timeout)[0])
 
 
 class Position:
@@ -198,8 +217,12 @@ def _copy(handle, out, limit=None):
 
 
 def wait_until_stopped(name):
-    while is_running(name):
-        time.sleep(POLL)
+    gone = watch(name)
+    if gone is not None:
+        try:
+            _ended(gone, None)
+        finally:
+            os.close(gone)
 
 
 def rotate(path, limit):

@@ -189,6 +189,29 @@ def test_a_follower_prints_each_byte_once_across_a_rotation(tmp_path):
         assert out.getvalue() == b""
 
 
+def test_a_follower_is_woken_by_the_container_s_end_not_by_its_next_look(tmp_path, monkeypatch):
+    from fleet.node import containers, linux
+
+    path = tmp_path / "log"
+    path.write_bytes(b"")
+    writer = subprocess.Popen(["sh", "-c", f"read go; echo last >> {path}"], stdin=subprocess.PIPE)
+    row = {"status": "running", "pid": str(writer.pid), "pid_start": str(linux.pid_start_time(writer.pid))}
+    monkeypatch.setattr(containers, "current", lambda name: row)
+    monkeypatch.setattr(logs, "POLL", 3600.0)  # a follower that looked again only after its poll would hang
+    out = io.BytesIO()
+    follower = threading.Thread(target=logs.follow, args=("c", str(path), out))
+    follower.start()
+    writer.communicate(b"go\n")
+    follower.join(60)
+    assert not follower.is_alive() and out.getvalue() == b"last\n"  # and what it wrote just before its end
+
+    row["pid"] = str(os.getpid())  # its pid now another process's (ours): not the container, nothing to wait for
+    waiter = threading.Thread(target=logs.wait_until_stopped, args=("c",), daemon=True)
+    waiter.start()
+    waiter.join(60)
+    assert not waiter.is_alive()
+
+
 def test_readers_wait_while_a_rotation_holds_the_log(tmp_path):
     path = tmp_path / "log"
     path.write_bytes(b"one\n")
