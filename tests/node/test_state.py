@@ -177,3 +177,40 @@ def test_remove_tree_removes_links_never_what_they_point_to(tmp_path):
     assert not os.path.lexists(top)
     assert (keep / "inner" / "file").read_text() == "mine"
     state.remove_tree(str(top))  # gone already: nothing to do, no error
+
+
+@pytest.mark.parametrize("full", ["ENOSPC", "EDQUOT"])
+def test_a_full_disk_or_a_spent_quota_gives_up_the_reserve_for_the_write(root, monkeypatch, full):
+    """The kernel says EDQUOT where a quota, not the disk, is what ran out: both free the reserve."""
+    import errno
+
+    state.ensure_layout()
+    assert (root / state.RESERVE).exists()
+    real_fsync, failures = os.fsync, []
+
+    def fsync_once_full(fd):
+        if not failures:
+            failures.append(fd)
+            raise OSError(getattr(errno, full), os.strerror(getattr(errno, full)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(state.os, "fsync", fsync_once_full)
+    state.write_atomic(str(root / "containers.csv"), "name\n")
+    assert (root / "containers.csv").read_text() == "name\n" and not (root / state.RESERVE).exists()
+    assert sorted(os.listdir(root)) == ["containers", "containers.csv", "images"]  # no temporary file left
+
+
+SPACE_ERRORS = [("ENOSPC", "the filesystem is full"), ("EDQUOT", "the disk quota is spent")]
+
+
+@pytest.mark.parametrize(("full", "what"), SPACE_ERRORS)
+def test_a_full_disk_or_a_spent_quota_is_one_clear_line(root, full, what):
+    import errno
+
+    from fleet.node import cli
+
+    error = cli._wrap_unexpected(OSError(getattr(errno, full), "no room", str(root / "images" / "x.ext4")))
+    assert (error.code, error.message) == (
+        "no_space",
+        f"{what} at {root}/images/x.ext4: remove what is unused (stopped containers, images), or give it more room",
+    )
