@@ -141,6 +141,13 @@ def _network_verbs(verbs):
     _leaf(verbs, "inspect", h.network_inspect, "show a network and its containers").positional(
         "name", help_text="network name"
     )
+    connect = _leaf(verbs, "connect", h.network_connect, "attach a container to a network, live if it runs")
+    connect.option("--ip", metavar="IP", help_text="its address there (default: the first free one)")
+    disconnect = _leaf(verbs, "disconnect", h.network_disconnect,
+                       "detach a container from a network, live if it runs: its interface goes")  # fmt: skip
+    for verb in (connect, disconnect):
+        verb.positional("network", help_text="network name")
+        verb.positional("container", help_text="container name or id")
 
 
 def _volume_verbs(verbs):

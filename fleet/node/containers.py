@@ -30,14 +30,26 @@ def cgroup_of(row):
     return cgroups.Cgroup(row["id"])
 
 
-def attachments(row):
-    """[(network, address)] in interface order: eth0 first."""
+FREED = "-"  # a slot a running container was disconnected from: the interfaces after it keep their names
+
+
+def slots(row):
+    """[(network, address) or None] by interface index, eth0 first; None where a network was disconnected live.
+
+    The gaps go at the next start, which numbers the interfaces afresh.
+    """
     cell = row.get("networks") or ""
-    return [tuple(item.split("=", 1)) for item in cell.split(",") if item]
+    return [None if item == FREED else tuple(item.split("=", 1)) for item in cell.split(",") if item]
+
+
+def attachments(row):
+    """[(network, address)] in interface order."""
+    return [pair for pair in slots(row) if pair is not None]
 
 
 def format_attachments(pairs):
-    return ",".join(f"{net}={address}" for net, address in pairs)
+    """The networks cell of [(network, address) or None]."""
+    return ",".join(FREED if pair is None else f"{pair[0]}={pair[1]}" for pair in pairs)
 
 
 def read_config(row):
@@ -496,7 +508,8 @@ def _claim_for_start(ref, by_policy=False):
         if state.recorded_boot_id() is None:  # so that check can tell a reboot from its first pass
             state.record_boot_id(state.boot_id())
         counted = {"restarts": int(row.get("restarts") or 0) + 1} if by_policy else {"restarts": 0, "stopped_by": ""}
-        row = state.CONTAINERS.update(row["name"], status=STARTING, error="", **counted, **_worker())
+        compacted = {"networks": format_attachments(attachments(row))}  # eth0, eth1... with no gap
+        row = state.CONTAINERS.update(row["name"], status=STARTING, error="", **counted, **compacted, **_worker())
         plugs = networks.plugs_for(row)
         networks.write_etc_files(row, read_config(row), rows)
         return row, plugs
@@ -735,10 +748,10 @@ def add_network(ref, network_ref):
     with state.locked():
         rows = reconcile(state.CONTAINERS.read())
         row = get(ref, rows)
-        pairs = attachments(row)
-        if wanted[0] in [net for net, _ in pairs]:
+        refuse_if_busy(row)
+        if wanted[0] in [net for net, _ in attachments(row)]:
             raise Conflict(f"container {row['name']!r} is already on network {wanted[0]!r}")
-        pairs += networks.assign([wanted], rows)
+        pairs = slots(row) + networks.assign([wanted], rows)  # after any gap: a live eth name is never reused
         row = state.CONTAINERS.update(row["name"], networks=format_attachments(pairs))
         point("add:recorded")
         if row["status"] == RUNNING:
@@ -749,7 +762,54 @@ def add_network(ref, network_ref):
                 state.CONTAINERS.update(row["name"], networks=format_attachments(pairs[:-1]))
                 raise
             networks.refresh_hosts(state.CONTAINERS.read())
+        events.record("connect", row, network=wanted[0])
         return row
+
+
+def remove_network(ref, network_name):
+    """Detach a container from a network, live if it runs: its interface goes and its address is freed.
+
+    A running container keeps its other interfaces' names (a gap stands for
+    the one removed until its next start), and if the default route went with
+    the interface, the next network of that family gives it a new one.
+    """
+    with state.locked():
+        networks.get(network_name)
+        rows = reconcile(state.CONTAINERS.read())
+        row = get(ref, rows)
+        refuse_if_busy(row)
+        pairs = slots(row)
+        index = next((i for i, pair in enumerate(pairs) if pair and pair[0] == network_name), None)
+        if index is None:
+            raise Conflict(f"container {row['name']!r} is not on network {network_name!r}")
+        running = row["status"] == RUNNING
+        if running:
+            pairs[index] = None
+        else:
+            del pairs[index]
+        changed = dict(row, networks=format_attachments(pairs))
+        if running:
+            _unplug_live(row, changed, index)
+        row = state.CONTAINERS.update(row["name"], networks=changed["networks"])
+        if running:
+            networks.refresh_hosts(state.CONTAINERS.read())
+    events.record("disconnect", row, network=network_name)
+    return row
+
+
+def _unplug_live(row, changed, index):
+    """Remove interface `index` of running row; give the default route to the next network of its family."""
+    from . import net
+
+    (removed,) = [plug for plug in networks.plugs_for(row) if plug["index"] == index]
+    net.delete_link(removed["host_if"])  # its peer, ethN inside, goes with it
+    point("disconnect:unplugged")  # killed here, the row still names the network: check plugs it back
+    if removed["default"]:
+        family = ":" in removed["gateway"]
+        heirs = [plug for plug in networks.plugs_for(changed) if plug["default"] and (":" in plug["gateway"]) == family]
+        for plug in heirs:
+            route = ["ip", "route", "replace", "default", "via", plug["gateway"], "dev", f"eth{plug['index']}"]
+            linux.run(route, netns_pid=int(row["pid"]))
 
 
 # ----------------------------------------------------------------- exec, logs, views

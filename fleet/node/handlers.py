@@ -140,6 +140,28 @@ def network_rm(args):
     return _each(args.names, networks.remove)
 
 
+def network_connect(args):
+    from . import containers, parse
+
+    wanted = args.network if args.ip is None else f"{args.network}:{parse.ip_address(args.ip)}"
+    return _networks_of(containers.add_network(args.container, wanted))
+
+
+def network_disconnect(args):
+    from . import containers, parse
+
+    parse.name(args.network, "network name")
+    return _networks_of(containers.remove_network(args.container, args.network))
+
+
+def _networks_of(row):
+    from . import containers
+
+    item = containers.describe(row)
+    addresses = ", ".join(f"{n['network']} {n['address']}" for n in item["networks"]) or "no network"
+    return Reply(item, f"{row['name']}: {addresses}")
+
+
 def network_inspect(args):
     from . import networks
 

@@ -207,6 +207,6 @@ def plug(pid, plugs):
         inside.append(f"addr add {item['address']}/{item['prefixlen']} dev {eth}{nodad}")
         inside.append(f"link set dev {eth} up")
         if item["default"]:
-            inside.append(f"route add default via {item['gateway']} dev {eth}")
+            inside.append(f"route replace default via {item['gateway']} dev {eth}")  # replace: a repair re-plugs
     linux.run(["ip", "-batch", "-"], stdin="\n".join(host) + "\n")
     linux.run(["ip", "-batch", "-"], stdin="\n".join(inside) + "\n", netns_pid=pid)

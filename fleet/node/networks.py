@@ -187,11 +187,14 @@ def assign(wanted, container_rows):
 
 def plugs_for(container_row):
     """What start() plugs in: one veth per network, a default route per address family."""
-    from .containers import attachments
+    from .containers import slots
 
     network_rows = state.NETWORKS.read()
     plugs, routed = [], set()
-    for index, (name, address) in enumerate(attachments(container_row)):
+    for index, pair in enumerate(slots(container_row)):
+        if pair is None:
+            continue  # disconnected while it runs: the index stays its own until the next start
+        name, address = pair
         row = get(name, network_rows)
         family = subnet_of(row).version
         plugs.append({
@@ -221,9 +224,9 @@ def plug(pid, plugs):
 
 def unplug(container_row):
     """Remove host-side veths a dead container may have left (normally gone with its netns)."""
-    from .containers import attachments
+    from .containers import slots
 
-    for index in range(len(attachments(container_row))):
+    for index in range(len(slots(container_row))):
         net.delete_link(net.veth_name(container_row["id"], index))
 
 

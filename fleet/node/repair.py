@@ -75,5 +75,5 @@ def _missing_interfaces():
         if missing:
             networks.plug(int(row["pid"]), missing)
             names = ", ".join(plug["network"] for plug in missing)
-            actions.append(f"plugged {row['name']} into {names} (its add was interrupted)")
+            actions.append(f"plugged {row['name']} into {names} (an add or a disconnect was interrupted)")
     return actions

@@ -1,4 +1,4 @@
-"""`invoke network.create|rm|list`: bridges on many hosts at once."""
+"""`invoke network.create|rm|list|connect|disconnect`: bridges on many hosts at once."""
 
 from invoke import Collection, task
 
@@ -22,4 +22,22 @@ def rm(c, name, hosts, json_=False, parallel=32, timeout=120):
     each_host(hosts, parallel, timeout, json_, ["network", "rm", name], lambda _row: "removed")
 
 
-namespace = Collection("network", create, rm, list=networks)
+@task(help=helps(network="network name", container="container name or id"))
+@fleet_task
+def connect(c, network, container, hosts, json_=False, parallel=32, timeout=120):
+    """Attach a container to a network on each host, live if it runs (its first free address there)."""
+    each_host(hosts, parallel, timeout, json_, ["network", "connect", network, container], _addresses)
+
+
+@task(help=helps(network="network name", container="container name or id"))
+@fleet_task
+def disconnect(c, network, container, hosts, json_=False, parallel=32, timeout=120):
+    """Detach a container from a network on each host, live if it runs: its interface there goes."""
+    each_host(hosts, parallel, timeout, json_, ["network", "disconnect", network, container], _addresses)
+
+
+def _addresses(row):
+    return ", ".join(f"{n['network']} {n['address']}" for n in row["networks"]) or "no network"
+
+
+namespace = Collection("network", create, rm, connect, disconnect, list=networks)

@@ -121,6 +121,10 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     fleet_lab.ok("container.restart", "web", "--hosts", "node2", "--time", "0.5")
     code, reply = fleet_lab.invoke_json("ps", "--hosts", "node2")
     assert code == 0 and reply["data"][0]["status"] == "running" and reply["data"][0]["pid"] != pid
+    done = fleet_lab.ok("network.disconnect", "farm", "web", "--hosts", "node1")
+    assert "no network" in done.stdout
+    code, reply = fleet_lab.invoke_json("network.connect", "farm", "web", "--hosts", "node1")
+    assert code == 0 and reply["data"][0]["networks"] == [{"network": "farm", "address": "10.77.0.2"}], reply
     fleet_lab.ok("container.kill", "web", "--hosts", "node2")
     code, reply = fleet_lab.invoke_json("ps", "--all", "--hosts", "node1,node2")
     assert sorted((row["host"], row["status"], row["exit_code"]) for row in reply["data"]) == [

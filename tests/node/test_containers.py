@@ -354,6 +354,48 @@ def test_add_plugs_a_working_second_interface(busybox):
     assert busybox.exec_out("app", "wget", "-q", "-O", "-", "http://db/") == "page-of-db\n"
 
 
+def test_disconnect_unplugs_live_keeps_the_other_names_and_moves_the_default_route(busybox):
+    first, second, third = free_subnet(), free_subnet(), free_subnet()
+    for name, subnet in (("front", first), ("back", second), ("side", third)):
+        busybox.ok("network", "create", name, "--subnet", subnet)
+    busybox.ok("container", "run", "-d", "--name", "db", "--network", "back", "bb", "sh", "-c", HTTPD)
+    busybox.ok("container", "run", "-d", "--name", "peer", "--network", "front", "bb", "sleep", "300")
+    busybox.ok("container", "run", "-d", "--name", "app", "--network", "front", "--network", "back", "bb", "sh", "-c",
+               HTTPD)  # fmt: skip
+    front_address, back_address = address_of(busybox, "app", 0), address_of(busybox, "app", 1)
+    assert "app" in busybox.exec_out("peer", "cat", "/etc/hosts")
+
+    item = busybox.ok("network", "disconnect", "front", "app")
+    assert [(n["network"], n["address"]) for n in item["networks"]] == [("back", back_address)]
+    links = busybox.exec_out("app", "ip", "-o", "link")
+    assert "eth0" not in links and "eth1" in links  # pulled out live; the other keeps its name
+    gateway = busybox.ok("network", "inspect", "back")["gateway"]
+    assert busybox.exec_out("app", "ip", "route", "show", "default").split()[:5] == [
+        "default", "via", gateway, "dev", "eth1"]  # fmt: skip
+    assert "app" not in busybox.exec_out("peer", "cat", "/etc/hosts")
+    assert busybox.exec_out("app", "wget", "-q", "-O", "-", "http://db/") == "page-of-db\n"
+    assert busybox.ok("network", "inspect", "front")["members"] == ["peer"]
+    busybox.ok("container", "run", "-d", "--name", "heir", "--network", "front", "bb", "sleep", "300")
+    assert address_of(busybox, "heir") == front_address  # the address was freed
+
+    busybox.ok("network", "connect", "side", "app")  # after the gap: eth2, not a second eth1
+    assert [n["network"] for n in busybox.ok("container", "inspect", "app")["networks"]] == ["back", "side"]
+    assert "eth2" in busybox.exec_out("app", "ip", "-o", "addr")
+    busybox.ok("network", "disconnect", "side", "app")
+    assert "eth2" not in busybox.exec_out("app", "ip", "-o", "link")
+    busybox.ok("container", "stop", "--time", "0", "app")
+    busybox.ok("network", "connect", "--ip", front_address.rsplit(".", 1)[0] + ".200", "front", "app")
+    busybox.ok("container", "start", "app")  # numbered afresh: back is eth0, front eth1
+    assert busybox.exec_out("app", "ip", "-o", "-4", "addr", "show", "eth0").split()[3].split("/")[0] == back_address
+    assert fetch(f"http://{front_address.rsplit('.', 1)[0]}.200/") == "page-of-app\n"
+
+    moves = [(e["action"], e["network"]) for e in busybox.ok("events", "app") if "network" in e]
+    assert moves == [("disconnect", "front"), ("connect", "side"), ("disconnect", "side"), ("connect", "front")]
+    refused = busybox.call("network", "disconnect", "side", "app")
+    assert refused["error"]["message"] == "container 'app' is not on network 'side'"
+    assert busybox.call("network", "disconnect", "ghost", "app")["error"]["code"] == "not_found"
+
+
 def test_exec_returns_the_exit_code_and_uses_the_containers_env(busybox):
     busybox.ok("container", "run", "-d", "--name", "e", "--env", "GREETING=salut", "--workdir", "/tmp", "bb",
                "sleep", "300")  # fmt: skip

@@ -44,6 +44,10 @@ CASES = {  # point: (what runs before, the command that dies)
         (RUN, ("network", "create", "back", "--subnet", "BACK")),
         ("container", "add", "c", "--network", "back"),
     ),
+    "disconnect:unplugged": (
+        (("network", "create", "back", "--subnet", "BACK"), RUN, ("container", "add", "c", "--network", "back")),
+        ("network", "disconnect", "farm", "c"),
+    ),
     "network:recorded": ((), ("network", "create", "back", "--subnet", "BACK")),
 }
 
