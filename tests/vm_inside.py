@@ -123,6 +123,18 @@ def update_and_stats_on_v2():
     assert stats["memory_limit"] == 64 << 20 and stats["pids"] >= 1, stats
 
 
+def pause_freezes_through_cgroup_freeze():
+    ok("container", "run", "-d", "--name", "p", "--stop-timeout", "5", "bb", "sleep", "300")
+    assert ok("container", "pause", "p")["paused"] is True
+    assert (group("p") / "cgroup.freeze").read_text().strip() == "1"
+    assert "frozen 1" in (group("p") / "cgroup.events").read_text()
+    assert [item["paused"] for item in ok("container", "list")] == [True]
+    assert ok("container", "unpause", "p")["paused"] is False
+    assert "frozen 0" in (group("p") / "cgroup.events").read_text()
+    ok("container", "pause", "p")
+    assert ok("container", "kill", "p")["exit_code"] == 137
+
+
 def nothing_left_behind():
     assert not [path for path in PARENT.iterdir() if path.is_dir()] if PARENT.exists() else True
 
@@ -132,7 +144,7 @@ def main():
     print(f"setup: image create exit {done.returncode} {done.stderr.strip()}", flush=True)
     for function in (controllers_are_enabled_for_containers, memory_limit_and_oom, pids_limit_holds_a_fork_bomb,
                      cpus_cap_cpu_time, cpuset_pins, io_write_bps_throttles, devices_cannot_be_made,
-                     update_and_stats_on_v2, nothing_left_behind):  # fmt: skip
+                     update_and_stats_on_v2, pause_freezes_through_cgroup_freeze, nothing_left_behind):  # fmt: skip
         check(function)
     print(f"vm: {results.count(True)} passed, {results.count(False)} failed", flush=True)
 

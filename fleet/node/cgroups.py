@@ -22,8 +22,16 @@ def parent_name():
     return os.environ.get("BALEINE_CGROUP_PARENT") or DEFAULT_PARENT
 
 
-def hierarchies(mountinfo="/proc/self/mountinfo"):
-    """[(mount point, version, controllers)] for each mounted cgroup hierarchy."""
+_LAYOUT = []  # this process's: read once (a listing looks at every running container's cgroup)
+_FREEZER_V2 = {}  # parent name -> whether its containers freeze through cgroup v2
+
+
+def hierarchies(mountinfo=None):
+    """[(mount point, version, controllers)] for each mounted cgroup hierarchy (this process's by default)."""
+    if mountinfo is None:
+        if not _LAYOUT:
+            _LAYOUT.append(hierarchies("/proc/self/mountinfo"))
+        return _LAYOUT[0]
     found, seen = [], set()
     with open(mountinfo, encoding="utf-8") as handle:
         for line in handle:
@@ -114,9 +122,29 @@ class Cgroup:
         """2 when the v2 tree offers this controller here, else 1 (hybrid and v1 hosts)."""
         return 2 if controller in (self.read(None, "cgroup.controllers") or "").split() else 1
 
+    def frozen(self):
+        """True while the cgroup is frozen, or asked to be (by `container pause`, or through its files)."""
+        controller, name, thawed = (None, "cgroup.freeze", b"0") if self._freezes_in_v2() else (
+            "freezer", "freezer.state", b"THAWED")  # fmt: skip
+        try:  # os.read, not open(): a listing asks this of every running container
+            fd = os.open(os.path.join(self.path_for(controller), name), os.O_RDONLY | os.O_CLOEXEC)
+        except (OSError, Missing):
+            return False
+        try:
+            return os.read(fd, 64).strip() not in (thawed, b"")
+        finally:
+            os.close(fd)
+
+    def _freezes_in_v2(self):
+        if not any(v == 1 and "freezer" in c for _, v, c in self.layout):
+            return True
+        if self.parent not in _FREEZER_V2:  # the same for every container under one parent: looked up once
+            _FREEZER_V2[self.parent] = self.version_for("memory") == 2
+        return _FREEZER_V2[self.parent]
+
     def freeze(self, frozen=True, timeout=5.0):
         """Stop (or let go) every process in the cgroup, and wait until the kernel says so."""
-        if self.version_for("memory") == 2 or not any(v == 1 and "freezer" in c for _, v, c in self.layout):
+        if self._freezes_in_v2():
             control, wanted, events = "cgroup.freeze", "1" if frozen else "0", "cgroup.events"
             self.apply([(None, control, wanted)])
             done = lambda: f"frozen {wanted}" in (self.read(None, events) or "")  # noqa: E731

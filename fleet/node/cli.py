@@ -318,11 +318,13 @@ def _container_verbs(verbs):
     kill = _leaf(verbs, "kill", h.container_kill, "send a signal to running containers (default SIGKILL)")
     kill.option("--signal", "-s", metavar="SIG", default="SIGKILL",
                 help_text="e.g. SIGHUP to make nginx reload; SIGKILL or its stop signal ends it for good")  # fmt: skip
+    pause = _leaf(verbs, "pause", h.container_pause, "freeze running containers: memory kept, no CPU used")
+    unpause = _leaf(verbs, "unpause", h.container_unpause, "let paused containers run again")
     restart = _leaf(verbs, "restart", h.container_restart, "stop containers if they run, then start them again")
     rm = _leaf(verbs, "rm", h.container_rm, "delete containers, their disk copies and configuration")
     wait = _leaf(verbs, "wait", h.container_wait, "wait until containers exit; print their exit codes")
     _leaf(verbs, "prune", h.container_prune, "delete every container that is not running (created or exited)")
-    for verb in (start, stop, kill, restart, rm, wait):
+    for verb in (start, stop, kill, pause, unpause, restart, rm, wait):
         _names(verb, "container names or ids")
     for verb in (stop, restart):
         verb.option("--time", "-t", metavar="S",

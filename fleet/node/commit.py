@@ -61,7 +61,9 @@ def _commit(row, image_name, frozen):
 def _copy_frozen(row, staged):
     """Freeze the container, flush its filesystem, copy the disk, let it go."""
     group = cgroup_of(row)
-    group.freeze()
+    paused = group.frozen()  # by `container pause`: it stays so
+    if not paused:
+        group.freeze()
     try:
         root = os.open(f"/proc/{row['pid']}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -70,4 +72,5 @@ def _copy_frozen(row, staged):
             os.close(root)
         images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
     finally:
-        group.freeze(frozen=False)
+        if not paused:
+            group.freeze(frozen=False)

@@ -545,6 +545,7 @@ def stop(ref, timeout=None, by_user=True):
         pid = int(row["pid"])
         stop_signal = config.get("stop_signal") or "SIGTERM"
         _signal(pid, getattr(signal, stop_signal))
+        _thaw_if_paused(row)  # the signal waits for it
         point("stop:signalled")
         by = None if by_user else "check"
         events.record("stop", row, by=by, signal=stop_signal, timeout=timeout)
@@ -573,10 +574,50 @@ def kill(ref, signal_name="SIGKILL"):
             state.CONTAINERS.update(row["name"], stopped_by="user")
     pid = int(row["pid"])
     _signal(pid, getattr(signal, signal_name))
+    if ending:
+        _thaw_if_paused(row)  # else the signal waits, as the container does, for unpause
     events.record("kill", row, signal=signal_name)
     if signal_name == "SIGKILL" and linux.wait_gone(pid, 5.0):
         return finalize(row["name"])
     return current(row["name"])
+
+
+def pause(ref):
+    """Freeze every process of a running container: they keep their memory and state, and use no CPU."""
+    row = _running(current(ref))
+    if cgroup_of(row).frozen():
+        raise Conflict(f"container {row['name']!r} is already paused")
+    cgroup_of(row).freeze()
+    events.record("pause", row)
+    return row
+
+
+def unpause(ref):
+    """Let a paused container's processes run again."""
+    row = _running(current(ref))
+    if not cgroup_of(row).frozen():
+        raise Conflict(f"container {row['name']!r} is not paused")
+    cgroup_of(row).freeze(frozen=False)
+    events.record("unpause", row)
+    return row
+
+
+def _running(row):
+    refuse_if_busy(row)
+    if row["status"] != RUNNING:
+        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")
+    return row
+
+
+def _thaw_if_paused(row):
+    group = cgroup_of(row)
+    if group.frozen():
+        group.freeze(frozen=False)
+
+
+def refuse_if_paused(row):
+    if cgroup_of(row).frozen():
+        raise Conflict(f"container {row['name']!r} is paused: `baleine container unpause {row['name']}` first")
 
 
 def wait(ref):
@@ -827,6 +868,7 @@ def exec_command(ref, argv, capture=False, timeout=None, tty=False, user=None, e
     row = current(ref)
     if row["status"] != RUNNING:
         raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")
+    refuse_if_paused(row)  # the command would join its frozen cgroup and hang
     config = read_config(row)
     config.update(overrides, env=_merge_env(config.get("env", []), env))
     if not capture:
@@ -866,6 +908,7 @@ def describe(row, config=None):
         "reason": row.get("reason") or None,
         "restarts": int(row.get("restarts") or 0),
         "health": (row.get("health") or None) if row["status"] == RUNNING else None,
+        "paused": row["status"] == RUNNING and cgroup_of(row).frozen(),
         "error": row.get("error") or None,
         "stopped_by": row.get("stopped_by") or None,
         "networks": [{"network": net, "address": address} for net, address in attachments(row)],

@@ -318,6 +318,18 @@ def container_kill(args):
     return _each(args.names, lambda ref: containers.describe(containers.kill(ref, name)))
 
 
+def container_pause(args):
+    from . import containers
+
+    return _each(args.names, lambda ref: containers.describe(containers.pause(ref)))
+
+
+def container_unpause(args):
+    from . import containers
+
+    return _each(args.names, lambda ref: containers.describe(containers.unpause(ref)))
+
+
 def container_restart(args):
     from . import containers, parse
 

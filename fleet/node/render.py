@@ -50,7 +50,7 @@ def networks(items):
 
 
 def container_status(item):
-    status = item["status"]
+    status = "paused" if item.get("paused") else item["status"]
     if status == "exited" and item["exit_code"] is not None:
         reason = ", OOM-killed" if item.get("reason") == "oom-killed" else ""
         status = f"exited ({item['exit_code']}{reason})"

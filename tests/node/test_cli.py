@@ -132,6 +132,8 @@ def bad_inputs(subnet, other, tiny):
         (("container", "start", "ghost"), "no such container"),
         (("container", "stop", "--time", "-3", "taken"), "invalid --time"),
         (("container", "kill", "--signal", "SIGNOPE", "taken"), "invalid --signal 'SIGNOPE': use a signal name"),
+        (("container", "pause", "taken"), "container 'taken' is not running (status: created)"),
+        (("container", "unpause", "ghost"), "no such container"),
         (("container", "kill", "taken"), "container 'taken' is not running (status: created): nothing to signal"),
         (("container", "rm", "ghost"), "no such container"),
         (("container", "exec", "taken", "true"), "not running"),

@@ -396,6 +396,41 @@ def test_disconnect_unplugs_live_keeps_the_other_names_and_moves_the_default_rou
     assert busybox.call("network", "disconnect", "ghost", "app")["error"]["code"] == "not_found"
 
 
+def test_pause_freezes_every_process_and_stop_or_kill_still_end_it(busybox):
+    counter = "trap 'echo bye; exit 0' TERM; i=0; while true; do i=$((i+1)); echo $i > /n; sleep 0.05; done"
+    busybox.ok("container", "run", "-d", "--name", "busy", "--stop-timeout", "5", "bb", "sh", "-c", counter)
+    pid = busybox.ok("container", "inspect", "busy")["pid"]
+    count = Path(f"/proc/{pid}/root/n")
+    while not count.exists():
+        time.sleep(0.05)
+
+    assert busybox.ok("container", "pause", "busy")["paused"] is True
+    frozen_at = count.read_text()
+    time.sleep(0.5)
+    assert count.read_text() == frozen_at  # not one more step
+    assert busybox.cli("container", "list").stdout.splitlines()[1].split()[3] == "paused"
+    assert busybox.call("container", "exec", "busy", "true")["error"]["message"] == (
+        "container 'busy' is paused: `baleine container unpause busy` first")  # fmt: skip
+    assert busybox.call("container", "pause", "busy")["error"]["message"] == "container 'busy' is already paused"
+    busybox.ok("container", "commit", "busy", "snapshot")  # froze it itself: leaves it paused
+    assert busybox.ok("container", "inspect", "busy")["paused"] is True
+    assert busybox.ok("container", "unpause", "busy")["paused"] is False
+    while count.read_text() == frozen_at:
+        time.sleep(0.05)
+    assert busybox.call("container", "unpause", "busy")["error"]["message"] == "container 'busy' is not paused"
+
+    busybox.ok("container", "pause", "busy")
+    item = busybox.ok("container", "stop", "busy")  # SIGTERM, then the thaw: its trap runs
+    assert (item["exit_code"], busybox.cli("container", "logs", "busy").stdout) == (0, "bye\n")
+    actions = [e["action"] for e in busybox.ok("events", "busy") if e["action"] in ("pause", "unpause")]
+    assert actions == ["pause", "unpause", "pause"]
+    busybox.ok("container", "start", "busy")
+    busybox.ok("container", "pause", "busy")
+    assert busybox.ok("container", "kill", "busy")["exit_code"] == 137
+    assert busybox.call("container", "pause", "busy")["error"]["message"] == (
+        "container 'busy' is not running (status: exited)")  # fmt: skip
+
+
 def test_exec_returns_the_exit_code_and_uses_the_containers_env(busybox):
     busybox.ok("container", "run", "-d", "--name", "e", "--env", "GREETING=salut", "--workdir", "/tmp", "bb",
                "sleep", "300")  # fmt: skip
