@@ -112,18 +112,37 @@ def _write_parts(handles, tail, out):
 
 
 def follow(name, path, out):
-    """Print what the container writes from now on, until it stops."""
+    """Print what the container writes from now on, until it stops or no one reads us any more.
+
+    The reader going away matters over SSH: when `invoke container.logs
+    --follow` ends, sshd closes our stdout, and we must not stay on the host.
+    """
     position = Position(path)
     gone = watch(name)
+    reader = _pipe_or_terminal(out)
     try:
         while True:
             position.copy_new(out)
-            if gone is None or _ended(gone, POLL):
-                position.copy_new(out)  # what it wrote last
+            if gone is None:
+                return
+            if _ended(gone, POLL, reader):
+                if not _reader_left(reader):
+                    position.copy_new(out)  # what it wrote last
                 return
     finally:
         if gone is not None:
             os.close(gone)
+
+
+def _pipe_or_terminal(out):
+    """out's descriptor if closing its far end can tell us the reader left (a pipe, a socket, a tty)."""
+    import stat
+
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None  # an in-memory buffer
+    return None if stat.S_ISREG(os.fstat(fd).st_mode) else fd
 
 
 def watch(name):
@@ -147,10 +166,25 @@ def watch(name):
     return fd
 
 
-def _ended(pidfd, timeout):
+def _ended(pidfd, timeout, reader=None):
+    """Wait up to timeout (None: for ever): True once the process ended or the reader of our output left."""
     import select
 
-    return bool(select.select([pidfd], [], [], timeout)[0])
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    if reader is not None:
+        poller.register(reader, 0)  # no events asked: POLLERR or POLLHUP come when the far end closes
+    return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
+
+
+def _reader_left(fd):
+    import select
+
+    if fd is None:
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)
+    return bool(poller.poll(0))
 
 
 class Position:

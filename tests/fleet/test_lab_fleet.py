@@ -1,8 +1,12 @@
 """The fleet for real: a 3-node lab (namespaces, real sshd, the shipped helper) driven by `invoke`."""
 
 import os
+import signal
+import subprocess
 import time
+from pathlib import Path
 
+import labfleet
 import pytest
 from labfleet import Lab
 
@@ -146,6 +150,55 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     ]  # fmt: skip
     timeline = fleet_lab.ok("events", "--hosts", "node1,node2", "--since", "1h").stdout.splitlines()
     assert timeline[0].split() == list(view.EVENT_COLUMNS) and len(timeline) > 12
+
+
+def followers():
+    """Pids of `baleine container logs --follow` processes on this machine (the lab nodes' helpers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"logs" in argv and b"--follow" in argv and any(arg.endswith(b".pyz") for arg in argv):
+            found.append(int(entry))
+    return found
+
+
+def test_logs_follow_streams_every_host_until_the_containers_stop(fleet_lab):
+    fleet_lab.ok("image.push", "bb", "--hosts", "node1,node2")
+    script = "echo ready; while [ ! -e /go ]; do sleep 0.1; done; echo one; echo two"
+    fleet_lab.ok("container.run", "bb", "--hosts", "node1,node2", "--name", "waiter", "--command", f"sh -c '{script}'")
+    follow = subprocess.Popen([labfleet.INVOKE, "container.logs", "waiter", "--follow", "--hosts", "node1,node2"],
+                              cwd=labfleet.REPO, env=fleet_lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    seen = [follow.stdout.readline(), follow.stdout.readline()]
+    assert sorted(seen) == ["node1 | ready\n", "node2 | ready\n"]
+    fleet_lab.ok("container.exec", "waiter", "touch /go", "--hosts", "node1,node2")
+    out, err = follow.communicate(timeout=60)  # both containers end: so does the follow, by itself
+    assert follow.returncode == 0, err
+    for host in ("node1", "node2"):
+        assert [line for line in out.splitlines() if line.startswith(host)] == [f"{host} | one", f"{host} | two"]
+
+    done = fleet_lab.invoke("container.logs", "waiter", "--follow", "--hosts", "node1,node3")
+    assert done.returncode == 1 and "node1 | two" in done.stdout
+    assert "node3" in done.stdout and "no such container 'waiter'" in done.stdout
+
+    quiet = "sh -c 'echo tick; exec sleep 600'"  # then silent: only its closed output can end the follower
+    fleet_lab.ok("container.run", "bb", "--hosts", "node1", "--name", "talker", "--command", quiet)
+    follow = subprocess.Popen([labfleet.INVOKE, "container.logs", "talker", "--follow", "--hosts", "node1"],
+                              cwd=labfleet.REPO, env=fleet_lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert follow.stdout.readline() == "node1 | tick\n" and followers()
+    follow.send_signal(signal.SIGINT)  # Ctrl-C
+    follow.communicate(timeout=30)
+    assert follow.returncode == 130
+    deadline = time.monotonic() + 20
+    while followers() and time.monotonic() < deadline:  # sshd closed its output: it ends on the host too
+        time.sleep(0.1)
+    assert followers() == []
+    fleet_lab.ok("container.rm", "talker", "--force", "--hosts", "node1")
+    fleet_lab.ok("container.rm", "waiter", "--hosts", "node1,node2")
 
 
 def test_health_shows_what_is_wrong(fleet_lab):

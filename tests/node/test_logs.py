@@ -212,6 +212,29 @@ def test_a_follower_is_woken_by_the_container_s_end_not_by_its_next_look(tmp_pat
     assert not waiter.is_alive()
 
 
+def test_a_follower_ends_when_its_reader_goes_away(tmp_path, monkeypatch):
+    """Over SSH: when invoke stops following, sshd closes the pipe, and the follower must not stay on the host."""
+    from fleet.node import containers, linux
+
+    path = tmp_path / "log"
+    path.write_bytes(b"")
+    sleeper = subprocess.Popen(["sleep", "300"])
+    row = {"status": "running", "pid": str(sleeper.pid), "pid_start": str(linux.pid_start_time(sleeper.pid))}
+    monkeypatch.setattr(containers, "current", lambda name: row)
+    monkeypatch.setattr(logs, "POLL", 3600.0)
+    read_end, write_end = os.pipe()
+    with open(write_end, "wb", buffering=0) as out:
+        follower = threading.Thread(target=logs.follow, args=("c", str(path), out), daemon=True)
+        follower.start()
+        try:
+            os.close(read_end)
+            follower.join(60)
+            assert not follower.is_alive() and sleeper.poll() is None  # the container runs on; the follower is gone
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+
+
 def test_readers_wait_while_a_rotation_holds_the_log(tmp_path):
     path = tmp_path / "log"
     path.write_bytes(b"one\n")
