@@ -117,16 +117,16 @@ def _probe_health(row, report):
     if not settings or not health.due(row, settings, time.time()):
         return
     try:
-        code, _out, _err = containers.exec_command(row["name"], ["/bin/sh", "-c", settings["cmd"]], capture=True,
+        code, _out, _err = containers.exec_command(row["id"], ["/bin/sh", "-c", settings["cmd"]], capture=True,
                                                    timeout=settings["timeout"])  # fmt: skip
     except BaleineError:
         return  # it stopped meanwhile: the next pass sees it exited
     with state.locked():
-        fresh = state.CONTAINERS.find(row["name"])
-        if fresh is None or fresh["id"] != row["id"] or fresh["status"] != containers.RUNNING:
+        fresh = containers.by_id(row["id"])
+        if fresh is None or fresh["status"] != containers.RUNNING:
             return
         changes = health.verdict(fresh, code == 0, settings)
-        state.CONTAINERS.update(row["name"], health_at=state.now(), **changes)
+        state.CONTAINERS.update(fresh["name"], health_at=state.now(), **changes)
     if changes["health"] != fresh.get("health"):
         from . import events
 
@@ -135,9 +135,9 @@ def _probe_health(row, report):
         return
     report["unhealthy"].append({"name": row["name"], "failures": changes["health_failures"]})
     if config.get("restart", {}).get("policy", "no") != "no":
-        containers.stop(row["name"], by_user=False)  # its own stop signal and timeout
+        containers.stop(row["id"], by_user=False)  # its own stop signal and timeout
         try:
-            containers.restart_by_policy(row["name"])
+            containers.restart_by_policy(row["id"])
             report["restarted"].append({"name": row["name"], "attempt": int(row.get("restarts") or 0) + 1})
         except BaleineError as error:
             report["failed"].append({"name": row["name"], "error": error.message})
@@ -191,7 +191,7 @@ def _consider(row, report):
         report["waiting"].append({"name": row["name"], "due_in": round(due - now, 1)})
         return
     try:
-        containers.restart_by_policy(row["name"])
+        containers.restart_by_policy(row["id"])
         report["restarted"].append({"name": row["name"], "attempt": restarts + 1})
     except BaleineError as error:
         report["failed"].append({"name": row["name"], "attempt": restarts + 1, "error": error.message})

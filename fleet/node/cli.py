@@ -318,6 +318,9 @@ def _container_verbs(verbs):
     kill = _leaf(verbs, "kill", h.container_kill, "send a signal to running containers (default SIGKILL)")
     kill.option("--signal", "-s", metavar="SIG", default="SIGKILL",
                 help_text="e.g. SIGHUP to make nginx reload; SIGKILL or its stop signal ends it for good")  # fmt: skip
+    rename = _leaf(verbs, "rename", h.container_rename, "give a container another name (id, disk, addresses stay)")
+    rename.positional("name", help_text="container name or id")
+    rename.positional("new_name", metavar="NEW_NAME", help_text="its new name")
     pause = _leaf(verbs, "pause", h.container_pause, "freeze running containers: memory kept, no CPU used")
     unpause = _leaf(verbs, "unpause", h.container_unpause, "let paused containers run again")
     restart = _leaf(verbs, "restart", h.container_restart, "stop containers if they run, then start them again")

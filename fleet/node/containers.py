@@ -57,6 +57,15 @@ def read_config(row):
         return json.load(handle)
 
 
+def by_id(container_id, rows=None):
+    """The row of the container with this full id, or None: what a command that found it by name uses
+    afterwards, as a `container rename` may change the name meanwhile."""
+    for row in state.CONTAINERS.read() if rows is None else rows:
+        if row["id"] == container_id:
+            return row
+    return None
+
+
 def get(ref, rows=None):
     """A container by name, or by a unique prefix (3+ characters) of its id."""
     rows = state.CONTAINERS.read() if rows is None else rows
@@ -266,8 +275,7 @@ def _reserve(image, name, wanted, config):
         rows = state.CONTAINERS.read()
         container_id = _new_id(rows)
         name = name or f"{image}-{container_id[:6]}"
-        if any(row["name"] == name for row in rows):
-            raise Conflict(f"container name {name!r} is already in use")
+        _refuse_taken(name, rows)
         pairs = networks.assign(wanted, rows)
         config["hostname"] = config["hostname"] or _default_hostname(name)
         if config["userns"]:
@@ -282,6 +290,31 @@ def _reserve(image, name, wanted, config):
         state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
         state.CONTAINERS.upsert(row)
         return row
+
+
+def _refuse_taken(name, rows):
+    if any(row["name"] == name for row in rows):
+        raise Conflict(f"container name {name!r} is already in use")
+
+
+def rename(ref, new_name):
+    """Give a container another name; its id, hostname, disk and addresses stay.
+
+    Its neighbours' /etc/hosts learn the new name at once. Commands already
+    running on it go on: after their first look they find it by id.
+    """
+    parse.name(new_name, "container name")
+    with state.locked():
+        rows = reconcile(state.CONTAINERS.read())
+        row = get(ref, rows)
+        refuse_if_busy(row)
+        refuse_if_half_created(row)
+        _refuse_taken(new_name, rows)
+        old_name = row["name"]
+        row = state.CONTAINERS.update(old_name, name=new_name)
+        networks.refresh_hosts(state.CONTAINERS.read())
+    events.record("rename", row, old=old_name)
+    return row
 
 
 def _worker():
@@ -444,7 +477,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         return None
     with forwarding:
         status = launch.wait() if master is None else _relay(master, launch.waiter_pid)
-    row = finalize(row["name"])
+    row = finalize(row["id"])
     return int(row["exit_code"]) if row and row["exit_code"] else status
 
 
@@ -474,13 +507,15 @@ def _forwarding_signals(pid):
             signal.signal(number, handler)
 
 
-def restart_by_policy(name):
+def restart_by_policy(container_id):
     """check's restart: one more attempt counted, its failure recorded in the row."""
     try:
-        start(name, by_policy=True)
+        start(container_id, by_policy=True)
     except StartFailed as error:
         with state.locked():
-            state.CONTAINERS.update(name, error=error.message)
+            row = by_id(container_id)
+            if row is not None:
+                state.CONTAINERS.update(row["name"], error=error.message)
         raise
 
 
@@ -537,8 +572,7 @@ def stop(ref, timeout=None, by_user=True):
     row = current(ref)
     refuse_if_busy(row)
     if by_user:
-        with state.locked():
-            state.CONTAINERS.update(row["name"], stopped_by="user")
+        _mark_stopped_by_user(row)
     if row["status"] == RUNNING and linux.is_alive(row["pid"], row["pid_start"]):
         config = read_config(row)
         timeout = float(config.get("stop_timeout", STOP_TIMEOUT)) if timeout is None else timeout
@@ -554,7 +588,14 @@ def stop(ref, timeout=None, by_user=True):
             point("stop:killed")
             events.record("kill", row, by=by, signal="SIGKILL", after=timeout)
             linux.wait_gone(pid, 5.0)
-    return finalize(row["name"])
+    return finalize(row["id"])
+
+
+def _mark_stopped_by_user(row):
+    with state.locked():
+        fresh = by_id(row["id"])
+        if fresh is not None:
+            state.CONTAINERS.update(fresh["name"], stopped_by="user")
 
 
 def kill(ref, signal_name="SIGKILL"):
@@ -570,16 +611,15 @@ def kill(ref, signal_name="SIGKILL"):
         raise Conflict(f"container {row['name']!r} is not running (status: {row['status']}): nothing to signal")
     ending = signal_name in ("SIGKILL", read_config(row).get("stop_signal") or "SIGTERM")
     if ending:
-        with state.locked():
-            state.CONTAINERS.update(row["name"], stopped_by="user")
+        _mark_stopped_by_user(row)
     pid = int(row["pid"])
     _signal(pid, getattr(signal, signal_name))
     if ending:
         _thaw_if_paused(row)  # else the signal waits, as the container does, for unpause
     events.record("kill", row, signal=signal_name)
     if signal_name == "SIGKILL" and linux.wait_gone(pid, 5.0):
-        return finalize(row["name"])
-    return current(row["name"])
+        return finalize(row["id"])
+    return current(row["id"])
 
 
 def pause(ref):
@@ -632,7 +672,7 @@ def wait(ref):
             import time
 
             time.sleep(0.1)  # a start in progress, or an exit being recorded
-        row = current(row["name"])
+        row = current(row["id"])
     return row
 
 
@@ -643,9 +683,9 @@ def _signal(pid, number):
         pass
 
 
-def finalize(name):
-    """Record a container whose process is gone as exited and free what it held."""
-    row = state.CONTAINERS.find(name)
+def finalize(container_id):
+    """Record a container whose process is gone as exited and free what it held; returns its row."""
+    row = by_id(container_id)
     if row is None or row["status"] not in (RUNNING, STARTING):
         return row
     from . import launch
@@ -660,11 +700,11 @@ def finalize(name):
     # No unplug: the kernel deletes the veths with the dead network namespace
     # (waiting for that here costs up to 20 ms); plug() clears a late one.
     with state.locked():
-        current = state.CONTAINERS.find(name)
-        if current is None or current["id"] != row["id"] or current["status"] not in (RUNNING, STARTING):
+        current = by_id(container_id)
+        if current is None or current["status"] not in (RUNNING, STARTING):
             return current  # another command finished it first
         current = state.CONTAINERS.update(
-            name,
+            current["name"],
             status=EXITED,
             pid="",
             pid_start="",
@@ -706,16 +746,16 @@ def reconcile(rows):
 
     Called by list and by commands that decide on a container's status.
     """
-    stale = [row["name"] for row in rows if _is_stale(row)]
-    for name in stale:
-        finalize(name)
+    stale = [row["id"] for row in rows if _is_stale(row)]
+    for container_id in stale:
+        finalize(container_id)
     return state.CONTAINERS.read() if stale else rows
 
 
 def current(ref):
     """The container's row, corrected first if its process died."""
     row = get(ref)
-    return finalize(row["name"]) if _is_stale(row) else row
+    return finalize(row["id"]) if _is_stale(row) else row
 
 
 def _is_stale(row):
@@ -739,16 +779,16 @@ def run(image, command=(), detach=False, remove_after=False, capture=False, tty=
     primer = cgroups.Primer()  # the kernel's slow first cgroup move happens during create()
     try:
         row = create(image, command, **options)
-        code = start(row["name"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
+        code = start(row["id"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
     except StartFailed:
         if remove_after:
-            remove(row["name"], force=True)
+            remove(row["id"], force=True)
         raise
     finally:
         primer.stop()
     output = _read_log(row) if capture else None
     if remove_after and not detach:
-        remove(row["name"], force=True)
+        remove(row["id"], force=True)
     return row, code, output
 
 
@@ -767,13 +807,14 @@ def remove(ref, force=False):
     if row["status"] == RUNNING:
         if not force:
             raise Conflict(f"container {row['name']!r} is running: stop it first, or use --force")
-        stop(row["name"], timeout=0)
+        stop(row["id"], timeout=0)
     point("rm:stopped")
     group = cgroup_of(row)
     group.kill()
     group.remove()
     point("rm:cgroup")
     with state.locked():
+        row = by_id(row["id"]) or row  # its name now, were it renamed meanwhile
         refuse_if_disk_held(row)
         state.CONTAINERS.remove(row["name"])
         networks.refresh_hosts(state.CONTAINERS.read())

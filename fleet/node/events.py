@@ -46,11 +46,16 @@ def who():
 
 
 def read(container=None, since=None):
-    """The events, oldest first: of one container (name or id prefix) and from `since` (epoch seconds) on."""
+    """The events, oldest first: of one container (name or id prefix) and from `since` (epoch seconds) on.
+
+    A name also takes in the events of the container so named now from
+    before it was renamed (they carry its id).
+    """
     import json
 
     from . import logs
 
+    renamed = {row["id"][:12] for row in state.CONTAINERS.read() if row["name"] == container} if container else set()
     found = []
     for line in logs.read_lines(state.path(FILE)):
         # A write cut short (a full disk, a power cut) leaves no newline: the next event follows on its line.
@@ -62,10 +67,15 @@ def read(container=None, since=None):
             continue  # what is left of a cut line, or not ours
         if since is not None and at < since:
             continue
-        if container and container != event.get("container") and not _id_matches(container, event):
+        if container and not _about(container, event, renamed):
             continue
         found.append(event)
     return found
+
+
+def _about(ref, event, renamed):
+    """Whether the event is about container ref: its name then, its id, or the container so named now."""
+    return ref == event.get("container") or _id_matches(ref, event) or event.get("id") in renamed
 
 
 def _id_matches(ref, event):

@@ -297,9 +297,10 @@ def container_run(args):
 def container_start(args):
     from . import containers
 
-    def start(name):
-        containers.start(name)
-        return containers.describe(containers.get(name))
+    def start(ref):
+        container_id = containers.get(ref)["id"]
+        containers.start(container_id)
+        return containers.describe(containers.get(container_id))
 
     return _each(args.names, start)
 
@@ -316,6 +317,13 @@ def container_kill(args):
 
     name = parse.signal_name(args.signal, "--signal")
     return _each(args.names, lambda ref: containers.describe(containers.kill(ref, name)))
+
+
+def container_rename(args):
+    from . import containers
+
+    row = containers.rename(args.name, args.new_name)
+    return Reply(containers.describe(row), row["name"])
 
 
 def container_pause(args):
@@ -335,10 +343,10 @@ def container_restart(args):
 
     timeout = None if args.time is None else parse.seconds(args.time, "--time")
 
-    def restart(name):
-        name = containers.stop(name, timeout)["name"]
-        containers.start(name)
-        return containers.describe(containers.get(name))
+    def restart(ref):
+        container_id = containers.stop(ref, timeout)["id"]
+        containers.start(container_id)
+        return containers.describe(containers.get(container_id))
 
     return _each(args.names, restart)
 

@@ -396,6 +396,51 @@ def test_disconnect_unplugs_live_keeps_the_other_names_and_moves_the_default_rou
     assert busybox.call("network", "disconnect", "ghost", "app")["error"]["code"] == "not_found"
 
 
+def holds_a_pidfd(pid):
+    """Whether process pid has a pidfd open (`container wait` once it waits on a container's process)."""
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[pidfd]" for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def test_rename_keeps_everything_but_the_name_and_commands_in_flight_follow(busybox, subnet):
+    import subprocess
+
+    busybox.ok("network", "create", "farm", "--subnet", subnet)
+    busybox.ok("container", "run", "-d", "--name", "web", "--network", "farm", "bb", "sh", "-c", HTTPD)
+    busybox.ok("container", "run", "-d", "--name", "peer", "--network", "farm", "bb", "sleep", "300")
+    before = busybox.ok("container", "inspect", "web")
+    waiter = subprocess.Popen(busybox.argv("container", "wait", "web"), env=busybox.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    while not holds_a_pidfd(waiter.pid):  # it has found web and waits on its process
+        time.sleep(0.02)
+
+    item = busybox.ok("container", "rename", "web", "front")
+    assert (item["name"], item["id"], item["networks"]) == ("front", before["id"][:12], before["networks"])
+    hosts = busybox.exec_out("peer", "cat", "/etc/hosts")
+    assert f"{before['networks'][0]['address']}\tfront" in hosts and "\tweb" not in hosts
+    assert busybox.exec_out("front", "hostname") == "web\n"  # as in Docker: its hostname stays
+    assert busybox.call("container", "inspect", "web")["error"]["code"] == "not_found"
+    assert busybox.ok("container", "stop", "--time", "0", "front")["exit_code"] == 137
+    out, err = waiter.communicate(timeout=30)
+    assert (waiter.returncode, out.strip()) == (0, "137"), err  # the wait that began as 'web' ended cleanly
+    events = [(e["action"], e["container"]) for e in busybox.ok("events", "front")]
+    assert events[:3] == [("create", "web"), ("start", "web"), ("rename", "front")] and ("die", "front") in events
+
+    assert busybox.call("container", "rename", "front", "peer")["error"]["message"] == (
+        "container name 'peer' is already in use")  # fmt: skip
+    assert busybox.call("container", "rename", "front", "bad/name")["error"]["code"] == "invalid"
+
+    attached = busybox.argv("container", "run", "--rm", "--name", "job", "bb", "sh", "-c", "sleep 1; exit 3")
+    job = subprocess.Popen(attached, env=busybox.env, stderr=subprocess.PIPE, text=True)
+    while busybox.call("container", "rename", "job", "job2")["ok"] is False:  # as soon as it is there
+        time.sleep(0.05)
+    _, err = job.communicate(timeout=30)
+    assert job.returncode == 3, err  # its exit recorded and --rm done under the new name
+    assert [item["name"] for item in busybox.ok("container", "list", "--all")] == ["front", "peer"]
+
+
 def test_pause_freezes_every_process_and_stop_or_kill_still_end_it(busybox):
     counter = "trap 'echo bye; exit 0' TERM; i=0; while true; do i=$((i+1)); echo $i > /n; sleep 0.05; done"
     busybox.ok("container", "run", "-d", "--name", "busy", "--stop-timeout", "5", "bb", "sh", "-c", counter)
