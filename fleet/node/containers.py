@@ -827,10 +827,14 @@ def remove(ref, force=False):
 def add_network(ref, network_ref):
     """Attach a container to one more network, live if it runs; remembered for later starts."""
     wanted = parse.network_ref(network_ref)
+    if wanted[0] == networks.HOST:
+        raise Invalid("--network host is for create and run: a container cannot be moved into the host's network")
     with state.locked():
         rows = reconcile(state.CONTAINERS.read())
         row = get(ref, rows)
         refuse_if_busy(row)
+        if read_config(row).get("host_network"):  # its namespace is the host's: a veth there would be the host's
+            raise Conflict(f"container {row['name']!r} uses the host's network: it cannot join a bridge network")
         if wanted[0] in [net for net, _ in attachments(row)]:
             raise Conflict(f"container {row['name']!r} is already on network {wanted[0]!r}")
         pairs = slots(row) + networks.assign([wanted], rows)  # after any gap: a live eth name is never reused

@@ -142,6 +142,9 @@ def bad_inputs(subnet, other, tiny):
         (("container", "exec", "taken", "true"), "not running"),
         (("container", "exec", "ghost", "true"), "no such container"),
         (("container", "add", "taken", "--network", "nonet"), "no such network"),
+        (("container", "add", "onhost", "--network", "farm"), "container 'onhost' uses the host's network"),
+        (("network", "connect", "farm", "onhost"), "container 'onhost' uses the host's network"),
+        (("container", "add", "taken", "--network", "host"), "--network host is for create and run"),
         (("container", "logs", "--tail", "-1", "taken"), "--tail"),
         (("container", "run", "-d", "--rm", "bb"), "not allowed with"),
         (("image", "rm", "ghost"), "no such image"),
@@ -156,6 +159,7 @@ def test_bad_inputs_error_cleanly_and_change_nothing(busybox):
     tiny = free_subnet(prefix=30)  # the gateway and one container fill it
     busybox.ok("network", "create", "tiny", "--subnet", tiny)
     busybox.ok("container", "create", "--name", "filler", "--network", "tiny", "bb", "true")
+    busybox.ok("container", "create", "--name", "onhost", "--network", "host", "bb", "true")
     before = busybox.state_files()
     for args, message in bad_inputs(subnet, other, tiny):
         reply = busybox.call(*args)
