@@ -18,7 +18,7 @@ def container(name, status="running", **extra):
 
 def outcomes():
     return [
-        Outcome(N1, value=[container("web1", health="healthy"), container("web2")]),
+        Outcome(N1, value=[container("web1", health="healthy"), container("web2", paused=True)]),
         Outcome(N2, value=[container("api", status="exited", exit_code=3, networks=[])]),
         Outcome(N3, error=Unreachable("node3", "connection refused by 192.0.2.3:22 (is sshd running?)")),
     ]
@@ -30,6 +30,7 @@ def test_rows_are_host_first_and_every_host_appears():
                                          ["node3", "UNREACHABLE: connection refused by 192.0.2.3:22 "
                                                    "(is sshd running?)"]]  # fmt: skip
     assert rows[0][3:6] == ["running", "healthy", "10.9.0.2"]
+    assert rows[1][3] == "paused"  # `container pause`: still running, frozen
     assert rows[0][7] == "mem 64M"
     assert rows[2][3] == "exited (3)"
     assert all(len(row) == len(view.CONTAINER_COLUMNS) for row in rows)
