@@ -87,6 +87,7 @@ AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 0x1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_SYMLINKS = 0x10
 _SYS_OPEN_TREE = 428  # same number on every architecture (the unified syscall table)
 _SYS_MOVE_MOUNT = 429
 
@@ -161,8 +162,12 @@ def open_tree(path):
 
 
 def move_mount(tree_fd, target):
-    """Attach a tree from open_tree() at target."""
-    if libc().syscall(_SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH) < 0:
+    """Attach a tree from open_tree() at target, following a symlink there as mount(2) would.
+
+    Callers are inside the container's root: a symlink resolves within it.
+    """
+    flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS
+    if libc().syscall(_SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, os.fsencode(target), flags) < 0:
         oserror(f"move_mount {target}", target)
 
 

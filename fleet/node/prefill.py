@@ -38,8 +38,8 @@ def open_if_empty(source):
 def fill(target, volume_fd):
     """Copy the container's directory target (a path inside its root) into the empty volume, then close it."""
     try:
-        try:
-            source_fd = os.open(target, DIRECTORY)
+        try:  # a symlink at target is followed, as the volume's mount follows it (both inside the container)
+            source_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return  # nothing there in the image (or a file, or a symlink): the volume stays empty
         try:

@@ -55,7 +55,7 @@ def test_a_volume_made_for_a_userns_container_belongs_to_its_root(busybox):
 
 SITE = ("mkdir -p /srv/site/sub && echo hi > /srv/site/index.html && ln -s index.html /srv/site/link"
         " && head -c 65536 /dev/zero > /srv/site/sub/big && chown -R 33:33 /srv/site && chmod 0750 /srv/site"
-        " && chmod 0640 /srv/site/index.html && mkfifo /srv/site/pipe")  # fmt: skip
+        " && chmod 0640 /srv/site/index.html && mkfifo /srv/site/pipe && ln -s site /srv/alias")  # fmt: skip
 
 
 @pytest.fixture
@@ -87,6 +87,12 @@ def test_an_empty_volume_gets_the_image_s_files_once(site, tmp_path):
     for option in ("web2:/srv/site:nocopy", f"{tmp_path / 'bare'}:/srv/site"):  # asked not to; a host directory
         assert site.cli("container", "run", "--rm", "-v", option, "site", "ls", "-A", "/srv/site").stdout == ""
     assert site.cli("container", "run", "--rm", "-v", "web3:/srv/none", "site", "ls", "-A", "/srv/none").stdout == ""
+    done = site.cli("container", "run", "--rm", "-v", "web4:/srv/alias", "site", "cat", "/srv/alias/index.html")
+    assert done.stdout == "hi\n", done.stderr  # a symlink in the image at the mount point: followed, as the mount is
+    (tmp_path / "bare" / "mine").write_text("host\n")
+    bound = f"{tmp_path / 'bare'}:/srv/alias"
+    done = site.cli("container", "run", "--rm", "-v", bound, "site", "cat", "/srv/site/mine")
+    assert done.stdout == "host\n", done.stderr  # a host directory too: mounted where the symlink leads, inside
 
 
 def test_a_fill_cut_short_leaves_the_volume_empty_and_the_next_start_fills_it(site):
