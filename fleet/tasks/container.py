@@ -72,6 +72,20 @@ def kill(c, name, hosts, signal="SIGKILL", json_=False, parallel=32, timeout=300
     each_host(hosts, parallel, timeout, json_, ["container", "kill", "--signal", signal, name])
 
 
+@task(help=helps(name="container name or id"))
+@fleet_task
+def pause(c, name, hosts, json_=False, parallel=32, timeout=300):
+    """Freeze a running container on each host (memory kept, no CPU used) until container.unpause."""
+    each_host(hosts, parallel, timeout, json_, ["container", "pause", name], lambda _item: "paused")
+
+
+@task(help=helps(name="container name or id"))
+@fleet_task
+def unpause(c, name, hosts, json_=False, parallel=32, timeout=300):
+    """Let a paused container run again on each host."""
+    each_host(hosts, parallel, timeout, json_, ["container", "unpause", name], lambda _item: "running")
+
+
 def _time(time):
     return [] if time is None else ["--time", str(time)]
 
@@ -132,4 +146,4 @@ def _follow(name, hosts, tail, json_, timeout):
     finish(outcomes, False, ("HOST", "RESULT") if failed else None, result_rows(failed))
 
 
-namespace = Collection("container", run, start, stop, kill, restart, rm, exec, logs)
+namespace = Collection("container", run, start, stop, kill, pause, unpause, restart, rm, exec, logs)

@@ -129,6 +129,9 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     assert "no network" in done.stdout
     code, reply = fleet_lab.invoke_json("network.connect", "farm", "web", "--hosts", "node1")
     assert code == 0 and reply["data"][0]["networks"] == [{"network": "farm", "address": "10.77.0.2"}], reply
+    fleet_lab.ok("container.pause", "web", "--hosts", "node1,node2")
+    assert [row.split()[3] for row in fleet_lab.ok("ps").stdout.splitlines()[1:]] == ["paused", "paused"]
+    fleet_lab.ok("container.unpause", "web", "--hosts", "node1,node2")
     fleet_lab.ok("container.kill", "web", "--hosts", "node2")
     code, reply = fleet_lab.invoke_json("ps", "--all", "--hosts", "node1,node2")
     assert sorted((row["host"], row["status"], row["exit_code"]) for row in reply["data"]) == [
