@@ -4,7 +4,8 @@ The helper lives on the host as <helper_dir>/baleine-<sha256>.pyz. A call
 runs it directly; only when the file is not there (exit 97 from the guard
 below) is it uploaded, checked against its sha256 on the host, renamed into
 place, and the call repeated. A host that already has this build costs no
-extra round trip.
+extra round trip. Beside them, <helper_dir>/baleine.pyz links to the one
+shipped last: the host's cron entry runs it.
 """
 
 import json
@@ -12,6 +13,7 @@ import shlex
 
 from . import ship
 from .errors import HelperError, NoPython
+from .node.cron import LATEST
 
 VERB_KINDS = ("image", "network", "container", "cron")  # `baleine KIND VERB ...`; check and usage have no verb
 HELPER_MISSING = 97
@@ -60,16 +62,22 @@ def ensure_helper(session):
 
 
 def upload(session, build):
-    """Send the zipapp in one command: written to a temporary name, checked, then renamed."""
+    """Send the zipapp in one command: written to a temporary name, checked, then renamed.
+
+    Then the directory's baleine.pyz link is pointed at it (renamed over, never
+    missing): the host's cron entry runs that link, so it runs this helper now.
+    """
     host = session.host
     path = helper_path(host, build.sha)
     temp = f"{path}.tmp-upload"
-    directory = path.rsplit("/", 1)[0]
+    directory, name = path.rsplit("/", 1)
+    link, link_temp = f"{directory}/{LATEST}", f"{directory}/.{LATEST}.tmp-upload"
     q = shlex.quote
     script = (
         f"umask 022 && mkdir -p {q(directory)} && cat > {q(temp)} && "
         f"printf '%s  %s\\n' {build.sha} {q(temp)} | sha256sum -c --status && mv -f {q(temp)} {q(path)} "
-        f"|| {{ rm -f {q(temp)}; exit 1; }}"
+        f"&& ln -sfn {q(name)} {q(link_temp)} && mv -f {q(link_temp)} {q(link)} "
+        f"|| {{ rm -f {q(temp)} {q(link_temp)}; exit 1; }}"
     )
     done = session.run(None, stdin=build.data, raw=script)
     if done.exit_code != 0:

@@ -20,12 +20,23 @@ def cron_file():
     return os.environ.get("BALEINE_CRON_FILE") or DEFAULT_FILE
 
 
+LATEST = "baleine.pyz"  # beside the shipped helpers: a symlink the control side points at each one it ships
+
+
 def self_command():
-    """argv that runs this same baleine: the zipapp under python3 -I -S, or the installed script."""
+    """argv that runs baleine: the zipapp under python3 -I -S (the latest shipped one), or the installed script.
+
+    A helper shipped by the control side sits beside the LATEST link: cron
+    runs the link, so the next helper shipped is the one cron runs, without
+    installing the entry again.
+    """
     import zipfile
 
     program = os.path.abspath(sys.argv[0])
     if zipfile.is_zipfile(program):
+        latest = os.path.join(os.path.dirname(program), LATEST)
+        if os.path.islink(latest) and zipfile.is_zipfile(latest):
+            program = latest
         return [sys.executable, "-I", "-S", program]
     return [program]
 

@@ -1,16 +1,18 @@
 """The fleet for real: a 3-node lab (namespaces, real sshd, the shipped helper) driven by `invoke`."""
 
+import io
 import os
 import signal
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import labfleet
 import pytest
 from labfleet import Lab
 
-from fleet import client, inventory, lab, transport, view
+from fleet import client, inventory, lab, ship, transport, view
 from fleet.node import transfer
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,28 @@ def test_helper_is_shipped_once_per_host(fleet_lab):
     again = fleet_lab.ok("ps")
     assert "shipped" not in again.stderr
     assert {node: helper_files(fleet_lab, node) for node in before} == before
+    for node, files in before.items():  # the link cron runs: at the helper shipped last
+        assert os.readlink(fleet_lab.node_dir(node) / "state" / "helper" / "baleine.pyz") == next(iter(files))
+
+
+def test_a_newer_helper_takes_over_the_cron_entry_when_shipped(fleet_lab):
+    fleet_lab.ok("health.schedule", "--hosts", "node1", "--every", "3", "--cron-file", fleet_lab.base / "cron-1",
+                 "--history", fleet_lab.base / "history-1")  # fmt: skip
+    entry = (fleet_lab.node_dir("node1") / "cron.d" / "baleine").read_text().splitlines()[-1]
+    assert " /var/lib/baleine/helper/baleine.pyz check >> " in entry  # the link, not one build
+    data = io.BytesIO(ship.current().data)
+    with zipfile.ZipFile(data, "a") as archive:
+        archive.writestr("NEWER", "a later release, as far as the host can tell")
+    newer = ship.Build(data.getvalue())
+    hosts = inventory.load(fleet_lab.env["BALEINE_INVENTORY"]).select("node1")
+    with transport.Fleet(hosts) as fleet:
+        client.upload(fleet.sessions["node1"], newer)
+    helper = fleet_lab.node_dir("node1") / "state" / "helper"
+    assert os.readlink(helper / "baleine.pyz") == f"baleine-{newer.sha}.pyz"
+    assert (helper / "baleine.pyz").read_bytes() == newer.data  # what cron runs from its next pass on
+    assert sorted(path.name for path in helper.iterdir() if "tmp" in path.name) == []
+    with transport.Fleet(hosts) as fleet:
+        client.upload(fleet.sessions["node1"], ship.current())  # back to this build, for the other tests
 
 
 def test_image_push_sends_only_what_is_missing(fleet_lab):
@@ -225,7 +249,7 @@ def test_health_schedule_installs_both_cron_entries(fleet_lab):
         entry = (fleet_lab.node_dir(node) / "cron.d" / "baleine").read_text().splitlines()[-1]
         assert entry.startswith("*/2 * * * * root BALEINE_ROOT=/var/lib/baleine ")
         assert f"BALEINE_CGROUP_PARENT={fleet_lab.record['cgroup_parent']}/{node} " in entry
-        assert "/var/lib/baleine/helper/baleine-" in entry and " check >> /var/lib/baleine/check.log" in entry
+        assert " /var/lib/baleine/helper/baleine.pyz check >> /var/lib/baleine/check.log" in entry
     assert not (fleet_lab.node_dir("node3") / "cron.d" / "baleine").exists()
     control = cron_file.read_text().splitlines()[-1]
     assert control.startswith("*/2 * * * * root cd ")

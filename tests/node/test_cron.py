@@ -1,0 +1,28 @@
+"""The cron entry: what it runs (the helper shipped last), when, and with which state root."""
+
+import os
+import sys
+import zipfile
+
+from fleet.node import cron
+
+
+def make_zipapp(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("__main__.py", "")
+
+
+def test_cron_runs_the_helper_shipped_last_through_its_link(tmp_path, monkeypatch):
+    shipped = tmp_path / "baleine-1111.pyz"
+    make_zipapp(shipped)
+    monkeypatch.setattr(sys, "argv", [str(shipped), "cron", "install"])
+    assert cron.self_command() == [sys.executable, "-I", "-S", str(shipped)]  # no link: the helper itself
+
+    os.symlink("baleine-1111.pyz", tmp_path / cron.LATEST)  # as the control side ships it
+    assert cron.self_command() == [sys.executable, "-I", "-S", str(tmp_path / cron.LATEST)]
+    monkeypatch.setenv("BALEINE_ROOT", str(tmp_path / "root"))
+    assert f"{tmp_path / cron.LATEST} check >> " in cron.entry(5)
+
+    (tmp_path / cron.LATEST).unlink()
+    (tmp_path / cron.LATEST).write_text("not a link")  # only a link of ours counts
+    assert cron.self_command()[-1] == str(shipped)
