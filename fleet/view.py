@@ -13,6 +13,7 @@ IMAGE_COLUMNS = ("HOST", "NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED")
 NETWORK_COLUMNS = ("HOST", "NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS", "RUNNING")
 EVENT_COLUMNS = ("HOST", "TIME", "ACTION", "CONTAINER", "BY", "DETAILS")
 SPACE_COLUMNS = ("HOST", "FREE", "SIZE", "IMAGES", "CONTAINERS", "LOGS", "RECLAIMABLE")
+INFO_COLUMNS = ("HOST", "KERNEL", "CGROUPS", "STATE FS", "RUNNING", "CONTAINERS", "IMAGES", "FREE", "CRON", "HELPER")
 
 
 def merged(outcomes):
@@ -76,6 +77,24 @@ def event_rows(outcomes):
     """Every host's events in one timeline (oldest first); then a row per host that did not answer."""
     found = rows(outcomes, EVENT_COLUMNS, event_row)
     return sorted(found, key=lambda row: (row[1] == "", row[1], row[0]))  # failed rows have no time
+
+
+def info_rows(outcomes):
+    """One row per host from its `baleine info`: what it runs on, what it holds, whether cron checks it."""
+    found = []
+    for outcome in outcomes:
+        if not outcome.ok:
+            found.append(failed_row(outcome, len(INFO_COLUMNS)))
+            continue
+        item = outcome.value
+        counts = item["containers"]
+        running = f"{counts['running']}" + (f" (+{counts['paused']} paused)" if counts["paused"] else "")
+        fs = item["filesystem"] + (" (reflink)" if item["reflink"] else "")
+        cron = f"every {item['cron']['every']} min" if item["cron"]["installed"] else "none"
+        found.append([outcome.host.name, item["kernel"], item["cgroups"], fs, running, counts["total"],
+                      item["images"], f"{human_size(item['free'])} ({free_share(item)})", cron,
+                      f"{item['version']}, python {item['python']}"])  # fmt: skip
+    return found
 
 
 def space_rows(outcomes):

@@ -38,7 +38,7 @@ def _leaf(group, name, handler, help_text, description=None):
 
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df")
+KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df", "info")
 
 
 def build_parser(kind=None):
@@ -59,14 +59,15 @@ def build_parser(kind=None):
     root.version = f"baleine {VERSION}"
     verbs = {"image": _image_verbs, "network": _network_verbs, "volume": _volume_verbs, "container": _container_verbs,
              "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
-             "df": _df_verb}  # fmt: skip
+             "df": _df_verb, "info": _info_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "volume": "named volumes: directories that outlive their containers",
              "check": "the cron pass: record dead containers, apply restart policies",
              "cron": "install, remove or show the cron entry that runs check",
              "usage": "CPU, memory, io and pids used, summed from check's records",
              "events": "what happened to containers, when and by whom",
-             "df": "disk space: images, containers, logs, history, and what prune would free"}  # fmt: skip
+             "df": "disk space: images, containers, logs, history, and what prune would free",
+             "info": "this host: kernel, cgroups, filesystem, seccomp, init, cron, and what baleine holds"}  # fmt: skip
     for name in KINDS:
         sub = root.command(name, helps[name])
         if kind in (None, name):
@@ -235,6 +236,13 @@ def _df_verb(verb):
     from . import handlers as h
 
     verb.handler = h.df
+    _json_flag(verb)
+
+
+def _info_verb(verb):
+    from . import handlers as h
+
+    verb.handler = h.info
     _json_flag(verb)
 
 

@@ -572,6 +572,13 @@ def df(_args):
     return Reply(found, _table("df", found))
 
 
+def info(_args):
+    from . import info as host
+
+    found = host.summary()
+    return Reply(found, _table("info", found))
+
+
 def events(args):
     from . import events as history
     from . import usage

@@ -146,6 +146,30 @@ def df(found):
     return table(("WHAT", "COUNT", "SPACE", "RECLAIMABLE"), rows) + "\n" + free
 
 
+def info(found):
+    """`baleine info`: one line per fact, name first."""
+    counts = found["containers"]
+    schedule = found["cron"]
+    cron = f"every {schedule['every']} min" if schedule["installed"] else "not installed (baleine cron install)"
+    lines = [
+        ("version", f"baleine {found['version']} (python {found['python']})"),
+        ("kernel", f"{found['kernel']} {found['arch']}"),
+        ("cgroups", f"{found['cgroups']}, containers under {found['cgroup_parent']}"),
+        ("state", f"{found['root']} on {found['filesystem']}, "
+                  f"{'reflink copies' if found['reflink'] else 'sparse copies (no reflink)'}"),
+        ("free", f"{human_size(found['free'])} of {human_size(found['size'])} ({free_share(found)})"),
+        ("seccomp", "default filter" if found["seccomp"] else f"none for {found['arch']} (seccomp=unconfined only)"),
+        ("init", found["init"] or "none (--init needs tini or catatonit)"),
+        ("cron", cron),
+        ("containers", f"{counts['total']}: {counts['running']} running, {counts['paused']} paused, "
+                       f"{counts['created']} created, {counts['exited']} exited"),
+        ("images", found["images"]),
+        ("networks", found["networks"]),
+        ("volumes", found["volumes"]),
+    ]  # fmt: skip
+    return "\n".join(f"{name + ':':<12}{value}" for name, value in lines)
+
+
 def volumes(items):
     rows = [(i["name"], human_size(i["bytes"]), ", ".join(i["containers"]), i["created"]) for i in items]
     return table(("NAME", "USED", "CONTAINERS", "CREATED"), rows)

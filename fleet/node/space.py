@@ -16,6 +16,7 @@ def summary():
     """Space taken by images, container disks, volumes, logs and history files; what prunes free; the free space."""
     from . import containers, events, images, logs, usage, volumes
 
+    state.ensure_layout()  # a host nothing was done on yet: its root, as the first command would make it
     image_rows, container_rows = state.IMAGES.read(), containers.reconcile(state.CONTAINERS.read())
     used_images = {row["image"] for row in container_rows}
     image_bytes = {row["name"]: state.allocated(images.image_file(row["name"])) for row in image_rows}

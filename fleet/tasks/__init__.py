@@ -5,7 +5,7 @@ from invoke import Collection, task
 from .. import ship
 from . import container, health, hosts, image, lab, network
 from .deploy import deploy_, rollback
-from .views import df, events, images, networks, ps
+from .views import df, events, images, info, networks, ps
 
 
 @task(help={"output": "where to write the zipapp (default: build/baleine.pyz)"})
@@ -17,6 +17,6 @@ def build(c, output="build/baleine.pyz"):
     print(f"{ship.build(output)}  {output}")
 
 
-namespace = Collection(build, ps, images, networks, events, df, rollback, deploy=deploy_)
+namespace = Collection(build, ps, images, networks, events, df, info, rollback, deploy=deploy_)
 for module in (container, image, network, health, hosts, lab):
     namespace.add_collection(module.namespace)

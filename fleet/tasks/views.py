@@ -1,4 +1,4 @@
-"""`invoke ps`, `images`, `networks`, `events`, `df`: one table over the whole fleet."""
+"""`invoke ps`, `images`, `networks`, `events`, `df`, `info`: one table over the whole fleet."""
 
 from invoke import task
 
@@ -47,3 +47,10 @@ def events(c, hosts="all", container=None, since=None, json_=False, parallel=32,
 def df(c, hosts="all", json_=False, parallel=32, timeout=60):
     """Each selected host's disk space: free, what images, containers and logs take, what prune would free."""
     fleet_table(hosts, parallel, timeout, json_, ("df",), view.SPACE_COLUMNS, view.space_rows)
+
+
+@task(help=helps())
+@fleet_task
+def info(c, hosts="all", json_=False, parallel=32, timeout=60):
+    """Each selected host: kernel, cgroups, state filesystem, containers, images, free space, cron, helper."""
+    fleet_table(hosts, parallel, timeout, json_, ("info",), view.INFO_COLUMNS, view.info_rows)

@@ -344,6 +344,13 @@ def test_image_prune_on_each_host_keeps_what_containers_use(fleet_lab):
     assert code == 0 and [row["host"] for row in reply["data"]] == ["node1", "node2"]
     assert all(row["images"]["reclaimable"] > 0 for row in reply["data"])  # spare: no container uses it
     assert fleet_lab.ok("df", "--hosts", "node1").stdout.splitlines()[0].split()[:2] == ["HOST", "FREE"]
+    code, reply = fleet_lab.invoke_json("info", "--hosts", "node1,node2")
+    assert code == 0 and [(row["host"], row["kernel"]) for row in reply["data"]] == [
+        ("node1", os.uname().release), ("node2", os.uname().release)]  # fmt: skip
+    assert all(row["containers"]["running"] >= 1 and row["images"] >= 1 for row in reply["data"])  # web, bb
+    lines = fleet_lab.ok("info", "--hosts", "node1,node2").stdout.splitlines()
+    assert lines[0].split()[:3] == ["HOST", "KERNEL", "CGROUPS"] and [line.split()[0] for line in lines[1:]] == [
+        "node1", "node2"]  # fmt: skip
     done = fleet_lab.ok("image.prune", "--hosts", "node1,node2")
     rows = sorted(line.split()[:3] for line in done.stdout.splitlines()[1:])
     assert rows == [["node1", "removed", "spare"], ["node2", "removed", "spare"]]  # bb: web runs from it

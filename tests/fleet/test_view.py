@@ -103,3 +103,14 @@ def test_space_is_one_row_per_host():
     rows = view.space_rows([Outcome(N1, value=df), Outcome(N3, error=Unreachable("node3", "timed out"))])
     assert rows[0] == ["node1", "3G (25%)", "12G", "100M", "200M", "1M", "50M"]
     assert rows[1][:2] == ["node3", "UNREACHABLE: timed out"] and len(rows[1]) == len(view.SPACE_COLUMNS)
+
+
+def test_info_is_one_row_per_host():
+    item = {"kernel": "6.1.0", "cgroups": "v2", "filesystem": "xfs", "reflink": True, "images": 2,
+            "containers": {"total": 5, "running": 3, "paused": 1, "created": 0, "exited": 1},
+            "free": 50 << 30, "size": 100 << 30, "cron": {"installed": True, "every": 1},
+            "version": "0.1.0", "python": "3.11.2"}  # fmt: skip
+    found = view.info_rows([Outcome(N1, value=item), Outcome(N3, error=Unreachable("node3", "timed out"))])
+    assert found[0] == ["node1", "6.1.0", "v2", "xfs (reflink)", "3 (+1 paused)", 5, 2, "50G (50%)", "every 1 min",
+                        "0.1.0, python 3.11.2"]  # fmt: skip
+    assert found[1][:2] == ["node3", "UNREACHABLE: timed out"] and len(found[1]) == len(view.INFO_COLUMNS)
