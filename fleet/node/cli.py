@@ -352,6 +352,9 @@ def _container_verbs(verbs):
     listing.option("--all", "-a", flag=True, help_text="include created and exited containers")
     listing.option("--quiet", "-q", flag=True, help_text="only their names, one per line")
     listing.option("--size", "-s", flag=True, help_text="also the disk space each takes: its disk copy, its logs")
+    listing.option("--filter", "-f", repeat=True, metavar="KEY=VALUE",
+                   help_text="status=created|running|paused|exited, name=GLOB, image=, network=, "
+                             "health=starting|healthy|unhealthy|none (repeat: one key ORs, keys AND)")  # fmt: skip
     add = _leaf(verbs, "add", h.container_add, "attach a container to one more network (live if running)")
     add.positional("name", help_text="container name or id")
     add.option("--network", required=True, metavar="NET[:IP]", help_text="network, optionally with an address")

@@ -421,7 +421,15 @@ def container_inspect(args):
 def container_list(args):
     from . import containers
 
-    items = containers.list_all(include_stopped=args.all, sizes=args.size)
+    chosen = {}
+    if args.filter:
+        from . import filters
+
+        chosen = filters.parse(args.filter)
+    # A status filter says itself which statuses appear, as in Docker: status=exited needs no --all.
+    items = containers.list_all(include_stopped=args.all or "status" in chosen, sizes=args.size)
+    if chosen:
+        items = [item for item in items if filters.matches(item, chosen)]
     if args.quiet:  # names only, for scripts: for c in $(baleine container list -aq); do ...
         names = [item["name"] for item in items]
         return Reply(names, "\n".join(names))

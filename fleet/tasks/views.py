@@ -12,11 +12,14 @@ def fleet_table(hosts, parallel, timeout, as_json, args, columns, make_rows):
     finish(outcomes, as_json, columns, make_rows(outcomes))
 
 
-@task(help=helps(all="also containers that are not running"))
+@task(iterable=["filter_"], help=helps(all="also containers that are not running",
+                                       filter="KEY=VALUE, as `baleine container list` takes it (repeat)"))  # fmt: skip
 @fleet_task
-def ps(c, hosts="all", all_=False, json_=False, parallel=32, timeout=60):
+def ps(c, hosts="all", all_=False, filter_=None, json_=False, parallel=32, timeout=60):
     """Every container on every selected host, in one table (HOST first)."""
-    args = ("container", "list", "--all") if all_ else ("container", "list")
+    args = ["container", "list", *(["--all"] if all_ else [])]
+    for value in filter_ or []:
+        args += ["--filter", value]
     fleet_table(hosts, parallel, timeout, json_, args, view.CONTAINER_COLUMNS, view.container_rows)
 
 

@@ -160,6 +160,10 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     code, reply = fleet_lab.invoke_json("ps", "--all", "--hosts", "node1,node2")
     assert sorted((row["host"], row["status"], row["exit_code"]) for row in reply["data"]) == [
         ("node1", "running", None), ("node2", "exited", 137)]  # fmt: skip
+    code, reply = fleet_lab.invoke_json(
+        "ps", "--filter", "status=exited", "--filter", "name=w*", "--hosts", "node1,node2"
+    )
+    assert code == 0 and [(row["host"], row["name"]) for row in reply["data"]] == [("node2", "web")]
     fleet_lab.ok("container.start", "web", "--hosts", "node2")  # the tests after this one use it
     fleet_lab.ok("container.run", "bb", "--hosts", "node1,node2", "--name", "talker",
                  "--command", "sh -c 'echo hello; sleep 600'")  # fmt: skip

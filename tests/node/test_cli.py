@@ -133,6 +133,7 @@ def bad_inputs(subnet, other, tiny):
         (("container", "stop", "--time", "-3", "taken"), "invalid --time"),
         (("container", "kill", "--signal", "SIGNOPE", "taken"), "invalid --signal 'SIGNOPE': use a signal name"),
         (("container", "pause", "taken"), "container 'taken' is not running (status: created)"),
+        (("container", "list", "--filter", "color=red"), "invalid --filter 'color=red': use KEY=VALUE"),
         (("container", "rename", "taken", "filler"), "container name 'filler' is already in use"),
         (("container", "rename", "taken", "x:y"), "invalid container name 'x:y'"),
         (("container", "rename", "ghost", "fine"), "no such container"),

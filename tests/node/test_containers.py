@@ -526,6 +526,9 @@ def test_list_quiet_gives_names_for_scripts(busybox):
     assert busybox.cli("container", "list", "-q").stdout == "busy\n"
     assert busybox.cli("container", "list", "-aq").stdout == "idle\nbusy\n"
     assert busybox.ok("container", "list", "-aq") == ["idle", "busy"]
+    assert busybox.ok("container", "list", "-q", "--filter", "status=created") == ["idle"]  # no --all needed
+    assert busybox.ok("container", "list", "-aq", "-f", "name=b*", "-f", "image=bb") == ["busy"]
+    assert busybox.ok("container", "list", "-aq", "-f", "image=other") == []
 
 
 def test_list_size_shows_the_disk_space_each_takes(busybox):
