@@ -273,6 +273,8 @@ def _container_options(verb):
     verb.option("--network", repeat=True, metavar="NET[:IP]",
                 help_text="join a network, optionally at a given address (repeat for more)")  # fmt: skip
     verb.option("--hostname", help_text="host name inside (default: the container name)")
+    verb.option("--label", "-l", repeat=True, metavar="KEY=VALUE",
+                help_text="metadata for people and scripts, e.g. role=web (list --filter label=role=web)")  # fmt: skip
     verb.option("--env", "-e", repeat=True, metavar="K=V", help_text="environment variable")
     _env_file_option(verb)
     verb.option("--volume", "-v", repeat=True, metavar="SRC:DST[:ro]",

@@ -85,7 +85,7 @@ def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
-    tmpfs=(),
+    tmpfs=(), labels=(),
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -99,6 +99,7 @@ def create(
     config = _container_config(image, list(command), env, volume, workdir, user, hostname, stop_signal)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["tmpfs"] = _tmpfs_mounts(tmpfs, config["volumes"])
+    config["labels"] = dict(parse.label(value) for value in labels)  # a key given twice: the last one
     config.update(_process_settings(security_opt, ulimit, init, stop_timeout))
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
@@ -966,6 +967,7 @@ def describe(row, config=None):
         info["host_network"] = bool(config.get("host_network"))
         info["limits"] = config.get("limits", {})
         info["restart"] = config.get("restart", {"policy": "no", "max": None})
+        info["labels"] = config.get("labels", {})
     return info
 
 

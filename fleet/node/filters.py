@@ -2,14 +2,15 @@
 
 Values given for one key are alternatives; different keys must all hold:
 `--filter status=exited --filter status=created --filter image=bb` lists the
-containers of image bb that are not running.
+containers of image bb that are not running; `--filter label=role=web` those
+labelled so (`label=role`: with any value).
 """
 
 from .errors import Invalid
 
 STATUSES = ("created", "running", "paused", "exited")
 HEALTHS = ("starting", "healthy", "unhealthy", "none")
-KEYS = ("status", "name", "image", "network", "health")
+KEYS = ("status", "name", "image", "network", "health", "label")
 
 
 def parse(values):
@@ -39,5 +40,12 @@ def matches(item, chosen):
         "image": lambda wanted: item["image"] == wanted,
         "network": lambda wanted: wanted in {n["network"] for n in item["networks"]},
         "health": lambda wanted: (item.get("health") or "none") == wanted,
+        "label": lambda wanted: _has_label(item.get("labels") or {}, wanted),
     }
     return all(any(facts[key](wanted) for wanted in values) for key, values in chosen.items())
+
+
+def _has_label(labels, wanted):
+    """label=KEY: the label is there, whatever its value; label=KEY=VALUE: with that value."""
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)

@@ -268,6 +268,7 @@ def _create_options(args):
         "ulimit": args.ulimit,
         "init": args.init,
         "tmpfs": args.tmpfs,
+        "labels": args.label,
     }
 
 

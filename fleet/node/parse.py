@@ -7,6 +7,7 @@ from .errors import Invalid
 NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 63 characters"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _USER_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?", re.IGNORECASE)
@@ -93,6 +94,17 @@ def env(value):
     key, sep, val = value.partition("=")
     if not sep or not _ENV_KEY.fullmatch(key):
         raise Invalid(f"invalid environment variable {value!r}: use KEY=VALUE, KEY made of letters, digits and '_'")
+    return key, val
+
+
+def label(value):
+    """'KEY=VALUE' (or 'KEY', for an empty value) -> (key, value), as Docker's --label takes them."""
+    key, _, val = value.partition("=")
+    if not _LABEL_KEY.fullmatch(key) or "\n" in val or "\0" in val or len(val) > 1024:
+        raise Invalid(
+            f"invalid label {value!r}: use KEY=VALUE, KEY made of letters, digits and . _ - / (at most 128), "
+            "VALUE one line of at most 1024 characters"
+        )
     return key, val
 
 

@@ -134,6 +134,7 @@ def bad_inputs(subnet, other, tiny):
         (("container", "kill", "--signal", "SIGNOPE", "taken"), "invalid --signal 'SIGNOPE': use a signal name"),
         (("container", "pause", "taken"), "container 'taken' is not running (status: created)"),
         (("container", "list", "--filter", "color=red"), "invalid --filter 'color=red': use KEY=VALUE"),
+        (("container", "create", "--label", "bad key=1", "bb"), "invalid label 'bad key=1': use KEY=VALUE"),
         (("container", "rename", "taken", "filler"), "container name 'filler' is already in use"),
         (("container", "rename", "taken", "x:y"), "invalid container name 'x:y'"),
         (("container", "rename", "ghost", "fine"), "no such container"),

@@ -521,14 +521,19 @@ def test_logs_tail_and_follow(busybox):
 
 
 def test_list_quiet_gives_names_for_scripts(busybox):
-    busybox.ok("container", "create", "--name", "idle", "bb", "true")
-    busybox.ok("container", "run", "-d", "--name", "busy", "bb", "sleep", "300")
+    busybox.ok("container", "create", "--name", "idle", "--label", "role=batch", "bb", "true")
+    busybox.ok("container", "run", "-d", "--name", "busy", "-l", "role=web", "-l", "com.example/team=ops", "bb",
+               "sleep", "300")  # fmt: skip
     assert busybox.cli("container", "list", "-q").stdout == "busy\n"
     assert busybox.cli("container", "list", "-aq").stdout == "idle\nbusy\n"
     assert busybox.ok("container", "list", "-aq") == ["idle", "busy"]
     assert busybox.ok("container", "list", "-q", "--filter", "status=created") == ["idle"]  # no --all needed
     assert busybox.ok("container", "list", "-aq", "-f", "name=b*", "-f", "image=bb") == ["busy"]
     assert busybox.ok("container", "list", "-aq", "-f", "image=other") == []
+    assert busybox.ok("container", "list", "-aq", "-f", "label=role") == ["idle", "busy"]
+    assert busybox.ok("container", "list", "-aq", "-f", "label=role=web") == ["busy"]
+    assert busybox.ok("container", "list")[0]["labels"] == {"role": "web", "com.example/team": "ops"}
+    assert busybox.ok("container", "inspect", "idle")["config"]["labels"] == {"role": "batch"}
 
 
 def test_list_size_shows_the_disk_space_each_takes(busybox):

@@ -6,14 +6,15 @@ from fleet.node import filters
 from fleet.node.errors import Invalid
 
 
-def item(name, status="running", image="bb", networks=("farm",), health=None, paused=False):
+def item(name, status="running", image="bb", networks=("farm",), health=None, paused=False, labels=None):
+    attached = [{"network": net, "address": "10.0.0.2"} for net in networks]
     return {"name": name, "status": status, "image": image, "health": health, "paused": paused,
-            "networks": [{"network": net, "address": "10.0.0.2"} for net in networks]}  # fmt: skip
+            "labels": labels or {}, "networks": attached}  # fmt: skip
 
 
 ITEMS = [
-    item("web1", health="healthy"),
-    item("web2", paused=True),
+    item("web1", health="healthy", labels={"role": "web", "tier": ""}),
+    item("web2", paused=True, labels={"role": "web-canary"}),
     item("db", image="postgres", networks=("back",), health="unhealthy"),
     item("job", status="exited", networks=()),
     item("new", status="created"),
@@ -32,6 +33,10 @@ ITEMS = [
         (["network=farm", "network=back"], ["web1", "web2", "db", "new"]),
         (["health=none"], ["web2", "job", "new"]),
         (["health=unhealthy", "image=bb"], []),
+        (["label=role"], ["web1", "web2"]),  # any value
+        (["label=role=web"], ["web1"]),  # that value only
+        (["label=tier="], ["web1"]),  # an empty value is a value
+        (["label=role=web", "label=role=web-canary"], ["web1", "web2"]),
     ],
 )
 def test_filters_select(given, shown):
@@ -43,7 +48,7 @@ def test_filters_select(given, shown):
     ("value", "message"),
     [
         ("status", "invalid --filter 'status': use KEY=VALUE with KEY one of status, name, image, network, health"),
-        ("color=red", "KEY one of status, name, image, network, health"),
+        ("color=red", "KEY one of status, name, image, network, health, label"),
         ("name=", "use KEY=VALUE"),
         ("status=sleeping", "invalid --filter 'status=sleeping': status is one of created, running, paused, exited"),
         ("health=ok", "health is one of starting, healthy, unhealthy, none"),

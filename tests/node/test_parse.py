@@ -127,3 +127,12 @@ def test_seconds_and_counts():
             parse.seconds(bad)
     with pytest.raises(Invalid, match="--tail"):
         parse.positive_int("-2", "--tail")
+
+
+def test_labels():
+    assert parse.label("role=web") == ("role", "web")
+    assert parse.label("com.example/tier=a=b") == ("com.example/tier", "a=b")  # the first '=' splits
+    assert parse.label("flag") == ("flag", "")
+    for bad in ("", "=x", "-x=1", "a b=1", "k=line\nbreak", "k=" + "v" * 1025, "k" * 129):
+        with pytest.raises(Invalid, match="invalid label"):
+            parse.label(bad)
