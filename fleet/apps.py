@@ -22,6 +22,8 @@
     stop_signal = "SIGQUIT"   what stopping it sends first (default: the image's, else SIGTERM)
     stop_timeout = 30         seconds from that signal to SIGKILL (default 10)
     init = true               a small init (tini) as pid 1: reaps orphans, passes signals on
+    volumes = ["data:/var/lib/app"]  named volumes ([:ro]); every replica and version on a
+                              host shares them, so what they hold outlives a deploy
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
@@ -47,7 +49,7 @@ APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
     "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
     "health": dict, "proxy": dict, "keep": int, "log_size": str,
-    "stop_signal": str, "stop_timeout": (int, float), "init": bool,
+    "stop_signal": str, "stop_timeout": (int, float), "init": bool, "volumes": list,
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float)}  # fmt: skip
@@ -84,6 +86,7 @@ class App:
     stop_signal: str = ""  # "" = the image's, else SIGTERM
     stop_timeout: float = 0  # 0 = the node's default (10 s)
     init: bool = False
+    volumes: list = field(default_factory=list)  # "NAME:/path[:ro]": named volumes, made on each host's first use
 
     def health_command(self):
         """The shell command the health check runs inside the container, or ''."""
@@ -98,7 +101,8 @@ class App:
         """A short hash of everything that makes a container of this app what it is."""
         fields = {key: getattr(self, key) for key in ("command", "env", "memory", "cpus", "pids", "restart",
                                                       "network", "port", "health", "proxy")}  # fmt: skip
-        for key in ("log_size", "stop_signal", "stop_timeout", "init"):  # only when given: older specs keep theirs
+        # Only when given: a spec without them keeps the version it had.
+        for key in ("log_size", "stop_signal", "stop_timeout", "init", "volumes"):
             if getattr(self, key):
                 fields[key] = getattr(self, key)
         text = json.dumps([fields, image_digest, *extra], sort_keys=True)
@@ -177,6 +181,8 @@ def _app(name, table, network, fail):
         _log_size(fields["log_size"], f"{where}.log_size", fail)
     if "stop_signal" in fields:
         fields["stop_signal"] = _stop_signal(fields["stop_signal"], f"{where}.stop_signal", fail)
+    for index, value in enumerate(fields.get("volumes", [])):
+        _named_volume(value, f"{where}.volumes[{index}]", fail)
     if "stop_timeout" in fields and not fields["stop_timeout"] > 0:
         fail(f"{where}.stop_timeout", f"{fields['stop_timeout']!r}: a number of seconds above 0 (default 10)")
     if fields.get("network", "host") != "host":
@@ -208,6 +214,19 @@ def _stop_signal(value, where, fail):
 
     try:
         return parse.signal_name(value, "stop_signal")
+    except BaleineError as error:
+        fail(where, error.message)
+
+
+def _named_volume(value, where, fail):
+    """A named volume as --volume takes it; a host path is refused: it would differ from host to host."""
+    from .node import parse
+    from .node.errors import BaleineError
+
+    if not isinstance(value, str) or "/" in value.split(":", 1)[0]:
+        fail(where, f"{value!r}: use a named volume, NAME:/path[:ro] (a host path differs from host to host)")
+    try:
+        parse.volume(value)
     except BaleineError as error:
         fail(where, error.message)
 

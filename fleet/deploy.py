@@ -198,6 +198,8 @@ def run_argv(app, spec, name, host_name, extra_env=()):
             argv += [flag, str(value)]
     if app.init:
         argv.append("--init")
+    for volume in app.volumes:  # shared by the replicas and by the next version: state outlives a deploy
+        argv += ["--volume", volume]
     command = app.health_command()
     if command:
         interval = app.health.get("interval", 10)

@@ -55,7 +55,7 @@ def test_the_version_follows_what_shapes_the_containers():
     assert more.version("sha256:a") == web.version("sha256:a")  # scaling is not a new version
     logs = apps.parse(with_change(("apps", "web", "log_size"), "20M"), "f").apps["web"]
     assert logs.version("sha256:a") != web.version("sha256:a")
-    for key, value in (("stop_signal", "quit"), ("stop_timeout", 30), ("init", True)):
+    for key, value in (("stop_signal", "quit"), ("stop_timeout", 30), ("init", True), ("volumes", ["site:/www"])):
         graceful = apps.parse(with_change(("apps", "web", key), value), "f").apps["web"]
         assert graceful.version("sha256:a") != web.version("sha256:a"), key
     assert apps.parse(with_change(("apps", "web", "stop_signal"), "quit"), "f").apps["web"].stop_signal == "SIGQUIT"
@@ -87,6 +87,9 @@ def test_the_version_follows_what_shapes_the_containers():
         (("apps", "web", "stop_timeout"), 0, r"apps\.web\.stop_timeout: 0: a number of seconds above 0"),
         (("apps", "web", "stop_timeout"), "30s", r"apps\.web\.stop_timeout: '30s' must be"),
         (("apps", "web", "init"), "yes", r"apps\.web\.init: 'yes' must be bool"),
+        (("apps", "web", "volumes"), ["/srv/www:/www"], r"apps\.web\.volumes\[0\]: '/srv/www:/www': use a named vol"),
+        (("apps", "web", "volumes"), ["ok:/a", "site:www"], r"apps\.web\.volumes\[1\]: invalid volume 'site:www'"),
+        (("apps", "web", "volumes"), [3], r"apps\.web\.volumes\[0\]: 3: use a named volume"),
         (("apps", "proxy", "proxy"), {"fronts": "db", "listen": 80}, r"proxy\.fronts: 'db' is not an app"),
         (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),
         (("apps", "Web"), {"image": "x"}, r"apps\.Web: app names are lower-case"),

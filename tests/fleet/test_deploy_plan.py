@@ -105,16 +105,18 @@ def test_nginx_config_lists_every_backend_or_a_placeholder():
 
 def test_run_argv_carries_the_spec():
     table = {"image": "page", "memory": "64M", "env": {"A": "1"}, "health": {"cmd": "true"}, "command": ["httpd", "-f"],
-             "log_size": "20M", "stop_signal": "QUIT", "stop_timeout": 30, "init": True}  # fmt: skip
+             "log_size": "20M", "stop_signal": "QUIT", "stop_timeout": 30, "init": True,
+             "volumes": ["site:/www:ro", "cache:/var/cache"]}  # fmt: skip
     spec = apps.parse({**SPEC, "apps": {"web": table}}, "f")
     argv = deploy.run_argv(spec.apps["web"], spec, "web-aaaaaaa-1", "node1")
     assert argv[argv.index("--log-size") + 1] == "20M"
     assert argv[argv.index("--stop-signal") + 1] == "SIGQUIT" and argv[argv.index("--stop-timeout") + 1] == "30"
     assert "--init" in argv
-    for key in ("log_size", "stop_signal", "stop_timeout", "init"):
+    assert [argv[i + 1] for i, word in enumerate(argv) if word == "--volume"] == ["site:/www:ro", "cache:/var/cache"]
+    for key in ("log_size", "stop_signal", "stop_timeout", "init", "volumes"):
         del table[key]
     plain = deploy.run_argv(apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"], spec, "web-aaaaaaa-1", "n1")
-    assert not {"--log-size", "--stop-signal", "--stop-timeout", "--init"} & set(plain)
+    assert not {"--log-size", "--stop-signal", "--stop-timeout", "--init", "--volume"} & set(plain)
     assert argv[:4] == ["container", "run", "--detach", "--name"]
     assert argv[argv.index("--env") : argv.index("--env") + 2] == ["--env", "BALEINE_HOST=node1"]
     assert "--network" in argv and argv[argv.index("--network") + 1] == "farm"
