@@ -25,7 +25,9 @@ size = "32M"
 replicas = 3
 env = {{ PAGE = "{page}" }}
 command = ["/bin/sh", "-c", '''mkdir -p /www && echo "$PAGE $(hostname) $BALEINE_HOST" > /www/index.html
+echo "$PAGE" >> /var/starts/log
 trap 'kill $!; exit 0' TERM; httpd -f -p 80 -h /www & wait''']
+volumes = ["starts:/var/starts"]
 memory = "32M"
 port = 80
 health = {{ http = "{path}", interval = 1, retries = 2, timeout = 2, wait = {wait} }}
@@ -117,6 +119,9 @@ def test_rolling_update_drops_no_request(farm):
     assert {page.split()[0] for page in answers(farm)} == {"v2"}
     stopped = [name for host, name, status in ps(farm) if status == "exited"]
     assert len(stopped) == 6 and all(name.startswith("web-") for name in stopped)  # v1, kept for rollback
+    for node in ("node1", "node2"):  # the app's named volume outlived v1: every start of both versions wrote to it
+        starts = (farm.node_dir(node) / "state" / "volumes" / "starts" / "log").read_text().split()
+        assert sorted(set(starts)) == ["v1", "v2"] and starts.count("v2") == 3, starts
 
 
 def test_a_broken_version_is_not_switched_in_and_rollback_works(farm):
