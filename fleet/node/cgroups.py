@@ -178,12 +178,16 @@ class Cgroup:
         """SIGKILL every process in the cgroup and wait until it is empty."""
         kill_file = os.path.join(self._primary(), "cgroup.kill")
         deadline = time.monotonic() + timeout
+        looked = False
         while True:
             pids = self.pids()
             if not pids:
                 return True
             if time.monotonic() > deadline:
                 return False
+            if looked and self.frozen():  # paused: the v1 freezer holds SIGKILL until the thaw
+                self.freeze(frozen=False)
+            looked = True
             if os.path.exists(kill_file):
                 with open(kill_file, "w") as handle:
                     handle.write("1")

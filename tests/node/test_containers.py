@@ -475,6 +475,18 @@ def test_pause_freezes_every_process_and_stop_or_kill_still_end_it(busybox):
     assert busybox.call("container", "pause", "busy")["error"]["message"] == (
         "container 'busy' is not running (status: exited)")  # fmt: skip
 
+    busybox.ok("container", "start", "busy")  # what lab.down and a finalize do: kill the cgroup's processes
+    busybox.ok("container", "pause", "busy")
+    from conftest import CGROUP_PARENT
+
+    from fleet.node import cgroups
+
+    assert cgroups.Cgroup(busybox.ok("container", "inspect", "busy")["id"], parent=CGROUP_PARENT).kill(timeout=20)
+    deadline = time.monotonic() + 20  # its zombie is reaped a moment later
+    while busybox.ok("container", "inspect", "busy")["status"] != "exited" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert busybox.ok("container", "inspect", "busy")["status"] == "exited"  # the v1 freezer let SIGKILL through
+
 
 def test_exec_returns_the_exit_code_and_uses_the_containers_env(busybox):
     busybox.ok("container", "run", "-d", "--name", "e", "--env", "GREETING=salut", "--workdir", "/tmp", "bb",
