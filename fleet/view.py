@@ -79,38 +79,36 @@ def event_rows(outcomes):
     return sorted(found, key=lambda row: (row[1] == "", row[1], row[0]))  # failed rows have no time
 
 
+def host_rows(outcomes, columns, host_row):
+    """One row per host from its one answer, host_row(host name, answer); a failed host's row says why."""
+    return [host_row(o.host.name, o.value) if o.ok else failed_row(o, len(columns)) for o in outcomes]
+
+
 def info_rows(outcomes):
     """One row per host from its `baleine info`: what it runs on, what it holds, whether cron checks it."""
-    found = []
-    for outcome in outcomes:
-        if not outcome.ok:
-            found.append(failed_row(outcome, len(INFO_COLUMNS)))
-            continue
-        item = outcome.value
-        counts = item["containers"]
-        running = f"{counts['running']}" + (f" (+{counts['paused']} paused)" if counts["paused"] else "")
-        fs = item["filesystem"] + (" (reflink)" if item["reflink"] else "")
-        cron = f"every {item['cron']['every']} min" if item["cron"]["installed"] else "none"
-        found.append([outcome.host.name, item["kernel"], item["cgroups"], fs, running, counts["total"],
-                      item["images"], f"{human_size(item['free'])} ({free_share(item)})", cron,
-                      f"{item['version']}, python {item['python']}"])  # fmt: skip
-    return found
+    return host_rows(outcomes, INFO_COLUMNS, info_row)
+
+
+def info_row(host, item):
+    counts = item["containers"]
+    running = f"{counts['running']}" + (f" (+{counts['paused']} paused)" if counts["paused"] else "")
+    fs = item["filesystem"] + (" (reflink)" if item["reflink"] else "")
+    cron = f"every {item['cron']['every']} min" if item["cron"]["installed"] else "none"
+    free = f"{human_size(item['free'])} ({free_share(item)})"
+    helper = f"{item['version']}, python {item['python']}"
+    return [host, item["kernel"], item["cgroups"], fs, running, counts["total"], item["images"], free, cron, helper]
 
 
 def space_rows(outcomes):
     """One row per host from its `baleine df`: free space first, then what takes it."""
-    found = []
-    for outcome in outcomes:
-        if not outcome.ok:
-            found.append(failed_row(outcome, len(SPACE_COLUMNS)))
-            continue
-        df = outcome.value
-        free = f"{human_size(df['free'])} ({free_share(df)})"
-        reclaimable = sum(df[kind]["reclaimable"] for kind in ("images", "containers", "volumes") if kind in df)
-        found.append([outcome.host.name, free, human_size(df["size"]), human_size(df["images"]["bytes"]),
-                      human_size(df["containers"]["bytes"]), human_size(df["logs"]["bytes"]),
-                      human_size(reclaimable)])  # fmt: skip
-    return found
+    return host_rows(outcomes, SPACE_COLUMNS, space_row)
+
+
+def space_row(host, df):
+    free = f"{human_size(df['free'])} ({free_share(df)})"
+    reclaimable = sum(df[kind]["reclaimable"] for kind in ("images", "containers", "volumes") if kind in df)
+    taken = (df["size"], df["images"]["bytes"], df["containers"]["bytes"], df["logs"]["bytes"], reclaimable)
+    return [host, free, *map(human_size, taken)]
 
 
 def container_rows(outcomes):
