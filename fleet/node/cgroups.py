@@ -158,6 +158,11 @@ class Cgroup:
                 raise BaleineError("the container's processes did not freeze in time")
             time.sleep(0.01)
 
+    def thaw(self):
+        """Let the processes go if the cgroup is frozen (a signal sent meanwhile reaches them now)."""
+        if self.frozen():
+            self.freeze(frozen=False)
+
     def join(self, pid):
         """Move pid (and its future children) into this cgroup everywhere."""
         for path in self.paths():
@@ -185,8 +190,8 @@ class Cgroup:
                 return True
             if time.monotonic() > deadline:
                 return False
-            if looked and self.frozen():  # paused: the v1 freezer holds SIGKILL until the thaw
-                self.freeze(frozen=False)
+            if looked:  # still there: if paused, the v1 freezer holds SIGKILL until the thaw
+                self.thaw()
             looked = True
             if os.path.exists(kill_file):
                 with open(kill_file, "w") as handle:

@@ -59,7 +59,7 @@ def build_parser(kind=None):
     root.version = f"baleine {VERSION}"
     verbs = {"image": _image_verbs, "network": _network_verbs, "volume": _volume_verbs, "container": _container_verbs,
              "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
-             "df": _df_verb, "info": _info_verb}  # fmt: skip
+             "df": _bare_verb("df"), "info": _bare_verb("info")}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "volume": "named volumes: directories that outlive their containers",
              "check": "the cron pass: record dead containers, apply restart policies",
@@ -232,18 +232,16 @@ def _usage_verb(verb):
     _since_option(verb)
 
 
-def _df_verb(verb):
-    from . import handlers as h
+def _bare_verb(name):
+    """The builder of a verb with no argument but --json, answered by handlers.NAME (df, info)."""
 
-    verb.handler = h.df
-    _json_flag(verb)
+    def build(verb):
+        from . import handlers
 
+        verb.handler = getattr(handlers, name)
+        _json_flag(verb)
 
-def _info_verb(verb):
-    from . import handlers as h
-
-    verb.handler = h.info
-    _json_flag(verb)
+    return build
 
 
 def _events_verb(verb):

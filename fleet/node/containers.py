@@ -580,7 +580,7 @@ def stop(ref, timeout=None, by_user=True):
         pid = int(row["pid"])
         stop_signal = config.get("stop_signal") or "SIGTERM"
         _signal(pid, getattr(signal, stop_signal))
-        _thaw_if_paused(row)  # the signal waits for it
+        cgroup_of(row).thaw()  # the signal waits for it
         point("stop:signalled")
         by = None if by_user else "check"
         events.record("stop", row, by=by, signal=stop_signal, timeout=timeout)
@@ -608,15 +608,14 @@ def kill(ref, signal_name="SIGKILL"):
     """
     row = current(ref)
     refuse_if_busy(row)
-    if row["status"] != RUNNING:
-        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']}): nothing to signal")
+    require_running(row, "nothing to signal")
     ending = signal_name in ("SIGKILL", read_config(row).get("stop_signal") or "SIGTERM")
     if ending:
         _mark_stopped_by_user(row)
     pid = int(row["pid"])
     _signal(pid, getattr(signal, signal_name))
     if ending:
-        _thaw_if_paused(row)  # else the signal waits, as the container does, for unpause
+        cgroup_of(row).thaw()  # else the signal waits, as the container does, for unpause
     events.record("kill", row, signal=signal_name)
     if signal_name == "SIGKILL" and linux.wait_gone(pid, 5.0):
         return finalize(row["id"])
@@ -645,15 +644,20 @@ def unpause(ref):
 
 def _running(row):
     refuse_if_busy(row)
-    if row["status"] != RUNNING:
-        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")
+    require_running(row)
     return row
 
 
-def _thaw_if_paused(row):
-    group = cgroup_of(row)
-    if group.frozen():
-        group.freeze(frozen=False)
+def require_running(row, hint=""):
+    """Conflict unless the row is running; hint says what could not be done, e.g. 'nothing to signal'."""
+    if row["status"] != RUNNING:
+        said = f": {hint}" if hint else ""
+        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']}){said}")
+
+
+def paused(row):
+    """Whether a running container is frozen (`container pause`), as the kernel says."""
+    return row["status"] == RUNNING and cgroup_of(row).frozen()
 
 
 def refuse_if_paused(row):
@@ -912,8 +916,7 @@ def exec_command(ref, argv, capture=False, timeout=None, tty=False, user=None, e
 
     overrides = _exec_overrides(user, env, workdir)  # checked before anything happens
     row = current(ref)
-    if row["status"] != RUNNING:
-        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']})")
+    require_running(row)
     refuse_if_paused(row)  # the command would join its frozen cgroup and hang
     config = read_config(row)
     config.update(overrides, env=_merge_env(config.get("env", []), env))
@@ -954,7 +957,7 @@ def describe(row, config=None):
         "reason": row.get("reason") or None,
         "restarts": int(row.get("restarts") or 0),
         "health": (row.get("health") or None) if row["status"] == RUNNING else None,
-        "paused": row["status"] == RUNNING and cgroup_of(row).frozen(),
+        "paused": paused(row),
         "error": row.get("error") or None,
         "stopped_by": row.get("stopped_by") or None,
         "networks": [{"network": net, "address": address} for net, address in attachments(row)],

@@ -33,7 +33,9 @@ def matches(item, chosen):
     """Whether a listed container (containers.describe) passes every filter."""
     from fnmatch import fnmatchcase
 
-    status = "paused" if item.get("paused") else item["status"]
+    from .render import shown_status
+
+    status = shown_status(item)
     facts = {
         "status": lambda wanted: status == wanted,
         "name": lambda wanted: fnmatchcase(item["name"], wanted),

@@ -111,7 +111,7 @@ def _count_containers(rows):
 
     counts = {"total": len(rows), "running": 0, "paused": 0, "created": 0, "exited": 0}
     for row in rows:
-        if row["status"] == containers.RUNNING and containers.cgroup_of(row).frozen():
+        if containers.paused(row):
             counts["paused"] += 1
         elif row["status"] in counts:
             counts[row["status"]] += 1

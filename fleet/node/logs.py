@@ -125,9 +125,11 @@ def follow(name, path, out):
             position.copy_new(out)
             if gone is None:
                 return
-            if _ended(gone, POLL, reader):
-                if not _reader_left(reader):
-                    position.copy_new(out)  # what it wrote last
+            ready = _wait(gone, POLL, reader)
+            if reader in ready:
+                return  # no one to print to
+            if gone in ready:
+                position.copy_new(out)  # what it wrote last
                 return
     finally:
         if gone is not None:
@@ -166,25 +168,16 @@ def watch(name):
     return fd
 
 
-def _ended(pidfd, timeout, reader=None):
-    """Wait up to timeout (None: for ever): True once the process ended or the reader of our output left."""
+def _wait(pidfd, timeout, reader=None):
+    """Wait up to timeout (None: for ever) for the process to end or the reader of our output to leave;
+    returns the descriptors of what happened (none when the time ran out)."""
     import select
 
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     if reader is not None:
         poller.register(reader, 0)  # no events asked: POLLERR or POLLHUP come when the far end closes
-    return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
-
-
-def _reader_left(fd):
-    import select
-
-    if fd is None:
-        return False
-    poller = select.poll()
-    poller.register(fd, 0)
-    return bool(poller.poll(0))
+    return {fd for fd, _events in poller.poll(None if timeout is None else int(timeout * 1000))}
 
 
 class Position:
@@ -254,7 +247,7 @@ def wait_until_stopped(name):
     gone = watch(name)
     if gone is not None:
         try:
-            _ended(gone, None)
+            _wait(gone, None)
         finally:
             os.close(gone)
 

@@ -23,8 +23,7 @@ def top(ref):
     from . import containers
 
     row = containers.current(ref)
-    if row["status"] != containers.RUNNING:
-        raise Conflict(f"container {row['name']!r} is not running (status: {row['status']}): no processes to show")
+    containers.require_running(row, "no processes to show")
     base = int(containers.read_config(row).get("userns") or 0)
     init = int(row["pid"])
     namespace = _pid_namespace(init)

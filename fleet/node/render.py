@@ -49,8 +49,13 @@ def networks(items):
     )
 
 
+def shown_status(item):
+    """A listed container's status as people and --filter status= see it: a frozen running one is 'paused'."""
+    return "paused" if item.get("paused") else item["status"]
+
+
 def container_status(item):
-    status = "paused" if item.get("paused") else item["status"]
+    status = shown_status(item)
     if status == "exited" and item["exit_code"] is not None:
         reason = ", OOM-killed" if item.get("reason") == "oom-killed" else ""
         status = f"exited ({item['exit_code']}{reason})"
