@@ -126,7 +126,7 @@ def _probe_health(row, report):
         if fresh is None or fresh["status"] != containers.RUNNING:
             return
         changes = health.verdict(fresh, code == 0, settings)
-        state.CONTAINERS.update(fresh["name"], health_at=state.now(), **changes)
+        state.CONTAINERS.update(fresh["id"], health_at=state.now(), **changes)
     if changes["health"] != fresh.get("health"):
         from . import events
 

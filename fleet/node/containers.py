@@ -60,10 +60,7 @@ def read_config(row):
 def by_id(container_id, rows=None):
     """The row of the container with this full id, or None: what a command that found it by name uses
     afterwards, as a `container rename` may change the name meanwhile."""
-    for row in state.CONTAINERS.read() if rows is None else rows:
-        if row["id"] == container_id:
-            return row
-    return None
+    return state.CONTAINERS.find(container_id, rows)
 
 
 def get(ref, rows=None):
@@ -125,7 +122,7 @@ def create(
         _discard(row)
         raise
     with state.locked():
-        row = state.CONTAINERS.update(row["name"], status=CREATED, pid="", pid_start="")
+        row = state.CONTAINERS.update(row["id"], status=CREATED, pid="", pid_start="")
     events.record("create", row, image=image_row["name"])
     point("create:done")
     return row
@@ -312,7 +309,7 @@ def rename(ref, new_name):
         refuse_if_half_created(row)
         _refuse_taken(new_name, rows)
         old_name = row["name"]
-        row = state.CONTAINERS.update(old_name, name=new_name)
+        row = state.CONTAINERS.update(row["id"], name=new_name)
         networks.refresh_hosts(state.CONTAINERS.read())
     events.record("rename", row, old=old_name)
     return row
@@ -389,7 +386,7 @@ def _default_hostname(name):
 def _discard(row):
     _remove_directory(row)  # first: on a full disk, that frees the room the table's rewrite needs
     with state.locked():
-        state.CONTAINERS.remove(row["name"])
+        state.CONTAINERS.remove(row["id"])
 
 
 def _remove_directory(row):
@@ -460,7 +457,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
     with state.locked():
         point("start:recording")
         row = state.CONTAINERS.update(
-            row["name"],
+            row["id"],
             status=RUNNING,
             pid=pid,
             pid_start=pid_start,
@@ -516,7 +513,7 @@ def restart_by_policy(container_id):
         with state.locked():
             row = by_id(container_id)
             if row is not None:
-                state.CONTAINERS.update(row["name"], error=error.message)
+                state.CONTAINERS.update(row["id"], error=error.message)
         raise
 
 
@@ -526,7 +523,7 @@ def forget_process(row, reason):
     group.kill()
     group.remove()
     with state.locked():
-        state.CONTAINERS.update(row["name"], status=EXITED, pid="", pid_start="", exit_code="", reason=reason,
+        state.CONTAINERS.update(row["id"], status=EXITED, pid="", pid_start="", exit_code="", reason=reason,
                                 finished=state.now())  # fmt: skip
     events.record("die", row, by="", exit_code=None, reason=reason)
 
@@ -545,7 +542,7 @@ def _claim_for_start(ref, by_policy=False):
             state.record_boot_id(state.boot_id())
         counted = {"restarts": int(row.get("restarts") or 0) + 1} if by_policy else {"restarts": 0, "stopped_by": ""}
         compacted = {"networks": format_attachments(attachments(row))}  # eth0, eth1... with no gap
-        row = state.CONTAINERS.update(row["name"], status=STARTING, error="", **counted, **compacted, **_worker())
+        row = state.CONTAINERS.update(row["id"], status=STARTING, error="", **counted, **compacted, **_worker())
         plugs = networks.plugs_for(row)
         networks.write_etc_files(row, read_config(row), rows)
         return row, plugs
@@ -560,7 +557,7 @@ def _abandon_start(row, group, launch, status):
     networks.unplug(row)
     with state.locked():
         state.CONTAINERS.update(
-            row["name"], status=EXITED, pid="", pid_start="", exit_code=status, reason="", finished=state.now()
+            row["id"], status=EXITED, pid="", pid_start="", exit_code=status, reason="", finished=state.now()
         )
 
 
@@ -596,7 +593,7 @@ def _mark_stopped_by_user(row):
     with state.locked():
         fresh = by_id(row["id"])
         if fresh is not None:
-            state.CONTAINERS.update(fresh["name"], stopped_by="user")
+            state.CONTAINERS.update(fresh["id"], stopped_by="user")
 
 
 def kill(ref, signal_name="SIGKILL"):
@@ -709,7 +706,7 @@ def finalize(container_id):
         if current is None or current["status"] not in (RUNNING, STARTING):
             return current  # another command finished it first
         current = state.CONTAINERS.update(
-            current["name"],
+            container_id,
             status=EXITED,
             pid="",
             pid_start="",
@@ -821,7 +818,7 @@ def remove(ref, force=False):
     with state.locked():
         row = by_id(row["id"]) or row  # its name now, were it renamed meanwhile
         refuse_if_disk_held(row)
-        state.CONTAINERS.remove(row["name"])
+        state.CONTAINERS.remove(row["id"])
         networks.refresh_hosts(state.CONTAINERS.read())
     events.record("rm", row)
     point("rm:row")
@@ -843,14 +840,14 @@ def add_network(ref, network_ref):
         if wanted[0] in [net for net, _ in attachments(row)]:
             raise Conflict(f"container {row['name']!r} is already on network {wanted[0]!r}")
         pairs = slots(row) + networks.assign([wanted], rows)  # after any gap: a live eth name is never reused
-        row = state.CONTAINERS.update(row["name"], networks=format_attachments(pairs))
+        row = state.CONTAINERS.update(row["id"], networks=format_attachments(pairs))
         point("add:recorded")
         if row["status"] == RUNNING:
             try:
                 networks.plug(int(row["pid"]), networks.plugs_for(row)[-1:])
                 point("add:plugged")
             except BaseException:
-                state.CONTAINERS.update(row["name"], networks=format_attachments(pairs[:-1]))
+                state.CONTAINERS.update(row["id"], networks=format_attachments(pairs[:-1]))
                 raise
             networks.refresh_hosts(state.CONTAINERS.read())
         events.record("connect", row, network=wanted[0])
@@ -881,7 +878,7 @@ def remove_network(ref, network_name):
         changed = dict(row, networks=format_attachments(pairs))
         if running:
             _unplug_live(row, changed, index)
-        row = state.CONTAINERS.update(row["name"], networks=changed["networks"])
+        row = state.CONTAINERS.update(row["id"], networks=changed["networks"])
         if running:
             networks.refresh_hosts(state.CONTAINERS.read())
     events.record("disconnect", row, network=network_name)

@@ -33,7 +33,7 @@ def _half_created():
     for row in state.CONTAINERS.read():
         if row["status"] == containers.CREATING and not linux.is_alive(row["pid"], row["pid_start"]):
             shutil.rmtree(containers.directory(row), ignore_errors=True)
-            state.CONTAINERS.remove(row["name"])
+            state.CONTAINERS.remove(row["id"])
             actions.append(f"removed {row['name']}: its create was interrupted")
     return actions
 

@@ -366,4 +366,4 @@ def replacing(target, mode=0o644):
 
 IMAGES = Table("images.csv", IMAGE_COLUMNS, "image")
 NETWORKS = Table("bridges.csv", NETWORK_COLUMNS, "network")
-CONTAINERS = Table("containers.csv", CONTAINER_COLUMNS, "container")
+CONTAINERS = Table("containers.csv", CONTAINER_COLUMNS, "container", key="id")  # a rename keeps the id

@@ -131,13 +131,14 @@ def test_a_container_that_ran_steadily_is_restarted_at_once(quick, monkeypatch):
     from fleet.node import state
 
     quick.ok("container", "run", "-d", "--name", "steady", "--restart", "always", "bb", "sleep", "300")
+    steady = quick.ok("container", "inspect", "steady")["id"]
     monkeypatch.setenv("BALEINE_ROOT", str(quick.root))
     with state.locked():  # as if it had been restarted 6 times, the last an hour ago
-        state.CONTAINERS.update("steady", restarts="6", started=stamp(time.time() - 3600))
+        state.CONTAINERS.update(steady, restarts="6", started=stamp(time.time() - 3600))
     kill_main(quick, "steady")
     assert quick.ok("check")["restarted"] == [{"name": "steady", "attempt": 7}]
     with state.locked():  # a run of a second after 7 restarts: a crash loop, 2 s * 2**6 later
-        state.CONTAINERS.update("steady", started=stamp(time.time() - 1))
+        state.CONTAINERS.update(steady, started=stamp(time.time() - 1))
     kill_main(quick, "steady")
     report = quick.ok("check")
     assert report["restarted"] == [] and 120 < report["waiting"][0]["due_in"] <= 128
