@@ -271,6 +271,12 @@ def _container_options(verb):
     verb.option("--network", repeat=True, metavar="NET[:IP]",
                 help_text="join a network, optionally at a given address (repeat for more)")  # fmt: skip
     verb.option("--hostname", help_text="host name inside (default: the container name)")
+    verb.option("--dns", repeat=True, metavar="IP", help_text="name server for /etc/resolv.conf (default: the host's)")
+    verb.option("--dns-search", repeat=True, metavar="DOMAIN",
+                help_text="search domain for short names (default: the host's; '.' for none)")  # fmt: skip
+    verb.option("--dns-option", repeat=True, metavar="OPT", help_text="resolver option, e.g. ndots:2")
+    verb.option("--add-host", repeat=True, metavar="NAME:IP",
+                help_text="a line in /etc/hosts; IP host-gateway: the host on the first network")  # fmt: skip
     verb.option("--label", "-l", repeat=True, metavar="KEY=VALUE",
                 help_text="metadata for people and scripts, e.g. role=web (list --filter label=role=web)")  # fmt: skip
     verb.option("--env", "-e", repeat=True, metavar="K=V", help_text="environment variable")

@@ -12,7 +12,7 @@ import json
 import os
 import signal
 
-from . import cgroups, events, images, limits, linux, networks, parse, state
+from . import cgroups, etcfiles, events, images, limits, linux, networks, parse, state
 from .errors import Conflict, Invalid, Missing, NotFound, StartFailed
 from .faults import point
 
@@ -82,7 +82,7 @@ def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
-    tmpfs=(), labels=(),
+    tmpfs=(), labels=(), dns=(), dns_search=(), dns_option=(), add_host=(),
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -97,6 +97,7 @@ def create(
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["tmpfs"] = _tmpfs_mounts(tmpfs, config["volumes"])
     config["labels"] = dict(parse.label(value) for value in labels)  # a key given twice: the last one
+    config.update(_name_service(dns, dns_search, dns_option, add_host, wanted))
     config.update(_process_settings(security_opt, ulimit, init, stop_timeout))
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
@@ -137,6 +138,29 @@ def _host_network(wanted, userns):
     if userns:
         raise Invalid("--network host and --userns do not mix: root inside would share the host's network")
     return True
+
+
+def _name_service(servers, search, options, add_host, wanted):
+    """--dns, --dns-search, --dns-option and --add-host, checked; only what was given is kept.
+
+    host-gateway becomes the gateway of the first network, the host's own
+    address there, fixed at create as in Docker.
+    """
+    dns = {
+        "servers": [parse.dns_server(value) for value in servers],
+        "search": [parse.dns_search(value) for value in search],
+        "options": [parse.dns_option(value) for value in options],
+    }
+    if etcfiles.NO_SEARCH in dns["search"] and len(dns["search"]) > 1:
+        raise Invalid("invalid --dns-search: '.' means no search domain, so it comes alone")
+    hosts = [parse.extra_host(value) for value in add_host]
+    if any(address == parse.HOST_GATEWAY for _, address in hosts):
+        if not wanted:
+            raise Invalid("--add-host NAME:host-gateway needs a bridge network: the host's address is its gateway")
+        gateway = networks.get(wanted[0][0])["gateway"]
+        hosts = [(host, gateway if address == parse.HOST_GATEWAY else address) for host, address in hosts]
+    settings = {"dns": {key: values for key, values in dns.items() if values}} if any(dns.values()) else {}
+    return dict(settings, extra_hosts=[list(pair) for pair in hosts]) if hosts else settings
 
 
 def _refuse_repeats(nets):

@@ -269,6 +269,10 @@ def _create_options(args):
         "init": args.init,
         "tmpfs": args.tmpfs,
         "labels": args.label,
+        "dns": args.dns,
+        "dns_search": args.dns_search,
+        "dns_option": args.dns_option,
+        "add_host": args.add_host,
     }
 
 

@@ -236,8 +236,9 @@ def write_etc_files(row, config, container_rows):
 
     folder = directory(row)
     etcfiles.write_in_place(os.path.join(folder, "hostname"), config["hostname"] + "\n")
-    etcfiles.write_in_place(os.path.join(folder, "resolv.conf"), etcfiles.resolv_text())
-    _write_hosts(row, config["hostname"], container_rows)
+    resolv = etcfiles.resolv_text(config.get("dns"), bool(config.get("host_network")))
+    etcfiles.write_in_place(os.path.join(folder, "resolv.conf"), resolv)
+    _write_hosts(row, config, container_rows)
 
 
 def refresh_hosts(container_rows):
@@ -247,12 +248,12 @@ def refresh_hosts(container_rows):
     for row in container_rows:
         if row["status"] == "running":
             try:
-                _write_hosts(row, read_config(row)["hostname"], container_rows)
+                _write_hosts(row, read_config(row), container_rows)
             except FileNotFoundError:
                 continue  # removed meanwhile
 
 
-def _write_hosts(row, hostname, container_rows):
+def _write_hosts(row, config, container_rows):
     from .containers import attachments, directory
 
     mine = attachments(row)
@@ -264,7 +265,8 @@ def _write_hosts(row, hostname, container_rows):
         for name, address in attachments(other)
         if name in my_nets
     ]
-    text = etcfiles.hosts_text(hostname, row["name"], [address for _, address in mine], neighbours)
+    own = [address for _, address in mine]
+    text = etcfiles.hosts_text(config["hostname"], row["name"], own, neighbours, config.get("extra_hosts", ()))
     path = os.path.join(directory(row), "hosts")
     try:
         with open(path, encoding="utf-8") as handle:

@@ -228,6 +228,56 @@ def hostname(value):
     return value
 
 
+HOST_GATEWAY = "host-gateway"  # --add-host's stand-in for the address of the host on the first network
+_DNS_OPTION = re.compile(r"[A-Za-z0-9_-]+(:[0-9]+)?")
+
+
+def dns_server(value):
+    """--dns: a name server's address."""
+    try:
+        return ip_address(value)
+    except Invalid:
+        raise Invalid(f"invalid --dns {value!r}: use a name server's IPv4 or IPv6 address, e.g. 192.0.2.53") from None
+
+
+def dns_search(value):
+    """--dns-search: a domain to complete short names with; '.' means none at all."""
+    if value == ".":
+        return value
+    domain = value.rstrip(".") if value.endswith(".") and len(value) > 1 else value
+    try:
+        return hostname(domain)
+    except Invalid:
+        raise Invalid(
+            f"invalid --dns-search {value!r}: use a domain such as corp.example, or '.' for no search domain"
+        ) from None
+
+
+def dns_option(value):
+    """--dns-option: one resolv.conf option, e.g. ndots:2 or edns0."""
+    if not _DNS_OPTION.fullmatch(value):
+        raise Invalid(f"invalid --dns-option {value!r}: use one resolver option such as ndots:2, timeout:1 or edns0")
+    return value
+
+
+def extra_host(value):
+    """--add-host 'NAME:IP' (an IPv6 address may follow the first colon; '=' works too) -> (name, address).
+
+    IP may be host-gateway: the host's address on the container's first network.
+    """
+    host, sep, address = value.partition("=") if "=" in value else value.partition(":")
+    try:
+        if not sep or not address:
+            raise Invalid("")
+        host = hostname(host)
+        address = address if address == HOST_GATEWAY else ip_address(address.strip("[]"))
+    except Invalid:
+        raise Invalid(
+            f"invalid --add-host {value!r}: use NAME:IP, e.g. db.internal:192.0.2.7, or NAME:host-gateway"
+        ) from None
+    return host, address
+
+
 def capability(value):
     """'NET_ADMIN', 'cap_net_admin' or 'ALL' -> the names it stands for (without CAP_)."""
     from .linux import CAPABILITIES

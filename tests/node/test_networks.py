@@ -152,6 +152,47 @@ def test_host_network_shares_the_hosts_interfaces(busybox):
     assert not reply["ok"] and "'host' is reserved" in reply["error"]["message"]
 
 
+def test_dns_settings_and_added_hosts_reach_the_container(busybox):
+    row = busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+    busybox.ok("container", "run", "-d", "--name", "db", "--network", "farm", "bb", "sleep", "300")
+    busybox.ok(
+        "container", "run", "-d", "--name", "app", "--network", "farm", "--dns", "192.0.2.1", "--dns", "2001:db8::1",
+        "--dns-search", "corp.example", "--dns-option", "ndots:2", "--add-host", "db:192.0.2.7",
+        "--add-host", "gw:host-gateway", "--cap-add", "NET_RAW", "bb", "sleep", "300",
+    )  # fmt: skip
+    resolv = busybox.exec_out("app", "cat", "/etc/resolv.conf").splitlines()
+    assert [line for line in resolv if not line.startswith("#")] == [
+        "nameserver 192.0.2.1", "nameserver 2001:db8::1", "search corp.example", "options ndots:2"]  # fmt: skip
+    hosts = busybox.exec_out("app", "cat", "/etc/hosts").splitlines()
+    given = hosts.index("192.0.2.7\tdb")
+    assert hosts[given + 1] == f"{row['gateway']}\tgw"
+    assert any(line.endswith("\tdb") for line in hosts[given + 2 :])  # the neighbour too, after the given name
+    assert busybox.exec_out("app", "ping", "-c", "1", "-W", "2", "gw").count("1 packets received") == 1
+    config = busybox.ok("container", "inspect", "app")["config"]
+    assert config["extra_hosts"] == [["db", "192.0.2.7"], ["gw", row["gateway"]]]
+    busybox.ok("container", "restart", "--time", "1", "app")  # written again at each start, the same
+    assert busybox.exec_out("app", "cat", "/etc/resolv.conf").splitlines() == resolv
+
+
+@pytest.fixture
+def stub_resolver(tmp_path):
+    """This test's /etc/resolv.conf as systemd-resolved's stub writes it (mounts are private to the test run)."""
+    fake = tmp_path / "resolv.conf"
+    fake.write_text("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lab\n")
+    subprocess.run(["mount", "--bind", str(fake), "/etc/resolv.conf"], check=True)
+    yield fake.read_text()
+    subprocess.run(["umount", "/etc/resolv.conf"], check=True)
+
+
+def test_the_hosts_network_keeps_the_hosts_loopback_resolver(busybox, stub_resolver):
+    """127.0.0.53 answers on the host's network; dropped there, the container would have no DNS at all."""
+    busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+    busybox.ok("container", "run", "-d", "--name", "h", "--network", "host", "bb", "sleep", "300")
+    assert busybox.exec_out("h", "cat", "/etc/resolv.conf") == stub_resolver
+    busybox.ok("container", "run", "-d", "--name", "b", "--network", "farm", "bb", "sleep", "300")
+    assert "127.0.0.53" not in busybox.exec_out("b", "cat", "/etc/resolv.conf")
+
+
 def test_the_bridge_mac_stays_put_as_containers_come_and_go(busybox):
     """A bridge following its ports' MACs would strand neighbours' ARP entries for the gateway."""
     row = busybox.ok("network", "create", "farm", "--subnet", free_subnet())

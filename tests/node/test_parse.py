@@ -97,6 +97,22 @@ def test_env_user_hostname_workdir():
             call(bad)
 
 
+def test_name_service_settings():
+    assert parse.dns_server("2001:DB8::1") == "2001:db8::1"
+    assert parse.dns_search("corp.example.") == "corp.example" and parse.dns_search(".") == "."
+    assert parse.dns_option("ndots:2") == "ndots:2" and parse.dns_option("edns0") == "edns0"
+    assert parse.extra_host("db:192.0.2.7") == ("db", "192.0.2.7")
+    assert parse.extra_host("v6.db:2001:db8::7") == ("v6.db", "2001:db8::7")  # the address follows the first colon
+    assert parse.extra_host("v6=[2001:db8::7]") == ("v6", "2001:db8::7")
+    assert parse.extra_host("gw:host-gateway") == ("gw", parse.HOST_GATEWAY)
+    for call, bad in ((parse.dns_server, "ns1"), (parse.dns_search, "a..b"), (parse.dns_search, ""),
+                      (parse.dns_option, "a b"), (parse.dns_option, ""), (parse.extra_host, "db"),
+                      (parse.extra_host, "db:"), (parse.extra_host, ":192.0.2.7"), (parse.extra_host, "d_b:192.0.2.7"),
+                      (parse.extra_host, "db:host")):  # fmt: skip
+        with pytest.raises(Invalid):
+            call(bad)
+
+
 def test_env_files(tmp_path, monkeypatch):
     path = tmp_path / "web.env"
     path.write_text("# the web app\n\nA=1\nURL=http://x/?a=b\n  # indented comment\nFROM_HERE\nNOT_SET\nEMPTY=\n")
