@@ -139,6 +139,7 @@ def _network_verbs(verbs):
     peers.positional("peers", nargs="*", metavar="IP", help_text="the other hosts' addresses")
     _leaf(verbs, "list", h.network_list, "list networks with the number of containers attached")
     _names(_leaf(verbs, "rm", h.network_rm, "delete networks no container is attached to"), "network names")
+    _leaf(verbs, "prune", h.network_prune, "delete every network no container is attached to (whatever its status)")
     _leaf(verbs, "inspect", h.network_inspect, "show a network and its containers").positional(
         "name", help_text="network name"
     )

@@ -95,11 +95,14 @@ def image_prune(_args):
 
 
 def _pruned(removed, noun):
-    """What a prune removed, one name a line, then the space it freed."""
+    """What a prune removed, one name a line, then the space it freed (where it held any)."""
     from .parse import human_size
 
-    freed = sum(item["freed"] for item in removed)
-    lines = [item["name"] for item in removed] + [f"freed {human_size(freed)}" if removed else f"no {noun} to remove"]
+    lines = [item["name"] for item in removed]
+    if not removed:
+        lines.append(f"no {noun} to remove")
+    elif "freed" in removed[0]:
+        lines.append(f"freed {human_size(sum(item['freed'] for item in removed))}")
     return Reply(removed, "\n".join(lines))
 
 
@@ -138,6 +141,12 @@ def network_rm(args):
     from . import networks
 
     return _each(args.names, networks.remove)
+
+
+def network_prune(_args):
+    from . import networks
+
+    return _pruned(networks.prune(), "network")
 
 
 def network_connect(args):

@@ -153,6 +153,14 @@ def remove(name):
     return {"name": name}
 
 
+def prune():
+    """Delete every network no container is attached to (created, running or exited); returns them."""
+    with state.locked():
+        container_rows = state.CONTAINERS.read()
+        unused = [row["name"] for row in state.NETWORKS.read() if not members(row["name"], container_rows)]
+        return [remove(name) for name in unused]
+
+
 def describe(row, container_rows):
     attached = members(row["name"], container_rows)
     running = [r["name"] for r in container_rows if r["name"] in attached and r["status"] == "running"]

@@ -1,4 +1,4 @@
-"""`invoke network.create|rm|list|connect|disconnect`: bridges on many hosts at once."""
+"""`invoke network.create|rm|prune|list|connect|disconnect`: bridges on many hosts at once."""
 
 from invoke import Collection, task
 
@@ -22,6 +22,17 @@ def rm(c, name, hosts, json_=False, parallel=32, timeout=120):
     each_host(hosts, parallel, timeout, json_, ["network", "rm", name], lambda _row: "removed")
 
 
+@task(help=helps())
+@fleet_task
+def prune(c, hosts, json_=False, parallel=32, timeout=120):
+    """Remove every network no container is attached to on each host (created and exited ones count)."""
+    each_host(hosts, parallel, timeout, json_, ["network", "prune"], _pruned)
+
+
+def _pruned(removed):
+    return f"removed {', '.join(item['name'] for item in removed)}" if removed else "no network to remove"
+
+
 @task(help=helps(network="network name", container="container name or id"))
 @fleet_task
 def connect(c, network, container, hosts, json_=False, parallel=32, timeout=120):
@@ -40,4 +51,4 @@ def _addresses(row):
     return ", ".join(f"{n['network']} {n['address']}" for n in row["networks"]) or "no network"
 
 
-namespace = Collection("network", create, rm, connect, disconnect, list=networks)
+namespace = Collection("network", create, rm, prune, connect, disconnect, list=networks)

@@ -362,6 +362,12 @@ def test_image_prune_on_each_host_keeps_what_containers_use(fleet_lab):
     assert (code, reply["data"], reply["failed"]) == (0, [], [])  # nothing left to remove anywhere
     code, reply = fleet_lab.invoke_json("images", "--hosts", "node1,node2")
     assert code == 0 and "spare" not in [row["name"] for row in reply["data"]]  # bb stays where web uses it
+    fleet_lab.ok("network.create", "spare", "--subnet", "10.78.0.0/24", "--hosts", "node1,node2")
+    done = fleet_lab.ok("network.prune", "--hosts", "node1,node2")
+    assert sorted(line.split()[:3] for line in done.stdout.splitlines()[1:]) == [
+        ["node1", "removed", "spare"], ["node2", "removed", "spare"]]  # fmt: skip
+    code, reply = fleet_lab.invoke_json("networks", "--hosts", "node1,node2")
+    assert code == 0 and sorted({row["name"] for row in reply["data"]}) == ["farm"]  # web is on it
 
 
 def test_an_unreachable_host_is_a_row_and_the_others_still_answer(fleet_lab):

@@ -14,6 +14,22 @@ def links():
     return {link["ifname"]: link for link in json.loads(subprocess.check_output(["ip", "-j", "-d", "link"]))}
 
 
+def test_prune_removes_the_networks_no_container_is_on(busybox):
+    busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+    busybox.ok("network", "create", "spare", "--subnet", free_subnet())
+    busybox.ok("network", "create", "idle", "--subnet", free_subnet())
+    busybox.ok("container", "create", "--name", "later", "--network", "farm", "bb", "true")  # never started: on it
+    busybox.ok("container", "run", "-d", "--name", "gone", "--network", "idle", "bb", "true")
+    busybox.ok("container", "rm", "--force", "gone")
+    assert {"bl-spare", "bl-idle", "bl-farm"} <= set(links())
+    done = busybox.cli("network", "prune")
+    assert done.returncode == 0 and done.stdout.splitlines() == ["spare", "idle"], done
+    assert [row["name"] for row in busybox.ok("network", "list")] == ["farm"]
+    assert "bl-spare" not in links() and "bl-idle" not in links() and "bl-farm" in links()
+    assert busybox.ok("network", "prune") == []
+    assert busybox.cli("network", "prune").stdout == "no network to remove\n"
+
+
 def test_create_list_rm(node):
     subnet = free_subnet()
     row = node.ok("network", "create", "farm", "--subnet", subnet)
