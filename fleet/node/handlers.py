@@ -613,13 +613,15 @@ def events(args):
 def usage(args):
     from . import parse, render
     from . import usage as records
+    from .state import CONTAINERS
 
     since = records.parse_since(args.since) if args.since else None
-    items = records.summary(args.name, since)
+    items = records.summary(args.name, since, {row["id"][:12]: row["name"] for row in CONTAINERS.read()})
     size = parse.human_size
-    rows = [(i["name"], f"{i['cpu_seconds']:.1f}", size(i["memory_peak"]), size(i["io_read_bytes"]),
+    rows = [(i["name"], i["id"], f"{i['cpu_seconds']:.1f}", size(i["memory_peak"]), size(i["io_read_bytes"]),
              size(i["io_write_bytes"]), i["pids_peak"], i["samples"]) for i in items]  # fmt: skip
-    text = render.table(("NAME", "CPU SECONDS", "MEMORY PEAK", "READ", "WRITTEN", "PIDS PEAK", "SAMPLES"), rows)
+    heading = ("NAME", "ID", "CPU SECONDS", "MEMORY PEAK", "READ", "WRITTEN", "PIDS PEAK", "SAMPLES")
+    text = render.table(heading, rows)
     return Reply(items, text)
 
 

@@ -4,9 +4,10 @@ Each `check` pass appends one row per running container with its cgroup's
 cumulative counters (CPU seconds, block io bytes), its memory peak seen so
 far and its pids, to the file of the day (UTC): usage/2026-11-23.csv. A
 container instance is its id plus its start time: the counters begin at zero
-with each start. `baleine usage` sums, per container, what each instance's
-counters grew by within the period (from the last sample before it, or from
-zero for an instance started within it).
+with each start. `baleine usage` sums, per container (its id: a rename does
+not split it, a new container under an old name is not merged into it), what
+each instance's counters grew by within the period (from the last sample
+before it, or from zero for an instance started within it).
 
 A file per day keeps a query's cost to the days it asks about (a pass a
 minute makes 1440 rows a day per container) and lets operators archive or
@@ -104,8 +105,13 @@ class _Instance:
         self.samples += 1
 
 
-def summary(name=None, since=None):
-    """Per container: CPU seconds, block io bytes, memory peak and most pids within the period."""
+def summary(name=None, since=None, current=None):
+    """Per container: CPU seconds, block io bytes, memory peak and most pids within the period.
+
+    current: {short id: name} of the containers that exist, whose names are
+    shown instead of the ones recorded; name keeps the containers recorded
+    under it or called so now.
+    """
     files = day_files()
     # Times compare as text (one fixed-width UTC format). Read from the day before since's:
     # the last sample before the period is there when the passes ran.
@@ -114,18 +120,19 @@ def summary(name=None, since=None):
     if since_stamp is not None:
         first = next((i for i, (day, _) in enumerate(files) if day >= since_stamp[:10]), len(files))
         first = max(0, first - 1)
-    instances = {}
+    instances, latest, called = {}, {}, {}
     for _, path in files[first:]:
         for row in state.rows_of(path):
-            if name is not None and row["name"] != name:
-                continue
-            instance = instances.setdefault((row["name"], row["id"], row["started"]), _Instance())
+            instance = instances.setdefault((row["id"], row["started"]), _Instance())
+            latest[row["id"]] = row["name"]  # rows are in time order
+            called.setdefault(row["id"], set()).add(row["name"])
             if since_stamp is not None and row["time"] < since_stamp:
                 instance.base = row
             else:
                 instance.add(row)
     _find_older_bases(instances, files[:first], since_stamp)
-    return _totals(instances)
+    totals = _totals(instances, {**latest, **(current or {})})  # an existing container under its name of now
+    return [item for item in totals if name is None or name == item["name"] or name in called.get(item["id"], ())]
 
 
 def _find_older_bases(instances, older_files, since_stamp):
@@ -133,15 +140,15 @@ def _find_older_bases(instances, older_files, since_stamp):
     if since_stamp is None:
         return  # no period: everything was read
     missing = {key for key, instance in instances.items()
-               if instance.samples and instance.base is None and key[2] < since_stamp}  # fmt: skip
+               if instance.samples and instance.base is None and key[1] < since_stamp}  # fmt: skip
     for day, path in reversed(older_files):
         if day:  # a day's file holds samples of instances started by then; the legacy file, of any
-            missing = {key for key in missing if key[2][:10] <= day}
+            missing = {key for key in missing if key[1][:10] <= day}
         if not missing:
             return
         found = {}
         for row in state.rows_of(path):
-            key = (row["name"], row["id"], row["started"])
+            key = (row["id"], row["started"])
             if key in missing:
                 found[key] = row  # rows are in time order: the last one wins
         for key, row in found.items():
@@ -149,25 +156,25 @@ def _find_older_bases(instances, older_files, since_stamp):
             missing.discard(key)
 
 
-def _totals(instances):
+def _totals(instances, names):
     totals = {}
-    for (container, _id, _started), instance in instances.items():
+    for (container_id, _started), instance in instances.items():
         if not instance.samples:
             continue
         last, base = instance.last, instance.base
-        total = totals.setdefault(container, _empty_total(container))
+        total = totals.setdefault(container_id, _empty_total(names[container_id], container_id))
         for key, kind in (("cpu_seconds", float), ("io_read_bytes", int), ("io_write_bytes", int)):
             total[key] += kind(last[key]) - (kind(base[key]) if base else 0)
         total["cpu_seconds"] = round(total["cpu_seconds"], 3)
         total["memory_peak"] = max(total["memory_peak"], instance.memory_peak)
         total["pids_peak"] = max(total["pids_peak"], instance.pids_peak)
         total["samples"] += instance.samples
-    return sorted(totals.values(), key=lambda item: item["name"])
+    return sorted(totals.values(), key=lambda item: (item["name"], item["id"]))
 
 
-def _empty_total(container):
-    return {"name": container, "cpu_seconds": 0.0, "io_read_bytes": 0, "io_write_bytes": 0, "memory_peak": 0,
-            "pids_peak": 0, "samples": 0}  # fmt: skip
+def _empty_total(name, container_id):
+    return {"name": name, "id": container_id, "cpu_seconds": 0.0, "io_read_bytes": 0, "io_write_bytes": 0,
+            "memory_peak": 0, "pids_peak": 0, "samples": 0}  # fmt: skip
 
 
 def prometheus(rows, figures):

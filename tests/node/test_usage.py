@@ -26,8 +26,8 @@ def records(tmp_path, monkeypatch):
     return write
 
 
-def sample(stamp, cpu, name="web", started="2026-11-01T00:00:00Z"):
-    return (stamp, name, "aaa", started, cpu, 100, 0, 0, 1)
+def sample(stamp, cpu, name="web", started="2026-11-01T00:00:00Z", container_id=None):
+    return (stamp, name, container_id or f"id-{name}", started, cpu, 100, 0, 0, 1)
 
 
 def test_counters_grow_per_instance_and_restarts_begin_at_zero(records):
@@ -93,7 +93,7 @@ def test_memory_follows_instances_not_rows(tmp_path, monkeypatch):
         for minute in range(43200):
             stamp = f"2026-11-01T{minute // 60 % 24:02d}:{minute % 60:02d}:00Z"
             for name in ("web", "db", "cache"):
-                handle.write(f"{stamp};{name};aaa;2026-10-31T00:00:00Z;{minute}.0;{minute};0;0;1\n")
+                handle.write(f"{stamp};{name};id-{name};2026-10-31T00:00:00Z;{minute}.0;{minute};0;0;1\n")
     tracemalloc.start()
     try:
         totals = usage.summary()
@@ -104,6 +104,24 @@ def test_memory_follows_instances_not_rows(tmp_path, monkeypatch):
         ("cache", 43199.0, 43200), ("db", 43199.0, 43200), ("web", 43199.0, 43200)
     ]  # fmt: skip
     assert peak < 1 << 20, peak  # a list of its rows would take over 100 MiB
+
+
+def test_a_container_is_its_id_through_renames_and_name_reuse(records):
+    """Billing follows the container: a rename does not split it, a new one under an old name is not merged in."""
+    records(
+        sample("2026-11-20T10:00:00Z", 5.0, name="web", container_id="aaa"),
+        sample("2026-11-20T10:01:00Z", 7.0, name="front", container_id="aaa"),  # renamed while running
+        sample("2026-11-20T10:02:00Z", 1.0, name="web", container_id="bbb"),  # a new container took the name
+    )
+    totals = usage.summary()
+    assert [(item["name"], item["id"], item["cpu_seconds"], item["samples"]) for item in totals] == [
+        ("front", "aaa", 7.0, 2), ("web", "bbb", 1.0, 1)]  # fmt: skip
+    assert [item["id"] for item in usage.summary("front")] == ["aaa"]
+    assert [item["id"] for item in usage.summary("web")] == ["aaa", "bbb"]  # both were called web
+    now = usage.summary(current={"aaa": "edge"})  # renamed again since the last pass: the name of now
+    assert [(item["name"], item["id"]) for item in now] == [("edge", "aaa"), ("web", "bbb")]
+    assert [item["id"] for item in usage.summary("edge", current={"aaa": "edge"})] == ["aaa"]
+    assert usage.summary("nobody") == []
 
 
 def test_since_forms():
@@ -120,6 +138,7 @@ def test_check_records_usage_and_writes_the_prom_file(busybox, tmp_path):
     busybox.ok("container", "run", "-d", "--name", "idle", "bb", "sleep", "300")
     first_day = time.strftime("%Y-%m-%d.csv", time.gmtime())
     busybox.ok("check")
+    busybox.ok("container", "rename", "idle", "calm")  # one container still: its records are not split
     time.sleep(1.5)
     prom = tmp_path / "baleine.prom"
     busybox.ok("check", "--prom", str(prom))
@@ -127,8 +146,11 @@ def test_check_records_usage_and_writes_the_prom_file(busybox, tmp_path):
     assert days in ({first_day}, {first_day, time.strftime("%Y-%m-%d.csv", time.gmtime())})
     totals = {item["name"]: item for item in busybox.ok("usage")}
     assert totals["busy"]["samples"] == 2 and totals["busy"]["cpu_seconds"] > 0.5
-    assert totals["idle"]["cpu_seconds"] < 0.5 and totals["idle"]["memory_peak"] > 0
-    assert busybox.ok("usage", "idle", "--since", "1h")[0]["name"] == "idle"
+    assert totals["calm"]["cpu_seconds"] < 0.5 and totals["calm"]["memory_peak"] > 0 and "idle" not in totals
+    calm_id = busybox.ok("container", "inspect", "calm")["id"][:12]
+    assert totals["calm"]["samples"] == 2 and totals["calm"]["id"] == calm_id
+    assert busybox.ok("usage", "idle", "--since", "1h") == busybox.ok("usage", "calm", "--since", "1h")
+    assert busybox.cli("usage", "calm").stdout.splitlines()[1].split()[:2] == ["calm", totals["calm"]["id"]]
     text = prom.read_text()
     assert 'baleine_container_up{name="busy"' in text and "# TYPE baleine_container_cpu_seconds_total counter" in text
     cpu_line = next(
