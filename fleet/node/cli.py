@@ -383,6 +383,8 @@ def _container_verbs(verbs):
     exec_.option("--tty", "-t", flag=True,
                  help_text="on a terminal of its own: job control, ^C, full-screen programs")  # fmt: skip
     _interactive_option(exec_)
+    exec_.option("--detach", "-d", flag=True,
+                 help_text="leave it running in the background, its output in the container's log")  # fmt: skip
     exec_.option("--user", "-u", metavar="U[:G]", help_text="run as this user (and group) instead of the container's")
     exec_.option("--env", "-e", repeat=True, metavar="K=V", help_text="one more environment variable (repeat)")
     _env_file_option(exec_)

@@ -935,12 +935,7 @@ def exec_command(ref, argv, capture=False, timeout=None, tty=False, user=None, e
     """
     from . import launch
 
-    overrides = _exec_overrides(user, env, workdir)  # checked before anything happens
-    row = current(ref)
-    require_running(row)
-    refuse_if_paused(row)  # the command would join its frozen cgroup and hang
-    config = read_config(row)
-    config.update(overrides, env=_merge_env(config.get("env", []), env))
+    row, config = _exec_target(ref, user, env, workdir)
     if not capture:
         return launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv), tty=tty), None, None
     import tempfile
@@ -951,6 +946,30 @@ def exec_command(ref, argv, capture=False, timeout=None, tty=False, user=None, e
         out.seek(0)
         err.seek(0)
         return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+
+def exec_detached(ref, argv, user=None, env=(), workdir=None):
+    """Start argv in a running container and leave it running, its output going to the container's log.
+
+    Returns {"name", "pid"}: the command's host pid, None if it has already ended.
+    """
+    from . import launch
+
+    row, config = _exec_target(ref, user, env, workdir)
+    log = os.path.join(directory(row), "log")
+    pid = launch.exec_detached(int(row["pid"]), cgroup_of(row), config, list(argv), log)
+    return {"name": row["name"], "pid": pid}
+
+
+def _exec_target(ref, user, env, workdir):
+    """The running container's row, and its config with exec's --user, --env and --workdir applied."""
+    overrides = _exec_overrides(user, env, workdir)  # checked before anything happens
+    row = current(ref)
+    require_running(row)
+    refuse_if_paused(row)  # the command would join its frozen cgroup and hang
+    config = read_config(row)
+    config.update(overrides, env=_merge_env(config.get("env", []), env))
+    return row, config
 
 
 def _exec_overrides(user, env, workdir):

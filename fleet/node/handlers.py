@@ -506,6 +506,12 @@ def container_exec(args):
     from .errors import Invalid
 
     capture = getattr(args, "json", False)
+    if args.detach:
+        if args.tty:
+            raise Invalid("--detach and --tty do not mix: a detached command has no terminal to talk to")
+        started = containers.exec_detached(args.name, args.command, user=args.user, env=_env(args),
+                                           workdir=args.workdir)  # fmt: skip
+        return Reply(started, None)
     if capture and args.tty:
         raise Invalid("--tty and --json do not mix: a terminal's output is not captured")
     code, out, err = containers.exec_command(args.name, args.command, capture=capture, tty=args.tty, user=args.user,

@@ -14,6 +14,11 @@ An attached container (`run` without -d) has the starting command itself
 waiting for it, so nothing is saved by a small waiter: there the forked child
 stays Python, does the waiter's job, and forks the init from the modules it
 already has instead of starting a second interpreter (about 15 ms).
+
+`exec --detach` leaves a command running with a shell of the same kind as its
+parent, outside the container's pid namespace: it reaps the command whatever
+the container's pid 1 does (most commands never reap an orphan, which would
+stay a zombie), and the `exec` itself can leave at once.
 """
 
 import os
@@ -35,6 +40,15 @@ NAMESPACES = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC | linux
 NAMESPACES |= linux.CLONE_NEWCGROUP | linux.CLONE_NEWPID
 JOIN_ORDER = ("cgroup", "ipc", "uts", "net", "pid", "mnt")  # mnt last: it changes our root
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from fleet.node.sandbox import main; main(sys.argv[2:])"
+# exec --detach: the shell starts the command's Python in the background, so that
+# it can close its own copy of the report pipe (fd 3), and waits for it.
+DETACHED_WAITER = '"$@" & exec 3>&-; wait "$!"'
+DETACHED_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from fleet.node.launch import detached_child; "
+    "detached_child(int(sys.argv[2]))"
+)
+REPORT_FD = 3  # exec --detach: the command's setup writes "STATUS MESSAGE" there if it fails
+CONFIG_VARIABLE = "BALEINE_EXEC"  # exec --detach: the command's settings (root-only, unlike argv)
 HANDSHAKE_TIMEOUT = 30.0
 SOCKET_NAME = "start.sock"  # bound and reached relative to the container directory
 
@@ -357,12 +371,7 @@ def _join_and_run(pid, cgroup, sandbox, config, timeout=None):
     sandbox is passed in, already imported: after setns(mnt) no module can be loaded.
     """
     cgroup.join(os.getpid())
-    # The user namespace goes last: joining it first would cost the rights to join the others.
-    names = JOIN_ORDER + (("user",) if config.get("userns") else ())
-    fds = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in names]
-    for fd in fds:
-        linux.setns(fd)
-        os.close(fd)
+    _enter_namespaces(pid, JOIN_ORDER, config)
     child = os.fork()
     if child == 0:
         try:
@@ -379,3 +388,106 @@ def _join_and_run(pid, cgroup, sandbox, config, timeout=None):
     _, status = os.waitpid(child, 0)
     signal.setitimer(signal.ITIMER_REAL, 0)
     return TIMED_OUT if expired else shell_status(status)
+
+
+def _enter_namespaces(pid, names, config):
+    """setns into process pid's namespaces names, in that order, then its user namespace if it has one.
+
+    The user namespace goes last: joining it first would cost the rights to join the others.
+    """
+    names = tuple(names) + (("user",) if config.get("userns") else ())
+    fds = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in names]
+    for fd in fds:
+        linux.setns(fd)
+        os.close(fd)
+
+
+def exec_detached(pid, cgroup, config, argv, log_path):
+    """Start argv inside the namespaces and root of container process pid and leave it running.
+
+    Returns its host pid, or None if it has already ended. Its output goes to
+    log_path (the container's log). Raises StartFailed when it could not start
+    (no such program, bad user), with the status Docker would give.
+    """
+    import json
+
+    from . import ulimits
+
+    read_end, write_end = os.pipe()
+    waiter = os.fork()
+    if waiter == 0:
+        try:
+            os.dup2(write_end, REPORT_FD)  # inheritable: the shell and the command's Python get it
+            os.setsid()  # no terminal, no caller's process group: it outlives the exec and its session
+            _stdio_to(log_path)
+            _close_inherited(keep=REPORT_FD)
+            ulimits.apply(0, config)
+            cgroup.join(os.getpid())
+            _enter_namespaces(pid, ("pid",), {})  # for the children only: the shell itself stays outside
+            boot = [sys.executable, "-I", "-S", "-c", DETACHED_BOOT, package_root(), str(pid)]
+            environment = {CONFIG_VARIABLE: json.dumps(dict(config, command=argv))}
+            os.execve("/bin/sh", ["sh", "-c", DETACHED_WAITER, "baleine-exec", *boot], environment)
+        except BaseException as error:  # noqa: BLE001 - a forked child must never return
+            os.write(REPORT_FD, f"125 exec failed: {error}".encode())
+        finally:
+            os._exit(125)
+    os.close(write_end)
+    try:
+        report = _read_report(read_end, waiter)
+    finally:
+        os.close(read_end)
+    if report:
+        status, _, message = report.partition(" ")
+        raise StartFailed(message, int(status) if status.isdigit() else 125)
+    return _first_child(waiter)
+
+
+def _read_report(fd, waiter):
+    """What the command's setup wrote before its exec closed the pipe: nothing when it started."""
+    data, deadline = b"", HANDSHAKE_TIMEOUT
+    while True:
+        ready, _, _ = select.select([fd], [], [], deadline)
+        if not ready:
+            os.killpg(waiter, signal.SIGKILL)
+            return f"125 exec failed: the command was not started within {HANDSHAKE_TIMEOUT:.0f} s"
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return data.decode(errors="replace").strip()
+        data += chunk
+
+
+def _first_child(pid):
+    """The one child of process pid (the detached command), or None once it has ended."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            children = handle.read().split()
+    except FileNotFoundError:
+        return None
+    return int(children[0]) if children else None
+
+
+def detached_child(pid):
+    """exec --detach, in the Python the waiting shell started, already in the container's pid namespace.
+
+    Join the container's other namespaces, then become the command. What goes
+    wrong before the exec is written to REPORT_FD for the `exec` still waiting.
+    """
+    import json
+
+    from . import sandbox  # before setns(mnt): after it the host's files are out of reach
+
+    os.set_inheritable(REPORT_FD, False)  # the command's exec closes it: the `exec` then reads the end
+    status, message = 125, ""
+    try:
+        config = json.loads(os.environ[CONFIG_VARIABLE])
+        _enter_namespaces(pid, (name for name in JOIN_ORDER if name != "pid"), config)
+        # A background job of a shell ignores SIGINT and SIGQUIT; the command must not.
+        for number in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(number, signal.SIG_DFL)
+        sandbox.enter(config)
+    except sandbox.SetupError as error:
+        status, message = error.status, str(error)
+    except BaseException as error:  # noqa: BLE001 - whatever it is, the `exec` must hear it
+        message = f"exec failed: {error}"
+    os.write(REPORT_FD, f"{status} {message}".encode())
+    os._exit(status)

@@ -97,15 +97,23 @@ def rm(c, name, hosts, force=False, json_=False, parallel=32, timeout=300):
     each_host(hosts, parallel, timeout, json_, ["container", "rm", name, *(["--force"] if force else [])])
 
 
-@task(help=helps(name="container name or id", command="the command, split like a shell would"))
+@task(help=helps(name="container name or id", command="the command, split like a shell would",
+                 detach="leave it running there, its output in the container's log"))  # fmt: skip
 @fleet_task
-def exec(c, name, command, hosts, json_=False, parallel=32, timeout=300):
+def exec(c, name, command, hosts, detach=False, json_=False, parallel=32, timeout=300):
     """Run a command in a running container on each host; shows each host's output and exit code."""
-    args = ["container", "exec", name, *shlex.split(command)]
+    args = ["container", "exec", *(["--detach"] if detach else []), name, *shlex.split(command)]
     with open_fleet(hosts, parallel, timeout) as fleet:
         outcomes = fleet.each(lambda session: client.call(session, *args))
-    rows = result_rows(outcomes, lambda data: f"exit {data['exit_code']}: {(data['stdout'] or data['stderr']).strip()}")
-    finish(outcomes, json_, ("HOST", "RESULT"), rows)
+    finish(outcomes, json_, ("HOST", "RESULT"), result_rows(outcomes, _started if detach else _ran))
+
+
+def _ran(data):
+    return f"exit {data['exit_code']}: {(data['stdout'] or data['stderr']).strip()}"
+
+
+def _started(data):
+    return f"started, host pid {data['pid']}" if data["pid"] else "started, and already ended"
 
 
 @task(help=helps(name="container name or id", tail="only the last N lines (default 20)",

@@ -139,6 +139,17 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
 
     done = fleet_lab.ok("container.exec", "web", "hostname", "--hosts", "node1,node2")
     assert done.stdout.count("exit 0: web") == 2
+    done = fleet_lab.ok("container.exec", "web", "sh -c 'echo detached-$HOSTNAME; exec sleep 30'", "--detach",
+                        "--hosts", "node1,node2")  # fmt: skip
+    assert done.stdout.count("started, host pid ") == 2, done.stdout
+    deadline = time.monotonic() + 10  # the echo runs a moment after the exec returned
+    while True:
+        lines = fleet_lab.ok("container.logs", "web", "--hosts", "node1,node2").stdout.splitlines()
+        echoed = sorted(line for line in lines if "detached-" in line)
+        if len(echoed) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert echoed == ["node1 | detached-web", "node2 | detached-web"]
     started = time.monotonic()
     fleet_lab.ok("container.stop", "web", "--hosts", "node2")  # its own --stop-timeout: httpd ignores SIGTERM
     assert time.monotonic() - started < 8  # not the 10 s default: no --time was passed on

@@ -511,6 +511,75 @@ def test_exec_user_env_and_workdir_are_for_one_command(busybox):
     assert done.returncode == 125 and "unable to find user 'ghost'" in done.stderr
 
 
+def _process_status(pid):
+    """/proc/PID/status as a dict, or None once the process is gone (a zombie counts as there)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def _wait_gone(pid, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while _process_status(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _process_status(pid) is None
+
+
+def test_exec_detach_leaves_the_command_running_and_reaps_it(busybox):
+    """pid 1 is sleep, which reaps nothing: a detached command's parent must be ours, outside the container."""
+    busybox.ok("container", "run", "-d", "--name", "x", "--env", "WHO=x", "bb", "sleep", "300")
+    init = busybox.ok("container", "inspect", "x")["pid"]
+    done = busybox.cli("container", "exec", "-d", "-e", "N=1", "x", "sh", "-c", "echo job$N $WHO; exec sleep 300")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")  # returned: no pipe of ours held open
+    started = busybox.ok("container", "exec", "--detach", "-w", "/tmp", "x", "sh", "-c", "pwd; echo $$; sleep 0.3")
+    assert started["name"] == "x" and started["pid"]
+    short = started["pid"]
+    status = _process_status(short)
+    assert os.readlink(f"/proc/{short}/ns/pid") == os.readlink(f"/proc/{init}/ns/pid")  # inside the container
+    assert Path(f"/proc/{short}/cgroup").read_text() == Path(f"/proc/{init}/cgroup").read_text()
+    waiter = int(status["PPid"])
+    assert os.readlink(f"/proc/{waiter}/ns/pid") != os.readlink(f"/proc/{init}/ns/pid")  # its parent is outside
+    sleeper = _process_status(busybox.ok("container", "exec", "-d", "x", "sleep", "299")["pid"])
+    assert int(sleeper["SigIgn"], 16) & (1 << (signal.SIGINT - 1) | 1 << (signal.SIGQUIT - 1)) == 0  # not a bg job's
+    assert _wait_gone(short) and _wait_gone(waiter)  # ended, reaped, and the shell gone with it
+    assert "Z" not in busybox.exec_out("x", "ps", "-o", "stat")  # no zombie under the sleeping pid 1
+    lines = busybox.ok("container", "logs", "x")["lines"]
+    assert "job1 x" in lines and lines[-2:] == ["/tmp", lines[-1]] and lines[-1].isdigit()
+    long_running = [line.split() for line in busybox.exec_out("x", "ps", "-o", "pid,args").splitlines()]
+    assert sum(words[1:] == ["sleep", "300"] for words in long_running) == 2  # pid 1 and the first detached one
+    assert sum(words[1:] == ["sleep", "299"] for words in long_running) == 1
+    busybox.ok("container", "stop", "--time", "1", "x")  # the detached command ends with its container
+    busybox.ok("container", "rm", "x")
+
+
+def test_exec_detach_joins_a_user_namespace_too(busybox):
+    busybox.ok("container", "run", "-d", "--name", "u", "--userns", "bb", "sleep", "300")
+    init = busybox.ok("container", "inspect", "u")["pid"]
+    pid = busybox.ok("container", "exec", "-d", "u", "sleep", "298")["pid"]
+    assert (
+        os.readlink(f"/proc/{pid}/ns/user") == os.readlink(f"/proc/{init}/ns/user") != os.readlink("/proc/self/ns/user")
+    )
+    assert _process_status(pid)["Uid"].split()[0] == _process_status(init)["Uid"].split()[0] != "0"  # root inside only
+
+
+def test_exec_detach_says_why_a_command_could_not_start(busybox):
+    busybox.ok("container", "run", "-d", "--name", "x", "bb", "sleep", "300")
+    for args, status, message in (
+        (("x", "no-such-program"), 127, "no-such-program: executable file not found in the container's PATH"),
+        (("-u", "ghost", "x", "true"), 125, "unable to find user 'ghost'"),
+        (("-w", "/etc/passwd", "x", "true"), 125, "/etc/passwd"),
+    ):
+        done = busybox.cli("container", "exec", "-d", *args)
+        assert done.returncode == status and message in done.stderr and done.stderr.count("\n") == 1, (args, done)
+    reply = busybox.call("container", "exec", "-d", "-t", "x", "true")
+    assert not reply["ok"] and "--detach and --tty do not mix" in reply["error"]["message"]
+    busybox.ok("container", "stop", "--time", "1", "x")
+    reply = busybox.call("container", "exec", "-d", "x", "true")
+    assert not reply["ok"] and "is not running" in reply["error"]["message"]
+
+
 def test_user_volume_and_env(busybox, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
