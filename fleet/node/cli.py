@@ -361,7 +361,8 @@ def _container_verbs(verbs):
     listing.option("--size", "-s", flag=True, help_text="also the disk space each takes: its disk copy, its logs")
     listing.option("--filter", "-f", repeat=True, metavar="KEY=VALUE",
                    help_text="status=created|running|paused|exited, name=GLOB, image=, network=, "
-                             "health=starting|healthy|unhealthy|none (repeat: one key ORs, keys AND)")  # fmt: skip
+                             "health=starting|healthy|unhealthy|none, label=KEY[=VALUE] "
+                             "(repeat: one key ORs, keys AND)")  # fmt: skip
     add = _leaf(verbs, "add", h.container_add, "attach a container to one more network (live if running)")
     add.positional("name", help_text="container name or id")
     add.option("--network", required=True, metavar="NET[:IP]", help_text="network, optionally with an address")

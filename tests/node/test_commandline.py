@@ -90,6 +90,15 @@ def test_help_lists_verbs_options_and_their_metavars(capsys):
     assert capsys.readouterr().out.startswith("baleine ")
 
 
+def test_list_help_names_every_filter_key(capsys):
+    from fleet.node.filters import KEYS
+
+    with pytest.raises(SystemExit):
+        parse("container", "list", "--help")
+    text = " ".join(capsys.readouterr().out.split())  # the help wraps its lines
+    assert [key for key in KEYS if f"{key}=" not in text] == []
+
+
 def test_json_listing_skips_the_table_and_its_imports(tmp_path):
     """The fleet lists every host with --json: the text table (and its imports) must not be made."""
     import subprocess
