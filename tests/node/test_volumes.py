@@ -1,6 +1,8 @@
 """Named volumes: made on first use, kept across containers, removed only when no container names them."""
 
 import os
+import shutil
+import struct
 import subprocess
 
 import pytest
@@ -117,3 +119,32 @@ def test_a_userns_container_s_volume_is_filled_with_its_own_ids(site):
                     "/srv/site", "/srv/site/index.html")  # fmt: skip
     assert done.stdout == "33 750\n33 640\n", done.stderr  # as in the image, seen from inside
     assert os.stat(site.root / "volumes" / "shifted" / "index.html").st_uid >= 1_000_000_000 + 33
+
+
+def _capability(bit):
+    """A security.capability value (VFS_CAP_REVISION_2, effective) granting one capability."""
+    return struct.pack("<IIIII", 0x02000001, 1 << bit, 0, 0, 0)
+
+
+def test_a_fill_keeps_hard_links_and_extended_attributes(node, tmp_path):
+    """A file capability (ping's cap_net_raw) or a hard-linked pair must survive the copy into the volume."""
+    tree = tmp_path / "tree"  # not "root": the node's state is there
+    (tree / "bin").mkdir(parents=True)
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", tree / "bin" / "busybox")
+    data = tree / "srv" / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "first").write_text("one inode\n")
+    os.link(data / "first", data / "sub" / "second")
+    (data / "pinger").write_text("a program\n")
+    os.chmod(data / "pinger", 0o755)
+    os.setxattr(data / "pinger", "security.capability", _capability(13))  # CAP_NET_RAW
+    os.setxattr(data / "sub", "user.origin", b"lab")
+    os.setxattr(data, "user.top", b"mount point")
+    node.ok("image", "create", "marked", "--size", "16M", "--from", str(tree))
+    node.ok("container", "run", "--rm", "-v", "vol:/srv/data", "marked", "/bin/busybox", "true")
+    volume = node.root / "volumes" / "vol"
+    assert os.stat(volume / "first").st_ino == os.stat(volume / "sub" / "second").st_ino
+    assert os.stat(volume / "first").st_nlink == 2 and (volume / "sub" / "second").read_text() == "one inode\n"
+    assert os.getxattr(volume / "pinger", "security.capability") == _capability(13)  # set after the chown
+    assert os.getxattr(volume / "sub", "user.origin") == b"lab" and os.getxattr(volume, "user.top") == b"mount point"
+    assert sorted(os.listdir(volume)) == ["first", "pinger", "sub"]
