@@ -76,6 +76,9 @@ def populate(source, work):
     A directory is used where it stands: mkfs.ext4 -d copies it.
     """
     if os.path.isdir(source):
+        tree, state_root = os.path.realpath(source), os.path.realpath(state.root())
+        if os.path.commonpath([tree, state_root]) == tree:  # mkfs would copy the image it is writing
+            raise Invalid(f"invalid image source {source!r}: it holds baleine's state root {state_root}")
         return os.path.abspath(source), {}, f"dir:{os.path.abspath(source)}"
     rootfs = os.path.join(work, "rootfs")
     os.mkdir(rootfs, 0o755)

@@ -85,6 +85,7 @@ def bad_inputs(subnet, other, tiny):
         (("image", "create", "ok", "--size", "1M", "--from", "busybox"), "at least"),
         (("image", "create", "ok", "--size", "32M", "--from", "nowhere:x"), "invalid image source"),
         (("image", "create", "bb", "--size", "32M", "--from", "busybox"), "already exists"),
+        (("image", "create", "ok", "--size", "32M", "--from", "/"), "invalid image source '/': it holds baleine's"),
         (("network", "create", "_bad", "--subnet", subnet), "invalid network name"),
         (("network", "create", "n", "--subnet", "10.0.0.0/33"), "invalid subnet"),
         (("network", "create", "n", "--subnet", "10.0.0.1/24"), "host bits"),
