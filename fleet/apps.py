@@ -29,6 +29,7 @@
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
     [apps.web.health]         cmd = "..." or http = "/path" (+ port), checked with wget
     interval = 2              seconds, also used by the cron check; retries; timeout
+    start_period = 60         seconds after a start when the cron check counts no failure
     [apps.proxy.proxy]        this app is the reverse proxy (nginx) in front of another
     fronts = "web"
     listen = 80
@@ -52,7 +53,7 @@ APP_KEYS = {
     "stop_signal": str, "stop_timeout": (int, float), "init": bool, "volumes": list,
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
-               "timeout": (int, float), "wait": (int, float)}  # fmt: skip
+               "timeout": (int, float), "wait": (int, float), "start_period": (int, float)}  # fmt: skip
 NETWORK_KEYS = {"name": str, "subnet": str, "vxlan": int, "slices": int}
 PROXY_KEYS = {"fronts": str, "listen": int}
 NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")

@@ -206,6 +206,8 @@ def run_argv(app, spec, name, host_name, extra_env=()):
         argv += ["--health-cmd", command, "--health-interval", str(interval),
                  "--health-retries", str(app.health.get("retries", 3)),
                  "--health-timeout", str(app.health.get("timeout", 5))]  # fmt: skip
+        if "start_period" in app.health:
+            argv += ["--health-start-period", str(app.health["start_period"])]
     return [*argv, app.image, *app.command]
 
 

@@ -125,7 +125,7 @@ def _probe_health(row, report):
         fresh = containers.by_id(row["id"])
         if fresh is None or fresh["status"] != containers.RUNNING:
             return
-        changes = health.verdict(fresh, code == 0, settings)
+        changes = health.verdict(fresh, code == 0, settings, time.time())
         state.CONTAINERS.update(fresh["id"], health_at=state.now(), **changes)
     if changes["health"] != fresh.get("health"):
         from . import events

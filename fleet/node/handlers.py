@@ -237,7 +237,8 @@ def _resources(args):
 def _health(args):
     from . import health
 
-    return health.from_options(args.health_cmd, args.health_interval, args.health_retries, args.health_timeout)
+    return health.from_options(args.health_cmd, args.health_interval, args.health_retries, args.health_timeout,
+                               args.health_start_period)  # fmt: skip
 
 
 def _log_size(args):

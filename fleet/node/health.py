@@ -4,22 +4,28 @@
 `--health-interval` seconds (check runs from cron, so in practice at most
 once per pass), killed after `--health-timeout`. Exit 0 is healthy; after
 `--health-retries` failures in a row the container is unhealthy, and under
-on-failure, always or unless-stopped, check restarts it.
+on-failure, always or unless-stopped, check restarts it. Within
+`--health-start-period` seconds of a start, failures do not count (a slow
+starter is not restarted for being slow) while a success counts at once.
 """
 
 from . import parse, state
 from .errors import Invalid
 
-DEFAULTS = {"interval": 30.0, "retries": 3, "timeout": 10.0}
+DEFAULTS = {"interval": 30.0, "retries": 3, "timeout": 10.0, "start_period": 0.0}
 
 
-def from_options(cmd=None, interval=None, retries=None, timeout=None):
+def from_options(cmd=None, interval=None, retries=None, timeout=None, start_period=None):
     """The health config, or None without a command."""
     if not cmd:
-        if any(value is not None for value in (interval, retries, timeout)):
-            raise Invalid("--health-interval, --health-retries and --health-timeout need --health-cmd")
+        if any(value is not None for value in (interval, retries, timeout, start_period)):
+            raise Invalid(
+                "--health-interval, --health-retries, --health-timeout and --health-start-period need --health-cmd"
+            )
         return None
     health = dict(DEFAULTS, cmd=cmd)
+    if start_period is not None:
+        health["start_period"] = parse.seconds(start_period, "--health-start-period")
     if interval is not None:
         health["interval"] = parse.seconds(interval, "--health-interval")
     if timeout is not None:
@@ -39,9 +45,12 @@ def due(row, health, now):
     return now - last >= health["interval"]
 
 
-def verdict(row, passed, health):
-    """The health columns after one probe."""
-    failures = 0 if passed else int(row.get("health_failures") or 0) + 1
+def verdict(row, passed, health, now):
+    """The health columns after one probe (at time now): a failure within the start period is not counted."""
+    failures = int(row.get("health_failures") or 0)
+    if not passed and row.get("started") and now - state.epoch(row["started"]) < health.get("start_period", 0):
+        return {"health": row.get("health") or "starting", "health_failures": failures}
+    failures = 0 if passed else failures + 1
     if passed:
         status = "healthy"
     elif failures >= health["retries"]:

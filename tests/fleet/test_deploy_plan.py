@@ -122,3 +122,7 @@ def test_run_argv_carries_the_spec():
     assert "--network" in argv and argv[argv.index("--network") + 1] == "farm"
     assert argv[argv.index("--memory") + 1] == "64M" and argv[argv.index("--health-cmd") + 1] == "true"
     assert argv[-3:] == ["page", "httpd", "-f"]
+    assert "--health-start-period" not in argv
+    table["health"] = {"cmd": "true", "start_period": 90}
+    slow = deploy.run_argv(apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"], spec, "web-aaaaaaa-1", "n1")
+    assert slow[slow.index("--health-start-period") + 1] == "90"

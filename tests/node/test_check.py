@@ -272,6 +272,21 @@ def test_health_goes_starting_healthy_unhealthy_and_restarts(quick):
     assert (item["status"], item["health"], item["restarts"]) == ("running", "starting", 1)
 
 
+def test_a_slow_starter_is_not_restarted_within_its_start_period(quick):
+    probe = ("--health-cmd", "test -e /tmp/up", "--health-interval", "0", "--health-retries", "1")
+    quick.ok("container", "run", "-d", "--name", "slow", "--restart", "always", *probe, "--health-start-period", "300",
+             "bb", "sleep", "300")  # fmt: skip
+    for _ in range(2):
+        report = quick.ok("check")
+        assert report["unhealthy"] == [] and report["restarted"] == []
+        item = quick.ok("container", "inspect", "slow")
+        assert (item["health"], item["restarts"]) == ("starting", 0)
+    quick.exec_out("slow", "touch", "/tmp/up")
+    quick.ok("check")
+    assert quick.ok("container", "inspect", "slow")["health"] == "healthy"
+    assert quick.ok("container", "inspect", "slow")["config"]["health"]["start_period"] == 300.0
+
+
 def test_a_hanging_probe_times_out(quick):
     quick.ok("container", "run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-timeout", "0.5",
              "--health-interval", "0", "--health-retries", "1", "bb", "sleep", "300")  # fmt: skip
