@@ -1,11 +1,12 @@
-"""Follow a container's output on many hosts at once, as one stream of lines prefixed with their host.
+"""Follow a stream on many hosts at once (a container's output, the events), as one stream of lines
+prefixed with their host.
 
-Each host runs `baleine container logs --follow` over its own SSH channel; a
-thread per host reads it and prints whole lines only, so lines of two hosts
-never mix. It ends when every host's container has stopped, or at Ctrl-C:
-then the channels are closed, sshd closes each follower's output, and the
-followers end on their hosts too (they watch for that), leaving nothing
-running there.
+Each host runs a following verb (`baleine container logs --follow`, `baleine
+events --follow`) over its own SSH channel; a thread per host reads it and
+prints whole lines only, so lines of two hosts never mix. It ends when every
+host's stream has ended (a container's, when it stops), or at Ctrl-C: then the
+channels are closed, sshd closes each follower's output, and the followers
+end on their hosts too (they watch for that), leaving nothing running there.
 """
 
 import threading
@@ -16,9 +17,9 @@ from .errors import FleetError, HelperError, HostError
 from .transport import READ_SIZE, Outcome
 
 
-def follow_logs(fleet, name, tail, write):
-    """Print name's output on every host of fleet as `HOST | line` through write(text); [Outcome] per host."""
-    argv = ["container", "logs", "--follow", "--tail", str(tail), name]
+def follow(fleet, argv, write):
+    """Print what the helper verb argv prints on every host of fleet as `HOST | line` through write(text);
+    [Outcome] per host."""
     lock, channels = threading.Lock(), {}
     outcomes = {}
 

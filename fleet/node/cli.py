@@ -18,13 +18,16 @@ EPILOG = "State lives in $BALEINE_ROOT (default /var/lib/baleine). Add --json fo
 class Reply:
     """What a verb returns: data for --json, text for people, the exit status.
 
-    text may be a function, called only when the text is printed.
+    text may be a function, called only when the text is printed. streamed:
+    the verb printed its output as it came (a JSON object a line under
+    --json), so nothing is added after it.
     """
 
-    def __init__(self, data, text=None, status=0):
+    def __init__(self, data, text=None, status=0, streamed=False):
         self.data = data
         self.text = text
         self.status = status
+        self.streamed = streamed
 
 
 def _json_flag(command):
@@ -250,6 +253,8 @@ def _events_verb(verb):
 
     verb.handler = h.events
     verb.positional("name", nargs="?", help_text="one container, name or id (default: all, removed ones too)")
+    verb.option("--follow", "-f", flag=True,
+                help_text="then each new event as it comes, a line each (with --json: an object a line)")  # fmt: skip
     _since_option(verb)
 
 
@@ -486,6 +491,8 @@ def _jsonable(details):
 
 
 def _emit_ok(reply, json_mode):
+    if reply.streamed:
+        return
     if json_mode:
         _print_json({"ok": True, "data": reply.data})
     else:

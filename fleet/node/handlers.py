@@ -613,8 +613,28 @@ def events(args):
     from . import usage
 
     since = usage.parse_since(args.since) if args.since else None
+    if args.follow:
+        _follow_events(args.name, since, getattr(args, "json", False))
+        return Reply(None, streamed=True)
     items = history.read(args.name, since)
     return Reply(items, _table("events", items))
+
+
+def _follow_events(name, since, as_json):
+    """Print each event on a line of its own (a JSON object with --json) as it comes, until the reader leaves."""
+    import json
+
+    from . import events as history
+    from . import logs, render
+
+    def emit(event):
+        sys.stdout.write((json.dumps(event) if as_json else render.event_line(event)) + "\n")
+        sys.stdout.flush()
+
+    try:
+        history.follow(name, since, emit, logs.pipe_or_terminal(sys.stdout))
+    except BrokenPipeError:
+        pass  # the reader left between two looks
 
 
 def usage(args):

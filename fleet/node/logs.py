@@ -86,13 +86,13 @@ def write(path, tail, out):
     try:
         with open(path, "rb") as log:
             fcntl.flock(log, fcntl.LOCK_SH)  # not while a rotation moves its head to log.1
-            _write_parts([*_opened(path + OLDER), log], tail, out)
+            _write_parts([*opened(path + OLDER), log], tail, out)
     except FileNotFoundError:
         pass  # never started: no output yet
     out.flush()
 
 
-def _opened(path):
+def opened(path):
     try:
         return [open(path, "rb")]
     except FileNotFoundError:
@@ -119,13 +119,13 @@ def follow(name, path, out):
     """
     position = Position(path)
     gone = watch(name)
-    reader = _pipe_or_terminal(out)
+    reader = pipe_or_terminal(out)
     try:
         while True:
             position.copy_new(out)
             if gone is None:
                 return
-            ready = _wait(gone, POLL, reader)
+            ready = wait_for(gone, POLL, reader)
             if reader in ready:
                 return  # no one to print to
             if gone in ready:
@@ -136,7 +136,7 @@ def follow(name, path, out):
             os.close(gone)
 
 
-def _pipe_or_terminal(out):
+def pipe_or_terminal(out):
     """out's descriptor if closing its far end can tell us the reader left (a pipe, a socket, a tty)."""
     import stat
 
@@ -168,13 +168,14 @@ def watch(name):
     return fd
 
 
-def _wait(pidfd, timeout, reader=None):
-    """Wait up to timeout (None: for ever) for the process to end or the reader of our output to leave;
-    returns the descriptors of what happened (none when the time ran out)."""
+def wait_for(pidfd, timeout, reader=None):
+    """Wait up to timeout (None: for ever) for the process to end (pidfd, if given) or the reader of our
+    output to leave; returns the descriptors of what happened (none when the time ran out)."""
     import select
 
     poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
     if reader is not None:
         poller.register(reader, 0)  # no events asked: POLLERR or POLLHUP come when the far end closes
     return {fd for fd, _events in poller.poll(None if timeout is None else int(timeout * 1000))}
@@ -183,9 +184,9 @@ def _wait(pidfd, timeout, reader=None):
 class Position:
     """How far a follower has printed a log, kept true across rotations."""
 
-    def __init__(self, path):
+    def __init__(self, path, offset=None):
         self.path = path
-        self.offset = _size(path)
+        self.offset = _size(path) if offset is None else offset
         self.older = _identity(path + OLDER)
 
     def copy_new(self, out):
@@ -247,7 +248,7 @@ def wait_until_stopped(name):
     gone = watch(name)
     if gone is not None:
         try:
-            _wait(gone, None)
+            wait_for(gone, None)
         finally:
             os.close(gone)
 

@@ -132,6 +132,14 @@ def events(items):
     return table(("TIME", "ACTION", "CONTAINER", "BY", "DETAILS"), rows)
 
 
+def event_line(event):
+    """One event on one line, for `events --follow`: TIME ACTION CONTAINER [by=WHO] [DETAILS]."""
+    words = [event["time"], event["action"], event["container"]]
+    words += [f"by={event['by']}"] if event.get("by") else []
+    details = event_details(event)
+    return " ".join(words + ([details] if details else []))
+
+
 def event_details(event):
     """What an event says beyond when, what, which and who: 'exit_code=137 reason=...'."""
     known = ("time", "action", "container", "id", "by", "host")

@@ -88,3 +88,23 @@ def each_host(hosts, parallel, timeout, as_json, args, describe=lambda value: "o
     with open_fleet(hosts, parallel, timeout) as fleet:
         outcomes = fleet.each(lambda session: client.call(session, *args))
     finish(outcomes, as_json, ("HOST", "RESULT"), result_rows(outcomes, describe))
+
+
+def stream(hosts, argv, as_json, timeout):
+    """Run a following helper verb on every host at once and print its lines as they come, `HOST | line`."""
+    from ..follow import follow
+
+    if as_json:
+        raise FleetError("--follow prints lines as they come: it has no --json (use it without --follow)")
+
+    def write(text):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    with open_fleet(hosts, timeout=timeout) as fleet:  # every host at once, whatever --parallel says
+        try:
+            outcomes = follow(fleet, argv, write)
+        except KeyboardInterrupt:
+            raise Exit(code=130) from None  # Ctrl-C: the streams are closed, and their followers end
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    finish(outcomes, False, ("HOST", "RESULT") if failed else None, result_rows(failed))

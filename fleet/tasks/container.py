@@ -1,12 +1,11 @@
 """`invoke container.*`: the node's container verbs on many hosts at once."""
 
 import shlex
-import sys
 
-from invoke import Collection, Exit, task
+from invoke import Collection, task
 
 from .. import client
-from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows
+from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows, stream
 
 
 @task(
@@ -122,7 +121,7 @@ def _started(data):
 def logs(c, name, hosts, tail=20, follow=False, json_=False, parallel=32, timeout=300):
     """The end of a container's output on each host, each line prefixed with its host."""
     if follow:
-        _follow(name, hosts, tail, json_, timeout)
+        stream(hosts, ["container", "logs", "--follow", "--tail", str(tail), name], json_, timeout)
         return
     with open_fleet(hosts, parallel, timeout) as fleet:
         outcomes = fleet.each(lambda session: client.call(session, "container", "logs", name, "--tail", str(tail)))
@@ -132,26 +131,6 @@ def logs(c, name, hosts, tail=20, follow=False, json_=False, parallel=32, timeou
                 print(f"{outcome.host.name} | {line.rstrip()}")
     failed = [outcome for outcome in outcomes if not outcome.ok]
     finish(outcomes, json_, ("HOST", "RESULT") if failed else None, result_rows(failed))
-
-
-def _follow(name, hosts, tail, json_, timeout):
-    from ..errors import FleetError
-    from ..follow import follow_logs
-
-    if json_:
-        raise FleetError("--follow prints lines as they come: it has no --json (use it without --follow)")
-
-    def write(text):
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    with open_fleet(hosts, timeout=timeout) as fleet:  # every host at once, whatever --parallel says
-        try:
-            outcomes = follow_logs(fleet, name, tail, write)
-        except KeyboardInterrupt:
-            raise Exit(code=130) from None  # Ctrl-C: the streams are closed, and their followers end
-    failed = [outcome for outcome in outcomes if not outcome.ok]
-    finish(outcomes, False, ("HOST", "RESULT") if failed else None, result_rows(failed))
 
 
 namespace = Collection("container", run, start, stop, kill, pause, unpause, restart, rm, exec, logs)

@@ -3,7 +3,7 @@
 from invoke import task
 
 from .. import client, view
-from .common import finish, fleet_task, helps, open_fleet
+from .common import finish, fleet_task, helps, open_fleet, stream
 
 
 def fleet_table(hosts, parallel, timeout, as_json, args, columns, make_rows):
@@ -37,11 +37,15 @@ def networks(c, hosts="all", json_=False, parallel=32, timeout=60):
     fleet_table(hosts, parallel, timeout, json_, ("network", "list"), view.NETWORK_COLUMNS, view.network_rows)
 
 
-@task(help=helps(container="one container, name or id (default: all)", since="a date, a UTC time, or 90m, 2h, 7d"))
+@task(help=helps(container="one container, name or id (default: all)", since="a date, a UTC time, or 90m, 2h, 7d",
+                 follow="then each new event as it comes, `HOST | event`, until Ctrl-C"))  # fmt: skip
 @fleet_task
-def events(c, hosts="all", container=None, since=None, json_=False, parallel=32, timeout=60):
+def events(c, hosts="all", container=None, since=None, follow=False, json_=False, parallel=32, timeout=60):
     """What happened to containers on every selected host, as one timeline: when, where, what, who."""
     args = ["events", *([container] if container else []), *(["--since", since] if since else [])]
+    if follow:
+        stream(hosts, [*args, "--follow"], json_, timeout)
+        return
     fleet_table(hosts, parallel, timeout, json_, args, view.EVENT_COLUMNS, view.event_rows)
 
 

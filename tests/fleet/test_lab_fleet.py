@@ -194,15 +194,15 @@ def test_containers_on_two_hosts_in_one_table(fleet_lab):
     assert timeline[0].split() == list(view.EVENT_COLUMNS) and len(timeline) > 12
 
 
-def followers():
-    """Pids of `baleine container logs --follow` processes on this machine (the lab nodes' helpers)."""
+def followers(verb=b"logs"):
+    """Pids of `baleine container logs --follow` (or events) processes on this machine (the lab nodes' helpers)."""
     found = []
     for entry in os.listdir("/proc"):
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             continue
-        if b"logs" in argv and b"--follow" in argv and any(arg.endswith(b".pyz") for arg in argv):
+        if verb in argv and b"--follow" in argv and any(arg.endswith(b".pyz") for arg in argv):
             found.append(int(entry))
     return found
 
@@ -241,6 +241,28 @@ def test_logs_follow_streams_every_host_until_the_containers_stop(fleet_lab):
     assert followers() == []
     fleet_lab.ok("container.rm", "talker", "--force", "--hosts", "node1")
     fleet_lab.ok("container.rm", "waiter", "--hosts", "node1,node2")
+
+
+def test_events_follow_streams_every_host_until_ctrl_c(fleet_lab):
+    follow = subprocess.Popen([labfleet.INVOKE, "events", "--follow", "--container", "evt", "--hosts", "node1,node2"],
+                              cwd=labfleet.REPO, env=fleet_lab.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while len(followers(b"events")) < 2 and time.monotonic() < deadline:  # both hosts' followers are there
+        time.sleep(0.1)
+    fleet_lab.ok("container.run", "bb", "--hosts", "node1,node2", "--name", "evt", "--command", "sleep 600")
+    lines = [follow.stdout.readline().split() for _ in range(4)]  # HOST | TIME ACTION CONTAINER by=WHO ...
+    assert all(words[4] == "evt" for words in lines)
+    assert sorted((words[0], words[3]) for words in lines) == [
+        ("node1", "create"), ("node1", "start"), ("node2", "create"), ("node2", "start")]  # fmt: skip
+    follow.send_signal(signal.SIGINT)  # Ctrl-C
+    follow.communicate(timeout=30)
+    assert follow.returncode == 130
+    deadline = time.monotonic() + 20
+    while followers(b"events") and time.monotonic() < deadline:  # sshd closed their output: they end on the hosts
+        time.sleep(0.1)
+    assert followers(b"events") == []
+    fleet_lab.ok("container.rm", "evt", "--force", "--hosts", "node1,node2")
 
 
 def test_health_shows_what_is_wrong(fleet_lab):

@@ -2,7 +2,9 @@
 
 import json
 import os
+import select
 import signal
+import subprocess
 import time
 
 import pytest
@@ -67,3 +69,43 @@ def test_each_line_is_one_json_object(busybox):
     busybox.ok("container", "create", "--name", "c", "bb", "true")
     lines = (busybox.root / "events.log").read_text().splitlines()
     assert [json.loads(line)["action"] for line in lines] == ["create"]
+
+
+class Lines:
+    """What a process prints, read unbuffered (select sees only the pipe), a whole line at a time."""
+
+    def __init__(self, fd):
+        self.fd, self.data = fd, b""
+
+    def first(self, count, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while self.data.count(b"\n") < count:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"{count} lines expected, got {self.data!r}"
+            self.data += os.read(self.fd, 4096)
+        return self.data.decode().splitlines()[:count]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_follow_prints_each_event_as_it_comes_and_ends_with_its_reader(busybox, as_json):
+    busybox.ok("container", "create", "--name", "before", "bb", "true")
+    argv = busybox.argv(*(["--json"] if as_json else []), "events", "--follow")
+    follower = subprocess.Popen(argv, env=busybox.env, stdout=subprocess.PIPE)
+    try:
+        printed = Lines(follower.stdout.fileno())
+        assert len(printed.first(1)) == 1  # the history first
+        busybox.ok("container", "run", "-d", "--name", "after", "bb", "sleep", "300")
+        lines = printed.first(3)
+        if as_json:
+            assert [(e["action"], e["container"]) for e in map(json.loads, lines)] == [
+                ("create", "before"), ("create", "after"), ("start", "after")]  # fmt: skip
+        else:
+            words = [line.split() for line in lines]
+            assert [w[1:3] for w in words] == [["create", "before"], ["create", "after"], ["start", "after"]]
+            assert words[0][0].endswith("Z") and words[0][3].startswith("by=") and "image=bb" in lines[0]
+        follower.stdout.close()  # the reader leaves, as sshd closes it when `invoke events --follow` ends
+        assert follower.wait(10) == 0
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
