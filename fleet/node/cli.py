@@ -295,6 +295,8 @@ def _container_options(verb):
     verb.option("--tmpfs", repeat=True, metavar="DIR[:OPTS]",
                 help_text="a private tmpfs at DIR, e.g. /run:size=16M,mode=755 (default 64M, noexec)")  # fmt: skip
     verb.option("--no-suid", flag=True, help_text="ignore setuid bits on the container's disk")
+    verb.option("--device", repeat=True, metavar="HOST[:CTR][:PERMS]",
+                help_text="a host device node in the container's /dev, e.g. /dev/fuse (PERMS: rwm)")  # fmt: skip
     verb.option("--health-cmd", metavar="CMD", help_text="health probe, run as /bin/sh -c CMD by baleine check")
     verb.option("--health-interval", metavar="S", help_text="seconds between probes (default 30)")
     verb.option("--health-retries", metavar="N", help_text="failures in a row that make it unhealthy (default 3)")

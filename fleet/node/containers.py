@@ -82,7 +82,7 @@ def create(
     image, command=(), name=None, network=(), hostname=None, env=(), volume=(), workdir=None, user=None,
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
-    tmpfs=(), labels=(), dns=(), dns_search=(), dns_option=(), add_host=(),
+    tmpfs=(), labels=(), dns=(), dns_search=(), dns_option=(), add_host=(), device=(),
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -98,6 +98,8 @@ def create(
     config["tmpfs"] = _tmpfs_mounts(tmpfs, config["volumes"])
     config["labels"] = dict(parse.label(value) for value in labels)  # a key given twice: the last one
     config.update(_name_service(dns, dns_search, dns_option, add_host, wanted))
+    if device:
+        config["devices"] = _devices(device)
     config.update(_process_settings(security_opt, ulimit, init, stop_timeout))
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)
@@ -161,6 +163,18 @@ def _name_service(servers, search, options, add_host, wanted):
         hosts = [(host, gateway if address == parse.HOST_GATEWAY else address) for host, address in hosts]
     settings = {"dns": {key: values for key, values in dns.items() if values}} if any(dns.values()) else {}
     return dict(settings, extra_hosts=[list(pair) for pair in hosts]) if hosts else settings
+
+
+def _devices(values):
+    """Parsed --device values; two on one container path would be one node."""
+    from .sandbox import DEV_PATHS
+
+    devices = [parse.device(value, DEV_PATHS) for value in values]
+    paths = [device["path"] for device in devices]
+    repeated = sorted({path for path in paths if paths.count(path) > 1})
+    if repeated:
+        raise Invalid(f"invalid --device: {repeated[0]} is given twice as a container path")
+    return devices
 
 
 def _refuse_repeats(nets):
@@ -466,7 +480,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         if attach:  # from now on a signal for us is meant for the container
             forwarding.enter_context(_forwarding_signals(pid))
         pid_start = linux.pid_start_time(pid)
-        group.apply(limits.disk_writes(wanted, version, launch.disk()))
+        group.apply(limits.disk_writes(wanted, version, launch.disk(), config.get("devices", ())))
         point("start:disk-limits")
         launch.release()
         master = launch.take_terminal()

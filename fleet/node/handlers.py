@@ -283,6 +283,7 @@ def _create_options(args):
         "dns_search": args.dns_search,
         "dns_option": args.dns_option,
         "add_host": args.add_host,
+        "device": args.device,
     }
 
 

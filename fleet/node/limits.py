@@ -172,12 +172,13 @@ def writes(limits, version, previous_memory=None):
     return out
 
 
-def disk_writes(limits, version, disk):
+def disk_writes(limits, version, disk, devices=()):
     """What waits until the container's disk is mounted: io throttling and device rules.
 
     Device rules wait because the init itself must open the loop device first.
+    devices: the container's --device nodes, allowed with their PERMS.
     """
-    return io_writes(limits, version, disk) + device_writes(limits, version)
+    return io_writes(limits, version, disk) + device_writes(limits, version, devices)
 
 
 def _memory(size, version, previous):
@@ -206,8 +207,8 @@ def io_writes(limits, version, disk):
             for device, rates in rules.items()]  # fmt: skip
 
 
-def device_writes(limits, version):
-    """v1 devices rules: deny all, allow our /dev nodes, then the user's rules. None on v2.
+def device_writes(limits, version, devices=()):
+    """v1 devices rules: deny all, allow our /dev nodes and --device ones, then the user's rules. None on v2.
 
     cgroup v2 has no devices file (it takes a BPF program): there the container
     has no CAP_MKNOD, its own minimal /dev and a disk mounted nodev instead.
@@ -216,6 +217,7 @@ def device_writes(limits, version):
         return []
     extra = limits.get("devices", {})
     out = [("devices", "devices.deny", "a")]
-    out += [("devices", "devices.allow", rule) for rule in (*DEFAULT_DEVICES, *extra.get("allow", []))]
+    passed = [f"{node['type']} {node['major']}:{node['minor']} {node['access']}" for node in devices]
+    out += [("devices", "devices.allow", rule) for rule in (*DEFAULT_DEVICES, *passed, *extra.get("allow", []))]
     out += [("devices", "devices.deny", rule) for rule in extra.get("deny", [])]
     return out

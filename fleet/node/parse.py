@@ -228,6 +228,39 @@ def hostname(value):
     return value
 
 
+def device(value, reserved=()):
+    """--device 'HOST[:CONTAINER][:PERMS]' -> the node to make in the container's /dev, from the host's.
+
+    PERMS: r, w and m (mknod) as the devices cgroup takes them (default rwm).
+    The host node's numbers, mode and owner are taken now, as Docker does.
+    reserved: the paths under /dev that baleine makes itself.
+    """
+    import os
+    import stat
+
+    parts = value.split(":")
+    access = parts.pop() if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+    usage = f"invalid --device {value!r}: use HOST[:CONTAINER][:PERMS], e.g. /dev/fuse or /dev/net/tun:/dev/net/tun:rw"
+    if len(parts) > 2 or not access or set(access) - set("rwm") or len(set(access)) != len(access):
+        raise Invalid(usage)
+    host = parts[0]
+    target = parts[1] if len(parts) == 2 else host
+    try:
+        info = os.stat(host)
+    except (OSError, ValueError):
+        raise Invalid(f"invalid --device {value!r}: no such device {host!r} on this host") from None
+    if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+        raise Invalid(f"invalid --device {value!r}: {host!r} is not a device node (character or block)")
+    target = os.path.normpath(target) if target.startswith("/") and ".." not in target.split("/") else ""
+    if not target.startswith("/dev/") or any(target == p or target.startswith(p + "/") for p in reserved):
+        raise Invalid(
+            f"invalid --device {value!r}: the container path must be under /dev and not one baleine makes there"
+        )
+    return {"host": host, "path": target, "type": "c" if stat.S_ISCHR(info.st_mode) else "b",
+            "major": os.major(info.st_rdev), "minor": os.minor(info.st_rdev), "mode": stat.S_IMODE(info.st_mode),
+            "uid": info.st_uid, "gid": info.st_gid, "access": access}  # fmt: skip
+
+
 HOST_GATEWAY = "host-gateway"  # --add-host's stand-in for the address of the host on the first network
 _DNS_OPTION = re.compile(r"[A-Za-z0-9_-]+(:[0-9]+)?")
 

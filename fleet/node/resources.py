@@ -30,7 +30,7 @@ def update(ref, resources, settings=None):
             version = group.version_for("memory")
             group.apply(limits.writes(resources, version, config.get("limits", {}).get("memory")))
             if any(key in resources for key in (*limits.IO_KEYS, "devices")):
-                group.apply(limits.disk_writes(merged, version, _disk_of(row)))
+                group.apply(limits.disk_writes(merged, version, _disk_of(row), config.get("devices", ())))
         config["limits"] = merged
         state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
     from . import events

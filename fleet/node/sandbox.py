@@ -28,6 +28,9 @@ DEV_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))  # fmt: skip
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
 INIT = "/dev/init"  # where --init's host binary is bound: /dev is the container's own tmpfs
+# What baleine makes in /dev: a --device may not take one of these paths.
+DEV_PATHS = (*(f"/dev/{name}" for name, _, _ in DEVICES), *(f"/dev/{name}" for name, _ in DEV_LINKS), INIT,
+             "/dev/pts", "/dev/shm")  # fmt: skip
 # What root in a container may still do: Podman's default set.
 DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP",
                         "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")  # fmt: skip
@@ -135,7 +138,7 @@ def prepare(directory, config):
     _pivot(os.path.join(directory, "rootfs"))
     _refuse_kernel_symlinks()
     _mount_kernel_files()
-    _mount_dev()
+    _mount_dev(config.get("devices", ()), int(config.get("userns") or 0))
     if config.get("userns"):  # its network stays the host user namespace's: let root inside bind port 80
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as handle:
             handle.write("0")
@@ -271,12 +274,21 @@ def _mount_kernel_files():
     linux.mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
-def _mount_dev():
-    """A small tmpfs /dev with only the harmless nodes, its own ptys and shm."""
+def _mount_dev(devices=(), root=0):
+    """A small tmpfs /dev with only the harmless nodes, its own ptys and shm, and the --device nodes.
+
+    root: the container's root as the host knows it (--userns), who owns what the host's root owns.
+    """
     linux.mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=1024k")
     for name, major, minor in DEVICES:
         os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(f"/dev/{name}", 0o666)
+    for device in devices:  # made now, by the host's root: a user namespace could not
+        os.makedirs(os.path.dirname(device["path"]), mode=0o755, exist_ok=True)
+        kind = stat.S_IFCHR if device["type"] == "c" else stat.S_IFBLK
+        os.mknod(device["path"], kind | device["mode"], os.makedev(device["major"], device["minor"]))
+        os.chown(device["path"], device["uid"] + root, device["gid"] + root)
+        os.chmod(device["path"], device["mode"])  # mknod's went through the umask
     os.mkdir("/dev/pts", 0o755)
     linux.mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
     os.mkdir("/dev/shm", 0o1777)

@@ -64,6 +64,9 @@ def test_device_rules_v1_deny_all_but_our_nodes_and_none_on_v2():
     assert ("devices", "devices.allow", "c 1:3 rwm") in rules and ("devices", "devices.allow", "c 10:200 rwm") in rules
     assert rules[-1] == ("devices", "devices.deny", "c 1:9 rwm")
     assert limits.device_writes(wanted, 2) == []
+    fuse = {"type": "c", "major": 10, "minor": 229, "access": "r"}
+    assert ("devices", "devices.allow", "c 10:229 r") in limits.device_writes({}, 1, [fuse])
+    assert limits.device_writes({}, 2, [fuse]) == []
 
 
 @pytest.mark.parametrize(

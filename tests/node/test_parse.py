@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from fleet.node import parse
@@ -111,6 +113,27 @@ def test_name_service_settings():
                       (parse.extra_host, "db:host")):  # fmt: skip
         with pytest.raises(Invalid):
             call(bad)
+
+
+def test_devices():
+    tun = parse.device("/dev/net/tun")
+    assert (tun["path"], tun["type"], tun["major"], tun["minor"], tun["access"]) == (
+        "/dev/net/tun",
+        "c",
+        10,
+        200,
+        "rwm",
+    )
+    assert tun["mode"] == os.stat("/dev/net/tun").st_mode & 0o7777
+    assert parse.device("/dev/net/tun:rw")["access"] == "rw"
+    renamed = parse.device("/dev/net/tun:/dev/vpn/tun:r")
+    assert (renamed["path"], renamed["access"]) == ("/dev/vpn/tun", "r")
+    with pytest.raises(Invalid, match="not one baleine makes"):
+        parse.device("/dev/net/tun:/dev/pts/9", ("/dev/pts",))
+    for bad in ("/dev/no-such", "/etc/hostname", "/dev/net/tun:/etc/tun",
+                "/dev/net/tun:/dev/x:rwx", "/dev/net/tun:/dev/x:r:w", "/dev/net/tun:/dev/../tun"):  # fmt: skip
+        with pytest.raises(Invalid, match="--device"):
+            parse.device(bad)
 
 
 def test_env_files(tmp_path, monkeypatch):

@@ -121,6 +121,21 @@ def test_update_refuses_what_the_kernel_would_and_changes_nothing(busybox):
     assert int((memory / "memory.limit_in_bytes").read_text()) == 128 << 20
 
 
+def test_device_passes_a_host_node_in_with_its_permissions(busybox):
+    opened = "ls -l /dev/net/tun && exec 3<>/dev/net/tun && echo opened"
+    done = busybox.cli("container", "run", "--rm", "--device", "/dev/net/tun", "bb", "sh", "-c", opened)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "opened", done.stderr
+    assert done.stdout.startswith("crw-------") and "10, 200" in done.stdout  # the host's numbers and mode
+    done = busybox.cli("container", "run", "--rm", "bb", "sh", "-c", opened)
+    assert done.returncode != 0 and "opened" not in done.stdout  # not there unless asked for
+    read_only = "exec 3</dev/myfuse && echo read; exec 4>/dev/myfuse && echo written"
+    done = busybox.cli("container", "run", "--rm", "--device", "/dev/fuse:/dev/myfuse:r", "bb", "sh", "-c", read_only)
+    assert done.stdout == "read\n" and "not permitted" in done.stderr, (done.stdout, done.stderr)
+    owner = "stat -c '%u %g' /dev/net/tun"
+    done = busybox.cli("container", "run", "--rm", "--userns", "--device", "/dev/net/tun", "bb", "sh", "-c", owner)
+    assert done.stdout == "0 0\n", done.stderr  # the container's root owns what the host's root does
+
+
 def test_device_deny_takes_a_node_away(busybox):
     read = "head -c 1 /dev/urandom > /dev/null && echo readable"
     assert "readable" in busybox.cli("container", "run", "--rm", "bb", "sh", "-c", read).stdout
