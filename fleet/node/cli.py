@@ -295,6 +295,9 @@ def _container_options(verb):
     verb.option("--tmpfs", repeat=True, metavar="DIR[:OPTS]",
                 help_text="a private tmpfs at DIR, e.g. /run:size=16M,mode=755 (default 64M, noexec)")  # fmt: skip
     verb.option("--no-suid", flag=True, help_text="ignore setuid bits on the container's disk")
+    verb.option("--sysctl", repeat=True, metavar="KEY=VALUE",
+                help_text="a setting of its own namespaces (net.*, IPC), e.g. net.core.somaxconn=1024")  # fmt: skip
+    verb.option("--shm-size", metavar="SIZE", help_text="size of its /dev/shm (default 64M)")
     verb.option("--device", repeat=True, metavar="HOST[:CTR][:PERMS]",
                 help_text="a host device node in the container's /dev, e.g. /dev/fuse (PERMS: rwm)")  # fmt: skip
     verb.option("--health-cmd", metavar="CMD", help_text="health probe, run as /bin/sh -c CMD by baleine check")

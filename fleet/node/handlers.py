@@ -284,6 +284,8 @@ def _create_options(args):
         "dns_option": args.dns_option,
         "add_host": args.add_host,
         "device": args.device,
+        "sysctl": args.sysctl,
+        "shm_size": args.shm_size,
     }
 
 

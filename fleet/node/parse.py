@@ -261,6 +261,30 @@ def device(value, reserved=()):
             "uid": info.st_uid, "gid": info.st_gid, "access": access}  # fmt: skip
 
 
+# Kernel settings a container's namespaces hold of their own (Docker's list): net.* in
+# its network namespace, these in its IPC namespace. Any other would change the host's.
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                "kernel.shmmni", "kernel.shm_rmid_forced")  # fmt: skip
+_SYSCTL_KEY = re.compile(r"[a-z0-9_]+([./][A-Za-z0-9_-]+)+")
+
+
+def sysctl(value, host_network=False):
+    """--sysctl 'KEY=VALUE' -> (key with dots, value); only what the container's own namespaces hold."""
+    key, sep, setting = value.partition("=")
+    key = key.strip().replace("/", ".")  # net/core/somaxconn works too
+    if not sep or not _SYSCTL_KEY.fullmatch(key) or not setting or "\n" in setting:
+        raise Invalid(f"invalid --sysctl {value!r}: use KEY=VALUE, e.g. net.core.somaxconn=1024")
+    namespaced = key.startswith(("net.", "fs.mqueue.")) or key in _IPC_SYSCTLS
+    if not namespaced:
+        raise Invalid(
+            f"invalid --sysctl {value!r}: {key} is the host's, not the container's; "
+            "use net.*, fs.mqueue.* or kernel.shm*, msg*, sem"
+        )
+    if host_network and key.startswith("net."):
+        raise Invalid(f"invalid --sysctl {value!r}: with --network host, net.* settings would be the host's")
+    return key, setting
+
+
 HOST_GATEWAY = "host-gateway"  # --add-host's stand-in for the address of the host on the first network
 _DNS_OPTION = re.compile(r"[A-Za-z0-9_-]+(:[0-9]+)?")
 

@@ -40,6 +40,7 @@ MASKED_PATHS = ("/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer
                 "/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware")  # fmt: skip
 READ_ONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SHM_SIZE = 64 << 20  # /dev/shm, as in Docker
 
 
 class SetupError(Exception):
@@ -138,7 +139,8 @@ def prepare(directory, config):
     _pivot(os.path.join(directory, "rootfs"))
     _refuse_kernel_symlinks()
     _mount_kernel_files()
-    _mount_dev(config.get("devices", ()), int(config.get("userns") or 0))
+    _mount_dev(config)
+    _set_sysctls(config.get("sysctls", {}))  # before /proc/sys turns read-only
     if config.get("userns"):  # its network stays the host user namespace's: let root inside bind port 80
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as handle:
             handle.write("0")
@@ -274,16 +276,14 @@ def _mount_kernel_files():
     linux.mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
-def _mount_dev(devices=(), root=0):
-    """A small tmpfs /dev with only the harmless nodes, its own ptys and shm, and the --device nodes.
-
-    root: the container's root as the host knows it (--userns), who owns what the host's root owns.
-    """
+def _mount_dev(config):
+    """A small tmpfs /dev with only the harmless nodes, its own ptys and shm, and the --device nodes."""
+    root = int(config.get("userns") or 0)  # the container's root as the host knows it: it owns what root does
     linux.mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=1024k")
     for name, major, minor in DEVICES:
         os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(f"/dev/{name}", 0o666)
-    for device in devices:  # made now, by the host's root: a user namespace could not
+    for device in config.get("devices", ()):  # made now, by the host's root: a user namespace could not
         os.makedirs(os.path.dirname(device["path"]), mode=0o755, exist_ok=True)
         kind = stat.S_IFCHR if device["type"] == "c" else stat.S_IFBLK
         os.mknod(device["path"], kind | device["mode"], os.makedev(device["major"], device["minor"]))
@@ -292,10 +292,24 @@ def _mount_dev(devices=(), root=0):
     os.mkdir("/dev/pts", 0o755)
     linux.mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
     os.mkdir("/dev/shm", 0o1777)
-    linux.mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    shm_size = config.get("shm_size", SHM_SIZE)
+    linux.mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"mode=1777,size={shm_size}")
     os.chmod("/dev/shm", 0o1777)
     for name, target in DEV_LINKS:
         os.symlink(target, f"/dev/{name}")
+
+
+def _set_sysctls(sysctls):
+    """--sysctl: kernel settings of the container's own namespaces (its network, its IPC)."""
+    for key, value in sysctls.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w", encoding="ascii") as handle:
+                handle.write(value)
+        except FileNotFoundError:
+            raise SetupError(f"--sysctl {key}: no such setting in this kernel") from None
+        except OSError as error:
+            raise SetupError(f"--sysctl {key}={value}: the kernel refused it ({error.strerror})") from None
 
 
 def _bind_fd(fd, target, read_only):

@@ -136,6 +136,16 @@ def test_devices():
             parse.device(bad)
 
 
+def test_sysctls():
+    assert parse.sysctl("net.core.somaxconn=1024") == ("net.core.somaxconn", "1024")
+    assert parse.sysctl("net/ipv4/ip_local_port_range=1024 65000") == ("net.ipv4.ip_local_port_range", "1024 65000")
+    assert parse.sysctl("kernel.shmmax=1") == ("kernel.shmmax", "1") and parse.sysctl("fs.mqueue.msg_max=9")[1] == "9"
+    for bad, host in (("kernel.hostname=x", False), ("vm.swappiness=1", False), ("net.core.somaxconn=1", True),
+                      ("net.core.somaxconn=", False), ("net.core.somaxconn", False), ("net..x=1", False)):  # fmt: skip
+        with pytest.raises(Invalid, match="--sysctl"):
+            parse.sysctl(bad, host)
+
+
 def test_env_files(tmp_path, monkeypatch):
     path = tmp_path / "web.env"
     path.write_text("# the web app\n\nA=1\nURL=http://x/?a=b\n  # indented comment\nFROM_HERE\nNOT_SET\nEMPTY=\n")

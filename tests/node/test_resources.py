@@ -136,6 +136,20 @@ def test_device_passes_a_host_node_in_with_its_permissions(busybox):
     assert done.stdout == "0 0\n", done.stderr  # the container's root owns what the host's root does
 
 
+def test_sysctls_and_shm_size_are_the_container_s_own(busybox):
+    before = Path("/proc/sys/net/core/somaxconn").read_text()
+    script = "cat /proc/sys/net/core/somaxconn /proc/sys/kernel/shmmax; df -k /dev/shm | tail -1"
+    done = busybox.cli("container", "run", "--rm", "--sysctl", "net.core.somaxconn=1234", "--sysctl",
+                       "kernel/shmmax=123456789", "--shm-size", "16M", "bb", "sh", "-c", script)  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["1234", "123456789"] and lines[2].split()[1] == "16384", done.stdout + done.stderr
+    assert Path("/proc/sys/net/core/somaxconn").read_text() == before  # its own network namespace's, not ours
+    plain = busybox.cli("container", "run", "--rm", "bb", "sh", "-c", "df -k /dev/shm | tail -1").stdout
+    assert plain.split()[1] == "65536"  # 64M, as in Docker
+    done = busybox.cli("container", "run", "--rm", "--sysctl", "net.ipv4.no_such_thing=1", "bb", "true")
+    assert done.returncode == 125 and "--sysctl net.ipv4.no_such_thing: no such setting" in done.stderr, done.stderr
+
+
 def test_device_deny_takes_a_node_away(busybox):
     read = "head -c 1 /dev/urandom > /dev/null && echo readable"
     assert "readable" in busybox.cli("container", "run", "--rm", "bb", "sh", "-c", read).stdout
