@@ -116,6 +116,9 @@ def _image_verbs(verbs):
         "only once the whole file has arrived and its sha256 matches. Example:\n"
         "  ssh node1 baleine image send web | baleine image receive",
     )  # fmt: skip
+    tagged = _leaf(verbs, "tag", h.image_tag, "give an image a second name: a copy of its file (a reflink if it can)")
+    tagged.positional("source", help_text="image name")
+    tagged.positional("name", help_text="the new image's name, e.g. web-v1")
     _leaf(verbs, "list", h.image_list, "list images")
     _names(_leaf(verbs, "rm", h.image_rm, "delete images no container uses"), "image names")
     _leaf(verbs, "prune", h.image_prune, "delete every image no container uses (created, running or exited)")

@@ -35,6 +35,13 @@ def image_create(args):
     return Reply(images.describe(row), row["name"])
 
 
+def image_tag(args):
+    from . import images
+
+    row = images.tag(args.source, args.name)
+    return Reply(images.describe(row), f"{row['name']} (a copy of {args.source}, {images.short_id(row)})")
+
+
 def image_import(args):
     from . import images
 

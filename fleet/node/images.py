@@ -359,6 +359,28 @@ def populate_debootstrap(spec, rootfs):
     return {"Cmd": ["bash"], "Env": [DEFAULT_PATH]}
 
 
+def tag(source, name):
+    """Register image name as a copy of image source (a reflink where the filesystem can); returns its row.
+
+    The copy is a file of its own: either name can be removed, or given to
+    containers, without the other.
+    """
+    import shutil
+    import tempfile
+
+    parse.name(name, "image name")
+    row = get(source)
+    if state.IMAGES.find(name):
+        raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
+    work = tempfile.mkdtemp(prefix=f".build-{name}-{os.getpid()}-", dir=state.path("images"))
+    try:
+        staged = os.path.join(work, "image.ext4")
+        copy_file(image_file(source), staged)
+        return register(name, staged, config(source), f"image:{source}", digest=row["digest"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def copy_to(name, target):
     """Give a container its own copy of the image: a reflink if the filesystem can, else sparse."""
     copy_file(image_file(name), target)

@@ -167,6 +167,9 @@ def bad_inputs(subnet, other, tiny):
         (("container", "logs", "--tail", "-1", "taken"), "--tail"),
         (("container", "run", "-d", "--rm", "bb"), "not allowed with"),
         (("image", "rm", "ghost"), "no such image"),
+        (("image", "tag", "ghost", "fine"), "no such image"),
+        (("image", "tag", "bb", "bb"), "image 'bb' already exists"),
+        (("image", "tag", "bb", "bad/name"), "invalid image name 'bad/name'"),
     ]
 
 

@@ -163,3 +163,16 @@ def test_prune_deletes_only_images_no_container_uses(node):
     node.ok("container", "rm", "done")
     text = node.cli("image", "prune").stdout.splitlines()
     assert text[0] == "also-kept" and text[1].startswith("freed ") and len(text) == 2
+
+
+def test_tag_makes_a_second_image_of_its_own(busybox):
+    done = busybox.cli("image", "tag", "bb", "bb-v1")
+    assert done.returncode == 0 and done.stdout.startswith("bb-v1 (a copy of bb, "), done.stderr
+    rows = {row["name"]: row for row in busybox.ok("image", "list")}
+    assert rows["bb-v1"]["digest"] == rows["bb"]["digest"] and rows["bb-v1"]["source"] == "image:bb"
+    assert busybox.ok("image", "inspect", "bb-v1")["config"] == busybox.ok("image", "inspect", "bb")["config"]
+    assert os.stat(rows["bb-v1"]["file"]).st_ino != os.stat(rows["bb"]["file"]).st_ino  # a file of its own
+    busybox.ok("image", "rm", "bb")
+    assert busybox.cli("container", "run", "--rm", "bb-v1", "echo", "still here").stdout == "still here\n"
+    assert [row["name"] for row in busybox.ok("image", "list")] == ["bb-v1"]
+    assert not [name for name in os.listdir(busybox.root / "images") if name.startswith(".build-")]
