@@ -41,7 +41,7 @@ def _leaf(group, name, handler, help_text, description=None):
 
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df", "info")
+KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df", "info", "prune")
 
 
 def build_parser(kind=None):
@@ -62,7 +62,7 @@ def build_parser(kind=None):
     root.version = f"baleine {VERSION}"
     verbs = {"image": _image_verbs, "network": _network_verbs, "volume": _volume_verbs, "container": _container_verbs,
              "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
-             "df": _bare_verb("df"), "info": _bare_verb("info")}  # fmt: skip
+             "df": _bare_verb("df"), "info": _bare_verb("info"), "prune": _prune_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "volume": "named volumes: directories that outlive their containers",
              "check": "the cron pass: record dead containers, apply restart policies",
@@ -70,7 +70,8 @@ def build_parser(kind=None):
              "usage": "CPU, memory, io and pids used, summed from check's records",
              "events": "what happened to containers, when and by whom",
              "df": "disk space: images, containers, logs, history, and what prune would free",
-             "info": "this host: kernel, cgroups, filesystem, seccomp, init, cron, and what baleine holds"}  # fmt: skip
+             "info": "this host: kernel, cgroups, filesystem, seccomp, init, cron, and what baleine holds",
+             "prune": "remove what nothing uses: stopped containers, networks (images, volumes if asked)"}  # fmt: skip
     for name in KINDS:
         sub = root.command(name, helps[name])
         if kind in (None, name):
@@ -237,6 +238,15 @@ def _usage_verb(verb):
     verb.handler = h.usage
     verb.positional("name", nargs="?", help_text="one container (default: all)")
     _since_option(verb)
+
+
+def _prune_verb(verb):
+    from . import handlers as h
+
+    verb.handler = h.prune
+    verb.option("--images", flag=True, help_text="also every image no container uses")
+    verb.option("--volumes", flag=True, help_text="also every volume no container names, with what it holds")
+    _json_flag(verb)
 
 
 def _bare_verb(name):

@@ -384,6 +384,26 @@ def container_prune(_args):
     return Reply(removed, "\n".join(item["name"] for item in removed))
 
 
+def prune(args):
+    """Containers that do not run and networks no container is on; images and volumes when asked."""
+    from . import containers, images, networks, state, volumes
+    from .parse import human_size
+
+    def remove_container(name):
+        freed = sum(containers.space_used(containers.current(name)).values())
+        return {**containers.remove(name), "freed": freed}
+
+    rows = containers.reconcile(state.CONTAINERS.read())
+    stopped = [row["name"] for row in rows if row["status"] != containers.RUNNING]
+    removed = {"containers": _try_each(stopped, remove_container), "networks": networks.prune()}
+    removed["images"] = images.prune() if args.images else []  # after the containers: they freed their images
+    removed["volumes"] = volumes.prune() if args.volumes else []
+    freed = sum(item.get("freed", 0) for items in removed.values() for item in items)
+    lines = [f"{kind[:-1]} {item['name']}" for kind, items in removed.items() for item in items]
+    lines.append(f"freed {human_size(freed)}" if lines else "nothing to remove")
+    return Reply({**removed, "freed": freed}, "\n".join(lines))
+
+
 def container_wait(args):
     from . import containers
 

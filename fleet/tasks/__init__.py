@@ -5,6 +5,7 @@ from invoke import Collection, task
 from .. import ship
 from . import container, health, hosts, image, lab, network
 from .deploy import deploy_, rollback
+from .prune import prune
 from .views import df, events, images, info, networks, ps
 
 
@@ -17,6 +18,6 @@ def build(c, output="build/baleine.pyz"):
     print(f"{ship.build(output)}  {output}")
 
 
-namespace = Collection(build, ps, images, networks, events, df, info, rollback, deploy=deploy_)
+namespace = Collection(build, ps, images, networks, events, df, info, prune, rollback, deploy=deploy_)
 for module in (container, image, network, health, hosts, lab):
     namespace.add_collection(module.namespace)

@@ -401,6 +401,11 @@ def test_image_prune_on_each_host_keeps_what_containers_use(fleet_lab):
         ["node1", "removed", "spare"], ["node2", "removed", "spare"]]  # fmt: skip
     code, reply = fleet_lab.invoke_json("networks", "--hosts", "node1,node2")
     assert code == 0 and sorted({row["name"] for row in reply["data"]}) == ["farm"]  # web is on it
+    fleet_lab.local("image", "create", "spare2", "--size", "16M", "--from", "busybox")
+    fleet_lab.ok("image.push", "spare2", "--hosts", "node1")
+    done = fleet_lab.ok("prune", "--images", "--hosts", "node1")
+    assert done.stdout.splitlines()[1].split()[:3] == ["node1", "removed", "image"] and "spare2" in done.stdout
+    assert "nothing to remove" in fleet_lab.ok("prune", "--images", "--hosts", "node1").stdout
 
 
 def test_an_unreachable_host_is_a_row_and_the_others_still_answer(fleet_lab):

@@ -39,3 +39,27 @@ def test_df_adds_up_images_containers_logs_and_history(busybox):
         busybox.ok(kind, "prune")
     after = busybox.ok("df")
     assert after["images"]["reclaimable"] == after["containers"]["reclaimable"] == after["volumes"]["reclaimable"] == 0
+
+
+def test_prune_removes_what_nothing_uses_containers_first(busybox):
+    from hostnet import free_subnet
+
+    for network in ("used", "left", "idle"):
+        busybox.ok("network", "create", network, "--subnet", free_subnet())
+    busybox.ok("image", "tag", "bb", "spare")
+    busybox.ok("container", "run", "-d", "--name", "up", "--network", "used", "-v", "kept:/k", "bb", "sleep", "300")
+    busybox.ok("container", "run", "--name", "done", "--network", "left", "-v", "data:/d", "bb", "sh", "-c", "seq 9")
+    first = busybox.ok("prune")
+    assert [item["name"] for item in first["containers"]] == ["done"] and first["containers"][0]["freed"] > 0
+    assert [item["name"] for item in first["networks"]] == ["left", "idle"]  # left: free once done was gone
+    assert first["images"] == first["volumes"] == [] and first["freed"] == first["containers"][0]["freed"]
+    assert {row["name"] for row in busybox.ok("image", "list")} == {"bb", "spare"}
+    assert {row["name"] for row in busybox.ok("volume", "list")} == {"kept", "data"}
+    done = busybox.cli("prune", "--images", "--volumes")
+    assert done.stdout.splitlines()[:2] == ["image spare", "volume data"] and done.stdout.startswith("image spare\n")
+    assert done.stdout.splitlines()[-1].startswith("freed ")
+    assert [row["name"] for row in busybox.ok("container", "list", "--all")] == ["up"]
+    assert [row["name"] for row in busybox.ok("network", "list")] == ["used"]
+    assert [row["name"] for row in busybox.ok("image", "list")] == ["bb"]
+    assert [row["name"] for row in busybox.ok("volume", "list")] == ["kept"]
+    assert busybox.cli("prune", "--images", "--volumes").stdout == "nothing to remove\n"

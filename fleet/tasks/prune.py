@@ -1,0 +1,21 @@
+"""`invoke prune`: on each host, remove what nothing uses, as `baleine prune` does there."""
+
+from invoke import task
+
+from .common import each_host, fleet_task, helps
+
+
+@task(help=helps(images="also every image no container uses", volumes="also every volume no container names"))
+@fleet_task
+def prune(c, hosts, images=False, volumes=False, json_=False, parallel=32, timeout=300):
+    """Remove containers that do not run and networks no container is on (images, volumes: when asked)."""
+    args = ["prune", *(["--images"] if images else []), *(["--volumes"] if volumes else [])]
+    each_host(hosts, parallel, timeout, json_, args, _pruned)
+
+
+def _pruned(removed):
+    from ..node.parse import human_size
+
+    names = [f"{kind[:-1]} {item['name']}" for kind in ("containers", "networks", "images", "volumes")
+             for item in removed[kind]]  # fmt: skip
+    return f"removed {', '.join(names)} (freed {human_size(removed['freed'])})" if names else "nothing to remove"
