@@ -303,9 +303,12 @@ def _set_sysctls(sysctls):
     """--sysctl: kernel settings of the container's own namespaces (its network, its IPC)."""
     for key, value in sysctls.items():
         path = "/proc/sys/" + key.replace(".", "/")
-        try:
-            with open(path, "w", encoding="ascii") as handle:
-                handle.write(value)
+        try:  # os-level: after the pivot, open() could not load a codec from the host's library
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise SetupError(f"--sysctl {key}: no such setting in this kernel") from None
         except OSError as error:

@@ -146,6 +146,10 @@ def test_sysctls_and_shm_size_are_the_container_s_own(busybox):
     assert Path("/proc/sys/net/core/somaxconn").read_text() == before  # its own network namespace's, not ours
     plain = busybox.cli("container", "run", "--rm", "bb", "sh", "-c", "df -k /dev/shm | tail -1").stdout
     assert plain.split()[1] == "65536"  # 64M, as in Docker
+    busybox.ok(
+        "container", "run", "-d", "--name", "tuned", "--sysctl", "net.ipv4.tcp_fin_timeout=17", "bb", "sleep", "60"
+    )
+    assert busybox.exec_out("tuned", "cat", "/proc/sys/net/ipv4/tcp_fin_timeout") == "17\n"  # a detached start's init
     done = busybox.cli("container", "run", "--rm", "--sysctl", "net.ipv4.no_such_thing=1", "bb", "true")
     assert done.returncode == 125 and "--sysctl net.ipv4.no_such_thing: no such setting" in done.stderr, done.stderr
 
