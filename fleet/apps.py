@@ -24,6 +24,8 @@
     init = true               a small init (tini) as pid 1: reaps orphans, passes signals on
     volumes = ["data:/var/lib/app"]  named volumes ([:ro]); every replica and version on a
                               host shares them, so what they hold outlives a deploy
+    sysctls = { "net.core.somaxconn" = "4096" }  the containers' own kernel settings (net.*, IPC)
+    add_hosts = ["db:192.0.2.7"]  lines in each container's /etc/hosts (NAME:host-gateway: the host)
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
@@ -50,7 +52,8 @@ APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
     "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
     "health": dict, "proxy": dict, "keep": int, "log_size": str,
-    "stop_signal": str, "stop_timeout": (int, float), "init": bool, "volumes": list,
+    "stop_signal": str, "stop_timeout": (int, float), "init": bool, "volumes": list, "sysctls": dict,
+    "add_hosts": list,
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float), "start_period": (int, float)}  # fmt: skip
@@ -88,6 +91,8 @@ class App:
     stop_timeout: float = 0  # 0 = the node's default (10 s)
     init: bool = False
     volumes: list = field(default_factory=list)  # "NAME:/path[:ro]": named volumes, made on each host's first use
+    sysctls: dict = field(default_factory=dict)  # KEY = VALUE, as --sysctl takes them
+    add_hosts: list = field(default_factory=list)  # "NAME:IP", as --add-host takes them
 
     def health_command(self):
         """The shell command the health check runs inside the container, or ''."""
@@ -103,7 +108,7 @@ class App:
         fields = {key: getattr(self, key) for key in ("command", "env", "memory", "cpus", "pids", "restart",
                                                       "network", "port", "health", "proxy")}  # fmt: skip
         # Only when given: a spec without them keeps the version it had.
-        for key in ("log_size", "stop_signal", "stop_timeout", "init", "volumes"):
+        for key in ("log_size", "stop_signal", "stop_timeout", "init", "volumes", "sysctls", "add_hosts"):
             if getattr(self, key):
                 fields[key] = getattr(self, key)
         text = json.dumps([fields, image_digest, *extra], sort_keys=True)
@@ -184,6 +189,15 @@ def _app(name, table, network, fail):
         fields["stop_signal"] = _stop_signal(fields["stop_signal"], f"{where}.stop_signal", fail)
     for index, value in enumerate(fields.get("volumes", [])):
         _named_volume(value, f"{where}.volumes[{index}]", fail)
+    host_network = fields.get("network") == "host" or "proxy" in fields  # a proxy runs on the host's (deploy)
+    for key, value in fields.get("sysctls", {}).items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            fail(f"{where}.sysctls.{key}", f"{value!r} must be a string or an integer")
+        _node_check("sysctl", f"{key}={value}", f"{where}.sysctls.{key}", fail, host_network)
+    for index, value in enumerate(fields.get("add_hosts", [])):
+        _node_check("extra_host", value, f"{where}.add_hosts[{index}]", fail)
+        if host_network and str(value).endswith(":host-gateway"):
+            fail(f"{where}.add_hosts[{index}]", "host-gateway needs the app on [network], not on the host's network")
     if "stop_timeout" in fields and not fields["stop_timeout"] > 0:
         fail(f"{where}.stop_timeout", f"{fields['stop_timeout']!r}: a number of seconds above 0 (default 10)")
     if fields.get("network", "host") != "host":
@@ -215,6 +229,19 @@ def _stop_signal(value, where, fail):
 
     try:
         return parse.signal_name(value, "stop_signal")
+    except BaleineError as error:
+        fail(where, error.message)
+
+
+def _node_check(kind, value, where, fail, *more):
+    """Check value as the node's parse.KIND would, failing with its message."""
+    from .node import parse
+    from .node.errors import BaleineError
+
+    if not isinstance(value, str) or "\n" in value:
+        fail(where, f"{value!r} must be a string")
+    try:
+        getattr(parse, kind)(value, *more)
     except BaleineError as error:
         fail(where, error.message)
 

@@ -200,6 +200,10 @@ def run_argv(app, spec, name, host_name, extra_env=()):
         argv.append("--init")
     for volume in app.volumes:  # shared by the replicas and by the next version: state outlives a deploy
         argv += ["--volume", volume]
+    for key, value in sorted(app.sysctls.items()):
+        argv += ["--sysctl", f"{key}={value}"]
+    for entry in app.add_hosts:
+        argv += ["--add-host", entry]
     command = app.health_command()
     if command:
         interval = app.health.get("interval", 10)

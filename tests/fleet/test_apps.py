@@ -55,7 +55,8 @@ def test_the_version_follows_what_shapes_the_containers():
     assert more.version("sha256:a") == web.version("sha256:a")  # scaling is not a new version
     logs = apps.parse(with_change(("apps", "web", "log_size"), "20M"), "f").apps["web"]
     assert logs.version("sha256:a") != web.version("sha256:a")
-    for key, value in (("stop_signal", "quit"), ("stop_timeout", 30), ("init", True), ("volumes", ["site:/www"])):
+    for key, value in (("stop_signal", "quit"), ("stop_timeout", 30), ("init", True), ("volumes", ["site:/www"]),
+                       ("sysctls", {"net.core.somaxconn": 4096}), ("add_hosts", ["db:192.0.2.7"])):  # fmt: skip
         graceful = apps.parse(with_change(("apps", "web", key), value), "f").apps["web"]
         assert graceful.version("sha256:a") != web.version("sha256:a"), key
     assert apps.parse(with_change(("apps", "web", "stop_signal"), "quit"), "f").apps["web"].stop_signal == "SIGQUIT"
@@ -90,6 +91,14 @@ def test_the_version_follows_what_shapes_the_containers():
         (("apps", "web", "volumes"), ["/srv/www:/www"], r"apps\.web\.volumes\[0\]: '/srv/www:/www': use a named vol"),
         (("apps", "web", "volumes"), ["ok:/a", "site:www"], r"apps\.web\.volumes\[1\]: invalid volume 'site:www'"),
         (("apps", "web", "volumes"), [3], r"apps\.web\.volumes\[0\]: 3: use a named volume"),
+        (("apps", "web", "sysctls"), {"vm.swappiness": "1"}, r"apps\.web\.sysctls\.vm\.swappiness: invalid --sysctl"),
+        (
+            ("apps", "web", "sysctls"),
+            {"net.core.somaxconn": [1]},
+            r"sysctls\.net\.core\.somaxconn: \[1\] must be a str",
+        ),
+        (("apps", "web", "add_hosts"), ["db"], r"apps\.web\.add_hosts\[0\]: invalid --add-host 'db'"),
+        (("apps", "web", "add_hosts"), "db:192.0.2.7", r"apps\.web\.add_hosts: 'db:192.0.2.7' must be list"),
         (("apps", "proxy", "proxy"), {"fronts": "db", "listen": 80}, r"proxy\.fronts: 'db' is not an app"),
         (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),
         (("apps", "Web"), {"image": "x"}, r"apps\.Web: app names are lower-case"),
@@ -104,6 +113,19 @@ def test_errors_name_the_file_and_the_key(path, value, message):
     with pytest.raises(SpecError, match=message) as raised:
         apps.parse(with_change(path, value), "apps/farm.toml")
     assert str(raised.value).startswith("apps/farm.toml: ")
+
+
+def test_the_host_s_network_takes_no_net_sysctl_nor_host_gateway():
+    on_host = with_change(("apps", "web", "network"), "host")
+    on_host["apps"]["web"]["sysctls"] = {"net.core.somaxconn": 1024}
+    with pytest.raises(SpecError, match=r"apps\.web\.sysctls\.net\.core\.somaxconn: .*with --network host"):
+        apps.parse(on_host, "f")
+    proxied = with_change(("apps", "proxy", "sysctls"), {"net.core.somaxconn": 1024})  # a proxy runs on the host's
+    with pytest.raises(SpecError, match=r"apps\.proxy\.sysctls\.net\.core\.somaxconn: .*with --network host"):
+        apps.parse(proxied, "f")
+    on_host["apps"]["web"].update(sysctls={"kernel.shmmax": 1}, add_hosts=["gw:host-gateway"])
+    with pytest.raises(SpecError, match=r"apps\.web\.add_hosts\[0\]: host-gateway needs the app on \[network\]"):
+        apps.parse(on_host, "f")
 
 
 def test_an_app_without_network_needs_host_networking():

@@ -28,6 +28,8 @@ command = ["/bin/sh", "-c", '''mkdir -p /www && echo "$PAGE $(hostname) $BALEINE
 echo "$PAGE" >> /var/starts/log
 trap 'kill $!; exit 0' TERM; httpd -f -p 80 -h /www & wait''']
 volumes = ["starts:/var/starts"]
+add_hosts = ["gw:host-gateway"]
+sysctls = {{ "net.core.somaxconn" = 1024 }}
 memory = "32M"
 port = 80
 health = {{ http = "{path}", interval = 1, retries = 2, timeout = 2, wait = {wait} }}
@@ -82,6 +84,11 @@ def test_deploy_reaches_every_backend_on_both_nodes(farm):
     assert {host for _name, host in backends} == {"node1", "node2"}
     assert len(backends) == 6, pages  # 3 containers on each node, round robin
     assert all(page.startswith("v1 ") for page in pages)
+    web = next(name for _host, name, status in ps(farm) if status == "running" and name.startswith("web-"))
+    done = farm.invoke("container.exec", web, "cat /proc/sys/net/core/somaxconn", "--hosts", "node1")
+    assert "exit 0: 1024" in done.stdout, done.stdout + done.stderr  # the spec's sysctls, in its own namespace
+    done = farm.invoke("container.exec", web, "grep -c gw /etc/hosts", "--hosts", "node1")
+    assert "exit 0: 1" in done.stdout, done.stdout + done.stderr  # add_hosts: the host, by name
 
 
 def test_a_second_deploy_and_a_dry_run_change_nothing(farm):

@@ -122,7 +122,12 @@ def test_run_argv_carries_the_spec():
     assert "--network" in argv and argv[argv.index("--network") + 1] == "farm"
     assert argv[argv.index("--memory") + 1] == "64M" and argv[argv.index("--health-cmd") + 1] == "true"
     assert argv[-3:] == ["page", "httpd", "-f"]
-    assert "--health-start-period" not in argv
+    assert "--health-start-period" not in argv and "--sysctl" not in argv and "--add-host" not in argv
+    table.update(sysctls={"net.core.somaxconn": 4096, "net.ipv4.tcp_fin_timeout": "15"}, add_hosts=["db:192.0.2.7"])
+    tuned = deploy.run_argv(apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"], spec, "web-aaaaaaa-1", "n1")
+    assert [tuned[i + 1] for i, word in enumerate(tuned) if word == "--sysctl"] == [
+        "net.core.somaxconn=4096", "net.ipv4.tcp_fin_timeout=15"]  # fmt: skip
+    assert tuned[tuned.index("--add-host") + 1] == "db:192.0.2.7"
     table["health"] = {"cmd": "true", "start_period": 90}
     slow = deploy.run_argv(apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"], spec, "web-aaaaaaa-1", "n1")
     assert slow[slow.index("--health-start-period") + 1] == "90"
