@@ -128,6 +128,8 @@ def test_device_passes_a_host_node_in_with_its_permissions(busybox):
     assert done.stdout.startswith("crw-------") and "10, 200" in done.stdout  # the host's numbers and mode
     done = busybox.cli("container", "run", "--rm", "bb", "sh", "-c", opened)
     assert done.returncode != 0 and "opened" not in done.stdout  # not there unless asked for
+    busybox.ok("container", "run", "-d", "--name", "vpn", "--device", "/dev/net/tun", "bb", "sleep", "60")
+    assert busybox.exec_out("vpn", "sh", "-c", "exec 3<>/dev/net/tun && echo opened") == "opened\n"  # detached too
     read_only = "exec 3</dev/myfuse && echo read; exec 4>/dev/myfuse && echo written"
     done = busybox.cli("container", "run", "--rm", "--device", "/dev/fuse:/dev/myfuse:r", "bb", "sh", "-c", read_only)
     assert done.stdout == "read\n" and "not permitted" in done.stderr, (done.stdout, done.stderr)

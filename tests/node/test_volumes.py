@@ -148,3 +148,9 @@ def test_a_fill_keeps_hard_links_and_extended_attributes(node, tmp_path):
     assert os.getxattr(volume / "pinger", "security.capability") == _capability(13)  # set after the chown
     assert os.getxattr(volume / "sub", "user.origin") == b"lab" and os.getxattr(volume, "user.top") == b"mount point"
     assert sorted(os.listdir(volume)) == ["first", "pinger", "sub"]
+    node.ok(
+        "container", "run", "-d", "--name", "later", "-v", "vol2:/srv/data", "marked", "/bin/busybox", "sleep", "60"
+    )
+    second = node.root / "volumes" / "vol2"  # filled by a detached start's init: a fresh Python after the pivot
+    assert os.stat(second / "first").st_ino == os.stat(second / "sub" / "second").st_ino
+    assert os.getxattr(second / "pinger", "security.capability") == _capability(13)
