@@ -317,6 +317,7 @@ def _container_options(verb):
     verb.option("--health-interval", metavar="S", help_text="seconds between probes (default 30)")
     verb.option("--health-retries", metavar="N", help_text="failures in a row that make it unhealthy (default 3)")
     verb.option("--health-timeout", metavar="S", help_text="seconds before a probe counts as failed (default 10)")
+    verb.option("--no-healthcheck", flag=True, help_text="without the image's own HEALTHCHECK")
     verb.option("--health-start-period", metavar="S",
                 help_text="seconds after a start when failures do not count, successes do (default 0)")  # fmt: skip
     _restart_option(verb)

@@ -52,6 +52,10 @@ def _commit(row, image_name, frozen):
         image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
                         "User": config["user"], "StopSignal": config.get("stop_signal", "SIGTERM"),
                         "Parent": row["image"]}  # fmt: skip
+        if config.get("health"):
+            from .health import to_image
+
+            image_config["Healthcheck"] = to_image(config["health"])
         source = f"commit:{row['name']} (from {row['image']})"
         return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
     finally:

@@ -242,10 +242,17 @@ def _resources(args):
 
 
 def _health(args):
-    from . import health
+    """--health-* over the image's own HEALTHCHECK; none at all with --no-healthcheck."""
+    from . import health, images
+    from .errors import Invalid
 
-    return health.from_options(args.health_cmd, args.health_interval, args.health_retries, args.health_timeout,
-                               args.health_start_period)  # fmt: skip
+    given = (args.health_interval, args.health_retries, args.health_timeout, args.health_start_period)
+    if args.no_healthcheck:
+        if args.health_cmd or any(value is not None for value in given):
+            raise Invalid("--no-healthcheck and the --health-* options do not mix")
+        return None
+    base = health.from_image(images.config(args.image), args.image)
+    return health.from_options(args.health_cmd, *given, base=base)
 
 
 def _log_size(args):

@@ -7,6 +7,10 @@ once per pass), killed after `--health-timeout`. Exit 0 is healthy; after
 on-failure, always or unless-stopped, check restarts it. Within
 `--health-start-period` seconds of a start, failures do not count (a slow
 starter is not restarted for being slow) while a success counts at once.
+
+An image's own HEALTHCHECK (kept from an imported archive, written by commit
+and export) is the default, as in Docker: the --health-* options given
+replace its parts, and --no-healthcheck turns it off.
 """
 
 from . import parse, state
@@ -15,15 +19,17 @@ from .errors import Invalid
 DEFAULTS = {"interval": 30.0, "retries": 3, "timeout": 10.0, "start_period": 0.0}
 
 
-def from_options(cmd=None, interval=None, retries=None, timeout=None, start_period=None):
-    """The health config, or None without a command."""
-    if not cmd:
+def from_options(cmd=None, interval=None, retries=None, timeout=None, start_period=None, base=None):
+    """The health config, or None without a command (given, or base's: the image's, from from_image)."""
+    if not cmd and base is None:
         if any(value is not None for value in (interval, retries, timeout, start_period)):
             raise Invalid(
                 "--health-interval, --health-retries, --health-timeout and --health-start-period need --health-cmd"
             )
         return None
-    health = dict(DEFAULTS, cmd=cmd)
+    health = dict(base or DEFAULTS)
+    if cmd:
+        health["cmd"] = cmd
     if start_period is not None:
         health["start_period"] = parse.seconds(start_period, "--health-start-period")
     if interval is not None:
@@ -35,6 +41,40 @@ def from_options(cmd=None, interval=None, retries=None, timeout=None, start_peri
     if health["retries"] < 1 or health["timeout"] <= 0:
         raise Invalid("--health-retries must be 1 or more and --health-timeout more than 0")
     return health
+
+
+NANOSECONDS = 1_000_000_000  # how image configs give durations
+
+
+def from_image(image_config, image):
+    """The image's HEALTHCHECK as a health config, or None when it has none (or says NONE)."""
+    import shlex
+
+    check = image_config.get("Healthcheck") or {}
+    test = check.get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD-SHELL" and len(test) == 2:
+        cmd = test[1]
+    elif test[0] == "CMD" and len(test) > 1:
+        cmd = shlex.join(test[1:])  # run by /bin/sh -c, like every probe: quoted as it was split
+    else:
+        raise Invalid(f"image {image!r} has a HEALTHCHECK baleine cannot read ({test!r}): "
+                      "give --health-cmd, or --no-healthcheck")  # fmt: skip
+    health = dict(DEFAULTS, cmd=cmd)
+    for key, field in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod")):
+        if check.get(field):
+            health[key] = check[field] / NANOSECONDS
+    if check.get("Retries"):
+        health["retries"] = int(check["Retries"])
+    return health
+
+
+def to_image(health):
+    """A health config as an image's Healthcheck (for commit)."""
+    return {"Test": ["CMD-SHELL", health["cmd"]], "Interval": int(health["interval"] * NANOSECONDS),
+            "Timeout": int(health["timeout"] * NANOSECONDS), "Retries": health["retries"],
+            "StartPeriod": int(health.get("start_period", 0) * NANOSECONDS)}  # fmt: skip
 
 
 def due(row, health, now):

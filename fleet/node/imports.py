@@ -19,7 +19,7 @@ from .errors import Invalid, Missing
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 REF_NAMES = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
-KEPT_CONFIG = ("Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal")
+KEPT_CONFIG = ("Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal", "Healthcheck")
 
 
 class Hashing:

@@ -36,3 +36,14 @@ def test_commit_refuses_an_existing_name(busybox):
     for image, message in (("bb", "already exists"), ("bad name", "invalid image name")):
         reply = busybox.call("container", "commit", "c", image)
         assert not reply["ok"] and message in reply["error"]["message"]
+
+
+def test_a_committed_image_carries_the_container_s_health_check(busybox):
+    busybox.ok("container", "create", "--name", "probed", "--health-cmd", "test -e /etc", "--health-interval", "7",
+               "bb", "true")  # fmt: skip
+    busybox.ok("container", "commit", "probed", "probed-image")
+    check = busybox.ok("image", "inspect", "probed-image")["config"]["Healthcheck"]
+    assert check["Test"] == ["CMD-SHELL", "test -e /etc"] and check["Interval"] == 7_000_000_000
+    busybox.ok("container", "create", "--name", "heir", "probed-image", "true")
+    health = busybox.ok("container", "inspect", "heir")["config"]["health"]
+    assert (health["cmd"], health["interval"]) == ("test -e /etc", 7.0)

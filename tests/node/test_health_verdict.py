@@ -39,3 +39,28 @@ def test_a_probe_setting_without_a_probe_is_refused():
         health.from_options(start_period="30")
     with pytest.raises(Invalid, match="--health-start-period"):
         health.from_options("true", start_period="soon")
+
+
+def test_an_image_s_healthcheck_becomes_the_default():
+    check = {"Test": ["CMD-SHELL", "wget -q -O- http://127.0.0.1/"], "Interval": 5_000_000_000, "Retries": 2,
+             "StartPeriod": 60_000_000_000}  # fmt: skip
+    derived = health_of(check)
+    assert derived == {"cmd": "wget -q -O- http://127.0.0.1/", "interval": 5.0, "retries": 2, "timeout": 10.0,
+                      "start_period": 60.0}  # fmt: skip
+    assert health_of({"Test": ["CMD", "pg_isready", "-U", "my user"]})["cmd"] == "pg_isready -U 'my user'"
+    assert health_of({"Test": ["NONE"]}) is None and health_of({}) is None
+    with pytest.raises(Invalid, match=r"image 'x' has a HEALTHCHECK baleine cannot read \(\['CMD-SHELL'\]\)"):
+        health_of({"Test": ["CMD-SHELL"]})
+    assert health.from_image({"Healthcheck": health.to_image(health_of(check))}, "x") == health_of(check)  # commit
+
+
+def health_of(check):
+    return health.from_image({"Healthcheck": check} if check else {}, "x")
+
+
+def test_options_replace_parts_of_the_image_s_healthcheck():
+    base = health_of({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000})
+    merged = health.from_options(retries="7", base=base)
+    assert (merged["cmd"], merged["interval"], merged["retries"]) == ("true", 5.0, 7)
+    assert health.from_options("false", base=base)["cmd"] == "false"
+    assert health.from_options(base=None) is None

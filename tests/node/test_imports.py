@@ -195,6 +195,30 @@ def test_several_images_need_a_tag(node, tmp_path):
     assert not reply["ok"] and "no image tagged 'nope'" in reply["error"]["message"]
 
 
+def test_the_image_s_healthcheck_is_kept_and_given_to_its_containers(node, tmp_path):
+    check = {"Test": ["CMD", "test", "-e", "/bin/ok"], "Interval": 5_000_000_000, "Retries": 2}
+    path = docker_archive(tmp_path / "hc.tar", [BASE], tag="localhost/hc:1", image_config={"Healthcheck": check})
+    node.ok("image", "import", str(path), "--name", "checked")
+    node.ok("container", "create", "--name", "c", "checked", "true")
+    health = node.ok("container", "inspect", "c")["config"]["health"]
+    assert (health["cmd"], health["interval"], health["retries"], health["timeout"]) == (
+        "test -e /bin/ok",
+        5.0,
+        2,
+        10.0,
+    )
+    node.ok("container", "create", "--name", "tuned", "--health-retries", "9", "checked", "true")
+    tuned = node.ok("container", "inspect", "tuned")["config"]["health"]
+    assert (tuned["cmd"], tuned["interval"], tuned["retries"]) == ("test -e /bin/ok", 5.0, 9)
+    node.ok("container", "create", "--name", "off", "--no-healthcheck", "checked", "true")
+    assert node.ok("container", "inspect", "off")["config"]["health"] is None
+    reply = node.call("container", "create", "--no-healthcheck", "--health-retries", "2", "checked", "true")
+    assert not reply["ok"] and "--no-healthcheck and the --health-* options do not mix" in reply["error"]["message"]
+    node.ok("image", "export", "checked", str(tmp_path / "out.tar"))  # it leaves with the image
+    node.ok("image", "import", str(tmp_path / "out.tar"), "--name", "again")
+    assert node.ok("image", "inspect", "again")["config"]["Healthcheck"] == check
+
+
 def test_the_image_stop_signal_is_kept_and_given_to_its_containers(node, tmp_path):
     path = docker_archive(tmp_path / "quit.tar", [BASE], tag="localhost/quit:1", image_config={"StopSignal": "SIGQUIT"})
     node.ok("image", "import", str(path), "--name", "quitter")
