@@ -48,8 +48,6 @@ NANOSECONDS = 1_000_000_000  # how image configs give durations
 
 def from_image(image_config, image):
     """The image's HEALTHCHECK as a health config, or None when it has none (or says NONE)."""
-    import shlex
-
     check = image_config.get("Healthcheck") or {}
     test = check.get("Test") or []
     if not test or test[0] == "NONE":
@@ -57,6 +55,8 @@ def from_image(image_config, image):
     if test[0] == "CMD-SHELL" and len(test) == 2:
         cmd = test[1]
     elif test[0] == "CMD" and len(test) > 1:
+        import shlex  # only here: most images have no HEALTHCHECK, and every create reads theirs
+
         cmd = shlex.join(test[1:])  # run by /bin/sh -c, like every probe: quoted as it was split
     else:
         raise Invalid(f"image {image!r} has a HEALTHCHECK baleine cannot read ({test!r}): "

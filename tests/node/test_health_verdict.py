@@ -64,3 +64,16 @@ def test_options_replace_parts_of_the_image_s_healthcheck():
     assert (merged["cmd"], merged["interval"], merged["retries"]) == ("true", 5.0, 7)
     assert health.from_options("false", base=base)["cmd"] == "false"
     assert health.from_options(base=None) is None
+
+
+def test_an_image_without_a_healthcheck_costs_no_import():
+    """Every create reads its image's HEALTHCHECK: shlex (for CMD forms) is loaded only for one that has it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[2])
+    code = (f"import sys; sys.path.insert(0, {repo!r}); from fleet.node import health; "
+            "health.from_image({'Cmd': ['sh']}, 'bb'); print('shlex' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
+    assert done.stdout == "False\n", done.stderr
