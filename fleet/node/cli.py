@@ -303,6 +303,8 @@ def _container_options(verb):
     verb.option("--volume", "-v", repeat=True, metavar="SRC:DST[:ro]",
                 help_text="a host path, or a named volume (an empty one gets the image's files)")  # fmt: skip
     verb.option("--workdir", "-w", metavar="DIR", help_text="working directory inside")
+    verb.option("--entrypoint", metavar="PROGRAM",
+                help_text="instead of the image's ENTRYPOINT and CMD ('': none, then COMMAND or CMD)")  # fmt: skip
     verb.option("--user", "-u", metavar="U[:G]", help_text="user (and group), names or ids from the image")
     verb.option("--read-only", flag=True, help_text="mount the container's root filesystem read-only")
     verb.option("--tmpfs", repeat=True, metavar="DIR[:OPTS]",

@@ -83,6 +83,7 @@ def create(
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
     tmpfs=(), labels=(), dns=(), dns_search=(), dns_option=(), add_host=(), device=(), sysctl=(), shm_size=None,
+    entrypoint=None,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -93,7 +94,7 @@ def create(
     if host_network:
         wanted = []
     image_row = images.get(image)
-    config = _container_config(image, list(command), env, volume, workdir, user, hostname, stop_signal)
+    config = _container_config(image, list(command), env, volume, workdir, user, hostname, stop_signal, entrypoint)
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["tmpfs"] = _tmpfs_mounts(tmpfs, config["volumes"])
     config["labels"] = dict(parse.label(value) for value in labels)  # a key given twice: the last one
@@ -187,10 +188,19 @@ def _refuse_repeats(nets):
         raise Invalid(f"network {sorted(repeated)[0]!r} given twice: a container joins a network once")
 
 
-def _container_config(image, command, env, volume, workdir, user, hostname, stop_signal):
-    """Resolve the command, env, workdir, user and stop signal against the image's defaults, Docker's way."""
+def _container_config(image, command, env, volume, workdir, user, hostname, stop_signal, entrypoint=None):
+    """Resolve the command, env, workdir, user and stop signal against the image's defaults, Docker's way.
+
+    entrypoint (--entrypoint) replaces the image's ENTRYPOINT and, as in Docker,
+    its CMD too; "" leaves none, so the command is the given one or CMD.
+    """
     defaults = images.config(image)
-    argv = list(defaults.get("Entrypoint") or []) + (command or list(defaults.get("Cmd") or []))
+    if entrypoint:
+        argv = [entrypoint, *command]
+    elif entrypoint == "":
+        argv = command or list(defaults.get("Cmd") or [])
+    else:
+        argv = list(defaults.get("Entrypoint") or []) + (command or list(defaults.get("Cmd") or []))
     if not argv:
         raise Invalid(f"no command given and image {image!r} has no default command")
     return {

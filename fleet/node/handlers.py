@@ -300,6 +300,7 @@ def _create_options(args):
         "device": args.device,
         "sysctl": args.sysctl,
         "shm_size": args.shm_size,
+        "entrypoint": args.entrypoint,
     }
 
 

@@ -46,6 +46,13 @@ def test_missing_command_is_127_and_not_executable_126(busybox):
     assert "no-such-program: executable file not found" in busybox.cli("container", "logs", "lost").stdout
 
 
+def test_entrypoint_replaces_the_image_s_command(busybox):
+    done = busybox.cli("container", "run", "--rm", "--entrypoint", "echo", "bb", "from", "echo")
+    assert (done.returncode, done.stdout) == (0, "from echo\n"), done.stderr
+    busybox.ok("container", "create", "--name", "e", "--entrypoint", "/bin/true", "bb")
+    assert busybox.ok("container", "inspect", "e")["command"] == ["/bin/true"]
+
+
 def test_root_is_the_image_not_the_host(busybox, tmp_path):
     marker = tmp_path / "host-only-file"
     marker.write_text("secret")
