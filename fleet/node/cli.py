@@ -397,6 +397,10 @@ def _container_verbs(verbs):
     commit = _leaf(verbs, "commit", h.container_commit, "make an image of a container's disk (frozen if running)")
     commit.positional("name", help_text="container name or id")
     commit.positional("image", help_text="name of the new image")
+    exported = _leaf(verbs, "export", h.container_export,
+                     "write a container's files as a tar (its disk, not its volumes; frozen if running)")  # fmt: skip
+    exported.positional("name", help_text="container name or id")
+    exported.positional("file", metavar="FILE|-", help_text="where to write it; - for stdout")
     update = _leaf(verbs, "update", h.container_update,
                    "change a container's limits (live if it runs), log size, restart or stop settings")  # fmt: skip
     update.positional("name", help_text="container name or id")

@@ -1,5 +1,9 @@
-"""container commit: a new image from a container's disk, frozen while copied if it runs."""
+"""container commit: a new image from a container's disk, frozen while copied if it runs.
 
+consistent_disk gives the same view of a disk to `container export`.
+"""
+
+import contextlib
 import os
 
 from . import events, images, linux, parse, state
@@ -46,7 +50,7 @@ def _commit(row, image_name, frozen):
     try:
         staged = os.path.join(work, "image.ext4")
         if frozen:
-            _copy_frozen(row, staged)
+            copy_frozen(row, staged)
         else:
             images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
         image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
@@ -62,7 +66,32 @@ def _commit(row, image_name, frozen):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _copy_frozen(row, staged):
+@contextlib.contextmanager
+def consistent_disk(ref, work):
+    """(row, path of its disk as it is now, whether that is a copy) while the caller reads it.
+
+    A stopped container's own disk, held shared so that no start nor `cp`
+    mounts it meanwhile; a running one's copy, made while it is frozen, in
+    work: taken from a live filesystem, its journal is yet to be replayed.
+    """
+    with state.locked():
+        row = current(ref)
+        refuse_if_busy(row)
+        refuse_if_half_created(row)
+        held = hold_disk(row, shared=True) if row["status"] != RUNNING else None
+    try:
+        if held is None:
+            staged = os.path.join(work, "disk.ext4")
+            copy_frozen(row, staged)
+            yield row, staged, True
+        else:
+            yield row, os.path.join(directory(row), "disk.ext4"), False
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def copy_frozen(row, staged):
     """Freeze the container, flush its filesystem, copy the disk, let it go."""
     group = cgroup_of(row)
     paused = group.frozen()  # by `container pause`: it stays so

@@ -3,6 +3,9 @@
 Reproducible: the same image gives the same bytes (entries sorted, times
 fixed at 0 in the tars and at the image's creation in the config, JSON with
 sorted keys), so digests are stable and tools can deduplicate it.
+
+`container export` writes a container's files as one plain tar (Docker's
+export), times kept: a backup, or a root filesystem for `image create`.
 """
 
 import hashlib
@@ -49,11 +52,56 @@ def export(name, destination, fmt="docker-archive", tag=None):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def write_layer(root, target):
-    """One layer tar of the tree at root: sorted, times zeroed, owners and modes kept, hard links kept."""
+def export_container(ref, destination):
+    """Write a container's files (its disk: not its volumes, tmpfs or /etc files) to destination as a tar.
+
+    destination: a path (replaced whole, or left as it was), or '-' for stdout.
+    A running container is frozen while its disk is copied, as for commit.
+    """
+    import shutil
+
+    from .commit import consistent_disk
+
+    target = _writable_file(destination)
+    work = tempfile.mkdtemp(prefix=f".build-export-{os.getpid()}-", dir=state.path("images"))
+    try:
+        mount_point = os.path.join(work, "rootfs")
+        os.mkdir(mount_point)
+        with consistent_disk(ref, work) as (row, disk, copied):
+            read_only = not copied  # a copy's journal is replayed as it mounts: that writes (to our copy)
+            if target is None:
+                _tar_mounted(disk, mount_point, None, read_only)
+            else:
+                try:
+                    with state.replacing(target) as out:
+                        _tar_mounted(disk, mount_point, out, read_only)
+                except OSError as error:
+                    raise Invalid(f"cannot write {target}: {error.strerror or error}") from None
+        return {"name": row["name"], "file": target or "-"}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _tar_mounted(disk, mount_point, out, read_only):
+    """The files of the ext4 file disk as a tar on out (None: stdout)."""
+    import sys
+
+    def write(root):
+        stream = out if out is not None else sys.stdout.buffer
+        write_layer(root, stream, keep_times=True)
+        stream.flush()  # the child that writes leaves with os._exit
+
+    images.with_mounted(disk, mount_point, write, "read the container's files", read_only=read_only)
+
+
+def write_layer(root, target, keep_times=False):
+    """One layer tar of the tree at root: sorted, owners and modes kept, hard links kept, times zeroed
+    unless keep_times. target: a path, or a binary stream (written in order, no seeking)."""
     seen = {}
-    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(root, arcname=".", recursive=False, filter=_normalised)
+    normalised = _named_only if keep_times else _normalised
+    where = {"name": target, "mode": "w"} if isinstance(target, str) else {"fileobj": target, "mode": "w|"}
+    with tarfile.open(**where, format=tarfile.PAX_FORMAT) as tar:
+        tar.add(root, arcname=".", recursive=False, filter=normalised)
         for directory, dirs, files in os.walk(root):
             dirs.sort()
             relative = os.path.relpath(directory, root)
@@ -63,7 +111,7 @@ def write_layer(root, target):
                     continue  # mkfs's, not the image's
                 arcname = os.path.normpath(os.path.join(relative, name))
                 info = tar.gettarinfo(path, arcname)
-                info = _normalised(info)
+                info = normalised(info)
                 key = (os.lstat(path).st_dev, os.lstat(path).st_ino)
                 if info.isreg() and os.lstat(path).st_nlink > 1 and key in seen:
                     info.type, info.linkname, info.size = tarfile.LNKTYPE, seen[key], 0
@@ -80,6 +128,11 @@ def write_layer(root, target):
 
 def _normalised(info):
     info.mtime = 0
+    return _named_only(info)
+
+
+def _named_only(info):
+    """Owners by number only: the names are the host's, not the container's."""
     info.uname = info.gname = ""
     info.pax_headers = {}
     return info

@@ -503,6 +503,16 @@ def container_commit(args):
     return Reply(images.describe(row), row["name"])
 
 
+def container_export(args):
+    from . import exports
+    from .errors import Invalid
+
+    if args.file == "-" and getattr(args, "json", False):
+        raise Invalid("--json and FILE '-' both want stdout: write the tar to a file, or drop --json")
+    done = exports.export_container(args.name, args.file)
+    return Reply(done, None if args.file == "-" else f"{args.file}: the files of {done['name']}")
+
+
 def container_update(args):
     from . import resources
 

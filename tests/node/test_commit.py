@@ -1,4 +1,6 @@
-"""container commit: a container's disk becomes an image, stopped or frozen while running."""
+"""container commit and export: a container's disk becomes an image or a tar, stopped or frozen while running."""
+
+import time
 
 import pytest
 
@@ -47,3 +49,37 @@ def test_a_committed_image_carries_the_container_s_health_check(busybox):
     busybox.ok("container", "create", "--name", "heir", "probed-image", "true")
     health = busybox.ok("container", "inspect", "heir")["config"]["health"]
     assert (health["cmd"], health["interval"]) == ("test -e /etc", 7.0)
+
+
+def test_export_writes_the_container_s_files_running_or_not(busybox, tmp_path):
+    import io
+    import subprocess
+    import tarfile
+
+    script = "mkdir /data && echo kept > /data/hello && touch -d '2020-01-02 03:04:05' /data/hello && echo v > /vol/f"
+    busybox.ok("container", "run", "-d", "--name", "live", "-v", "side:/vol", "bb", "sh", "-c", f"{script}; sleep 300")
+    deadline = time.monotonic() + 10
+    while busybox.cli("container", "exec", "live", "test", "-e", "/vol/f").returncode and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done = busybox.cli("container", "export", "live", str(tmp_path / "live.tar"))
+    assert done.returncode == 0 and done.stdout == f"{tmp_path / 'live.tar'}: the files of live\n", done.stderr
+    with tarfile.open(tmp_path / "live.tar") as tar:
+        hello = tar.getmember("data/hello")
+        assert tar.extractfile(hello).read() == b"kept\n" and hello.mtime == 1577934245  # times kept
+        assert "vol/f" not in tar.getnames() and "bin/busybox" in tar.getnames()  # the disk, not its volumes
+    item = busybox.ok("container", "inspect", "live")
+    assert item["status"] == "running" and item["paused"] is False  # frozen only while its disk was copied
+
+    busybox.ok("container", "stop", "--time", "0", "live")
+    streamed = subprocess.run(busybox.argv("container", "export", "live", "-"), env=busybox.env, capture_output=True)
+    assert streamed.returncode == 0, streamed.stderr
+    with tarfile.open(fileobj=io.BytesIO(streamed.stdout)) as tar:
+        assert tar.extractfile("data/hello").read() == b"kept\n"
+    busybox.ok("image", "create", "restored", "--size", "64M", "--from", str(tmp_path / "live.tar"))
+    assert busybox.cli("container", "run", "--rm", "restored", "cat", "/data/hello").stdout == "kept\n"
+    for args, message in ((("ghost", str(tmp_path / "x.tar")), "no such container"),
+                          (("live", str(tmp_path)), "it is a directory"),
+                          (("--json", "live", "-"), "both want stdout")):  # fmt: skip
+        reply = busybox.call("container", "export", *args)
+        assert not reply["ok"] and message in reply["error"]["message"], reply
+    assert not (tmp_path / "x.tar").exists()
