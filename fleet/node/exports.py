@@ -38,8 +38,12 @@ def export(name, destination, fmt="docker-archive", tag=None):
         layer = os.path.join(work, "layer.tar")
         mount_point = os.path.join(work, "rootfs")
         os.mkdir(mount_point)
-        images.with_mounted(images.image_file(name), mount_point, lambda root: write_layer(root, layer),
-                            "read the image's files", read_only=True)  # fmt: skip
+        disk, read_only = images.image_file(name), True
+        if images.needs_recovery(disk):  # committed from a running container by an earlier release
+            disk, read_only = os.path.join(work, "replayed.ext4"), False  # replayed on a copy: the image stays
+            images.copy_file(images.image_file(name), disk)
+        images.with_mounted(disk, mount_point, lambda root: write_layer(root, layer), "read the image's files",
+                            read_only=read_only)  # fmt: skip
         diff_id = "sha256:" + _file_sha256(layer)
         stored = {key: value for key, value in images.config(name).items() if key in imports.KEPT_CONFIG}
         config = _config(row, stored, diff_id)

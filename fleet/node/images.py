@@ -459,6 +459,26 @@ def with_mounted(disk, mount_point, function, what, read_only=False):
         raise BaleineError(f"could not {what} ({disk})")
 
 
+EXT4_INCOMPAT_RECOVER = 0x4  # s_feature_incompat: the journal holds what is not yet in place
+_INCOMPAT_OFFSET = 1024 + 0x60  # the superblock starts 1024 bytes in
+
+
+def needs_recovery(disk):
+    """Whether the ext4 file disk was copied from a live filesystem: its journal is yet to be replayed.
+
+    Such a file cannot be mounted read-only (EROFS): mounting it read-write
+    replays the journal, which changes its bytes.
+    """
+    with open(disk, "rb") as handle:
+        handle.seek(_INCOMPAT_OFFSET)
+        return bool(int.from_bytes(handle.read(4), "little") & EXT4_INCOMPAT_RECOVER)
+
+
+def replay_journal(disk, mount_point):
+    """Mount the ext4 file disk read-write and let go: the kernel replays its journal, the file is clean."""
+    with_mounted(disk, mount_point, lambda _root: None, "replay the copy's journal")
+
+
 def used_bytes(name):
     """Disk space the image file really takes (it is sparse)."""
     return os.stat(image_file(name)).st_blocks * 512
