@@ -397,6 +397,10 @@ def _container_verbs(verbs):
     commit = _leaf(verbs, "commit", h.container_commit, "make an image of a container's disk (frozen if running)")
     commit.positional("name", help_text="container name or id")
     commit.positional("image", help_text="name of the new image")
+    _leaf(verbs, "diff", h.container_diff,
+          "what it changed in its image's files: A added, C changed, D deleted").positional(
+        "name", help_text="container name or id"
+    )  # fmt: skip
     exported = _leaf(verbs, "export", h.container_export,
                      "write a container's files as a tar (its disk, not its volumes; frozen if running)")  # fmt: skip
     exported.positional("name", help_text="container name or id")

@@ -38,10 +38,7 @@ def export(name, destination, fmt="docker-archive", tag=None):
         layer = os.path.join(work, "layer.tar")
         mount_point = os.path.join(work, "rootfs")
         os.mkdir(mount_point)
-        disk, read_only = images.image_file(name), True
-        if images.needs_recovery(disk):  # committed from a running container by an earlier release
-            disk, read_only = os.path.join(work, "replayed.ext4"), False  # replayed on a copy: the image stays
-            images.copy_file(images.image_file(name), disk)
+        disk, read_only = images.readable(images.image_file(name), work)  # the image file stays as it is
         images.with_mounted(disk, mount_point, lambda root: write_layer(root, layer), "read the image's files",
                             read_only=read_only)  # fmt: skip
         diff_id = "sha256:" + _file_sha256(layer)

@@ -503,6 +503,13 @@ def container_commit(args):
     return Reply(images.describe(row), row["name"])
 
 
+def container_diff(args):
+    from . import changes
+
+    found = changes.diff(args.name)
+    return Reply(found, "\n".join(f"{item['kind']} {item['path']}" for item in found))
+
+
 def container_export(args):
     from . import exports
     from .errors import Invalid

@@ -430,10 +430,15 @@ def _debootstrap_log_tail(rootfs, lines=3):
 
 
 def with_mounted(disk, mount_point, function, what, read_only=False):
-    """Run function(mount_point) with the ext4 file disk mounted there, in a throwaway mount namespace.
+    """Run function(mount_point) with the ext4 file disk mounted there, in a throwaway mount namespace."""
+    with_mounts([(disk, mount_point, read_only)], lambda: function(mount_point), what)
+
+
+def with_mounts(mounts, function, what):
+    """Run function() with each ext4 file of mounts, [(disk, mount point, read_only)], mounted.
 
     The work happens in a forked child whose private mount namespace dies with
-    it: nothing stays mounted, and the loop device frees itself (autoclear).
+    it: nothing stays mounted, and the loop devices free themselves (autoclear).
     """
     child = os.fork()
     if child == 0:
@@ -441,12 +446,14 @@ def with_mounted(disk, mount_point, function, what, read_only=False):
         try:
             linux.unshare(linux.CLONE_NEWNS)
             linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-            device, fd = linux.loop_attach(disk, read_only=read_only)
-            try:
-                linux.mount(device, mount_point, "ext4", linux.MS_NODEV | (linux.MS_RDONLY if read_only else 0))
-            finally:
-                os.close(fd)
-            function(mount_point)
+            for disk, mount_point, read_only in mounts:
+                device, fd = linux.loop_attach(disk, read_only=read_only)
+                try:
+                    flags = linux.MS_NODEV | (linux.MS_RDONLY if read_only else 0)
+                    linux.mount(device, mount_point, "ext4", flags)
+                finally:
+                    os.close(fd)
+            function()
             status = 0
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(2, f"baleine: cannot {what}: {error}\n".encode())
@@ -456,7 +463,7 @@ def with_mounted(disk, mount_point, function, what, read_only=False):
     if os.waitstatus_to_exitcode(status) != 0:
         from .errors import BaleineError
 
-        raise BaleineError(f"could not {what} ({disk})")
+        raise BaleineError(f"could not {what} ({', '.join(disk for disk, _, _ in mounts)})")
 
 
 EXT4_INCOMPAT_RECOVER = 0x4  # s_feature_incompat: the journal holds what is not yet in place
@@ -472,6 +479,16 @@ def needs_recovery(disk):
     with open(disk, "rb") as handle:
         handle.seek(_INCOMPAT_OFFSET)
         return bool(int.from_bytes(handle.read(4), "little") & EXT4_INCOMPAT_RECOVER)
+
+
+def readable(disk, work):
+    """(path, read_only) to mount disk's files from: a copy in work, replayed read-write, when disk
+    needs recovery (an image committed from a running container by an earlier release)."""
+    if not needs_recovery(disk):
+        return disk, True
+    copy = os.path.join(work, "replayed.ext4")
+    copy_file(disk, copy)
+    return copy, False
 
 
 def replay_journal(disk, mount_point):

@@ -106,3 +106,20 @@ def test_an_image_committed_from_a_running_container_exports(busybox, tmp_path, 
     done = busybox.cli("image", "export", "old", str(tmp_path / "old.tar"))
     assert done.returncode == 0, done.stderr
     assert images.needs_recovery(old) and images.file_sha256(old) == digest.split(":")[1]  # replayed on a copy
+
+
+def test_diff_lists_what_the_container_changed_running_or_not(busybox):
+    script = "echo new > /etc/added && rm /bin/ls && echo v > /vol/f && exec sleep 300"
+    busybox.ok("container", "run", "-d", "--name", "d", "-v", "side:/vol", "bb", "sh", "-c", script)
+    deadline = time.monotonic() + 10
+    while busybox.cli("container", "exec", "d", "test", "-e", "/vol/f").returncode and time.monotonic() < deadline:
+        time.sleep(0.05)
+    found = {(item["kind"], item["path"]) for item in busybox.ok("container", "diff", "d")}
+    assert {("A", "/etc/added"), ("D", "/bin/ls"), ("C", "/etc")} <= found, found
+    assert not [path for _, path in found if path.startswith("/vol/")]  # a volume is not the disk
+    assert busybox.ok("container", "inspect", "d")["paused"] is False
+    busybox.ok("container", "stop", "--time", "0", "d")
+    lines = busybox.cli("container", "diff", "d").stdout.splitlines()
+    assert "A /etc/added" in lines and "D /bin/ls" in lines
+    busybox.ok("container", "create", "--name", "fresh", "--userns", "bb", "true")
+    assert busybox.ok("container", "diff", "fresh") == []  # its owners shifted: compared shifted back
