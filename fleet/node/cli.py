@@ -306,6 +306,8 @@ def _container_options(verb):
     verb.option("--entrypoint", metavar="PROGRAM",
                 help_text="instead of the image's ENTRYPOINT and CMD ('': none, then COMMAND or CMD)")  # fmt: skip
     verb.option("--user", "-u", metavar="U[:G]", help_text="user (and group), names or ids from the image")
+    verb.option("--group-add", repeat=True, metavar="GROUP",
+                help_text="one more supplementary group, a name from the image or an id")  # fmt: skip
     verb.option("--read-only", flag=True, help_text="mount the container's root filesystem read-only")
     verb.option("--tmpfs", repeat=True, metavar="DIR[:OPTS]",
                 help_text="a private tmpfs at DIR, e.g. /run:size=16M,mode=755 (default 64M, noexec)")  # fmt: skip
@@ -313,6 +315,8 @@ def _container_options(verb):
     verb.option("--sysctl", repeat=True, metavar="KEY=VALUE",
                 help_text="a setting of its own namespaces (net.*, IPC), e.g. net.core.somaxconn=1024")  # fmt: skip
     verb.option("--shm-size", metavar="SIZE", help_text="size of its /dev/shm (default 64M)")
+    verb.option("--oom-score-adj", metavar="N",
+                help_text="-1000 (never OOM-killed) to 1000 (first); below 0 needs CAP_SYS_RESOURCE")  # fmt: skip
     verb.option("--device", repeat=True, metavar="HOST[:CTR][:PERMS]",
                 help_text="a host device node in the container's /dev, e.g. /dev/fuse (PERMS: rwm)")  # fmt: skip
     verb.option("--health-cmd", metavar="CMD", help_text="health probe, run as /bin/sh -c CMD by baleine check")

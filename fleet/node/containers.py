@@ -83,7 +83,7 @@ def create(
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
     tmpfs=(), labels=(), dns=(), dns_search=(), dns_option=(), add_host=(), device=(), sysctl=(), shm_size=None,
-    entrypoint=None,
+    entrypoint=None, group_add=(), oom_score_adj=None,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row."""
     if name is not None:
@@ -105,6 +105,10 @@ def create(
         config["sysctls"] = dict(parse.sysctl(value, host_network) for value in sysctl)  # a key twice: the last
     if shm_size is not None:
         config["shm_size"] = parse.size(shm_size, "--shm-size", minimum=4096)
+    if group_add:
+        config["group_add"] = [parse.group(value) for value in group_add]
+    if oom_score_adj is not None:
+        config["oom_score_adj"] = parse.oom_score_adj(oom_score_adj)
     config.update(_process_settings(security_opt, ulimit, init, stop_timeout))
     config["limits"] = limits.with_defaults(resources or {})
     config["read_only"], config["no_suid"] = bool(read_only), bool(no_suid)

@@ -301,6 +301,8 @@ def _create_options(args):
         "sysctl": args.sysctl,
         "shm_size": args.shm_size,
         "entrypoint": args.entrypoint,
+        "group_add": args.group_add,
+        "oom_score_adj": args.oom_score_adj,
     }
 
 

@@ -218,6 +218,28 @@ def user(value):
     return value
 
 
+def group(value):
+    """--group-add: a group name or id, checked for form only (the image's /etc/group says the rest)."""
+    if not _USER_PART.fullmatch(value):
+        raise Invalid(f"invalid --group-add {value!r}: use a group name or a numeric id, e.g. audio or 29")
+    return value
+
+
+OOM_SCORE_ADJ = (-1000, 1000)
+
+
+def oom_score_adj(value):
+    """--oom-score-adj: -1000 (never killed for memory) to 1000 (killed first)."""
+    low, high = OOM_SCORE_ADJ
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise Invalid(f"invalid --oom-score-adj {value!r}: use a whole number from {low} to {high}")
+    return number
+
+
 def hostname(value):
     """An RFC 1123 host name that fits the kernel's 64-byte limit."""
     labels = value.split(".")

@@ -341,7 +341,7 @@ def enter(config):
     env = dict(item.split("=", 1) for item in config.get("env", []))
     env.setdefault("PATH", DEFAULT_PATH)
     env["HOSTNAME"] = config["hostname"]
-    uid, gid, groups, home = resolve_user(config.get("user") or "0")
+    uid, gid, groups, home = resolve_user(config.get("user") or "0", group_add=config.get("group_add", ()))
     env.setdefault("HOME", home)
     workdir = config.get("workdir") or "/"
     os.makedirs(workdir, mode=0o755, exist_ok=True)
@@ -386,8 +386,11 @@ def execute(argv, env):
     raise SetupError(f"{program}: executable file not found in the container's PATH", 127)
 
 
-def resolve_user(spec, etc="/etc"):
-    """'USER[:GROUP]' (names or ids) -> (uid, gid, supplementary gids, home) from the image."""
+def resolve_user(spec, etc="/etc", group_add=()):
+    """'USER[:GROUP]' (names or ids) -> (uid, gid, supplementary gids, home) from the image.
+
+    group_add: more groups (names or ids, --group-add) among the supplementary ones.
+    """
     user_part, _, group_part = spec.partition(":")
     passwd = _read_db(os.path.join(etc, "passwd"))
     entry = _lookup(passwd, user_part, 2)
@@ -404,6 +407,11 @@ def resolve_user(spec, etc="/etc"):
         gid = int(group[2]) if group else int(group_part)
     name = entry[0] if entry else None
     extra = [int(g[2]) for g in group_db if name and len(g) > 3 and name in g[3].split(",")]
+    for wanted in group_add:
+        group = _lookup(group_db, wanted, 2)
+        if group is None and not wanted.isdigit():
+            raise SetupError(f"--group-add: unable to find group {wanted!r} in the image's /etc/group")
+        extra.append(int(group[2]) if group else int(wanted))
     return uid, gid, sorted({gid, *extra}), home
 
 

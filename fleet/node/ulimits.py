@@ -6,8 +6,11 @@ would get three different open-file limits. So every container starts from
 the limits of the host's pid 1, what its services start with, read at each
 start, and `--ulimit NAME=SOFT[:HARD]` sets any of them (Docker's names).
 They are set on the container's init before its command runs, and on every
-`exec`.
+`exec`; so is `--oom-score-adj`, which the OOM killer adds to a process's
+score.
 """
+
+import os
 
 from .errors import Invalid, StartFailed
 
@@ -73,8 +76,23 @@ def base(path="/proc/1/limits"):
     return found
 
 
+def _oom_score_adj(pid, value):
+    """What the kernel's OOM killer adds to the process's score; inherited by all it starts."""
+    try:
+        fd = os.open(f"/proc/{pid or 'self'}/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
+    except PermissionError:
+        raise StartFailed(
+            f"cannot set --oom-score-adj {value}: going below the current score takes CAP_SYS_RESOURCE"
+        ) from None
+
+
 def apply(pid, config):
-    """Give process pid (0: this one), a child of ours, pid 1's limits with the container's own on top.
+    """Give process pid (0: this one), a child of ours, pid 1's limits with the container's own on top,
+    and the container's OOM score adjustment.
 
     Only the limits that differ from ours (which pid inherited) are set.
     Raising a hard limit takes CAP_SYS_RESOURCE. Without it, a limit of pid
@@ -83,6 +101,8 @@ def apply(pid, config):
     """
     from . import linux
 
+    if "oom_score_adj" in config:
+        _oom_score_adj(pid, config["oom_score_adj"])
     own, ours = config.get("ulimits", {}), base("/proc/self/limits")
     for name, (soft, hard) in {**base(), **own}.items():
         if ours.get(name) == [soft, hard]:

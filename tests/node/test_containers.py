@@ -587,6 +587,17 @@ def test_exec_detach_says_why_a_command_could_not_start(busybox):
     assert not reply["ok"] and "is not running" in reply["error"]["message"]
 
 
+def test_group_add_and_oom_score_adj_for_the_command_and_its_execs(busybox):
+    busybox.ok("container", "run", "-d", "--name", "g", "--user", "nobody", "--group-add", "nogroup",
+               "--group-add", "29", "--oom-score-adj", "500", "bb", "sleep", "300")  # fmt: skip
+    pid = busybox.ok("container", "inspect", "g")["pid"]
+    assert Path(f"/proc/{pid}/oom_score_adj").read_text() == "500\n"
+    assert busybox.exec_out("g", "id", "-G").split() == ["65534", "29"]  # its own group first
+    assert busybox.exec_out("g", "cat", "/proc/self/oom_score_adj") == "500\n"  # an exec is the container's too
+    done = busybox.cli("container", "run", "--rm", "--group-add", "no-such-group", "bb", "true")
+    assert done.returncode == 125 and "--group-add: unable to find group 'no-such-group'" in done.stderr
+
+
 def test_user_volume_and_env(busybox, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()

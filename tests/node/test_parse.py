@@ -136,6 +136,15 @@ def test_devices():
             parse.device(bad)
 
 
+def test_groups_and_oom_scores():
+    assert parse.group("audio") == "audio" and parse.group("29") == "29"
+    assert parse.oom_score_adj("-1000") == -1000 and parse.oom_score_adj("1000") == 1000
+    for call, bad in ((parse.group, "a:b"), (parse.group, ""), (parse.oom_score_adj, "-1001"),
+                      (parse.oom_score_adj, "1.5"), (parse.oom_score_adj, "")):  # fmt: skip
+        with pytest.raises(Invalid):
+            call(bad)
+
+
 def test_sysctls():
     assert parse.sysctl("net.core.somaxconn=1024") == ("net.core.somaxconn", "1024")
     assert parse.sysctl("net/ipv4/ip_local_port_range=1024 65000") == ("net.ipv4.ip_local_port_range", "1024 65000")
