@@ -6,7 +6,15 @@ so an unreachable host is visible in the table rather than missing from it.
 """
 
 from .node.parse import human_size
-from .node.render import addresses_text, ago, container_status, event_details, free_share, limits_summary
+from .node.render import (
+    addresses_text,
+    ago,
+    container_status,
+    event_details,
+    free_share,
+    limits_summary,
+    shown_gateway,
+)
 
 CONTAINER_COLUMNS = ("HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME", "LIMITS")
 IMAGE_COLUMNS = ("HOST", "NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED")
@@ -66,7 +74,15 @@ def image_row(host, item):
 
 
 def network_row(host, item):
-    return [host, item["name"], item["bridge"], item["subnet"], item["gateway"], item["containers"], item["running"]]
+    return [
+        host,
+        item["name"],
+        item["bridge"],
+        item["subnet"],
+        shown_gateway(item),
+        item["containers"],
+        item["running"],
+    ]
 
 
 def event_row(host, item):

@@ -141,6 +141,8 @@ def _network_verbs(verbs):
     create.option("--peer", repeat=True, metavar="IP",
                   help_text="another host of the network (repeat): VXLAN frames go to it by unicast")  # fmt: skip
     create.option("--mtu", help_text="MTU of the bridge and the containers' interfaces (default 1450 with --vxlan)")
+    create.option("--internal", flag=True,
+                  help_text="no address on the bridge: its containers reach one another, not this host")  # fmt: skip
     peers = _leaf(verbs, "peers", h.network_peers, "replace a spanning network's peers (the other hosts), live")
     peers.positional("name", help_text="network name")
     peers.positional("peers", nargs="*", metavar="IP", help_text="the other hosts' addresses")

@@ -168,7 +168,10 @@ def _name_service(servers, search, options, add_host, wanted):
     if any(address == parse.HOST_GATEWAY for _, address in hosts):
         if not wanted:
             raise Invalid("--add-host NAME:host-gateway needs a bridge network: the host's address is its gateway")
-        gateway = networks.get(wanted[0][0])["gateway"]
+        first = networks.get(wanted[0][0])
+        if first.get("internal"):
+            raise Invalid(f"--add-host NAME:host-gateway: network {first['name']!r} is internal, the host is not on it")
+        gateway = first["gateway"]
         hosts = [(host, gateway if address == parse.HOST_GATEWAY else address) for host, address in hosts]
     settings = {"dns": {key: values for key, values in dns.items() if values}} if any(dns.values()) else {}
     return dict(settings, extra_hosts=[list(pair) for pair in hosts]) if hosts else settings

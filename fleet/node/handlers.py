@@ -126,7 +126,8 @@ def image_inspect(args):
 def network_create(args):
     from . import networks
 
-    row = networks.create(args.name, args.subnet, args.gateway, args.range, args.vxlan, args.peer, args.mtu)
+    row = networks.create(args.name, args.subnet, args.gateway, args.range, args.vxlan, args.peer, args.mtu,
+                          args.internal)  # fmt: skip
     return Reply(row, row["name"])
 
 

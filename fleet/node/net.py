@@ -94,14 +94,16 @@ def find_overlap(subnet, networks):
     return None
 
 
-def create_bridge(ifname, gateway, prefixlen, mtu=None):
-    """The bridge with its gateway address, up. No STP delay: ports forward at once."""
+def create_bridge(ifname, gateway, prefixlen, mtu=None, with_address=True):
+    """The bridge with its gateway address (unless not with_address: internal), up.
+
+    No STP delay: ports forward at once.
+    """
     nodad = " nodad" if ":" in str(gateway) else ""  # IPv6: no duplicate-address wait
-    batch = [
-        f"link add name {ifname}{_mtu(mtu)} address {bridge_mac(gateway)} type bridge forward_delay 0",
-        f"addr add {gateway}/{prefixlen} dev {ifname}{nodad}",
-        f"link set dev {ifname} up",
-    ]
+    batch = [f"link add name {ifname}{_mtu(mtu)} address {bridge_mac(gateway)} type bridge forward_delay 0"]
+    if with_address:
+        batch.append(f"addr add {gateway}/{prefixlen} dev {ifname}{nodad}")
+    batch.append(f"link set dev {ifname} up")
     linux.run(["ip", "-batch", "-"], stdin="\n".join(batch) + "\n")
 
 

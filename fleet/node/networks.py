@@ -24,8 +24,12 @@ def subnet_of(row):
     return ipaddress.ip_network(row["subnet"])
 
 
-def create(name, subnet_text, gateway=None, range_text=None, vxlan=None, peers=(), mtu=None):
+def create(name, subnet_text, gateway=None, range_text=None, vxlan=None, peers=(), mtu=None, internal=False):
     """A bridge holding the gateway address, for a subnet nothing else on this host uses.
+
+    internal: the bridge holds no address, so the containers reach one another
+    and nothing else, not even this host (Docker's --internal); the gateway's
+    address stays reserved, given to no container.
 
     A network spanning hosts adds: range, this host's slice of the subnet (its
     containers get addresses from it only); vxlan, the VXLAN id joining the
@@ -55,7 +59,7 @@ def create(name, subnet_text, gateway=None, range_text=None, vxlan=None, peers=(
         bridge = net.bridge_name_for(name, {row["bridge"] for row in rows})
         row = {"name": name, "bridge": bridge, "subnet": str(subnet), "gateway": str(gateway), "created": state.now(),
                "range": str(pool) if range_text else "", "vxlan": str(vni or ""), "peers": ",".join(peers),
-               "mtu": str(mtu or "")}  # fmt: skip
+               "mtu": str(mtu or ""), "internal": "1" if internal else ""}  # fmt: skip
         # The row first: a crash then leaves a network whose bridge start() recreates,
         # never a bridge nobody knows is ours.
         state.NETWORKS.upsert(row)
@@ -113,7 +117,8 @@ def _refuse_overlap(subnet, rows):
 
 def _make_bridge(row):
     try:
-        net.create_bridge(row["bridge"], row["gateway"], subnet_of(row).prefixlen, row.get("mtu"))
+        net.create_bridge(row["bridge"], row["gateway"], subnet_of(row).prefixlen, row.get("mtu"),
+                          with_address=not row.get("internal"))  # fmt: skip
         if row.get("vxlan"):
             peers = [peer for peer in row["peers"].split(",") if peer]
             net.create_vxlan(row["bridge"], row["vxlan"], peers, row.get("mtu") or 1450)
@@ -194,7 +199,8 @@ def assign(wanted, container_rows):
 
 
 def plugs_for(container_row):
-    """What start() plugs in: one veth per network, a default route per address family."""
+    """What start() plugs in: one veth per network, a default route per address family (not via an
+    internal network: its gateway is no one)."""
     from .containers import slots
 
     network_rows = state.NETWORKS.read()
@@ -215,9 +221,10 @@ def plugs_for(container_row):
             "prefixlen": subnet_of(row).prefixlen,
             "gateway": row["gateway"],
             "mtu": row.get("mtu") or None,
-            "default": family not in routed,
+            "default": family not in routed and not row.get("internal"),
         })  # fmt: skip
-        routed.add(family)
+        if not row.get("internal"):
+            routed.add(family)
     return plugs
 
 

@@ -43,10 +43,13 @@ def images(items):
 
 
 def networks(items):
-    return table(
-        ("NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS", "RUNNING"),
-        [(n["name"], n["bridge"], n["subnet"], n["gateway"], n["containers"], n["running"]) for n in items],
-    )
+    rows = [(n["name"], n["bridge"], n["subnet"], shown_gateway(n), n["containers"], n["running"]) for n in items]
+    return table(("NAME", "BRIDGE", "SUBNET", "GATEWAY", "CONTAINERS", "RUNNING"), rows)
+
+
+def shown_gateway(item):
+    """A network's gateway as tables show it: an internal one's is reserved, on no interface."""
+    return "internal" if item.get("internal") else item["gateway"]
 
 
 def shown_status(item):

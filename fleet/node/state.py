@@ -14,7 +14,7 @@ from .errors import NotFound
 DEFAULT_ROOT = "/var/lib/baleine"
 
 IMAGE_COLUMNS = ("name", "digest", "size", "source", "created")
-NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "created", "range", "vxlan", "peers", "mtu")
+NETWORK_COLUMNS = ("name", "bridge", "subnet", "gateway", "created", "range", "vxlan", "peers", "mtu", "internal")
 CONTAINER_COLUMNS = (
     "name",
     "id",

@@ -7,11 +7,13 @@ from .views import networks
 
 
 @task(help=helps(name="network name", subnet="CIDR, e.g. 10.42.0.0/24 (checked against each host's routes)",
-                 gateway="gateway address (default: the subnet's first)"))  # fmt: skip
+                 gateway="gateway address (default: the subnet's first)",
+                 internal="no address on the bridges: the containers reach one another only"))  # fmt: skip
 @fleet_task
-def create(c, name, subnet, hosts, gateway=None, json_=False, parallel=32, timeout=120):
+def create(c, name, subnet, hosts, gateway=None, internal=False, json_=False, parallel=32, timeout=120):
     """Create a network (a bridge with its gateway address) on each host."""
     args = ["network", "create", name, "--subnet", subnet, *(["--gateway", gateway] if gateway else [])]
+    args += ["--internal"] if internal else []
     each_host(hosts, parallel, timeout, json_, args, lambda row: f"{row['bridge']} {row['subnet']}")
 
 

@@ -395,7 +395,9 @@ def test_image_prune_on_each_host_keeps_what_containers_use(fleet_lab):
     assert (code, reply["data"], reply["failed"]) == (0, [], [])  # nothing left to remove anywhere
     code, reply = fleet_lab.invoke_json("images", "--hosts", "node1,node2")
     assert code == 0 and "spare" not in [row["name"] for row in reply["data"]]  # bb stays where web uses it
-    fleet_lab.ok("network.create", "spare", "--subnet", "10.78.0.0/24", "--hosts", "node1,node2")
+    fleet_lab.ok("network.create", "spare", "--subnet", "10.78.0.0/24", "--internal", "--hosts", "node1,node2")
+    code, reply = fleet_lab.invoke_json("networks", "--hosts", "node1,node2")
+    assert {row["internal"] for row in reply["data"] if row["name"] == "spare"} == {"1"}
     done = fleet_lab.ok("network.prune", "--hosts", "node1,node2")
     assert sorted(line.split()[:3] for line in done.stdout.splitlines()[1:]) == [
         ["node1", "removed", "spare"], ["node2", "removed", "spare"]]  # fmt: skip

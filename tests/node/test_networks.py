@@ -209,6 +209,25 @@ def test_the_hosts_network_keeps_the_hosts_loopback_resolver(busybox, stub_resol
     assert "127.0.0.53" not in busybox.exec_out("b", "cat", "/etc/resolv.conf")
 
 
+def test_an_internal_network_joins_its_containers_and_nothing_else(busybox):
+    back = busybox.ok("network", "create", "back", "--subnet", free_subnet(), "--internal")
+    front = busybox.ok("network", "create", "front", "--subnet", free_subnet())
+    assert back["internal"] == "1" and front["internal"] == ""
+    addresses = json.loads(subprocess.check_output(["ip", "-j", "addr", "show", "dev", "bl-back"]))
+    assert addresses[0]["addr_info"] == [] and "UP" in addresses[0]["flags"]  # no address: this host is not on it
+    ping = ("--cap-add", "NET_RAW")
+    busybox.ok("container", "run", "-d", "--name", "db", "--network", "back", *ping, "bb", "sleep", "300")
+    busybox.ok("container", "run", "-d", "--name", "app", "--network", "back", "--network", "front", *ping, "bb",
+               "sleep", "300")  # fmt: skip
+    assert "1 packets received" in busybox.exec_out("app", "ping", "-c", "1", "-W", "2", "db")  # one another
+    assert busybox.cli("container", "exec", "db", "ping", "-c", "1", "-W", "1", back["gateway"]).returncode != 0
+    assert "default" not in busybox.exec_out("db", "ip", "route")  # no way out
+    assert busybox.exec_out("app", "ip", "route").startswith(f"default via {front['gateway']} dev eth1")
+    assert "internal" in busybox.cli("network", "list").stdout.splitlines()[1].split()
+    reply = busybox.call("container", "create", "--network", "back", "--add-host", "gw:host-gateway", "bb", "true")
+    assert not reply["ok"] and "network 'back' is internal" in reply["error"]["message"]
+
+
 def test_the_bridge_mac_stays_put_as_containers_come_and_go(busybox):
     """A bridge following its ports' MACs would strand neighbours' ARP entries for the gateway."""
     row = busybox.ok("network", "create", "farm", "--subnet", free_subnet())

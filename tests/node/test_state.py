@@ -24,8 +24,8 @@ def test_round_trip_is_semicolon_separated_with_header(root):
                                "created": "2026-01-01T00:00:00Z"})  # fmt: skip
     text = (root / "bridges.csv").read_text()
     assert text.splitlines() == [
-        "name;bridge;subnet;gateway;created;range;vxlan;peers;mtu",
-        "farm;bl-farm;10.1.0.0/24;10.1.0.1;2026-01-01T00:00:00Z;;;;",
+        "name;bridge;subnet;gateway;created;range;vxlan;peers;mtu;internal",
+        "farm;bl-farm;10.1.0.0/24;10.1.0.1;2026-01-01T00:00:00Z;;;;;",
     ]
     assert state.NETWORKS.find("farm")["gateway"] == "10.1.0.1"
 
