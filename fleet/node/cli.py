@@ -304,6 +304,8 @@ def _container_options(verb):
     _env_file_option(verb)
     verb.option("--volume", "-v", repeat=True, metavar="SRC:DST[:ro]",
                 help_text="a host path, or a named volume (an empty one gets the image's files)")  # fmt: skip
+    verb.option("--mount", repeat=True, metavar="KEY=VALUE,...",
+                help_text="Docker's form: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly]...")  # fmt: skip
     verb.option("--workdir", "-w", metavar="DIR", help_text="working directory inside")
     verb.option("--entrypoint", metavar="PROGRAM",
                 help_text="instead of the image's ENTRYPOINT and CMD ('': none, then COMMAND or CMD)")  # fmt: skip

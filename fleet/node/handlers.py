@@ -269,14 +269,24 @@ def _env(args):
     return [item for path in args.env_file for item in parse.env_file(path)] + list(args.env)
 
 
+def _mounts(args):
+    """--volume and --tmpfs values, those --mount gave (Docker's key=value form) after the others."""
+    from . import parse
+
+    given = [parse.mount(value) for value in args.mount]
+    volumes = list(args.volume) + [text for kind, text in given if kind == "volume"]
+    return volumes, list(args.tmpfs) + [text for kind, text in given if kind == "tmpfs"]
+
+
 def _create_options(args):
+    volumes, tmpfs = _mounts(args)
     return {
         "resources": _resources(args),
         "name": args.name,
         "network": args.network,
         "hostname": args.hostname,
         "env": _env(args),
-        "volume": args.volume,
+        "volume": volumes,
         "workdir": args.workdir,
         "user": args.user,
         "read_only": args.read_only,
@@ -292,7 +302,7 @@ def _create_options(args):
         "stop_timeout": args.stop_timeout,
         "ulimit": args.ulimit,
         "init": args.init,
-        "tmpfs": args.tmpfs,
+        "tmpfs": tmpfs,
         "labels": args.label,
         "dns": args.dns,
         "dns_search": args.dns_search,

@@ -172,6 +172,50 @@ def volume(value):
     return {"source": os.path.realpath(source), "target": target, "mode": mode}
 
 
+MOUNT_HELP = ("type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,volume-nocopy]"
+              "[,tmpfs-size=BYTES][,tmpfs-mode=OCTAL]")  # fmt: skip
+
+
+def mount(value):
+    """--mount, Docker's key=value form -> ("volume", a --volume value) or ("tmpfs", a --tmpfs value)."""
+    fields = {}
+    for item in value.split(","):
+        key, sep, setting = item.partition("=")
+        key = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}.get(key, key)
+        if not key or key in fields:
+            raise Invalid(f"invalid --mount {value!r}: {key or 'an empty key'} given twice or empty; use {MOUNT_HELP}")
+        fields[key] = setting if sep else "true"
+    kind, source, target = fields.pop("type", "volume"), fields.pop("source", ""), fields.pop("target", "")
+    flags = {key: _mount_flag(fields.pop(key), key, value) for key in ("readonly", "volume-nocopy") if key in fields}
+    tmpfs = {key: fields.pop(key) for key in ("tmpfs-size", "tmpfs-mode") if key in fields}
+    if fields:
+        raise Invalid(f"invalid --mount {value!r}: {sorted(fields)[0]!r} is not a key baleine takes; use {MOUNT_HELP}")
+    if kind not in ("bind", "volume", "tmpfs") or not target:
+        wrong = f"type {kind!r}" if target else "no target"
+        raise Invalid(f"invalid --mount {value!r}: {wrong}; use {MOUNT_HELP}")
+    if kind == "tmpfs":
+        if source or flags.get("volume-nocopy"):
+            raise Invalid(f"invalid --mount {value!r}: a tmpfs has no source and nothing to copy")
+        options = ",".join(f"{key.removeprefix('tmpfs-')}={setting}" for key, setting in tmpfs.items())
+        return "tmpfs", f"{target}:{options}" if options else target
+    if tmpfs:
+        raise Invalid(f"invalid --mount {value!r}: tmpfs-size and tmpfs-mode are for type=tmpfs")
+    if kind == "bind" and not source.startswith("/"):
+        raise Invalid(f"invalid --mount {value!r}: type=bind takes an absolute host path as its source")
+    if kind == "volume" and (not source or "/" in source):
+        raise Invalid(f"invalid --mount {value!r}: type=volume takes a volume name as its source")
+    options = [option for option, wanted in (("ro", "readonly"), ("nocopy", "volume-nocopy")) if flags.get(wanted)]
+    return "volume", ":".join([source, target, *([",".join(options)] if options else [])])
+
+
+def _mount_flag(setting, key, value):
+    if setting.lower() in ("true", "1", ""):
+        return True
+    if setting.lower() in ("false", "0"):
+        return False
+    raise Invalid(f"invalid --mount {value!r}: {key}={setting!r}; use {key}, {key}=true or {key}=false")
+
+
 def _container_path(path, what):
     """An absolute path inside the container, normalized, that a mount may cover."""
     import os

@@ -126,6 +126,8 @@ def bad_inputs(subnet, other, tiny):
         (("container", "create", "--network", "host", "--sysctl", "net.core.somaxconn=9", "bb"), "with --network host"),
         (("container", "create", "--shm-size", "lots", "bb"), "invalid --shm-size 'lots'"),
         (("container", "create", "--group-add", "a b", "bb"), "invalid --group-add 'a b'"),
+        (("container", "create", "--mount", "type=bind,src=/nonexistent-dir,dst=/x", "bb"), "does not exist"),
+        (("container", "create", "--mount", "type=volume,dst=/x", "bb"), "type=volume takes a volume name"),
         (("container", "create", "--oom-score-adj", "1001", "bb"), "invalid --oom-score-adj '1001': use a whole"),
         (("container", "create", "--oom-score-adj", "high", "bb"), "invalid --oom-score-adj 'high'"),
         (("container", "create", "--device", "/etc/hostname", "bb"), "is not a device node"),

@@ -136,6 +136,42 @@ def test_devices():
             parse.device(bad)
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("type=volume,src=data,dst=/data", ("volume", "data:/data")),
+        ("source=data,target=/d,volume-nocopy,ro=true", ("volume", "data:/d:ro,nocopy")),
+        ("type=bind,source=/srv/www,destination=/www,readonly", ("volume", "/srv/www:/www:ro")),
+        ("type=bind,src=/srv,dst=/srv,readonly=false", ("volume", "/srv:/srv")),
+        ("type=tmpfs,dst=/scratch,tmpfs-size=1048576,tmpfs-mode=1770", ("tmpfs", "/scratch:size=1048576,mode=1770")),
+        ("type=tmpfs,target=/run", ("tmpfs", "/run")),
+    ],
+)
+def test_docker_mounts_become_volumes_and_tmpfs(value, expected):
+    assert parse.mount(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("type=npipe,dst=/x", "type 'npipe'"),
+        ("src=data", "no target"),
+        ("dst=/x,dst=/y", "target given twice"),
+        ("type=bind,src=rel,dst=/x", "type=bind takes an absolute host path"),
+        ("type=volume,dst=/d", "type=volume takes a volume name"),
+        ("type=tmpfs,src=x,dst=/t", "a tmpfs has no source"),
+        ("type=bind,src=/srv,dst=/x,bind-propagation=shared", "'bind-propagation' is not a key baleine takes"),
+        ("src=d,dst=/d,readonly=maybe", "readonly='maybe'"),
+        ("src=d,dst=/d,tmpfs-size=1", "tmpfs-size and tmpfs-mode are for type=tmpfs"),
+    ],
+)
+def test_bad_docker_mounts_are_named(value, message):
+    with pytest.raises(
+        Invalid, match=f"invalid --mount {value!r}: .*{message}".replace("(", r"\(").replace("|", r"\|")
+    ):
+        parse.mount(value)
+
+
 def test_groups_and_oom_scores():
     assert parse.group("audio") == "audio" and parse.group("29") == "29"
     assert parse.oom_score_adj("-1000") == -1000 and parse.oom_score_adj("1000") == 1000

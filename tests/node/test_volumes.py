@@ -34,6 +34,19 @@ def test_a_named_volume_outlives_its_containers(busybox):
     assert busybox.ok("volume", "list") == [] and not (busybox.root / "volumes" / "data").exists()
 
 
+def test_docker_s_mount_form_is_a_volume_a_bind_or_a_tmpfs(busybox, tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("hi\n")
+    script = "cat /www/index.html; echo kept > /data/f; df -k /scratch | tail -1; touch /www/x 2>&1 | grep -c Read-only"
+    mounts = ("--mount", "type=volume,src=data,dst=/data",
+              "--mount", f"type=bind,source={tmp_path / 'site'},target=/www,readonly",
+              "--mount", "type=tmpfs,destination=/scratch,tmpfs-size=1048576")  # fmt: skip
+    done = busybox.cli("container", "run", "--rm", *mounts, "bb", "sh", "-c", script)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "hi" and lines[1].split()[1] == "1024" and lines[2] == "1", done.stdout + done.stderr
+    assert (busybox.root / "volumes" / "data" / "f").read_text() == "kept\n"
+
+
 def test_volume_create_list_rm_and_errors(busybox):
     assert busybox.ok("volume", "create", "empty")["bytes"] == 0
     assert busybox.call("volume", "create", "empty")["error"]["message"] == "volume 'empty' already exists"
