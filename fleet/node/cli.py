@@ -323,7 +323,8 @@ def _container_options(verb):
                 help_text="-1000 (never OOM-killed) to 1000 (first); below 0 needs CAP_SYS_RESOURCE")  # fmt: skip
     verb.option("--device", repeat=True, metavar="HOST[:CTR][:PERMS]",
                 help_text="a host device node in the container's /dev, e.g. /dev/fuse (PERMS: rwm)")  # fmt: skip
-    verb.option("--health-cmd", metavar="CMD", help_text="health probe, run as /bin/sh -c CMD by baleine check")
+    verb.option("--health-cmd", metavar="CMD",
+                help_text="probe run as /bin/sh -c CMD by check (default: the image's HEALTHCHECK)")  # fmt: skip
     verb.option("--health-interval", metavar="S", help_text="seconds between probes (default 30)")
     verb.option("--health-retries", metavar="N", help_text="failures in a row that make it unhealthy (default 3)")
     verb.option("--health-timeout", metavar="S", help_text="seconds before a probe counts as failed (default 10)")
