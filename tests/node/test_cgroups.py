@@ -1,3 +1,4 @@
+import errno
 import os
 import time
 
@@ -114,3 +115,22 @@ def test_create_survives_another_container_removing_the_empty_parent(tmp_path, m
     group = cgroups.Cgroup("c1", parent="p", layout=[(str(tmp_path), 1, frozenset({"memory"}))])
     group.create()
     assert (tmp_path / "p" / "c1").is_dir() and calls.count(str(tmp_path / "p" / "c1")) == 2  # tried again
+
+
+def test_kill_takes_a_cgroup_removed_meanwhile_for_empty(tmp_path, monkeypatch):
+    """`check` may empty and remove a dead container's cgroup while `rm --force` kills it: ENODEV means done."""
+    group = cgroups.Cgroup("c1", parent="p", layout=[(str(tmp_path), 2, frozenset({"memory"}))])
+    directory = tmp_path / "p" / "c1"
+    directory.mkdir(parents=True)
+    (directory / "cgroup.procs").write_text("4242\n")
+    (directory / "cgroup.kill").write_text("")
+    real_open = open
+
+    def removed_meanwhile(path, mode="r", *args, **kwargs):
+        if str(path).endswith("cgroup.kill"):
+            (directory / "cgroup.procs").unlink()  # the cgroup went, as rmdir takes its files
+            raise OSError(errno.ENODEV, "No such device", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cgroups, "open", removed_meanwhile, raising=False)
+    assert group.kill(timeout=2) is True
