@@ -962,15 +962,18 @@ def _unplug_live(row, changed, index):
 # ----------------------------------------------------------------- exec, logs, views
 
 
-def exec_command(ref, argv, capture=False, timeout=None, tty=False, user=None, env=(), workdir=None):
+def exec_command(ref, argv, capture=False, timeout=None, tty=False, user=None, env=(), workdir=None, audit=True):
     """Run argv in a running container; returns (exit code, stdout, stderr) (texts only if captured).
 
     tty: on a terminal of its own (not with capture). user, env, workdir: for
     this command only, instead of (env: on top of) the container's own.
+    audit: write an exec event, who ran what (check's health probes do not).
     """
     from . import launch
 
     row, config = _exec_target(ref, user, env, workdir)
+    if audit:
+        events.record("exec", row, command=list(argv), **({"user": user} if user else {}))
     if not capture:
         return launch.exec_in(int(row["pid"]), cgroup_of(row), config, list(argv), tty=tty), None, None
     import tempfile
@@ -991,6 +994,7 @@ def exec_detached(ref, argv, user=None, env=(), workdir=None):
     from . import launch
 
     row, config = _exec_target(ref, user, env, workdir)
+    events.record("exec", row, command=list(argv), detach=True, **({"user": user} if user else {}))
     log = os.path.join(directory(row), "log")
     pid = launch.exec_detached(int(row["pid"]), cgroup_of(row), config, list(argv), log)
     return {"name": row["name"], "pid": pid}

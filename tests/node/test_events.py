@@ -40,6 +40,18 @@ def test_a_container_s_life_is_recorded_with_who_did_what(busybox):
     assert text[6].split()[1:] == ["die", "web", "exit_code=137", "reason=killed", "by", "signal", "9"]
 
 
+def test_who_ran_what_in_a_container_is_recorded_but_not_check_s_probes(busybox):
+    busybox.env.update(USER="root", SUDO_USER="bob")
+    busybox.ok("container", "run", "-d", "--name", "box", "--health-cmd", "true", "--health-interval", "0", "bb",
+               "sleep", "300")  # fmt: skip
+    busybox.ok("container", "exec", "-u", "nobody", "box", "id", "-u")
+    busybox.ok("container", "exec", "-d", "box", "sleep", "1")
+    busybox.ok("check")  # its health probe runs through exec too: not a person's
+    execs = [event for event in busybox.ok("events", "box") if event["action"] == "exec"]
+    assert [(e["by"], e["command"], e.get("user"), e.get("detach")) for e in execs] == [
+        ("bob", ["id", "-u"], "nobody", None), ("bob", ["sleep", "1"], None, True)]  # fmt: skip
+
+
 def test_what_check_does_is_by_check(busybox):
     busybox.env["BALEINE_RESTART_BACKOFF"] = "2"
     busybox.ok("container", "run", "-d", "--name", "svc", "--restart", "on-failure", "bb", "sleep", "300")
