@@ -121,6 +121,7 @@ def _image_verbs(verbs):
     tagged.positional("source", help_text="image name")
     tagged.positional("name", help_text="the new image's name, e.g. web-v1")
     _leaf(verbs, "list", h.image_list, "list images")
+    verbs.alias("ls", "list")
     _names(_leaf(verbs, "rm", h.image_rm, "delete images no container uses"), "image names")
     _leaf(verbs, "prune", h.image_prune, "delete every image no container uses (created, running or exited)")
     _leaf(verbs, "inspect", h.image_inspect, "show everything known about an image").positional(
@@ -147,6 +148,7 @@ def _network_verbs(verbs):
     peers.positional("name", help_text="network name")
     peers.positional("peers", nargs="*", metavar="IP", help_text="the other hosts' addresses")
     _leaf(verbs, "list", h.network_list, "list networks with the number of containers attached")
+    verbs.alias("ls", "list")
     _names(_leaf(verbs, "rm", h.network_rm, "delete networks no container is attached to"), "network names")
     _leaf(verbs, "prune", h.network_prune, "delete every network no container is attached to (whatever its status)")
     _leaf(verbs, "inspect", h.network_inspect, "show a network and its containers").positional(
@@ -168,6 +170,7 @@ def _volume_verbs(verbs):
         "name", help_text="volume name"
     )
     _leaf(verbs, "list", h.volume_list, "list volumes: space used and the containers naming them")
+    verbs.alias("ls", "list")
     _names(_leaf(verbs, "rm", h.volume_rm, "delete volumes no container names, with what they hold"), "volume names")
     _leaf(verbs, "inspect", h.volume_inspect, "show a volume: its path, space used, containers").positional(
         "name", help_text="volume name"
@@ -393,6 +396,8 @@ def _container_verbs(verbs):
     logs.option("--follow", "-f", flag=True, help_text="keep printing until the container stops")
     logs.option("--tail", metavar="N", help_text="only the last N lines")
     listing = _leaf(verbs, "list", h.container_list, "list running containers (--all: every container)")
+    verbs.alias("ls", "list")
+    verbs.alias("ps", "list")
     listing.option("--all", "-a", flag=True, help_text="include created and exited containers")
     listing.option("--quiet", "-q", flag=True, help_text="only their names, one per line")
     listing.option("--size", "-s", flag=True, help_text="also the disk space each takes: its disk copy, its logs")

@@ -64,6 +64,7 @@ class Command:
         self.sections = [("options", [])]  # (title, [Option]) in help order
         self.positionals = []
         self.commands = {}
+        self.aliases = {}  # another name -> the command's own (Docker's habits: ls for list)
         self.exclusive = []
         self.version = None
         self.option("--help", "-h", flag=True, help_text="show this help and exit")
@@ -74,6 +75,10 @@ class Command:
         child = Command(f"{self.prog} {name}", help_text, description, handler, self.epilog)
         self.commands[name] = child
         return child
+
+    def alias(self, other, name):
+        """Let other name command name too (shown beside it in --help)."""
+        self.aliases[other] = name
 
     def section(self, title):
         """Options added after this appear under their own heading in --help."""
@@ -109,6 +114,7 @@ class Command:
             if not words:
                 node._fail(f"missing command: choose from {', '.join(node.commands)}")
             name, words = words[0], words[1:]
+            name = node.aliases.get(name, name)
             if name not in node.commands:
                 node._fail(f"unknown command {name!r}: choose from {', '.join(node.commands)}")
             node = node.commands[name]
@@ -211,7 +217,7 @@ class Command:
     # ------------------------------------------------------------ help
 
     def help_text(self):
-        blocks = [("commands", [(name, child.help) for name, child in self.commands.items()]),
+        blocks = [("commands", [(self._named(name), child.help) for name, child in self.commands.items()]),
                   ("arguments", [(p.metavar, p.help) for p in self.positionals])]  # fmt: skip
         blocks += [(title, [(o.usage(), o.help) for o in options]) for title, options in self.sections]
         blocks = [(title, rows) for title, rows in blocks if rows]
@@ -222,6 +228,9 @@ class Command:
         if self.epilog:
             lines.append(self.epilog)
         return "\n".join(lines).rstrip("\n") + "\n"
+
+    def _named(self, name):
+        return ", ".join([name, *(other for other, own in self.aliases.items() if own == name)])
 
     def _usage(self):
         parts = [self.prog]

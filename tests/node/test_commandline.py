@@ -90,6 +90,16 @@ def test_help_lists_verbs_options_and_their_metavars(capsys):
     assert capsys.readouterr().out.startswith("baleine ")
 
 
+def test_ls_and_ps_are_list_as_in_docker(capsys):
+    assert parse("container", "ls", "-aq").handler.__name__ == "container_list"
+    assert parse("container", "ps", "--all").all is True
+    for kind in ("image", "network", "volume"):
+        assert parse(kind, "ls").handler.__name__ == f"{kind}_list"
+    with pytest.raises(SystemExit):
+        parse("container", "--help")
+    assert "  list, ls, ps " in capsys.readouterr().out
+
+
 def test_list_help_names_every_filter_key(capsys):
     from fleet.node.filters import KEYS
 
