@@ -17,15 +17,12 @@ ADDED, CHANGED, DELETED = "A", "C", "D"
 def diff(ref):
     """[{"kind": A|C|D, "path"}] of container ref against its image, in path order."""
     import json
-    import shutil
-    import tempfile
 
-    from . import images, state
+    from . import images
     from .commit import consistent_disk
     from .containers import read_config
 
-    work = tempfile.mkdtemp(prefix=f".build-diff-{os.getpid()}-", dir=state.path("images"))
-    try:
+    with images.build_dir("diff") as work:
         found = os.path.join(work, "changes.json")
         top, base = os.path.join(work, "container"), os.path.join(work, "image")
         os.mkdir(top)
@@ -42,8 +39,6 @@ def diff(ref):
             images.with_mounts(mounts, compare_and_save, "compare the container's files with its image's")
         with open(found, encoding="utf-8") as handle:
             return [{"kind": kind, "path": path} for kind, path in json.load(handle)]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def compare(base, top, shift=0):

@@ -17,7 +17,6 @@ from .containers import (
     refuse_if_busy,
     refuse_if_half_created,
 )
-from .errors import Conflict
 
 
 def commit(ref, image_name):
@@ -28,8 +27,7 @@ def commit(ref, image_name):
         row = current(ref)
         refuse_if_busy(row)
         refuse_if_half_created(row)
-        if state.IMAGES.find(image_name):
-            raise Conflict(f"image {image_name!r} already exists (remove it first: baleine image rm {image_name})")
+        images.refuse_taken(image_name)
         if row["status"] != RUNNING:
             held = hold_disk(row, shared=True)  # no start nor cp while it is copied
     try:
@@ -42,12 +40,8 @@ def commit(ref, image_name):
 
 
 def _commit(row, image_name, frozen):
-    import shutil
-    import tempfile
-
     config = read_config(row)
-    work = tempfile.mkdtemp(prefix=f".build-{image_name}-{os.getpid()}-", dir=state.path("images"))
-    try:
+    with images.build_dir(image_name) as work:
         staged = os.path.join(work, "image.ext4")
         if frozen:
             copy_frozen(row, staged)
@@ -65,8 +59,6 @@ def _commit(row, image_name, frozen):
             image_config["Healthcheck"] = to_image(config["health"])
         source = f"commit:{row['name']} (from {row['image']})"
         return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager

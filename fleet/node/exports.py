@@ -13,7 +13,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 
 from . import images, imports, state
 from .errors import Invalid
@@ -33,8 +32,7 @@ def export(name, destination, fmt="docker-archive", tag=None):
     row = images.get(name)
     target = _writable_file(destination)
     tag = tag or f"localhost/{name}:latest"
-    work = tempfile.mkdtemp(prefix=f".build-export-{os.getpid()}-", dir=state.path("images"))
-    try:
+    with images.build_dir("export") as work:
         layer = os.path.join(work, "layer.tar")
         mount_point = os.path.join(work, "rootfs")
         os.mkdir(mount_point)
@@ -47,10 +45,6 @@ def export(name, destination, fmt="docker-archive", tag=None):
         entries = (_docker_entries if fmt == "docker-archive" else _oci_entries)(config, layer, diff_id, tag)
         _write_outer(entries, target)
         return {"name": name, "format": fmt, "tag": tag, "config": "sha256:" + _sha256(config), "layer": diff_id}
-    finally:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def export_container(ref, destination):
@@ -59,13 +53,11 @@ def export_container(ref, destination):
     destination: a path (replaced whole, or left as it was), or '-' for stdout.
     A running container is frozen while its disk is copied, as for commit.
     """
-    import shutil
 
     from .commit import consistent_disk
 
     target = _writable_file(destination)
-    work = tempfile.mkdtemp(prefix=f".build-export-{os.getpid()}-", dir=state.path("images"))
-    try:
+    with images.build_dir("export") as work:
         mount_point = os.path.join(work, "rootfs")
         os.mkdir(mount_point)
         with consistent_disk(ref, work) as (row, disk, copied):
@@ -79,8 +71,6 @@ def export_container(ref, destination):
                 except OSError as error:
                     raise Invalid(f"cannot write {target}: {error.strerror or error}") from None
         return {"name": row["name"], "file": target or "-"}
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _tar_mounted(disk, mount_point, out, read_only):

@@ -52,12 +52,18 @@ def image_import(args):
 
 def image_export(args):
     from . import exports
+
+    _refuse_json_with_stdout(args, "archive")
+    result = exports.export(args.name, args.file, args.format, args.tag)
+    return Reply(result, None if args.file == "-" else f"{args.file}: {result['format']} {result['tag']}")
+
+
+def _refuse_json_with_stdout(args, what):
+    """FILE '-' writes the stream on stdout, where --json's one object would go too."""
     from .errors import Invalid
 
     if args.file == "-" and getattr(args, "json", False):
-        raise Invalid("--json and FILE '-' both want stdout: write the archive to a file, or drop --json")
-    result = exports.export(args.name, args.file, args.format, args.tag)
-    return Reply(result, None if args.file == "-" else f"{args.file}: {result['format']} {result['tag']}")
+        raise Invalid(f"--json and FILE '-' both want stdout: write the {what} to a file, or drop --json")
 
 
 def image_send(args):
@@ -525,10 +531,8 @@ def container_diff(args):
 
 def container_export(args):
     from . import exports
-    from .errors import Invalid
 
-    if args.file == "-" and getattr(args, "json", False):
-        raise Invalid("--json and FILE '-' both want stdout: write the tar to a file, or drop --json")
+    _refuse_json_with_stdout(args, "tar")
     done = exports.export_container(args.name, args.file)
     return Reply(done, None if args.file == "-" else f"{args.file}: the files of {done['name']}")
 

@@ -5,6 +5,7 @@ It is built in a work directory under images/ and renamed into place only
 when complete, so a failed or interrupted build registers nothing.
 """
 
+import contextlib
 import json
 import os
 
@@ -17,6 +18,28 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 SOURCE_HELP = (
     "busybox | debootstrap:SUITE[,variant=V][,include=a+b][,mirror=URL] | a directory | a .tar/.tar.gz root filesystem"
 )
+
+
+@contextlib.contextmanager
+def build_dir(label):
+    """A scratch directory beside the images for one build, removed after, whatever happens.
+
+    The builder's pid in its name lets check tell a live build from an abandoned one.
+    """
+    import shutil
+    import tempfile
+
+    work = tempfile.mkdtemp(prefix=f".build-{label}-{os.getpid()}-", dir=state.path("images"))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def refuse_taken(name):
+    """Conflict if an image is called name already."""
+    if state.IMAGES.find(name):
+        raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
 
 
 def image_file(name):
@@ -47,26 +70,18 @@ def config(name):
 
 def create(name, size_text, source):
     """Build image `name` of `size_text` bytes from `source`; returns its row."""
-    import shutil
 
     parse.name(name, "image name")
     size = parse.size(size_text, "image size", minimum=MIN_SIZE)
     if not source:
         raise Invalid(f"missing --from: use {SOURCE_HELP}")
     state.ensure_layout()
-    if state.IMAGES.find(name):
-        raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
-    import tempfile
-
-    # The builder's pid in the name lets check tell a live build from an abandoned one.
-    work = tempfile.mkdtemp(prefix=f".build-{name}-{os.getpid()}-", dir=state.path("images"))
-    try:
+    refuse_taken(name)
+    with build_dir(name) as work:
         rootfs, image_config, label = populate(source, work)
         staged = os.path.join(work, "image.ext4")
         make_filesystem(rootfs, staged, size)
         return register(name, staged, image_config, label)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def populate(source, work):
@@ -96,13 +111,11 @@ def populate(source, work):
 
 def import_archive(source, name=None, tag=None, size_text=None):
     """Flatten a docker-archive or OCI archive (a path, or '-' for stdin) into image `name`."""
-    import tempfile
 
     from . import archive, imports
 
     state.ensure_layout()
-    work = tempfile.mkdtemp(prefix=f".build-import-{os.getpid()}-", dir=state.path("images"))
-    try:
+    with build_dir("import") as work:
         path = _spool_stdin(work) if source == "-" else source
         if not os.path.isfile(path):
             raise Invalid(f"no such archive file {source!r}")
@@ -110,8 +123,7 @@ def import_archive(source, name=None, tag=None, size_text=None):
         try:
             chosen, image = imports.choose(imports.candidates(archived), tag)
             name = parse.name(name or _name_from_reference(chosen), "image name")
-            if state.IMAGES.find(name):
-                raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
+            refuse_taken(name)
             rootfs = os.path.join(work, "rootfs")
             os.mkdir(rootfs, 0o755)
             tree = archive.Tree(rootfs)
@@ -126,10 +138,6 @@ def import_archive(source, name=None, tag=None, size_text=None):
         staged = os.path.join(work, "image.ext4")
         make_filesystem(rootfs, staged, size)
         return register(name, staged, image_config, f"import:{chosen or os.path.basename(source)}")
-    finally:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _spool_stdin(work):
@@ -365,20 +373,13 @@ def tag(source, name):
     The copy is a file of its own: either name can be removed, or given to
     containers, without the other.
     """
-    import shutil
-    import tempfile
-
     parse.name(name, "image name")
     row = get(source)
-    if state.IMAGES.find(name):
-        raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
-    work = tempfile.mkdtemp(prefix=f".build-{name}-{os.getpid()}-", dir=state.path("images"))
-    try:
+    refuse_taken(name)
+    with build_dir(name) as work:
         staged = os.path.join(work, "image.ext4")
         copy_file(image_file(source), staged)
         return register(name, staged, config(source), f"image:{source}", digest=row["digest"])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def copy_to(name, target):

@@ -23,7 +23,7 @@ import os
 import struct
 
 from . import parse, state
-from .errors import BaleineError, Conflict, Invalid
+from .errors import BaleineError, Invalid
 
 MAGIC = b"BALEINE-IMAGE/1 "
 FRAME = struct.Struct(">QQ")
@@ -116,26 +116,19 @@ def read_header(source):
 
 def receive(source):
     """Read a stream from the binary file `source` and register the image; returns its row."""
-    import shutil
-    import tempfile
-
     from . import images
 
     meta = read_header(source)
     name = meta["name"]
     state.ensure_layout()
-    if state.IMAGES.find(name):
-        raise Conflict(f"image {name!r} already exists (remove it first: baleine image rm {name})")
-    work = tempfile.mkdtemp(prefix=f".build-{name}-{os.getpid()}-", dir=state.path("images"))
-    try:
+    images.refuse_taken(name)
+    with images.build_dir(name) as work:
         staged = os.path.join(work, "image.ext4")
         digest = write_frames(source, staged, meta["size"])
         if f"sha256:{digest}" != meta["digest"]:
             raise BaleineError(f"image {name!r} arrived damaged: sha256 {digest}, expected {meta['digest']}")
         label = meta.get("source") or "received"
         return images.register(name, staged, meta.get("config") or {}, label, digest=meta["digest"])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_frames(source, target, size):
