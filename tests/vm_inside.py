@@ -114,6 +114,21 @@ def devices_cannot_be_made():
     assert done.returncode != 0 and "not permitted" in done.stderr, done.stderr
 
 
+def devices_are_filtered_even_with_mknod():
+    """The BPF device filter: what the v1 devices cgroup would refuse, live update included."""
+    done = cli("container", "run", "--rm", "--cap-add", "MKNOD", "bb", "mknod", "/dev/disk", "b", "8", "0")
+    assert done.returncode != 0 and "not permitted" in done.stderr, done.stderr
+    script = ": < /dev/lc && echo read; : > /dev/lc"  # loop-control: opening it does nothing
+    done = cli("container", "run", "--rm", "--device", "/dev/loop-control:/dev/lc:r", "bb", "sh", "-c", script)
+    assert done.stdout == "read\n" and "not permitted" in done.stderr, done.stdout + done.stderr
+    ok("container", "run", "-d", "--name", "d", "--device-deny", "c 1:7 w", "bb", "sleep", "300")
+    done = cli("container", "exec", "d", "sh", "-c", "echo x > /dev/full")
+    assert "not permitted" in done.stderr, done.stderr
+    ok("container", "update", "d", "--device-allow", "c 1:5 r")  # the rules given replace the deny
+    done = cli("container", "exec", "d", "sh", "-c", "echo x > /dev/full")
+    assert "No space left" in done.stderr, done.stderr
+
+
 def update_and_stats_on_v2():
     ok("container", "run", "-d", "--name", "u", "--memory", "32M", "bb", "sleep", "300")
     ok("container", "update", "u", "--memory", "64M", "--cpus", "1")
@@ -144,7 +159,8 @@ def main():
     print(f"setup: image create exit {done.returncode} {done.stderr.strip()}", flush=True)
     for function in (controllers_are_enabled_for_containers, memory_limit_and_oom, pids_limit_holds_a_fork_bomb,
                      cpus_cap_cpu_time, cpuset_pins, io_write_bps_throttles, devices_cannot_be_made,
-                     update_and_stats_on_v2, pause_freezes_through_cgroup_freeze, nothing_left_behind):  # fmt: skip
+                     devices_are_filtered_even_with_mknod, update_and_stats_on_v2, pause_freezes_through_cgroup_freeze,
+                     nothing_left_behind):  # fmt: skip
         check(function)
     print(f"vm: {results.count(True)} passed, {results.count(False)} failed", flush=True)
 

@@ -15,6 +15,7 @@ import time
 from .errors import BaleineError, Missing
 
 DEFAULT_PARENT = "baleine"
+DEVICE_FILTER = "(device filter)"  # limits.device_writes' pseudo-file on v2: the rules for devicefilter.py
 V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 
 
@@ -93,8 +94,11 @@ class Cgroup:
         raise Missing(f"this host has no {controller or 'cgroup v2'} cgroup controller mounted")
 
     def apply(self, writes):
-        """Write [(controller, file, value)] (see limits.writes)."""
+        """Write [(controller, file, value)] (see limits.writes); attach the v2 device filter they carry."""
         for controller, name, value in writes:
+            if name == DEVICE_FILTER:
+                self._filter_devices(*value)
+                continue
             optional = name.endswith("?")
             target = os.path.join(self.path_for(controller), name.rstrip("?"))
             if optional and not os.path.exists(target):
@@ -106,6 +110,16 @@ class Cgroup:
                 raise Missing(f"this kernel has no {name} (needed for that limit)") from None
             except OSError as error:
                 raise BaleineError(f"the kernel refused {value} in {name}: {error.strerror}") from None
+
+    def _filter_devices(self, allow, deny):
+        from . import devicefilter
+
+        try:
+            devicefilter.attach(self.path_for(None), allow, deny)
+        except OSError as error:
+            raise BaleineError(
+                f"cannot attach the device filter (a BPF program) to the cgroup: {error.strerror}"
+            ) from None
 
     def read(self, controller, name, default=None):
         """A cgroup file's text, or default when the host lacks it."""

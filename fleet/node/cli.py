@@ -193,8 +193,10 @@ def _limit_options(verb):
         verb.option(f"--io-{name}", repeat=True, metavar="[DEV:]RATE",
                     help_text=f"{what} per second; without DEV, on its own disk")  # fmt: skip
     verb.option("--device-allow", repeat=True, metavar="RULE",
-                help_text="also allow a device, e.g. 'c 10:200 rwm' (cgroup v1)")  # fmt: skip
-    verb.option("--device-deny", repeat=True, metavar="RULE", help_text="deny a device (cgroup v1)")
+                help_text="also allow a device: TYPE MAJ:MIN ACCESS, e.g. 'c 10:200 rwm' (types a b c)")  # fmt: skip
+    verb.option(
+        "--device-deny", repeat=True, metavar="RULE", help_text="take access off an allowed device, e.g. 'c 1:3 w'"
+    )
 
 
 def _names(verb, what):

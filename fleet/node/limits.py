@@ -10,6 +10,7 @@ import os
 import re
 
 from . import parse
+from .cgroups import DEVICE_FILTER
 from .errors import Invalid
 
 DEFAULT_PIDS = 2048
@@ -208,16 +209,18 @@ def io_writes(limits, version, disk):
 
 
 def device_writes(limits, version, devices=()):
-    """v1 devices rules: deny all, allow our /dev nodes and --device ones, then the user's rules. None on v2.
+    """Device rules: deny all, allow our /dev nodes and --device ones, then the user's allow and deny rules.
 
-    cgroup v2 has no devices file (it takes a BPF program): there the container
-    has no CAP_MKNOD, its own minimal /dev and a disk mounted nodev instead.
+    v1 takes them as writes to devices.deny and devices.allow, in that order.
+    v2 has no such files: one pseudo-write, DEVICE_FILTER, carries (allow, deny)
+    for Cgroup.apply to attach as a BPF program deciding the same (devicefilter.py).
     """
-    if version == 2:
-        return []
     extra = limits.get("devices", {})
-    out = [("devices", "devices.deny", "a")]
     passed = [f"{node['type']} {node['major']}:{node['minor']} {node['access']}" for node in devices]
-    out += [("devices", "devices.allow", rule) for rule in (*DEFAULT_DEVICES, *passed, *extra.get("allow", []))]
-    out += [("devices", "devices.deny", rule) for rule in extra.get("deny", [])]
+    allow, deny = (*DEFAULT_DEVICES, *passed, *extra.get("allow", [])), tuple(extra.get("deny", []))
+    if version == 2:
+        return [(None, DEVICE_FILTER, (allow, deny))]
+    out = [("devices", "devices.deny", "a")]
+    out += [("devices", "devices.allow", rule) for rule in allow]
+    out += [("devices", "devices.deny", rule) for rule in deny]
     return out

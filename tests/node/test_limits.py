@@ -2,8 +2,8 @@
 
 import pytest
 
-from fleet.node import cgroups, limits
-from fleet.node.errors import Invalid, Missing
+from fleet.node import cgroups, devicefilter, limits
+from fleet.node.errors import BaleineError, Invalid, Missing
 
 
 def test_shares_to_weight_maps_ends_and_defaults():
@@ -57,16 +57,37 @@ def test_io_limits_default_to_the_containers_disk():
     ]
 
 
-def test_device_rules_v1_deny_all_but_our_nodes_and_none_on_v2():
+def test_device_rules_deny_all_but_our_nodes_as_v1_files_or_one_v2_filter():
     wanted = limits.from_options(device_allow=["c 10:200 rwm"], device_deny=["c 1:9 rwm"])
     rules = limits.device_writes(wanted, 1)
     assert rules[0] == ("devices", "devices.deny", "a")
     assert ("devices", "devices.allow", "c 1:3 rwm") in rules and ("devices", "devices.allow", "c 10:200 rwm") in rules
     assert rules[-1] == ("devices", "devices.deny", "c 1:9 rwm")
-    assert limits.device_writes(wanted, 2) == []
+    [(controller, name, (allow, deny))] = limits.device_writes(wanted, 2)
+    assert (controller, name) == (None, cgroups.DEVICE_FILTER)
+    assert allow == (*limits.DEFAULT_DEVICES, "c 10:200 rwm") and deny == ("c 1:9 rwm",)
     fuse = {"type": "c", "major": 10, "minor": 229, "access": "r"}
     assert ("devices", "devices.allow", "c 10:229 r") in limits.device_writes({}, 1, [fuse])
-    assert limits.device_writes({}, 2, [fuse]) == []
+    assert limits.device_writes({}, 2, [fuse])[0][2] == ((*limits.DEFAULT_DEVICES, "c 10:229 r"), ())
+
+
+def test_apply_attaches_the_device_filter_to_the_v2_directory(tmp_path, monkeypatch):
+    attached = []
+    monkeypatch.setattr(devicefilter, "attach", lambda path, allow, deny: attached.append((path, allow, deny)))
+    group = cgroups.Cgroup("c1", parent="p", layout=[(str(tmp_path / "devices"), 1, frozenset({"devices"})),
+                                                     (str(tmp_path / "unified"), 2, frozenset())])  # fmt: skip
+    (tmp_path / "unified/p/c1").mkdir(parents=True)
+    group.apply([*limits.device_writes({}, 2), (None, "pids.max", 5)])
+    assert (tmp_path / "unified/p/c1/pids.max").read_text() == "5"
+    assert attached == [(str(tmp_path / "unified/p/c1"), limits.DEFAULT_DEVICES, ())]
+    assert not (tmp_path / "unified/p/c1" / cgroups.DEVICE_FILTER).exists()
+
+    def refuse(*_args):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(devicefilter, "attach", refuse)
+    with pytest.raises(BaleineError, match=r"cannot attach the device filter .*: Operation not permitted"):
+        group.apply(limits.device_writes({}, 2))
 
 
 @pytest.mark.parametrize(
