@@ -103,6 +103,23 @@ def _image_verbs(verbs):
     imported.option("--name", help_text="image name (default: from the archive's tag, e.g. webfx-1)")
     imported.option("--tag", metavar="REF", help_text="which image, when the archive holds several")
     imported.option("--size", help_text="file size (default: the files plus half again plus 16M)")
+    pulled = _leaf(
+        verbs, "pull", h.image_pull,
+        "make an image of one in a registry (Docker Hub, GHCR, a private one; layers flattened)",
+        "Fetch the manifest (an index: this host's platform), then stream the config and\n"
+        "each layer, every digest checked, into one ext4 image file. Examples:\n"
+        "  baleine image pull nginx:1.27-alpine\n"
+        "  baleine image pull ghcr.io/org/app:2 --name app --username bot --password-stdin < token\n"
+        "  baleine image pull registry.lan:5000/web@sha256:<64 hex> --insecure",
+    )  # fmt: skip
+    pulled.positional("reference", metavar="REF", help_text="[REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST]")
+    pulled.option("--name", help_text="image name (default: from REF, e.g. nginx-1.27-alpine)")
+    pulled.option("--size", help_text="file size (default: the files plus half again plus 16M)")
+    pulled.option("--platform", metavar="OS/ARCH[/VARIANT]", help_text="from an index (default: this host's)")
+    pulled.option("--username", help_text="log in as this user (anonymous by default)")
+    pulled.option("--password-stdin", flag=True, help_text="read the password or token from stdin's first line")
+    pulled.option("--insecure", flag=True,
+                  help_text="plain HTTP, or HTTPS unchecked (loopback registries are so already)")  # fmt: skip
     exported = _leaf(verbs, "export", h.image_export, "write an image as a one-layer docker-archive or OCI archive")
     exported.positional("name", help_text="image name")
     exported.positional("file", metavar="FILE|-", help_text="where to write it; - for stdout")

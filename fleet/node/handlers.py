@@ -50,6 +50,30 @@ def image_import(args):
     return Reply(images.describe(row), row["name"])
 
 
+def image_pull(args):
+    from . import images
+    from .errors import Invalid
+
+    if args.password_stdin and not args.username:
+        raise Invalid("--password-stdin needs --username: the registry login's name")
+    password = _password_from_stdin() if args.password_stdin else None
+    _interruptible()
+    row = images.pull(args.reference, args.name, args.size, args.platform, args.username, password, args.insecure)
+    return Reply(images.describe(row), row["name"])
+
+
+def _password_from_stdin():
+    """The first line on stdin, as `docker login --password-stdin` reads it."""
+    import sys
+
+    from .errors import Invalid
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise Invalid("--password-stdin read no password: pipe it in, e.g. < token-file")
+    return password
+
+
 def image_export(args):
     from . import exports
 

@@ -111,8 +111,7 @@ def populate(source, work):
 
 def import_archive(source, name=None, tag=None, size_text=None):
     """Flatten a docker-archive or OCI archive (a path, or '-' for stdin) into image `name`."""
-
-    from . import archive, imports
+    from . import imports
 
     state.ensure_layout()
     with build_dir("import") as work:
@@ -124,20 +123,56 @@ def import_archive(source, name=None, tag=None, size_text=None):
             chosen, image = imports.choose(imports.candidates(archived), tag)
             name = parse.name(name or _name_from_reference(chosen), "image name")
             refuse_taken(name)
-            rootfs = os.path.join(work, "rootfs")
-            os.mkdir(rootfs, 0o755)
-            tree = archive.Tree(rootfs)
-            try:
-                image_config = imports.apply(archived, image, tree)
-            finally:
-                tree.close()
+            rootfs, image_config = _flatten(work, archived, image)
         finally:
             archived.close()
-        used = tree_bytes(rootfs)
-        size = parse.size(size_text, "image size", minimum=MIN_SIZE) if size_text else _roomy(used)
-        staged = os.path.join(work, "image.ext4")
-        make_filesystem(rootfs, staged, size)
-        return register(name, staged, image_config, f"import:{chosen or os.path.basename(source)}")
+        return _register_tree(
+            work, rootfs, name, size_text, image_config, f"import:{chosen or os.path.basename(source)}"
+        )
+
+
+def pull(text, name=None, size_text=None, platform_text=None, username=None, password=None, insecure=False):
+    """Make image `name` of a registry's image (its layers flattened), as `image import` does of an archive."""
+    from . import imports, registry
+
+    reference = registry.Reference(text)
+    wanted = registry.platform(platform_text)
+    name = parse.name(name or reference.short_name(), "image name")
+    if size_text:
+        parse.size(size_text, "image size", minimum=MIN_SIZE)  # refused before anything is fetched
+    refuse_taken(name)
+    state.ensure_layout()
+    client = registry.Client(reference, username, password, insecure)
+    with build_dir("pull") as work:
+        try:
+            manifest, digest = registry.resolve(client, wanted)
+            rootfs, image_config = _flatten(work, registry.Blobs(client), imports.image_of(manifest))
+        finally:
+            client.close()
+        pinned = reference if reference.digest else f"{reference}@{digest}"
+        return _register_tree(work, rootfs, name, size_text, image_config, f"pull:{pinned}")
+
+
+def _flatten(work, source, image):
+    """(rootfs, image config): the image's layers applied in order under work/rootfs, digests checked."""
+    from . import archive, imports
+
+    rootfs = os.path.join(work, "rootfs")
+    os.mkdir(rootfs, 0o755)
+    tree = archive.Tree(rootfs)
+    try:
+        return rootfs, imports.apply(source, image, tree)
+    finally:
+        tree.close()
+
+
+def _register_tree(work, rootfs, name, size_text, image_config, label):
+    """The image file of rootfs (sized to fit unless --size said), registered under name."""
+    used = tree_bytes(rootfs)
+    size = parse.size(size_text, "image size", minimum=MIN_SIZE) if size_text else _roomy(used)
+    staged = os.path.join(work, "image.ext4")
+    make_filesystem(rootfs, staged, size)
+    return register(name, staged, image_config, label)
 
 
 def _spool_stdin(work):

@@ -109,7 +109,7 @@ def _docker_entry(source, entry):
 def _oci_entries(source, index, seen):
     found = []
     for descriptor in index.get("manifests", []):
-        name = _blob(descriptor["digest"])
+        name = blob_name(descriptor["digest"])
         if name in seen:
             raise Invalid(f"the archive's indexes loop through {descriptor['digest']}")
         document = source.json(name, descriptor["digest"])
@@ -117,16 +117,20 @@ def _oci_entries(source, index, seen):
             found += _oci_entries(source, document, [*seen, name])
             continue
         tags = [descriptor.get("annotations", {}).get(key) for key in REF_NAMES]
-        image = {
-            "config": _blob(document["config"]["digest"]),
-            "config_digest": document["config"]["digest"],
-            "layers": [(_blob(layer["digest"]), layer["digest"]) for layer in document["layers"]],
-        }
-        found.append(([tag for tag in tags if tag][:1], image))
+        found.append(([tag for tag in tags if tag][:1], image_of(document)))
     return found
 
 
-def _blob(digest):
+def image_of(manifest):
+    """What apply takes from an image manifest: the config and the layers, as blob names with their digests."""
+    return {
+        "config": blob_name(manifest["config"]["digest"]),
+        "config_digest": manifest["config"]["digest"],
+        "layers": [(blob_name(layer["digest"]), layer["digest"]) for layer in manifest["layers"]],
+    }
+
+
+def blob_name(digest):
     algorithm, _, hexdigest = digest.partition(":")
     if algorithm != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
         raise Invalid(f"unsupported or malformed digest {digest!r}")

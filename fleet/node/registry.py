@@ -1,0 +1,317 @@
+"""Images from a registry: the read side of the OCI distribution API, standard library only.
+
+`image pull REF` asks the registry for REF's manifest (following an index to
+this host's platform), then streams the config and each layer through the same
+code that imports archives (imports.apply): every digest is checked, layers are
+flattened as they arrive, nothing is kept but the finished ext4 file.
+
+Authentication as registries ask for it: anonymous or with --username and a
+password, a Bearer token fetched from the realm the registry names (Docker
+Hub, GHCR, Quay, the distribution registry with token auth) or Basic.
+Redirects (blobs served from a CDN) are followed without our credentials.
+"""
+
+import base64
+import hashlib
+import json
+import re
+import urllib.parse
+
+from .errors import BaleineError, Invalid, Missing
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+ACCEPTED = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+DOCKER_HUB, DOCKER_HUB_API = "docker.io", "registry-1.docker.io"
+MAX_MANIFEST = 4 << 20  # bytes: a manifest is JSON naming blobs, never large
+# Go's names for this machine, as image indexes give platforms.
+ARCHITECTURES = {"x86_64": ("amd64", None), "aarch64": ("arm64", None), "armv7l": ("arm", "v7"),
+                 "ppc64le": ("ppc64le", None), "s390x": ("s390x", None), "riscv64": ("riscv64", None)}  # fmt: skip
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.?)+(?::\d{1,5})?|\[[0-9a-fA-F:]+\](?::\d{1,5})?")
+REFERENCE_HELP = "[REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], e.g. busybox, nginx:1.27, ghcr.io/org/app:2"
+
+
+class Reference:
+    """A parsed image reference, with Docker's defaults: docker.io, library/, latest."""
+
+    def __init__(self, text):
+        rest, _, digest = text.partition("@")
+        if digest and not _DIGEST.fullmatch(digest):
+            raise Invalid(f"invalid image reference {text!r}: the digest must be sha256: and 64 hex digits")
+        head, slash, tail = rest.rpartition("/")
+        repository, colon, tag = tail.partition(":")
+        path = f"{head}{slash}{repository}"
+        first, _, remainder = path.partition("/")
+        if remainder and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+            domain, path = first, remainder
+        else:
+            domain = DOCKER_HUB
+        if domain == DOCKER_HUB and "/" not in path:
+            path = f"library/{path}"
+        if not _DOMAIN.fullmatch(domain) or not _REPOSITORY.fullmatch(path) or (colon and not _TAG.fullmatch(tag)):
+            raise Invalid(f"invalid image reference {text!r}: use {REFERENCE_HELP}")
+        self.text, self.domain, self.repository = text, domain, path
+        self.tag = tag or (None if digest else "latest")
+        self.digest = digest or None
+
+    @property
+    def host(self):
+        """Where the API answers (Docker Hub's is not docker.io)."""
+        return DOCKER_HUB_API if self.domain == DOCKER_HUB else self.domain
+
+    @property
+    def loopback(self):
+        import ipaddress
+
+        hostname = self.domain[1 : self.domain.index("]")] if self.domain.startswith("[") else self.domain.split(":")[0]
+        try:
+            return ipaddress.ip_address(hostname).is_loopback
+        except ValueError:
+            return hostname == "localhost"
+
+    def __str__(self):
+        return f"{self.domain}/{self.repository}" + (f":{self.tag}" if self.tag else "") + (
+            f"@{self.digest}" if self.digest else "")  # fmt: skip
+
+    def short_name(self):
+        """A default image name: 'nginx:1.27' -> 'nginx-1.27', 'busybox' -> 'busybox', digests by 12 hex."""
+        last = self.repository.rsplit("/", 1)[-1]
+        if self.digest:
+            return f"{last}-{self.digest[7:19]}"
+        return last if self.tag == "latest" else f"{last}-{self.tag}"
+
+
+def platform(text=None):
+    """(os, architecture, variant) wanted: --platform OS/ARCH[/VARIANT], or this host's."""
+    if text is None:
+        import os
+
+        architecture, variant = ARCHITECTURES.get(os.uname().machine, (os.uname().machine, None))
+        return "linux", architecture, variant
+    parts = text.split("/")
+    if not 2 <= len(parts) <= 3 or not all(re.fullmatch(r"[a-z0-9_]+", part) for part in parts):
+        raise Invalid(f"invalid --platform {text!r}: use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm/v7")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+class Client:
+    """One registry, one repository: HTTP(S) with kept-alive connections, auth as challenged."""
+
+    def __init__(self, reference, username=None, password=None, insecure=False):
+        self.reference = reference
+        self.credentials = (username, password) if username else None
+        self.insecure = insecure or reference.loopback
+        self.scheme = "https"
+        self.authorization = None
+        self.connections = {}
+
+    def close(self):
+        for connection in self.connections.values():
+            connection.close()
+        self.connections.clear()
+
+    def url(self, path):
+        return f"{self.scheme}://{self.reference.host}/v2/{self.reference.repository}/{path}"
+
+    def get(self, path, what, accept=None):
+        """The response to GET /v2/<repository>/<path>, authenticated, redirects followed; errors explained.
+
+        what: how an error names what was asked for, e.g. "manifest busybox:1".
+        """
+        headers = {"Accept": accept} if accept else {}
+        response = self._get(self.url(path), headers)
+        if response.status == 401:  # the first request, or a token that expired during a long pull
+            self.authorization = self._authorize(response)
+            response = self._get(self.url(path), headers)
+        if response.status == 401:
+            raise BaleineError(f"registry {self.reference.domain} refused {self._who()}: {_errors(response)}")
+        if response.status == 404:
+            raise Missing(f"no {what} on {self.reference.domain}: {_errors(response)}")
+        if response.status != 200:
+            raise BaleineError(f"registry {self.reference.domain} answered {response.status} {response.reason} "
+                               f"for {what}: {_errors(response)}")  # fmt: skip
+        return response
+
+    def _who(self):
+        return f"user {self.credentials[0]!r}" if self.credentials else "anonymous pulls (give --username)"
+
+    def _get(self, url, headers, hops=0):
+        import http.client
+
+        parts = urllib.parse.urlsplit(url)
+        sent = dict(headers)
+        if self.authorization and parts.netloc == self.reference.host:  # never to a CDN we were sent to
+            sent["Authorization"] = self.authorization
+        connection = self._connection(parts.scheme, parts.netloc)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection.request("GET", target, headers=sent)
+            response = connection.getresponse()
+        except (OSError, http.client.HTTPException) as error:
+            self.connections.pop((parts.scheme, parts.netloc), None)
+            if parts.netloc == self.reference.host and self.scheme == "https" and self.insecure and hops == 0:
+                self.scheme = "http"  # as Docker does for an insecure (or loopback) registry
+                return self._get(url.replace("https://", "http://", 1), headers)
+            raise BaleineError(f"cannot reach registry {parts.netloc}: {error}") from None
+        if response.status in (301, 302, 303, 307, 308):
+            location = urllib.parse.urljoin(url, response.getheader("Location", ""))
+            _drain(response)
+            if hops >= 5 or not location.startswith(("https://", "http://")):
+                raise BaleineError(f"registry {self.reference.domain} redirects too often for {parts.path}")
+            return self._get(location, headers, hops + 1)
+        return response
+
+    def _connection(self, scheme, netloc):
+        import http.client
+
+        key = (scheme, netloc)
+        if key not in self.connections:
+            if scheme == "https":
+                import ssl
+
+                context = ssl.create_default_context()
+                if self.insecure:
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                self.connections[key] = http.client.HTTPSConnection(netloc, timeout=60, context=context)
+            else:
+                self.connections[key] = http.client.HTTPConnection(netloc, timeout=60)
+        return self.connections[key]
+
+    def _authorize(self, response):
+        """The Authorization header the registry's challenge asks for."""
+        challenge = response.getheader("WWW-Authenticate", "")
+        _drain(response)
+        scheme, _, rest = challenge.partition(" ")
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        basic = None
+        if self.credentials:
+            basic = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
+        if scheme.lower() == "basic":
+            if basic is None:
+                raise BaleineError(f"registry {self.reference.domain} wants a login: give --username "
+                                   "and --password-stdin")  # fmt: skip
+            return basic
+        if scheme.lower() != "bearer" or "realm" not in fields:
+            raise BaleineError(f"registry {self.reference.domain} asks for an unknown kind of login: {challenge!r}")
+        return "Bearer " + self._token(fields, basic)
+
+    def _token(self, fields, basic):
+        query = {"service": fields.get("service"), "scope": f"repository:{self.reference.repository}:pull"}
+        realm = fields["realm"] + "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        parts = urllib.parse.urlsplit(realm)
+        if parts.scheme != "https" and not self.insecure:
+            raise BaleineError(f"registry {self.reference.domain} sends logins to {realm}, which is not https")
+        connection = self._connection(parts.scheme, parts.netloc)
+        try:
+            connection.request("GET", f"{parts.path}?{parts.query}", headers={"Authorization": basic} if basic else {})
+            answer = connection.getresponse()
+            body = answer.read(1 << 20)
+        except OSError as error:
+            self.connections.pop((parts.scheme, parts.netloc), None)
+            raise BaleineError(f"cannot reach the login service {parts.netloc}: {error}") from None
+        if answer.status != 200:
+            raise BaleineError(f"the login service of {self.reference.domain} refused {self._who()}: "
+                               f"{answer.status} {answer.reason}")  # fmt: skip
+        try:
+            document = json.loads(body)
+            return document.get("token") or document["access_token"]
+        except (ValueError, KeyError, AttributeError):
+            raise BaleineError(f"the login service of {self.reference.domain} sent no token") from None
+
+    def manifest(self, reference):
+        """(media type, document, digest) of a manifest or index, its digest checked."""
+        response = self.get(f"manifests/{reference}", f"manifest {self.reference}", ACCEPTED)
+        body = response.read(MAX_MANIFEST + 1)
+        if len(body) > MAX_MANIFEST:
+            raise Invalid(f"the manifest of {self.reference} is over {MAX_MANIFEST >> 20} MiB: not an image manifest")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        claimed = reference if reference.startswith("sha256:") else response.getheader("Docker-Content-Digest")
+        if claimed and claimed != digest:
+            raise Invalid(f"digest mismatch for the manifest of {self.reference}: {claimed} claimed, {digest} sent")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise Invalid(f"the manifest of {self.reference} is not JSON") from None
+        media_type = document.get("mediaType") or response.getheader("Content-Type", "").split(";")[0]
+        return media_type, document, digest
+
+
+def resolve(client, wanted):
+    """(image manifest, digest of what the reference names): an index is followed to the wanted platform.
+
+    The digest is the index's when there is one, as Docker records it: pulling
+    REPOSITORY@that digest later gives the same image again.
+    """
+    reference = client.reference
+    media_type, document, digest = client.manifest(reference.digest or reference.tag)
+    if media_type in (OCI_INDEX, DOCKER_LIST) or "manifests" in document:
+        chosen = choose_platform(document.get("manifests", []), wanted, reference)
+        media_type, document, _ = client.manifest(chosen)
+    if document.get("schemaVersion") == 1 or "config" not in document or "layers" not in document:
+        raise Invalid(f"{reference} has a manifest baleine cannot read ({media_type or 'no media type'}): "
+                      "only OCI and Docker schema 2 images")  # fmt: skip
+    return document, digest
+
+
+def choose_platform(descriptors, wanted, reference):
+    """The digest of the index entry for (os, architecture, variant); an error listing those there are."""
+    system, architecture, variant = wanted
+    offered = []
+    for descriptor in descriptors:
+        found = descriptor.get("platform") or {}
+        if found.get("architecture") == "unknown":  # attestations (buildkit) ride along in indexes
+            continue
+        offered.append("/".join(filter(None, (found.get("os"), found.get("architecture"), found.get("variant")))))
+        if (found.get("os"), found.get("architecture")) == (system, architecture) and (
+            variant is None or found.get("variant") in (variant, None)
+        ):
+            return descriptor["digest"]
+    wanted_text = "/".join(filter(None, wanted))
+    raise Missing(f"{reference} has no image for {wanted_text} (it has: {', '.join(offered) or 'none'}); "
+                  "choose with --platform")  # fmt: skip
+
+
+class Blobs:
+    """A registry's blobs as imports.apply reads an archive's: json(name, digest) and open(name)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def open(self, name):
+        digest = "sha256:" + name.rsplit("/", 1)[-1]  # imports.blob_name's, back to the digest
+        return self.client.get(f"blobs/{digest}", f"blob {digest} of {self.client.reference}")
+
+    def json(self, name, digest=None):
+        response = self.open(name)
+        data = response.read(MAX_MANIFEST + 1)
+        _drain(response)
+        found = "sha256:" + hashlib.sha256(data).hexdigest()
+        if digest and digest != found:
+            raise Invalid(f"digest mismatch for the image config {digest}: the registry sent {found}")
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise Invalid(f"the image config {digest} is not JSON") from None
+
+
+def _drain(response):
+    """Read what is left of a response, so the kept-alive connection can carry the next request."""
+    while response.read(1 << 16):
+        pass
+
+
+def _errors(response):
+    """The registry's own words: the messages of its JSON error body, or the HTTP reason."""
+    try:
+        body = json.loads(response.read(1 << 16) or b"{}")
+        _drain(response)
+        messages = [f"{e.get('code', '')} {e.get('message', '')}".strip() for e in body.get("errors", [])]
+    except (ValueError, AttributeError):
+        messages = []
+    return "; ".join(messages) or f"{response.status} {response.reason}"

@@ -1,0 +1,193 @@
+"""image pull from a real registry (distribution 2.8 on loopback): trees, platforms, logins, refusals."""
+
+import hashlib
+import ipaddress
+import json
+import subprocess
+
+import pytest
+import registry
+from tarfiles import layer_bytes
+from test_imports import EXPECTED, image_tree
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with registry.running(tmp_path / "registry") as running:
+        yield running
+
+
+def pull(node, *args, password=None):
+    """baleine --json image pull ARGS; the parsed reply (password: given on stdin)."""
+    done = subprocess.run(node.argv("--json", "image", "pull", *args), env=node.env, capture_output=True, text=True,
+                          input=password and password + "\n", timeout=120)  # fmt: skip
+    reply = json.loads(done.stdout)
+    reply["exit"] = done.returncode
+    return reply
+
+
+def test_a_pulled_image_is_the_imported_tree_and_runs(node, hub, tmp_path, podman_archives):
+    hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "farm/webfx:1")
+    reply = pull(node, f"{hub.address}/farm/webfx:1")
+    assert reply["ok"], reply
+    item = reply["data"]
+    assert item["name"] == "webfx-1"
+    source, _, digest = item["source"].partition("@")
+    assert source == f"pull:{hub.address}/farm/webfx:1" and digest.startswith("sha256:")
+    assert image_tree(node, "webfx-1", tmp_path / "tree") == EXPECTED
+    config = node.ok("image", "inspect", "webfx-1")["config"]
+    assert config["Cmd"] == ["httpd", "-f", "-p", "8080", "-h", "/www"] and "GREETING=bonjour" in config["Env"]
+    done = node.cli("container", "run", "--rm", "webfx-1", "sh", "-c", "cat index.html; echo $GREETING")
+    assert done.stdout == "hello from layer\nbonjour\n", done.stderr
+    # The digest recorded pins it: the same image again, by digest.
+    again = pull(node, f"{hub.address}/farm/webfx@{digest}")
+    assert again["ok"] and again["data"]["name"] == f"webfx-{digest[7:19]}", again
+    assert again["data"]["source"] == f"pull:{hub.address}/farm/webfx@{digest}"
+
+
+def platform_image(directory, architectures):
+    """An OCI layout whose index has one image per architecture, each with /arch naming it."""
+    blobs, manifests = {}, []
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[f"blobs/sha256/{digest}"] = data
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    for architecture in architectures:
+        raw = layer_bytes([("arch", "file", architecture + "\n")])
+        layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(raw)}
+        config = blob(json.dumps({"os": "linux", "architecture": architecture, "config": {"Cmd": ["sh"]},
+                                  "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())  # fmt: skip
+        config["mediaType"] = "application/vnd.oci.image.config.v1+json"
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": config, "layers": [layer]}  # fmt: skip
+        manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          **blob(json.dumps(manifest).encode()),
+                          "platform": {"os": "linux", "architecture": architecture}})  # fmt: skip
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+    top = {"schemaVersion": 2, "manifests": [{"mediaType": index["mediaType"], **blob(json.dumps(index).encode()),
+                                              "annotations": {"org.opencontainers.image.ref.name": "1"}}]}  # fmt: skip
+    files = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(top).encode(), **blobs}
+    for name, data in files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(data)
+    return directory
+
+
+def test_an_index_gives_this_hosts_platform_or_the_one_asked(node, hub, tmp_path):
+    layout = platform_image(tmp_path / "layout", ["arm64", "amd64"])
+    hub.push(f"oci:{layout}:1", "multi:1", "--all")
+    assert pull(node, f"{hub.address}/multi:1", "--name", "here")["ok"]
+    assert (image_file(node, "here", tmp_path / "here") / "arch").read_text() == "amd64\n"
+    assert pull(node, f"{hub.address}/multi:1", "--name", "arm", "--platform", "linux/arm64")["ok"]
+    assert (image_file(node, "arm", tmp_path / "arm") / "arch").read_text() == "arm64\n"
+    reply = pull(node, f"{hub.address}/multi:1", "--platform", "linux/s390x")
+    assert reply["error"]["message"] == (
+        f"{hub.address}/multi:1 has no image for linux/s390x (it has: linux/arm64, linux/amd64); choose with --platform"
+    )
+
+
+def image_file(node, name, destination):
+    destination.mkdir()
+    subprocess.run(["debugfs", "-R", f"rdump / {destination}", str(node.root / "images" / f"{name}.ext4")],
+                   check=True, capture_output=True)  # fmt: skip
+    return destination
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_logins_as_the_registry_asks(node, tmp_path, auth, podman_archives):
+    with registry.running(tmp_path / "registry", auth) as hub:
+        hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        user, password = hub.credentials
+        before = node.state_files()
+        anonymous = pull(node, f"{hub.address}/webfx:1")
+        wrong = pull(node, f"{hub.address}/webfx:1", "--username", user, "--password-stdin", password="nope")
+        assert node.state_files() == before and anonymous["exit"] != 0 and wrong["exit"] != 0
+        if auth == "basic":
+            assert anonymous["error"]["message"] == (
+                f"registry {hub.address} wants a login: give --username and --password-stdin"
+            )
+            assert wrong["error"]["message"].startswith(f"registry {hub.address} refused user 'puller': UNAUTHORIZED")
+        else:
+            assert anonymous["error"]["message"] == (
+                f"the login service of {hub.address} refused anonymous pulls (give --username): 401 Unauthorized"
+            )
+            assert wrong["error"]["message"] == f"the login service of {hub.address} refused user 'puller': " + (
+                "401 Unauthorized"
+            )
+        hub.tokens and hub.tokens.asked.clear()
+        reply = pull(node, f"{hub.address}/webfx:1", "--username", user, "--password-stdin", password=password)
+        assert reply["ok"] and reply["data"]["name"] == "webfx-1", reply
+        if auth == "token":  # asked once, for pulling this repository only
+            [(path, _authorization)] = hub.tokens.asked
+            assert f"service=registry-{hub.port}" in path and "scope=repository%3Awebfx%3Apull" in path
+
+
+@pytest.fixture
+def lan_address(subnet):
+    """An address of this test's private network namespace that is not loopback: on a bridge of its own."""
+    address = str(next(ipaddress.ip_network(subnet).hosts()))
+    subprocess.run(["ip", "link", "add", "reg0", "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "reg0"], check=True)
+        subprocess.run(["ip", "link", "set", "reg0", "up"], check=True)
+        yield address
+    finally:
+        subprocess.run(["ip", "link", "del", "reg0"], check=True)
+
+
+def test_https_certificates_are_checked_unless_insecure(node, tmp_path, lan_address, podman_archives):
+    with registry.running(tmp_path / "registry", host=lan_address, tls=True) as hub:
+        hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        reply = pull(node, f"{hub.address}/webfx:1")
+        message = reply["error"]["message"]
+        assert message.startswith(f"cannot reach registry {hub.address}: [SSL: CERTIFICATE_VERIFY_FAILED]"), message
+        assert list((node.root / "images").iterdir()) == []
+        reply = pull(node, f"{hub.address}/webfx:1", "--insecure")
+        assert reply["ok"] and reply["data"]["name"] == "webfx-1", reply
+
+
+def test_refusals_name_the_problem_and_change_nothing(node, hub, tmp_path, podman_archives):
+    hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+    node.ok("image", "create", "taken", "--size", "16M", "--from", "busybox")
+    before = node.state_files()
+    dead = f"127.0.0.1:{registry.free_port()}"
+    for args, message in [
+        (
+            (f"{hub.address}/webfx:2",),
+            f"no manifest {hub.address}/webfx:2 on {hub.address}: MANIFEST_UNKNOWN manifest unknown",
+        ),
+        (
+            (f"{hub.address}/nothing:1",),
+            f"no manifest {hub.address}/nothing:1 on {hub.address}: MANIFEST_UNKNOWN manifest unknown",
+        ),
+        ((f"{dead}/webfx:1",), f"cannot reach registry {dead}"),
+        ((f"{hub.address}/webfx:1", "--name", "taken"), "image 'taken' already exists"),
+        ((f"{hub.address}/webfx:1", "--platform", "linux"), "invalid --platform 'linux': use OS/ARCH[/VARIANT]"),
+        ((f"{hub.address}/webfx:1", "--size", "1K"), "invalid image size '1K': must be at least 8M"),
+        ((f"{hub.address}/Web:1",), f"invalid image reference '{hub.address}/Web:1': use [REGISTRY/]REPOSITORY"),
+        (("webfx@sha256:abc",), "invalid image reference 'webfx@sha256:abc': the digest must be sha256: and 64 hex"),
+        ((f"{hub.address}/webfx:1", "--password-stdin"), "--password-stdin needs --username"),
+    ]:
+        reply = pull(node, *args)
+        assert not reply["ok"] and reply["exit"] != 0, args
+        assert reply["error"]["message"].startswith(message), (args, reply["error"]["message"])
+    assert node.state_files() == before
+    assert sorted(p.name for p in (node.root / "images").iterdir()) == ["taken.ext4", "taken.json"]
+
+
+def test_a_layer_spoiled_in_the_registry_is_named(node, hub, podman_archives):
+    hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+    blobs = sorted((hub.directory / "storage").rglob("blobs/sha256/*/*/data"), key=lambda p: p.stat().st_size)
+    biggest = blobs[-1]  # the busybox layer
+    data = bytearray(biggest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    biggest.write_bytes(bytes(data))
+    reply = pull(node, f"{hub.address}/webfx:1")
+    message = reply["error"]["message"]  # skopeo gzipped the layers: gzip's CRC may speak before the digest
+    assert message.startswith(("layer blobs/sha256/", "digest mismatch for layer blobs/sha256/")), message
+    assert "is corrupt: CRC check failed" in message or "its content is" in message, message
+    assert list((node.root / "images").iterdir()) == []

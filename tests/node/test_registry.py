@@ -1,0 +1,93 @@
+"""Image references, platforms and index choices, without a registry (test_pull.py has the real one)."""
+
+import pytest
+
+from fleet.node import registry
+from fleet.node.errors import Invalid, Missing
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "domain", "host", "repository", "tag", "digest", "name"),
+    [
+        ("busybox", "docker.io", "registry-1.docker.io", "library/busybox", "latest", None, "busybox"),
+        ("nginx:1.27-alpine", "docker.io", "registry-1.docker.io", "library/nginx", "1.27-alpine", None,
+         "nginx-1.27-alpine"),
+        ("bitnami/redis:7", "docker.io", "registry-1.docker.io", "bitnami/redis", "7", None, "redis-7"),
+        ("docker.io/library/busybox", "docker.io", "registry-1.docker.io", "library/busybox", "latest", None,
+         "busybox"),
+        ("ghcr.io/org/team/app:2", "ghcr.io", "ghcr.io", "org/team/app", "2", None, "app-2"),
+        ("localhost:5000/web", "localhost:5000", "localhost:5000", "web", "latest", None, "web"),
+        ("localhost/web:1", "localhost", "localhost", "web", "1", None, "web-1"),
+        (f"registry.lan:5000/web@{DIGEST}", "registry.lan:5000", "registry.lan:5000", "web", None, DIGEST,
+         "web-abababababab"),
+        (f"web:3@{DIGEST}", "docker.io", "registry-1.docker.io", "library/web", "3", DIGEST, "web-abababababab"),
+        ("[::1]:5000/a_b__c-d.e", "[::1]:5000", "[::1]:5000", "a_b__c-d.e", "latest", None, "a_b__c-d.e"),
+    ],
+)  # fmt: skip
+def test_references_take_dockers_defaults(text, domain, host, repository, tag, digest, name):
+    reference = registry.Reference(text)
+    assert (reference.domain, reference.host, reference.repository) == (domain, host, repository)
+    assert (reference.tag, reference.digest, reference.short_name()) == (tag, digest, name)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Busybox", "use [REGISTRY/]REPOSITORY"),
+        ("busybox:", "use [REGISTRY/]REPOSITORY"),
+        ("busybox:-x", "use [REGISTRY/]REPOSITORY"),
+        ("a//b", "use [REGISTRY/]REPOSITORY"),
+        ("ghcr.io/", "use [REGISTRY/]REPOSITORY"),
+        ("web__-x", "use [REGISTRY/]REPOSITORY"),
+        ("web@sha256:AB", "the digest must be sha256: and 64 hex digits"),
+        ("web@md5:" + "a" * 32, "the digest must be sha256: and 64 hex digits"),
+        ("", "use [REGISTRY/]REPOSITORY"),
+    ],
+)
+def test_bad_references_are_refused_by_name(text, message):
+    with pytest.raises(Invalid, match=f"invalid image reference {text!r}: .*"):
+        registry.Reference(text)
+    with pytest.raises(Invalid) as refused:
+        registry.Reference(text)
+    assert message in str(refused.value)
+
+
+def test_loopback_registries_are_insecure_as_in_docker():
+    loopback = ("localhost:5000/a", "127.0.0.1:5000/a", "127.8.0.1/a", "[::1]:5000/a")
+    assert all(registry.Reference(text).loopback for text in loopback)
+    elsewhere = ("busybox", "ghcr.io/a/b", "10.0.0.1:5000/a", "127.example.com/a")
+    assert not any(registry.Reference(text).loopback for text in elsewhere)
+
+
+def test_platforms(monkeypatch):
+    assert registry.platform("linux/arm/v7") == ("linux", "arm", "v7")
+    assert registry.platform("linux/amd64") == ("linux", "amd64", None)
+    for bad in ("linux", "linux/amd64/v3/x", "Linux/AMD64", "linux//v7"):
+        with pytest.raises(Invalid, match="use OS/ARCH"):
+            registry.platform(bad)
+    monkeypatch.setattr("os.uname", lambda: type("U", (), {"machine": "aarch64"})())
+    assert registry.platform() == ("linux", "arm64", None)
+
+
+INDEX = [
+    {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}},
+    {"digest": "sha256:att", "platform": {"os": "unknown", "architecture": "unknown"}},  # an attestation
+    {"digest": "sha256:v6", "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
+    {"digest": "sha256:v7", "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+    {"digest": "sha256:arm64", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+]
+
+
+def test_the_index_entry_for_the_platform():
+    reference = registry.Reference("busybox")
+    assert registry.choose_platform(INDEX, ("linux", "amd64", None), reference) == "sha256:amd"
+    assert registry.choose_platform(INDEX, ("linux", "arm", "v7"), reference) == "sha256:v7"
+    assert registry.choose_platform(INDEX, ("linux", "arm64", None), reference) == "sha256:arm64"
+    with pytest.raises(Missing) as missing:
+        registry.choose_platform(INDEX, ("linux", "s390x", None), reference)
+    assert str(missing.value) == (
+        "docker.io/library/busybox:latest has no image for linux/s390x "
+        "(it has: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8); choose with --platform"
+    )
