@@ -83,10 +83,10 @@ def result_rows(outcomes, describe=lambda value: "ok"):
     return rows
 
 
-def each_host(hosts, parallel, timeout, as_json, args, describe=lambda value: "ok"):
-    """Run one helper verb on every host; a HOST | RESULT table."""
+def each_host(hosts, parallel, timeout, as_json, args, describe=lambda value: "ok", stdin=None):
+    """Run one helper verb on every host (stdin: bytes each one reads); a HOST | RESULT table."""
     with open_fleet(hosts, parallel, timeout) as fleet:
-        outcomes = fleet.each(lambda session: client.call(session, *args))
+        outcomes = fleet.each(lambda session: client.call(session, *args, stdin=stdin))
     finish(outcomes, as_json, ("HOST", "RESULT"), result_rows(outcomes, describe))
 
 

@@ -1,4 +1,4 @@
-"""`invoke image.push|rm|prune|list`: image files on many hosts."""
+"""`invoke image.push|pull|rm|prune|list`: image files on many hosts."""
 
 from invoke import Collection, task
 
@@ -47,6 +47,54 @@ def _source(fleet, name, from_):
     return outcome.value
 
 
+PASSWORD_VARIABLE = "BALEINE_REGISTRY_PASSWORD"
+
+
+@task(
+    help=helps(
+        reference="[REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], e.g. nginx:1.27-alpine",
+        name="image name (default: from the reference, e.g. nginx-1.27-alpine)",
+        platform="OS/ARCH[/VARIANT] from an index (default: each host's own)",
+        username=f"log in as this user; the password or token from ${PASSWORD_VARIABLE}, else asked for",
+        insecure="plain HTTP, or HTTPS with an unchecked certificate",
+        size="image file size (default: the files plus half again plus 16M)",
+    )
+)
+@fleet_task
+def pull(c, reference, hosts, name=None, platform=None, username=None, insecure=False, size=None, json_=False,
+         parallel=32, timeout=3600):  # fmt: skip
+    """Each host pulls an image from a registry itself; the digest each got, to compare."""
+    args = ["image", "pull", reference]
+    for flag, value in (("--name", name), ("--platform", platform), ("--size", size), ("--username", username)):
+        if value:
+            args += [flag, value]
+    if insecure:
+        args.append("--insecure")
+    password = None
+    if username:
+        args.append("--password-stdin")
+        password = (_registry_password(username) + "\n").encode()
+    each_host(hosts, parallel, timeout, json_, args, _pulled, stdin=password)
+
+
+def _registry_password(username):
+    """The registry password: from the environment (scripts, CI), else asked on the terminal."""
+    import os
+    import sys
+
+    if os.environ.get(PASSWORD_VARIABLE):
+        return os.environ[PASSWORD_VARIABLE]
+    if not sys.stdin.isatty():
+        raise FleetError(f"--username {username}: set ${PASSWORD_VARIABLE}, or run from a terminal to be asked")
+    import getpass
+
+    return getpass.getpass(f"registry password for {username}: ")
+
+
+def _pulled(row):
+    return f"{row['name']}: {row['source'].rpartition('@')[2][:19]}"
+
+
 @task(help=helps(name="image name"))
 @fleet_task
 def rm(c, name, hosts, json_=False, parallel=32, timeout=120):
@@ -70,4 +118,4 @@ def _pruned(removed):
     return f"removed {', '.join(item['name'] for item in removed)} (freed {freed})"
 
 
-namespace = Collection("image", push, rm, prune, list=images)
+namespace = Collection("image", push, pull, rm, prune, list=images)

@@ -426,3 +426,26 @@ def test_an_unreachable_host_is_a_row_and_the_others_still_answer(fleet_lab):
     lab.up(directory=str(fleet_lab.dir), say=lambda _text: None)  # restarts node3's sshd
     code, reply = fleet_lab.invoke_json("ps", "--hosts", "node3")
     assert code == 0 and [row["name"] for row in reply["data"]] == ["lonely"]
+
+
+def test_image_pull_on_each_host_with_a_login(fleet_lab, tmp_path, podman_archives):
+    import registry
+
+    # On the lab bridge's gateway: the one address of this machine every node reaches.
+    with registry.running(tmp_path / "registry", "basic", host=fleet_lab.record["gateway"]) as hub:
+        hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        user, password = hub.credentials
+        pull = ("image.pull", f"{hub.address}/webfx:1", "--hosts", "node1,node2", "--insecure", "--username", user)
+        asked = fleet_lab.invoke(*pull)  # no $BALEINE_REGISTRY_PASSWORD, no terminal to ask on
+        assert asked.returncode == 2 and "set $BALEINE_REGISTRY_PASSWORD" in asked.stderr, asked.stderr
+        wrong = fleet_lab.invoke(*pull, env={"BALEINE_REGISTRY_PASSWORD": "nope"})
+        assert wrong.returncode == 1 and wrong.stdout.count(f"refused user '{user}'") == 2, wrong.stdout
+        done = fleet_lab.invoke(*pull, env={"BALEINE_REGISTRY_PASSWORD": password})
+        assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["node1", "webfx-1:"], ["node2", "webfx-1:"]]
+    assert rows[0][2] == rows[1][2] and rows[0][2].startswith("sha256:")  # the same digest on both
+    code, reply = fleet_lab.invoke_json("images", "--hosts", "node1,node2")
+    pulled = [row for row in reply["data"] if row["name"] == "webfx-1"]
+    assert code == 0 and [row["host"] for row in pulled] == ["node1", "node2"]
+    fleet_lab.ok("image.rm", "webfx-1", "--hosts", "node1,node2")
