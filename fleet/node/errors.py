@@ -70,3 +70,28 @@ class StartFailed(BaleineError):
     def __init__(self, message, exit_status=125):
         super().__init__(message)
         self.exit_status = exit_status
+
+
+def try_each(names, act):
+    """[act(name) for each name], every one tried, as `docker rm a b c` does; one error for all that failed.
+
+    The error says how many failed, the first reason and what was done; it
+    carries every failure in its details, and the first one's code and exit status.
+    """
+    done, failed = [], []
+    for name in names:
+        try:
+            done.append(act(name))
+        except BaleineError as error:
+            failed.append((name, error))
+    if not failed:
+        return done
+    first = failed[0][1]
+    summary = f"{len(failed)} of {len(names)} failed: {first.message}"
+    error = BaleineError(
+        summary + (f" (done: {', '.join(data['name'] for data in done)})" if done else ""),
+        done=[data["name"] for data in done],
+        failed=[{"name": name, "message": problem.message, "code": problem.code} for name, problem in failed],
+    )
+    error.code, error.exit_status = first.code, first.exit_status
+    raise error

@@ -428,31 +428,21 @@ def container_restart(args):
 
 
 def container_prune(_args):
-    from . import containers
+    from . import prune
 
-    stopped = [item["name"] for item in containers.list_all(include_stopped=True) if item["status"] != "running"]
-    removed = _try_each(stopped, containers.remove)
+    removed = prune.stopped_containers()
     return Reply(removed, "\n".join(item["name"] for item in removed))
 
 
 def prune(args):
     """Containers that do not run and networks no container is on; images and volumes when asked."""
-    from . import containers, images, networks, state, volumes
+    from . import prune
     from .parse import human_size
 
-    def remove_container(name):
-        freed = sum(containers.space_used(containers.current(name)).values())
-        return {**containers.remove(name), "freed": freed}
-
-    rows = containers.reconcile(state.CONTAINERS.read())
-    stopped = [row["name"] for row in rows if row["status"] != containers.RUNNING]
-    removed = {"containers": _try_each(stopped, remove_container), "networks": networks.prune()}
-    removed["images"] = images.prune() if args.images else []  # after the containers: they freed their images
-    removed["volumes"] = volumes.prune() if args.volumes else []
-    freed = sum(item.get("freed", 0) for items in removed.values() for item in items)
-    lines = [f"{kind[:-1]} {item['name']}" for kind, items in removed.items() for item in items]
-    lines.append(f"freed {human_size(freed)}" if lines else "nothing to remove")
-    return Reply({**removed, "freed": freed}, "\n".join(lines))
+    removed = prune.everything(args.images, args.volumes)
+    lines = [f"{kind[:-1]} {item['name']}" for kind, items in removed.items() if kind != "freed" for item in items]
+    lines.append(f"freed {human_size(removed['freed'])}" if lines else "nothing to remove")
+    return Reply(removed, "\n".join(lines))
 
 
 def container_wait(args):
@@ -480,31 +470,10 @@ def _each(names, act, text=lambda data: data["name"]):
     if len(names) == 1:
         data = act(names[0])
         return Reply(data, text(data))
-    done = _try_each(names, act)
+    from .errors import try_each
+
+    done = try_each(names, act)
     return Reply(done, "\n".join(text(data) for data in done))
-
-
-def _try_each(names, act):
-    """[act(name) for each name], every one tried; one error for all that failed (see _each)."""
-    from .errors import BaleineError
-
-    done, failed = [], []
-    for name in names:
-        try:
-            done.append(act(name))
-        except BaleineError as error:
-            failed.append((name, error))
-    if not failed:
-        return done
-    first = failed[0][1]
-    summary = f"{len(failed)} of {len(names)} failed: {first.message}"
-    error = BaleineError(
-        summary + (f" (done: {', '.join(data['name'] for data in done)})" if done else ""),
-        done=[data["name"] for data in done],
-        failed=[{"name": name, "message": problem.message, "code": problem.code} for name, problem in failed],
-    )
-    error.code, error.exit_status = first.code, first.exit_status
-    raise error
 
 
 def container_inspect(args):

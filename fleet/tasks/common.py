@@ -72,6 +72,16 @@ def finish(outcomes, as_json, columns=None, rows=None, data=None, what="hosts"):
         raise Exit(code=1)
 
 
+def removed_text(names, freed=None, nothing="nothing to remove"):
+    """The RESULT of a prune on one host: what went, and the space that freed when known."""
+    if not names:
+        return nothing
+    from ..node.parse import human_size
+
+    text = f"removed {', '.join(names)}"
+    return text if freed is None else f"{text} (freed {human_size(freed)})"
+
+
 def result_rows(outcomes, describe=lambda value: "ok"):
     """HOST | RESULT rows for verbs whose answer is short (start, stop, rm...)."""
     rows = []

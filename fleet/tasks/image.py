@@ -4,7 +4,7 @@ from invoke import Collection, task
 
 from .. import images as pushing
 from ..errors import FleetError
-from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows
+from .common import each_host, finish, fleet_task, helps, open_fleet, removed_text, result_rows
 from .views import images
 
 
@@ -110,12 +110,9 @@ def prune(c, hosts, json_=False, parallel=32, timeout=120):
 
 
 def _pruned(removed):
-    from ..node.parse import human_size
-
-    if not removed:
-        return "no image to remove"
-    freed = human_size(sum(item["freed"] for item in removed))
-    return f"removed {', '.join(item['name'] for item in removed)} (freed {freed})"
+    return removed_text(
+        [item["name"] for item in removed], sum(item["freed"] for item in removed), "no image to remove"
+    )
 
 
 namespace = Collection("image", push, pull, rm, prune, list=images)

@@ -2,7 +2,7 @@
 
 from invoke import Collection, task
 
-from .common import each_host, fleet_task, helps
+from .common import each_host, fleet_task, helps, removed_text
 from .views import networks
 
 
@@ -32,7 +32,7 @@ def prune(c, hosts, json_=False, parallel=32, timeout=120):
 
 
 def _pruned(removed):
-    return f"removed {', '.join(item['name'] for item in removed)}" if removed else "no network to remove"
+    return removed_text([item["name"] for item in removed], nothing="no network to remove")
 
 
 @task(help=helps(network="network name", container="container name or id"))

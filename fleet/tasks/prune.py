@@ -2,7 +2,7 @@
 
 from invoke import task
 
-from .common import each_host, fleet_task, helps
+from .common import each_host, fleet_task, helps, removed_text
 
 
 @task(help=helps(images="also every image no container uses", volumes="also every volume no container names"))
@@ -14,8 +14,6 @@ def prune(c, hosts, images=False, volumes=False, json_=False, parallel=32, timeo
 
 
 def _pruned(removed):
-    from ..node.parse import human_size
-
     names = [f"{kind[:-1]} {item['name']}" for kind in ("containers", "networks", "images", "volumes")
              for item in removed[kind]]  # fmt: skip
-    return f"removed {', '.join(names)} (freed {human_size(removed['freed'])})" if names else "nothing to remove"
+    return removed_text(names, removed["freed"])
