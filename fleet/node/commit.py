@@ -45,9 +45,7 @@ def _commit(row, image_name, frozen):
         staged = os.path.join(work, "image.ext4")
         if frozen:
             copy_frozen(row, staged)
-            mount_point = os.path.join(work, "rootfs")
-            os.mkdir(mount_point)
-            images.replay_journal(staged, mount_point)  # so that the image mounts read-only (export)
+            images.replay_journal(staged, images.rootfs_dir(work))  # so that the image mounts read-only (export)
         else:
             images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
         image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],

@@ -34,8 +34,7 @@ def export(name, destination, fmt="docker-archive", tag=None):
     tag = tag or f"localhost/{name}:latest"
     with images.build_dir("export") as work:
         layer = os.path.join(work, "layer.tar")
-        mount_point = os.path.join(work, "rootfs")
-        os.mkdir(mount_point)
+        mount_point = images.rootfs_dir(work)
         disk, read_only = images.readable(images.image_file(name), work)  # the image file stays as it is
         images.with_mounted(disk, mount_point, lambda root: write_layer(root, layer), "read the image's files",
                             read_only=read_only)  # fmt: skip
@@ -58,8 +57,7 @@ def export_container(ref, destination):
 
     target = _writable_file(destination)
     with images.build_dir("export") as work:
-        mount_point = os.path.join(work, "rootfs")
-        os.mkdir(mount_point)
+        mount_point = images.rootfs_dir(work)
         with consistent_disk(ref, work) as (row, disk, copied):
             read_only = not copied  # a copy's journal is replayed as it mounts: that writes (to our copy)
             if target is None:

@@ -59,7 +59,8 @@ def image_pull(args):
     password = _password_from_stdin() if args.password_stdin else None
     _interruptible()
     row = images.pull(args.reference, args.name, args.size, args.platform, args.username, password, args.insecure)
-    return Reply(images.describe(row), row["name"])
+    text = f"{row['name']}: {row['source'].rpartition('@')[2]}" + (" (up to date)" if row["up_to_date"] else "")
+    return Reply({**images.describe(row), "up_to_date": row["up_to_date"]}, text)
 
 
 def _password_from_stdin():

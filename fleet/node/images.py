@@ -36,6 +36,13 @@ def build_dir(label):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def rootfs_dir(work):
+    """work/rootfs, empty, mode 755: the tree an image is built from, or where an ext4 file is mounted."""
+    path = os.path.join(work, "rootfs")
+    os.mkdir(path, 0o755)
+    return path
+
+
 def refuse_taken(name):
     """Conflict if an image is called name already."""
     if state.IMAGES.find(name):
@@ -95,8 +102,7 @@ def populate(source, work):
         if os.path.commonpath([tree, state_root]) == tree:  # mkfs would copy the image it is writing
             raise Invalid(f"invalid image source {source!r}: it holds baleine's state root {state_root}")
         return os.path.abspath(source), {}, f"dir:{os.path.abspath(source)}"
-    rootfs = os.path.join(work, "rootfs")
-    os.mkdir(rootfs, 0o755)
+    rootfs = rootfs_dir(work)
     if source == "busybox":
         return rootfs, populate_busybox(rootfs), "busybox"
     if source.startswith("debootstrap:"):
@@ -132,7 +138,13 @@ def import_archive(source, name=None, tag=None, size_text=None):
 
 
 def pull(text, name=None, size_text=None, platform_text=None, username=None, password=None, insecure=False):
-    """Make image `name` of a registry's image (its layers flattened), as `image import` does of an archive."""
+    """Make image `name` of a registry's image (its layers flattened), as `image import` does of an archive.
+
+    Its source records the digest of the image manifest pulled. Pulling the same
+    reference into the same name again fetches only the manifest: the same
+    digest is up to date, another one is refused (the name is the old image's).
+    Returns the image's row, with up_to_date.
+    """
     from . import imports, registry
 
     reference = registry.Reference(text)
@@ -140,25 +152,38 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
     name = parse.name(name or reference.short_name(), "image name")
     if size_text:
         parse.size(size_text, "image size", minimum=MIN_SIZE)  # refused before anything is fetched
-    refuse_taken(name)
+    label = f"pull:{reference.named()}@"
+    existing = state.IMAGES.find(name)
+    if existing is None or not existing["source"].startswith(label):
+        refuse_taken(name)
     state.ensure_layout()
     client = registry.Client(reference, username, password, insecure)
-    with build_dir("pull") as work:
-        try:
-            manifest, digest = registry.resolve(client, wanted)
+    try:
+        manifest, digest = registry.resolve(client, wanted)
+        if existing is not None:
+            return {**existing, "up_to_date": _same_pull(existing, name, label + digest)}
+        with build_dir("pull") as work:
             rootfs, image_config = _flatten(work, registry.Blobs(client), imports.image_of(manifest))
-        finally:
-            client.close()
-        pinned = reference if reference.digest else f"{reference}@{digest}"
-        return _register_tree(work, rootfs, name, size_text, image_config, f"pull:{pinned}")
+            return {**_register_tree(work, rootfs, name, size_text, image_config, label + digest), "up_to_date": False}
+    finally:
+        client.close()
+
+
+def _same_pull(existing, name, source):
+    """True when the image already holds what the registry has now; Conflict otherwise."""
+    if existing["source"] == source:
+        return True
+    raise Conflict(
+        f"image {name!r} is {existing['source'][5:]}; the registry now has {source.rpartition('@')[2]}: "
+        f"remove it first (baleine image rm {name}) or pull under another --name"
+    )
 
 
 def _flatten(work, source, image):
     """(rootfs, image config): the image's layers applied in order under work/rootfs, digests checked."""
     from . import archive, imports
 
-    rootfs = os.path.join(work, "rootfs")
-    os.mkdir(rootfs, 0o755)
+    rootfs = rootfs_dir(work)
     tree = archive.Tree(rootfs)
     try:
         return rootfs, imports.apply(source, image, tree)

@@ -75,9 +75,12 @@ class Reference:
         except ValueError:
             return hostname == "localhost"
 
+    def named(self):
+        """REGISTRY/REPOSITORY[:TAG], without the digest."""
+        return f"{self.domain}/{self.repository}" + (f":{self.tag}" if self.tag else "")
+
     def __str__(self):
-        return f"{self.domain}/{self.repository}" + (f":{self.tag}" if self.tag else "") + (
-            f"@{self.digest}" if self.digest else "")  # fmt: skip
+        return self.named() + (f"@{self.digest}" if self.digest else "")
 
     def short_name(self):
         """A default image name: 'nginx:1.27' -> 'nginx-1.27', 'busybox' -> 'busybox', digests by 12 hex."""
@@ -243,16 +246,16 @@ class Client:
 
 
 def resolve(client, wanted):
-    """(image manifest, digest of what the reference names): an index is followed to the wanted platform.
+    """(image manifest, its digest): an index is followed to the wanted platform.
 
-    The digest is the index's when there is one, as Docker records it: pulling
-    REPOSITORY@that digest later gives the same image again.
+    The digest is the image manifest's, not the index's: it names exactly what
+    was pulled (one platform), and pulling REPOSITORY@it gives the same image.
     """
     reference = client.reference
     media_type, document, digest = client.manifest(reference.digest or reference.tag)
     if media_type in (OCI_INDEX, DOCKER_LIST) or "manifests" in document:
         chosen = choose_platform(document.get("manifests", []), wanted, reference)
-        media_type, document, _ = client.manifest(chosen)
+        media_type, document, digest = client.manifest(chosen)
     if document.get("schemaVersion") == 1 or "config" not in document or "layers" not in document:
         raise Invalid(f"{reference} has a manifest baleine cannot read ({media_type or 'no media type'}): "
                       "only OCI and Docker schema 2 images")  # fmt: skip

@@ -92,7 +92,7 @@ def _registry_password(username):
 
 
 def _pulled(row):
-    return f"{row['name']}: {row['source'].rpartition('@')[2][:19]}"
+    return f"{row['name']}: {row['source'].rpartition('@')[2][:19]}" + (" (up to date)" if row["up_to_date"] else "")
 
 
 @task(help=helps(name="image name"))

@@ -45,6 +45,22 @@ def test_a_pulled_image_is_the_imported_tree_and_runs(node, hub, tmp_path, podma
     again = pull(node, f"{hub.address}/farm/webfx@{digest}")
     assert again["ok"] and again["data"]["name"] == f"webfx-{digest[7:19]}", again
     assert again["data"]["source"] == f"pull:{hub.address}/farm/webfx@{digest}"
+    # The same reference again: only the manifest is fetched, the image stays as it is.
+    file = node.root / "images" / "webfx-1.ext4"
+    before = (file.stat().st_ino, file.stat().st_mtime_ns)
+    same = pull(node, f"{hub.address}/farm/webfx:1")
+    assert same["ok"] and same["data"]["up_to_date"] is True and item["up_to_date"] is False, same
+    assert (file.stat().st_ino, file.stat().st_mtime_ns) == before
+    text = node.cli("image", "pull", f"{hub.address}/farm/webfx:1").stdout
+    assert text == f"webfx-1: {digest} (up to date)\n"
+    # The tag moved on in the registry: the name still holds the old image, so it is refused.
+    hub.push(f"oci-archive:{podman_archives / 'webfx-oci.tar'}", "farm/webfx:1")
+    moved = pull(node, f"{hub.address}/farm/webfx:1")
+    assert moved["error"]["message"].startswith(
+        f"image 'webfx-1' is {hub.address}/farm/webfx:1@{digest}; the registry now has sha256:"
+    ), moved
+    assert moved["error"]["message"].endswith("remove it first (baleine image rm webfx-1) or pull under another --name")
+    assert (file.stat().st_ino, file.stat().st_mtime_ns) == before
 
 
 def platform_image(directory, architectures):
@@ -84,6 +100,11 @@ def test_an_index_gives_this_hosts_platform_or_the_one_asked(node, hub, tmp_path
     assert (image_file(node, "here", tmp_path / "here") / "arch").read_text() == "amd64\n"
     assert pull(node, f"{hub.address}/multi:1", "--name", "arm", "--platform", "linux/arm64")["ok"]
     assert (image_file(node, "arm", tmp_path / "arm") / "arch").read_text() == "arm64\n"
+    sources = {item["name"]: item["source"] for item in node.ok("image", "list")}
+    assert sources["here"] != sources["arm"]  # each records its own platform's manifest
+    assert pull(node, f"{hub.address}/multi:1", "--name", "here")["data"]["up_to_date"] is True
+    other = pull(node, f"{hub.address}/multi:1", "--name", "here", "--platform", "linux/arm64")
+    assert other["error"]["message"].startswith("image 'here' is "), other  # not silently the other platform
     reply = pull(node, f"{hub.address}/multi:1", "--platform", "linux/s390x")
     assert reply["error"]["message"] == (
         f"{hub.address}/multi:1 has no image for linux/s390x (it has: linux/arm64, linux/amd64); choose with --platform"
