@@ -9,9 +9,10 @@
     image = "page"            image name on the hosts
     build = "busybox"         how to make it here when missing: busybox,
                               debootstrap:SUITE[,...], a directory, a root tarball,
-                              import:ARCHIVE (docker/OCI archive), or file:PATH
-                              (an ext4 image file, pushed as it is)
-    size = "32M"              image size (default 64M; import: from its files)
+                              import:ARCHIVE (docker/OCI archive), pull:REF (from a
+                              registry, pulled here: the hosts need no access to it)
+                              or file:PATH (an ext4 image file, pushed as it is)
+    size = "32M"              image size (default 64M; import:, pull: from its files)
     command = ["httpd", "-f"] default: the image's
     replicas = 3              per host
     hosts = ["node1"]         only these of the deployed hosts (default: all)
@@ -198,6 +199,8 @@ def _app(name, table, network, fail):
         _node_check("extra_host", value, f"{where}.add_hosts[{index}]", fail)
         if host_network and str(value).endswith(":host-gateway"):
             fail(f"{where}.add_hosts[{index}]", "host-gateway needs the app on [network], not on the host's network")
+    if fields.get("build", "").startswith("pull:"):
+        _reference(fields["build"][len("pull:") :], f"{where}.build", fail)
     if "stop_timeout" in fields and not fields["stop_timeout"] > 0:
         fail(f"{where}.stop_timeout", f"{fields['stop_timeout']!r}: a number of seconds above 0 (default 10)")
     if fields.get("network", "host") != "host":
@@ -242,6 +245,17 @@ def _node_check(kind, value, where, fail, *more):
         fail(where, f"{value!r} must be a string")
     try:
         getattr(parse, kind)(value, *more)
+    except BaleineError as error:
+        fail(where, error.message)
+
+
+def _reference(value, where, fail):
+    """An image reference as `baleine image pull` takes it."""
+    from .node.errors import BaleineError
+    from .node.registry import Reference
+
+    try:
+        Reference(value)
     except BaleineError as error:
         fail(where, error.message)
 

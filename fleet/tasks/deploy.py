@@ -54,8 +54,9 @@ def image_source(app, dry_run):
             return None
         if not app.build:
             raise FleetError(f"image {app.image!r} is not on this machine and app {app.name} has no build") from None
-    if app.build.startswith("import:"):
-        argv = ["image", "import", app.build[len("import:") :], "--name", app.image]
+    if app.build.startswith(("import:", "pull:")):
+        verb, _, source = app.build.partition(":")
+        argv = ["image", verb, source, "--name", app.image]
         argv += ["--size", app.size] if app.size else []
     else:
         argv = ["image", "create", app.image, "--size", app.size or "64M", "--from", app.build]

@@ -36,6 +36,11 @@ def test_the_shipped_webfarm_spec_is_valid():
     assert spec.network["slices"] == 8 and 1 <= spec.network["vxlan"] <= 16777215
 
 
+def test_a_registry_image_as_build():
+    web = apps.parse(with_change(("apps", "web", "build"), "pull:ghcr.io/org/page:2"), "f").apps["web"]
+    assert web.build == "pull:ghcr.io/org/page:2"
+
+
 def test_defaults_and_derived_values():
     spec = apps.parse(GOOD, "farm.toml")
     web = spec.apps["web"]
@@ -98,6 +103,7 @@ def test_the_version_follows_what_shapes_the_containers():
             r"sysctls\.net\.core\.somaxconn: \[1\] must be a str",
         ),
         (("apps", "web", "add_hosts"), ["db"], r"apps\.web\.add_hosts\[0\]: invalid --add-host 'db'"),
+        (("apps", "web", "build"), "pull:Web:1", r"apps\.web\.build: invalid image reference 'Web:1': use \[REG"),
         (("apps", "web", "add_hosts"), "db:192.0.2.7", r"apps\.web\.add_hosts: 'db:192.0.2.7' must be list"),
         (("apps", "proxy", "proxy"), {"fronts": "db", "listen": 80}, r"proxy\.fronts: 'db' is not an app"),
         (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),

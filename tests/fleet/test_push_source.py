@@ -1,4 +1,4 @@
-"""Where image.push and deploy take an image from (pure: temporary files)."""
+"""Where image.push and deploy take an image from: files, this machine's images, a registry."""
 
 import hashlib
 
@@ -23,3 +23,24 @@ def test_a_missing_file_or_local_image_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("BALEINE_ROOT", str(tmp_path / "root"))
     with pytest.raises(FleetError, match=r"no such image 'web'.* on this machine; use --from HOST"):
         images.local_source("web")
+
+
+@pytest.mark.integration
+def test_deploy_pulls_an_image_here_when_the_spec_says_so(tmp_path, monkeypatch, podman_archives):
+    """build = "pull:REF": this machine pulls it once, then pushes it (the hosts need no registry access)."""
+    import registry
+
+    from fleet import apps
+    from fleet.tasks import deploy
+
+    monkeypatch.setenv("BALEINE_ROOT", str(tmp_path / "here"))
+    with registry.running(tmp_path / "registry") as hub:
+        hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        spec = {"network": {"name": "farm", "subnet": "10.42.0.0/24"},
+                "apps": {"web": {"image": "page", "build": f"pull:{hub.address}/webfx:1"}}}  # fmt: skip
+        app = apps.parse(spec, "f").apps["web"]
+        assert deploy.image_source(app, dry_run=True) is None  # a dry run builds nothing
+        source = deploy.image_source(app, dry_run=False)
+    assert source.meta["name"] == "page" and source.meta["source"].startswith(f"pull:{hub.address}/webfx:1@sha256:")
+    assert source.meta["config"]["WorkingDir"] == "/www"
+    source.close()
