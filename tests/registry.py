@@ -12,10 +12,13 @@ import base64
 import contextlib
 import http.server
 import json
+import select
 import socket
+import socketserver
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -242,3 +245,72 @@ class TokenService:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class Proxy:
+    """An HTTP proxy on loopback: CONNECT tunnels and whole-URL GETs, each kept in `seen`.
+
+    seen: (method, target, whether Proxy-Authorization came) per request.
+    """
+
+    def __init__(self):
+        self.seen = []
+        proxy = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                method, target, _version = self.rfile.readline().decode().split()
+                headers = []
+                for line in iter(self.rfile.readline, b""):
+                    if line in (b"\r\n", b"\n"):
+                        break
+                    headers.append(line)
+                authorized = any(line.lower().startswith(b"proxy-authorization:") for line in headers)
+                proxy.seen.append((method, target, authorized))
+                if method == "CONNECT":
+                    host, _, port = target.rpartition(":")
+                    upstream = socket.create_connection((host.strip("[]"), int(port)))
+                    self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    self.wfile.flush()
+                else:
+                    parts = urllib.parse.urlsplit(target)
+                    upstream = socket.create_connection((parts.hostname, parts.port or 80))
+                    kept = [line for line in headers if not line.lower().startswith((b"proxy-", b"connection:"))]
+                    path = parts.path + (f"?{parts.query}" if parts.query else "")
+                    upstream.sendall(
+                        f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(kept) + b"Connection: close\r\n\r\n"
+                    )
+                with upstream:
+                    _relay(self.connection, upstream)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _relay(client, upstream):
+    """Bytes both ways until either side closes."""
+    sockets = [client, upstream]
+    while True:
+        readable, _, _ = select.select(sockets, [], [], 30)
+        if not readable:
+            return
+        for source in readable:
+            data = source.recv(1 << 16)
+            if not data:
+                return
+            (upstream if source is client else client).sendall(data)
+
+
+@contextlib.contextmanager
+def proxying():
+    proxy = Proxy()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

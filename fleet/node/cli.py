@@ -107,7 +107,8 @@ def _image_verbs(verbs):
         verbs, "pull", h.image_pull,
         "make an image of one in a registry (Docker Hub, GHCR, a private one; layers flattened)",
         "Fetch the manifest (an index: this host's platform), then stream the config and\n"
-        "each layer, every digest checked, into one ext4 image file. Examples:\n"
+        "each layer, every digest checked, into one ext4 image file. HTTPS_PROXY, HTTP_PROXY\n"
+        "and NO_PROXY are read as Docker reads them. Examples:\n"
         "  baleine image pull nginx:1.27-alpine\n"
         "  baleine image pull ghcr.io/org/app:2 --name app --username bot --password-stdin < token\n"
         "  baleine image pull registry.lan:5000/web@sha256:<64 hex> --insecure",

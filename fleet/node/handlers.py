@@ -58,9 +58,18 @@ def image_pull(args):
         raise Invalid("--password-stdin needs --username: the registry login's name")
     password = _password_from_stdin() if args.password_stdin else None
     _interruptible()
-    row = images.pull(args.reference, args.name, args.size, args.platform, args.username, password, args.insecure)
+    say = None if getattr(args, "json", False) else _say_on_stderr  # progress for people; --json callers get one object
+    row = images.pull(args.reference, args.name, args.size, args.platform, args.username, password, args.insecure,
+                      say)  # fmt: skip
     text = f"{row['name']}: {row['source'].rpartition('@')[2]}" + (" (up to date)" if row["up_to_date"] else "")
     return Reply({**images.describe(row), "up_to_date": row["up_to_date"]}, text)
+
+
+def _say_on_stderr(line):
+    import sys
+
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _password_from_stdin():

@@ -137,13 +137,13 @@ def import_archive(source, name=None, tag=None, size_text=None):
         )
 
 
-def pull(text, name=None, size_text=None, platform_text=None, username=None, password=None, insecure=False):
+def pull(text, name=None, size_text=None, platform_text=None, username=None, password=None, insecure=False, say=None):
     """Make image `name` of a registry's image (its layers flattened), as `image import` does of an archive.
 
     Its source records the digest of the image manifest pulled. Pulling the same
     reference into the same name again fetches only the manifest: the same
     digest is up to date, another one is refused (the name is the old image's).
-    Returns the image's row, with up_to_date.
+    Returns the image's row, with up_to_date. say(line) hears of each layer as it comes.
     """
     from . import imports, registry
 
@@ -163,7 +163,7 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
         if existing is not None:
             return {**existing, "up_to_date": _same_pull(existing, name, label + digest)}
         with build_dir("pull") as work:
-            rootfs, image_config = _flatten(work, registry.Blobs(client), imports.image_of(manifest))
+            rootfs, image_config = _flatten(work, registry.Blobs(client, manifest, say), imports.image_of(manifest))
             return {**_register_tree(work, rootfs, name, size_text, image_config, label + digest), "up_to_date": False}
     finally:
         client.close()

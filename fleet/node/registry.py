@@ -67,13 +67,7 @@ class Reference:
 
     @property
     def loopback(self):
-        import ipaddress
-
-        hostname = self.domain[1 : self.domain.index("]")] if self.domain.startswith("[") else self.domain.split(":")[0]
-        try:
-            return ipaddress.ip_address(hostname).is_loopback
-        except ValueError:
-            return hostname == "localhost"
+        return _is_loopback(urllib.parse.urlsplit(f"//{self.domain}").hostname)
 
     def named(self):
         """REGISTRY/REPOSITORY[:TAG], without the digest."""
@@ -115,7 +109,7 @@ class Client:
         self.connections = {}
 
     def close(self):
-        for connection in self.connections.values():
+        for connection, _absolute, _headers in self.connections.values():
             connection.close()
         self.connections.clear()
 
@@ -151,17 +145,13 @@ class Client:
         sent = dict(headers)
         if self.authorization and parts.netloc == self.reference.host:  # never to a CDN we were sent to
             sent["Authorization"] = self.authorization
-        connection = self._connection(parts.scheme, parts.netloc)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            connection.request("GET", target, headers=sent)
-            response = connection.getresponse()
+            response = self._send(url, sent)
         except (OSError, http.client.HTTPException) as error:
-            self.connections.pop((parts.scheme, parts.netloc), None)
             if parts.netloc == self.reference.host and self.scheme == "https" and self.insecure and hops == 0:
                 self.scheme = "http"  # as Docker does for an insecure (or loopback) registry
                 return self._get(url.replace("https://", "http://", 1), headers)
-            raise BaleineError(f"cannot reach registry {parts.netloc}: {error}") from None
+            raise BaleineError(f"cannot reach registry {parts.netloc}{_through(url)}: {error}") from None
         if response.status in (301, 302, 303, 307, 308):
             location = urllib.parse.urljoin(url, response.getheader("Location", ""))
             _drain(response)
@@ -170,21 +160,46 @@ class Client:
             return self._get(location, headers, hops + 1)
         return response
 
-    def _connection(self, scheme, netloc):
+    def _send(self, url, headers):
+        """The response to GET url, on the kept-alive connection to its host (through the proxy, if any)."""
         import http.client
 
-        key = (scheme, netloc)
+        parts = urllib.parse.urlsplit(url)
+        key = (parts.scheme, parts.netloc)
         if key not in self.connections:
-            if scheme == "https":
-                import ssl
+            self.connections[key] = self._open(parts)
+        connection, absolute, proxy_headers = self.connections[key]
+        target = url if absolute else parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection.request("GET", target, headers={**headers, **proxy_headers})
+            return connection.getresponse()
+        except (OSError, http.client.HTTPException):
+            self.connections.pop(key)[0].close()
+            raise
 
-                context = ssl.create_default_context()
-                if self.insecure:
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-                self.connections[key] = http.client.HTTPSConnection(netloc, timeout=60, context=context)
-            else:
-                self.connections[key] = http.client.HTTPConnection(netloc, timeout=60)
-        return self.connections[key]
+    def _open(self, parts):
+        """(connection, whether requests name the whole URL, headers for the proxy) for scheme://netloc."""
+        import http.client
+
+        proxy = proxy_for(parts.scheme, parts.hostname)
+        proxy_headers = {}
+        if proxy is not None and proxy.username:
+            login = f"{urllib.parse.unquote(proxy.username)}:{urllib.parse.unquote(proxy.password or '')}"
+            proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
+        if parts.scheme == "http":
+            if proxy is None:
+                return http.client.HTTPConnection(parts.netloc, timeout=60), False, {}
+            return http.client.HTTPConnection(proxy.hostname, proxy.port or 80, timeout=60), True, proxy_headers
+        import ssl
+
+        context = ssl.create_default_context()
+        if self.insecure:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if proxy is None:
+            return http.client.HTTPSConnection(parts.netloc, timeout=60, context=context), False, {}
+        connection = http.client.HTTPSConnection(proxy.hostname, proxy.port or 80, timeout=60, context=context)
+        connection.set_tunnel(parts.hostname, parts.port or 443, headers=proxy_headers)  # CONNECT, then TLS inside
+        return connection, False, {}
 
     def _authorize(self, response):
         """The Authorization header the registry's challenge asks for."""
@@ -210,14 +225,13 @@ class Client:
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme != "https" and not self.insecure:
             raise BaleineError(f"registry {self.reference.domain} sends logins to {realm}, which is not https")
-        connection = self._connection(parts.scheme, parts.netloc)
+        import http.client
+
         try:
-            connection.request("GET", f"{parts.path}?{parts.query}", headers={"Authorization": basic} if basic else {})
-            answer = connection.getresponse()
+            answer = self._send(realm, {"Authorization": basic} if basic else {})
             body = answer.read(1 << 20)
-        except OSError as error:
-            self.connections.pop((parts.scheme, parts.netloc), None)
-            raise BaleineError(f"cannot reach the login service {parts.netloc}: {error}") from None
+        except (OSError, http.client.HTTPException) as error:
+            raise BaleineError(f"cannot reach the login service {parts.netloc}{_through(realm)}: {error}") from None
         if answer.status != 200:
             raise BaleineError(f"the login service of {self.reference.domain} refused {self._who()}: "
                                f"{answer.status} {answer.reason}")  # fmt: skip
@@ -281,26 +295,115 @@ def choose_platform(descriptors, wanted, reference):
 
 
 class Blobs:
-    """A registry's blobs as imports.apply reads an archive's: json(name, digest) and open(name)."""
+    """A registry's blobs as imports.apply reads an archive's: json(name, digest) and open(name).
 
-    def __init__(self, client):
+    say(line), when given, hears of each layer as its download starts.
+    """
+
+    def __init__(self, client, manifest, say=None):
         self.client = client
+        self.layers = [(layer["digest"], layer.get("size")) for layer in manifest["layers"]]
+        self.say = say
 
     def open(self, name):
-        digest = "sha256:" + name.rsplit("/", 1)[-1]  # imports.blob_name's, back to the digest
+        digest = _digest_of(name)
+        if self.say:
+            self._tell(digest)
         return self.client.get(f"blobs/{digest}", f"blob {digest} of {self.client.reference}")
 
+    def _tell(self, digest):
+        from .parse import human_size
+
+        total = sum(size or 0 for _, size in self.layers)
+        for index, (layer, size) in enumerate(self.layers):
+            if layer != digest:
+                continue
+            if index == 0:
+                self.say(f"{self.client.reference}: {len(self.layers)} layers, {human_size(total)}")
+            self.say(f"layer {index + 1}/{len(self.layers)} {digest[:19]} {human_size(size or 0)}")
+
     def json(self, name, digest=None):
-        response = self.open(name)
+        digest = digest or _digest_of(name)
+        response = self.client.get(f"blobs/{digest}", f"config {digest} of {self.client.reference}")
         data = response.read(MAX_MANIFEST + 1)
         _drain(response)
         found = "sha256:" + hashlib.sha256(data).hexdigest()
-        if digest and digest != found:
+        if digest != found:
             raise Invalid(f"digest mismatch for the image config {digest}: the registry sent {found}")
         try:
             return json.loads(data)
         except ValueError:
             raise Invalid(f"the image config {digest} is not JSON") from None
+
+
+def proxy_for(scheme, hostname, environ=None):
+    """The proxy URL (split) to reach hostname by scheme, or None, as Go's net/http reads the environment.
+
+    HTTPS_PROXY (or https_proxy) for https, HTTP_PROXY for http; NO_PROXY lists
+    exempt hosts: names (a domain covers its subdomains), IP addresses, CIDR
+    networks, or *. Loopback is never proxied.
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    text = environ.get(f"{scheme}_proxy") or environ.get(f"{scheme.upper()}_PROXY")
+    if not text or _is_loopback(hostname) or _exempt(hostname, environ.get("no_proxy") or environ.get("NO_PROXY")):
+        return None
+    proxy = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
+    try:
+        proxy.port  # noqa: B018 - raises on a bad one
+    except ValueError:
+        proxy = None
+    if proxy is None or proxy.scheme != "http" or not proxy.hostname:
+        raise Invalid(f"invalid {scheme.upper()}_PROXY {text!r}: use http://[USER:PASSWORD@]HOST[:PORT]")
+    return proxy
+
+
+def _exempt(hostname, no_proxy):
+    """Whether NO_PROXY's list names hostname."""
+    import ipaddress
+
+    hostname = (hostname or "").lower()
+    for entry in (no_proxy or "").lower().split(","):
+        entry = entry.strip()
+        if entry == "*":
+            return True
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(hostname) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        entry = entry.strip("[]").rsplit(":", 1)[0] if entry.count(":") == 1 else entry.strip("[]")
+        domain = entry.lstrip(".")
+        if domain and (hostname == domain or hostname.endswith("." + domain)):
+            return True
+    return False
+
+
+def _is_loopback(hostname):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(hostname or "").is_loopback
+    except ValueError:
+        return hostname == "localhost"
+
+
+def _through(url):
+    """' through proxy HOST:PORT' when the environment sends url through one."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        proxy = proxy_for(parts.scheme, parts.hostname)
+    except Invalid:
+        return ""
+    return f" through proxy {proxy.hostname}:{proxy.port or 80}" if proxy else ""
+
+
+def _digest_of(name):
+    """imports.blob_name's name, back to the digest."""
+    return "sha256:" + name.rsplit("/", 1)[-1]
 
 
 def _drain(response):

@@ -19,10 +19,10 @@ def hub(tmp_path):
         yield running
 
 
-def pull(node, *args, password=None):
-    """baleine --json image pull ARGS; the parsed reply (password: given on stdin)."""
-    done = subprocess.run(node.argv("--json", "image", "pull", *args), env=node.env, capture_output=True, text=True,
-                          input=password and password + "\n", timeout=120)  # fmt: skip
+def pull(node, *args, password=None, env=None):
+    """baleine --json image pull ARGS; the parsed reply (password: given on stdin; env: added)."""
+    done = subprocess.run(node.argv("--json", "image", "pull", *args), env={**node.env, **(env or {})},
+                          capture_output=True, text=True, input=password and password + "\n", timeout=120)  # fmt: skip
     reply = json.loads(done.stdout)
     reply["exit"] = done.returncode
     return reply
@@ -53,6 +53,11 @@ def test_a_pulled_image_is_the_imported_tree_and_runs(node, hub, tmp_path, podma
     assert (file.stat().st_ino, file.stat().st_mtime_ns) == before
     text = node.cli("image", "pull", f"{hub.address}/farm/webfx:1").stdout
     assert text == f"webfx-1: {digest} (up to date)\n"
+    shown = node.cli("image", "pull", f"{hub.address}/farm/webfx:1", "--name", "told")  # people see each layer
+    assert shown.stdout == f"told: {digest}\n", shown.stderr
+    lines = shown.stderr.splitlines()
+    assert lines[0].startswith(f"{hub.address}/farm/webfx:1: 5 layers, ") and len(lines) == 6, lines
+    assert [line.split()[:2] for line in lines[1:]] == [["layer", f"{n}/5"] for n in range(1, 6)]
     # The tag moved on in the registry: the name still holds the old image, so it is refused.
     hub.push(f"oci-archive:{podman_archives / 'webfx-oci.tar'}", "farm/webfx:1")
     moved = pull(node, f"{hub.address}/farm/webfx:1")
@@ -169,6 +174,36 @@ def test_https_certificates_are_checked_unless_insecure(node, tmp_path, lan_addr
         assert list((node.root / "images").iterdir()) == []
         reply = pull(node, f"{hub.address}/webfx:1", "--insecure")
         assert reply["ok"] and reply["data"]["name"] == "webfx-1", reply
+
+
+def test_through_the_proxy_the_environment_names(node, tmp_path, lan_address, podman_archives):
+    archive = f"docker-archive:{podman_archives / 'webfx-docker.tar'}"
+    with registry.proxying() as proxy, registry.running(tmp_path / "tls", host=lan_address, tls=True) as secure:
+        secure.push(archive, "webfx:1")
+        tunnel = {"HTTPS_PROXY": f"http://{proxy.address}"}
+        first = pull(node, f"{secure.address}/webfx:1", "--insecure", env=tunnel)
+        assert first["ok"], first
+        assert {entry[:2] for entry in proxy.seen} == {("CONNECT", secure.address)}
+        proxy.seen.clear()
+        assert pull(node, f"{secure.address}/webfx:1", "--insecure", "--name", "direct",
+                    env={**tunnel, "NO_PROXY": f"example.org,{lan_address}/32"})["ok"]  # fmt: skip
+        assert proxy.seen == []
+        dead = f"127.0.0.1:{registry.free_port()}"
+        reply = pull(node, f"{secure.address}/webfx:1", "--name", "x", env={"HTTPS_PROXY": dead})
+        assert reply["error"]["message"].startswith(
+            f"cannot reach registry {secure.address} through proxy {dead}: [Errno 111] Connection refused"
+        ), reply
+        reply = pull(node, f"{secure.address}/webfx:1", "--name", "x", env={"https_proxy": "socks5://127.0.0.1:1"})
+        assert reply["error"]["message"] == (
+            "invalid HTTPS_PROXY 'socks5://127.0.0.1:1': use http://[USER:PASSWORD@]HOST[:PORT]"
+        )
+    with registry.proxying() as proxy, registry.running(tmp_path / "plain", host=lan_address) as plain:
+        plain.push(archive, "webfx:1")
+        forward = {"HTTP_PROXY": f"http://user:pa%40ss@{proxy.address}"}
+        assert pull(node, f"{plain.address}/webfx:1", "--insecure", "--name", "plain", env=forward)["ok"]
+        assert proxy.seen and all(method == "GET" and authorized for method, _, authorized in proxy.seen)
+        assert proxy.seen[0][1] == f"http://{plain.address}/v2/webfx/manifests/1"
+        assert node.ok("image", "inspect", "plain")["config"]["WorkingDir"] == "/www"
 
 
 def test_refusals_name_the_problem_and_change_nothing(node, hub, tmp_path, podman_archives):

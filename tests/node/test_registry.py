@@ -91,3 +91,33 @@ def test_the_index_entry_for_the_platform():
         "docker.io/library/busybox:latest has no image for linux/s390x "
         "(it has: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8); choose with --platform"
     )
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "environ", "proxy"),
+    [
+        ("https", "ghcr.io", {"HTTPS_PROXY": "http://p:3128"}, "p:3128"),
+        ("https", "ghcr.io", {"https_proxy": "p:3128", "HTTPS_PROXY": "q:1"}, "p:3128"),  # lower case first
+        ("https", "ghcr.io", {"HTTP_PROXY": "http://p:3128"}, None),  # https takes HTTPS_PROXY only
+        ("http", "reg.lan", {"HTTP_PROXY": "http://u:p@p"}, "p:80"),
+        ("https", "127.0.0.1", {"HTTPS_PROXY": "p:3128"}, None),  # loopback: never
+        ("https", "localhost", {"HTTPS_PROXY": "p:3128"}, None),
+        ("https", "ghcr.io", {"HTTPS_PROXY": "p:3128", "NO_PROXY": "*"}, None),
+        ("https", "pkg.ghcr.io", {"HTTPS_PROXY": "p:3128", "NO_PROXY": "example.org, ghcr.io"}, None),
+        ("https", "pkg.ghcr.io", {"HTTPS_PROXY": "p:3128", "no_proxy": ".ghcr.io"}, None),
+        ("https", "ghcr.io.evil", {"HTTPS_PROXY": "p:3128", "NO_PROXY": "ghcr.io"}, "p:3128"),
+        ("https", "10.1.2.3", {"HTTPS_PROXY": "p:3128", "NO_PROXY": "10.0.0.0/8"}, None),
+        ("https", "10.1.2.3", {"HTTPS_PROXY": "p:3128", "NO_PROXY": "10.1.2.3:5000"}, None),
+        ("https", "11.1.2.3", {"HTTPS_PROXY": "p:3128", "NO_PROXY": "10.0.0.0/8"}, "p:3128"),
+        ("https", "ghcr.io", {}, None),
+    ],
+)
+def test_the_proxy_the_environment_names(scheme, host, environ, proxy):
+    found = registry.proxy_for(scheme, host, environ)
+    assert (found and f"{found.hostname}:{found.port or 80}") == proxy
+
+
+@pytest.mark.parametrize("text", ["https://p:3128", "socks5://p:1080", "http://:3128", "http://p:port"])
+def test_a_proxy_we_cannot_use_is_refused_by_name(text):
+    with pytest.raises(Invalid, match=r"invalid HTTPS_PROXY .*: use http://\[USER:PASSWORD@\]HOST\[:PORT\]"):
+        registry.proxy_for("https", "ghcr.io", {"HTTPS_PROXY": text})
