@@ -118,7 +118,8 @@ class Cgroup:
             devicefilter.attach(self.path_for(None), allow, deny)
         except OSError as error:
             raise BaleineError(
-                f"cannot attach the device filter (a BPF program) to the cgroup: {error.strerror}"
+                f"cannot attach the device filter (a BPF program) to the cgroup: {error.strerror} "
+                "(device rules on cgroup v2 need CAP_BPF or CAP_SYS_ADMIN, and CONFIG_CGROUP_BPF)"
             ) from None
 
     def read(self, controller, name, default=None):

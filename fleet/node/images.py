@@ -173,8 +173,9 @@ def _same_pull(existing, name, source):
     """True when the image already holds what the registry has now; Conflict otherwise."""
     if existing["source"] == source:
         return True
+    held, now = existing["source"].removeprefix("pull:"), source.rpartition("@")[2]
     raise Conflict(
-        f"image {name!r} is {existing['source'][5:]}; the registry now has {source.rpartition('@')[2]}: "
+        f"image {name!r} is {held}; the registry now has {now}: "
         f"remove it first (baleine image rm {name}) or pull under another --name"
     )
 
