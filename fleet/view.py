@@ -14,6 +14,7 @@ from .node.render import (
     free_share,
     limits_summary,
     shown_gateway,
+    shown_source,
 )
 
 CONTAINER_COLUMNS = ("HOST", "NAME", "IMAGE", "STATUS", "HEALTH", "IPS", "UPTIME", "LIMITS")
@@ -70,7 +71,7 @@ def container_row(host, item):
 
 def image_row(host, item):
     size, used = human_size(item["size"]), human_size(item["used"])
-    return [host, item["name"], item["id"], size, used, item["source"], item["created"]]
+    return [host, item["name"], item["id"], size, used, shown_source(item["source"]), item["created"]]
 
 
 def network_row(host, item):

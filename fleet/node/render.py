@@ -38,8 +38,15 @@ def duration(seconds):
 def images(items):
     return table(
         ("NAME", "ID", "SIZE", "USED", "SOURCE", "CREATED"),
-        [(i["name"], i["id"], human_size(i["size"]), human_size(i["used"]), i["source"], i["created"]) for i in items],
-    )
+        [(i["name"], i["id"], human_size(i["size"]), human_size(i["used"]), shown_source(i["source"]), i["created"])
+         for i in items],
+    )  # fmt: skip
+
+
+def shown_source(source):
+    """An image's source as tables show it: a pulled one's digest cut to 12 hex digits, as Docker shows ids."""
+    head, at, digest = source.rpartition("@sha256:")
+    return f"{head}{at}{digest[:12]}" if at and len(digest) == 64 else source
 
 
 def networks(items):

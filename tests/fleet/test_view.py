@@ -73,6 +73,8 @@ def test_image_and_network_rows():
     images = [Outcome(N1, value=[{"name": "bb", "id": "abc", "size": 32 << 20, "used": 3 << 20,
                                   "source": "busybox", "created": "2026-01-01T00:00:00Z"}])]  # fmt: skip
     assert view.image_rows(images) == [["node1", "bb", "abc", "32M", "3M", "busybox", "2026-01-01T00:00:00Z"]]
+    images[0].value[0]["source"] = "pull:ghcr.io/org/app:2@sha256:" + "0123456789ab" + "f" * 52
+    assert view.image_rows(images)[0][5] == "pull:ghcr.io/org/app:2@sha256:0123456789ab"  # JSON keeps it whole
     networks = [Outcome(N1, value=[{"name": "farm", "bridge": "bl-farm", "subnet": "10.9.0.0/24",
                                     "gateway": "10.9.0.1", "containers": 2, "running": 1}])]  # fmt: skip
     assert view.network_rows(networks) == [["node1", "farm", "bl-farm", "10.9.0.0/24", "10.9.0.1", 2, 1]]

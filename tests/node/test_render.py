@@ -28,3 +28,13 @@ def test_a_short_command_is_shown_whole():
 )
 def test_cpu_time_reads_as_ps_shows_it(seconds, shown):
     assert render._cpu_time(seconds) == shown
+
+
+def test_a_pulled_images_digest_is_cut_in_tables():
+    digest = "sha256:" + "ab" * 32
+    assert render.shown_source(f"pull:reg.lan:5000/web:1@{digest}") == "pull:reg.lan:5000/web:1@sha256:abababababab"
+    assert render.shown_source("import:localhost/webfx:1") == "import:localhost/webfx:1"
+    assert render.shown_source("pull:web@sha256:short") == "pull:web@sha256:short"  # only a whole digest is cut
+    line = render.images([{"name": "web", "id": "1", "size": 1 << 20, "used": 0, "source": f"pull:web@{digest}",
+                           "created": "c"}]).splitlines()[1]  # fmt: skip
+    assert "pull:web@sha256:abababababab   c" in line
