@@ -370,7 +370,7 @@ def _container_options(verb):
                 help_text="seccomp=unconfined: without baleine's seccomp filter (see README)")  # fmt: skip
     _limit_options(verb)
     _log_size_option(verb)
-    verb.positional("image", help_text="image name")
+    verb.positional("image", help_text="image name, or the reference it was pulled from (nginx:1.27)")
     verb.positional("command", nargs="...", metavar="COMMAND", help_text="command and arguments (default: the image's)")
 
 

@@ -93,8 +93,10 @@ def create(
     host_network = _host_network(wanted, userns)
     if host_network:
         wanted = []
-    image_row = images.get(image)
-    config = _container_config(image, list(command), env, volume, workdir, user, hostname, stop_signal, entrypoint)
+    image_row = images.for_container(image)
+    config = _container_config(
+        image_row["name"], list(command), env, volume, workdir, user, hostname, stop_signal, entrypoint
+    )
     config["capabilities"] = _capabilities(cap_add, cap_drop)
     config["tmpfs"] = _tmpfs_mounts(tmpfs, config["volumes"])
     config["labels"] = dict(parse.label(value) for value in labels)  # a key given twice: the last one

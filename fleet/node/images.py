@@ -10,7 +10,7 @@ import json
 import os
 
 from . import linux, parse, state
-from .errors import CommandFailed, Conflict, Invalid, Missing
+from .errors import CommandFailed, Conflict, Invalid, Missing, NotFound
 
 MIN_SIZE = 8 << 20
 FICLONE = 0x40049409  # ioctl: share extents with another file (btrfs, xfs)
@@ -64,6 +64,40 @@ def short_id(row):
 def get(name):
     """The image's row, or NotFound naming the known images."""
     return state.IMAGES.get(name)
+
+
+def for_container(text):
+    """The image a container names: by its name, else the one pulled from that reference (nginx:1.27), as in Docker.
+
+    NotFound naming the known images; for a reference nothing was pulled from, saying how to pull it.
+    """
+    rows = state.IMAGES.read()
+    row = state.IMAGES.find(text, rows) or _pulled_from(text, rows)
+    if row is None and any(mark in text for mark in ":/@"):  # a reference, never a name
+        raise NotFound(f"no image was pulled from {text!r}: pull it first (baleine image pull {text})")
+    return row or state.IMAGES.get(text, rows)
+
+
+def _pulled_from(text, rows):
+    """The row of the image pulled from reference text, None if none (or text is no reference)."""
+    from . import registry
+
+    try:
+        wanted = registry.Reference(text)
+    except Invalid:
+        return None
+    found = []
+    for row in rows:
+        if not row["source"].startswith("pull:"):
+            continue
+        had = registry.Reference(row["source"].removeprefix("pull:"))
+        if (had.domain, had.repository) == (wanted.domain, wanted.repository) and (
+            had.digest == wanted.digest if wanted.digest else had.tag == wanted.tag
+        ):
+            found.append(row["name"])
+    if len(found) > 1:
+        raise Conflict(f"several images were pulled from {text!r} ({', '.join(found)}): name the one to use")
+    return state.IMAGES.find(found[0], rows) if found else None
 
 
 def config(name):

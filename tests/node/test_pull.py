@@ -68,6 +68,28 @@ def test_a_pulled_image_is_the_imported_tree_and_runs(node, hub, tmp_path, podma
     assert (file.stat().st_ino, file.stat().st_mtime_ns) == before
 
 
+def test_containers_name_a_pulled_image_by_its_reference(node, hub, podman_archives):
+    hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+    assert pull(node, f"{hub.address}/webfx:1")["ok"]
+    done = node.cli("container", "run", "--rm", "--name", "byref", f"{hub.address}/webfx:1", "cat", "index.html")
+    assert done.stdout == "hello from layer\n", done.stderr
+    [event] = [e for e in node.ok("events") if e["action"] == "create" and e["container"] == "byref"]
+    assert event["image"] == "webfx-1"  # the container records the image's name
+    for text, message in [
+        (f"{hub.address}/webfx:2", f"no image was pulled from '{hub.address}/webfx:2': pull it first (baleine image "
+                                   f"pull {hub.address}/webfx:2)"),
+        ("webfx", "no such image 'webfx' (known: webfx-1)"),  # a bare name stays a name
+    ]:  # fmt: skip
+        reply = node.call("container", "create", text)
+        assert reply["error"]["message"] == message, reply
+    assert pull(node, f"{hub.address}/webfx:1", "--name", "twice")["ok"]
+    reply = node.call("container", "create", f"{hub.address}/webfx:1")
+    assert reply["error"]["message"] == (
+        f"several images were pulled from '{hub.address}/webfx:1' (webfx-1, twice): name the one to use"
+    )
+    assert node.ok("container", "create", "--name", "named", "twice")["image"] == "twice"
+
+
 def platform_image(directory, architectures):
     """An OCI layout whose index has one image per architecture, each with /arch naming it."""
     blobs, manifests = {}, []
