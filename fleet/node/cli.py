@@ -117,10 +117,17 @@ def _image_verbs(verbs):
     pulled.option("--name", help_text="image name (default: from REF, e.g. nginx-1.27-alpine)")
     pulled.option("--size", help_text="file size (default: the files plus half again plus 16M)")
     pulled.option("--platform", metavar="OS/ARCH[/VARIANT]", help_text="from an index (default: this host's)")
-    pulled.option("--username", help_text="log in as this user (anonymous by default)")
-    pulled.option("--password-stdin", flag=True, help_text="read the password or token from stdin's first line")
-    pulled.option("--insecure", flag=True,
-                  help_text="plain HTTP, or HTTPS unchecked (loopback registries are so already)")  # fmt: skip
+    _registry_login_options(pulled)
+    pushed = _leaf(
+        verbs, "push", h.image_push, "put an image in a registry as REF (one layer, its config kept)",
+        "Upload the image as one gzip layer and its config, the blobs the registry\n"
+        "lacks only, then tag the manifest; prints REF@DIGEST. Examples:\n"
+        "  baleine image push web registry.lan:5000/farm/web:2\n"
+        "  baleine image push web ghcr.io/org/web:2 --username bot --password-stdin < token",
+    )  # fmt: skip
+    pushed.positional("name", help_text="image name")
+    pushed.positional("reference", metavar="REF", help_text="[REGISTRY/]REPOSITORY[:TAG] (default tag: latest)")
+    _registry_login_options(pushed)
     exported = _leaf(verbs, "export", h.image_export, "write an image as a one-layer docker-archive or OCI archive")
     exported.positional("name", help_text="image name")
     exported.positional("file", metavar="FILE|-", help_text="where to write it; - for stdout")
@@ -215,6 +222,13 @@ def _limit_options(verb):
     verb.option(
         "--device-deny", repeat=True, metavar="RULE", help_text="take access off an allowed device, e.g. 'c 1:3 w'"
     )
+
+
+def _registry_login_options(verb):
+    verb.option("--username", help_text="log in as this user (anonymous by default)")
+    verb.option("--password-stdin", flag=True, help_text="read the password or token from stdin's first line")
+    verb.option("--insecure", flag=True,
+                help_text="plain HTTP, or HTTPS unchecked (loopback registries are so already)")  # fmt: skip
 
 
 def _names(verb, what):

@@ -14,12 +14,10 @@ import json
 import os
 import tarfile
 
-from . import images, imports, state
+from . import images, imports, registry, state
 from .errors import Invalid
 
 FORMATS = ("docker-archive", "oci-archive")
-ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
-                 "riscv64": "riscv64"}  # fmt: skip
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -29,21 +27,83 @@ def export(name, destination, fmt="docker-archive", tag=None):
     """Write image name to destination (a path, or '-' for stdout); returns the digests."""
     if fmt not in FORMATS:
         raise Invalid(f"invalid --format {fmt!r}: use {' or '.join(FORMATS)}")
-    row = images.get(name)
+    images.get(name)
     target = _writable_file(destination)
     tag = tag or f"localhost/{name}:latest"
     with images.build_dir("export") as work:
-        layer = os.path.join(work, "layer.tar")
-        mount_point = images.rootfs_dir(work)
-        disk, read_only = images.readable(images.image_file(name), work)  # the image file stays as it is
-        images.with_mounted(disk, mount_point, lambda root: write_layer(root, layer), "read the image's files",
-                            read_only=read_only)  # fmt: skip
-        diff_id = "sha256:" + _file_sha256(layer)
-        stored = {key: value for key, value in images.config(name).items() if key in imports.KEPT_CONFIG}
-        config = _config(row, stored, diff_id)
+        layer, diff_id, config = one_layer(name, work)
         entries = (_docker_entries if fmt == "docker-archive" else _oci_entries)(config, layer, diff_id, tag)
         _write_outer(entries, target)
         return {"name": name, "format": fmt, "tag": tag, "config": "sha256:" + _sha256(config), "layer": diff_id}
+
+
+def push(name, text, username=None, password=None, insecure=False, say=None):
+    """Put image name in a registry as REF (a tag): one gzip layer and the config, then the manifest.
+
+    Blobs the registry has already are not sent again. Returns the manifest's
+    digest and the bytes sent. say(line) hears of each blob.
+    """
+    reference = registry.Reference(text)
+    if reference.digest:
+        raise Invalid(f"invalid image reference {text!r} to push to: give a tag (a digest is what a push makes)")
+    images.get(name)
+    client = registry.Client(reference, username, password, insecure, actions="pull,push")
+    try:
+        with images.build_dir("push") as work:
+            layer, _diff_id, config = one_layer(name, work)
+            compressed = _gzipped(layer, work)
+            blobs = {
+                "config": ({"mediaType": OCI_CONFIG, **_described(data=config)}, {"data": config}),
+                "layer": ({"mediaType": OCI_LAYER + "+gzip", **_described(path=compressed)}, {"path": compressed}),
+            }
+            sent = sum(_upload(client, what, descriptor, blob, say) for what, (descriptor, blob) in blobs.items())
+            manifest = _json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": blobs["config"][0],
+                              "layers": [blobs["layer"][0]]})  # fmt: skip
+            digest = registry.put_manifest(client, manifest, OCI_MANIFEST)
+    finally:
+        client.close()
+    return {"name": name, "reference": reference.named(), "digest": digest, "sent": sent}
+
+
+def _described(data=None, path=None):
+    """A blob's digest and size, for its descriptor."""
+    if path is None:
+        return {"digest": "sha256:" + _sha256(data), "size": len(data)}
+    return {"digest": "sha256:" + _file_sha256(path), "size": os.path.getsize(path)}
+
+
+def _upload(client, what, descriptor, blob, say):
+    """Send one blob unless the registry has it; the bytes sent. say hears which it was."""
+    sent = registry.upload(client, descriptor["digest"], **blob)
+    if say:
+        from .parse import human_size
+
+        say(f"{what} {descriptor['digest'][:19]}: " + (f"{human_size(sent)} sent" if sent else "already there"))
+    return sent
+
+
+def _gzipped(layer, work):
+    """layer.tar.gz beside layer: the same bytes for the same layer (no name, time 0 in the gzip header)."""
+    import gzip
+
+    target = os.path.join(work, "layer.tar.gz")
+    with open(layer, "rb") as source, open(target, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as out:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            out.write(chunk)
+    return target
+
+
+def one_layer(name, work):
+    """(layer tar path in work, its diff id, config JSON bytes): image name as one layer and its config."""
+    row = images.get(name)
+    layer = os.path.join(work, "layer.tar")
+    mount_point = images.rootfs_dir(work)
+    disk, read_only = images.readable(images.image_file(name), work)  # the image file stays as it is
+    images.with_mounted(disk, mount_point, lambda root: write_layer(root, layer), "read the image's files",
+                        read_only=read_only)  # fmt: skip
+    diff_id = "sha256:" + _file_sha256(layer)
+    stored = {key: value for key, value in images.config(name).items() if key in imports.KEPT_CONFIG}
+    return layer, diff_id, _config(row, stored, diff_id)
 
 
 def export_container(ref, destination):
@@ -130,7 +190,7 @@ def _named_only(info):
 def _config(row, stored, diff_id):
     created = row["created"]
     config = {
-        "architecture": ARCHITECTURES.get(os.uname().machine, os.uname().machine),
+        "architecture": registry.platform()[1],  # this host's, by Go's name
         "os": "linux",
         "created": created,
         "config": stored,

@@ -52,17 +52,34 @@ def image_import(args):
 
 def image_pull(args):
     from . import images
-    from .errors import Invalid
 
-    if args.password_stdin and not args.username:
-        raise Invalid("--password-stdin needs --username: the registry login's name")
-    password = _password_from_stdin() if args.password_stdin else None
+    password = _registry_password(args)
     _interruptible()
     say = None if getattr(args, "json", False) else _say_on_stderr  # progress for people; --json callers get one object
     row = images.pull(args.reference, args.name, args.size, args.platform, args.username, password, args.insecure,
                       say)  # fmt: skip
     text = f"{row['name']}: {row['source'].rpartition('@')[2]}" + (" (up to date)" if row["up_to_date"] else "")
     return Reply({**images.describe(row), "up_to_date": row["up_to_date"]}, text)
+
+
+def image_push(args):
+    from . import exports
+    from .parse import human_size
+
+    password = _registry_password(args)
+    _interruptible()
+    say = None if getattr(args, "json", False) else _say_on_stderr
+    result = exports.push(args.name, args.reference, args.username, password, args.insecure, say)
+    sent = f"{human_size(result['sent'])} sent" if result["sent"] else "nothing sent: the registry had every blob"
+    return Reply(result, f"{result['reference']}@{result['digest']} ({sent})")
+
+
+def _registry_password(args):
+    from .errors import Invalid
+
+    if args.password_stdin and not args.username:
+        raise Invalid("--password-stdin needs --username: the registry login's name")
+    return _password_from_stdin() if args.password_stdin else None
 
 
 def _say_on_stderr(line):

@@ -1,9 +1,11 @@
-"""Images from a registry: the read side of the OCI distribution API, standard library only.
+"""Images from and to a registry: the OCI distribution API, standard library only.
 
 `image pull REF` asks the registry for REF's manifest (following an index to
 this host's platform), then streams the config and each layer through the same
 code that imports archives (imports.apply): every digest is checked, layers are
 flattened as they arrive, nothing is kept but the finished ext4 file.
+`image push NAME REF` uploads the blobs the registry lacks, then the manifest
+(exports.push makes them).
 
 Authentication as registries ask for it: anonymous or with --username and a
 password, a Bearer token fetched from the realm the registry names (Docker
@@ -100,8 +102,9 @@ def platform(text=None):
 class Client:
     """One registry, one repository: HTTP(S) with kept-alive connections, auth as challenged."""
 
-    def __init__(self, reference, username=None, password=None, insecure=False):
+    def __init__(self, reference, username=None, password=None, insecure=False, actions="pull"):
         self.reference = reference
+        self.actions = actions  # what a token is asked for: pull, or pull,push
         self.credentials = (username, password) if username else None
         self.insecure = insecure or reference.loopback
         self.scheme = "https"
@@ -121,24 +124,37 @@ class Client:
 
         what: how an error names what was asked for, e.g. "manifest busybox:1".
         """
-        headers = {"Accept": accept} if accept else {}
-        response = self._get(self.url(path), headers)
+        return self.request("GET", path, what, {"Accept": accept} if accept else {})
+
+    def request(self, method, path, what, headers=None, body=None, expect=(200,)):
+        """The response to METHOD /v2/<repository>/<path> (or a whole URL the registry gave), authenticated.
+
+        body: bytes or a file (read again from its start when a login is asked
+        for first). A status outside expect is an error naming what.
+        """
+
+        def url():  # again each time: the first request may have found the registry speaks plain HTTP
+            return path if "://" in path else self.url(path)
+
+        response = self._get(url(), headers or {}, method=method, body=body)
         if response.status == 401:  # the first request, or a token that expired during a long pull
             self.authorization = self._authorize(response)
-            response = self._get(self.url(path), headers)
+            if hasattr(body, "seek"):
+                body.seek(0)
+            response = self._get(url(), headers or {}, method=method, body=body)
+        if response.status in expect:
+            return response
         if response.status == 401:
             raise BaleineError(f"registry {self.reference.domain} refused {self._who()}: {_errors(response)}")
         if response.status == 404:
             raise Missing(f"no {what} on {self.reference.domain}: {_errors(response)}")
-        if response.status != 200:
-            raise BaleineError(f"registry {self.reference.domain} answered {response.status} {response.reason} "
-                               f"for {what}: {_errors(response)}")  # fmt: skip
-        return response
+        raise BaleineError(f"registry {self.reference.domain} answered {response.status} {response.reason} "
+                           f"for {what}: {_errors(response)}")  # fmt: skip
 
     def _who(self):
         return f"user {self.credentials[0]!r}" if self.credentials else "anonymous pulls (give --username)"
 
-    def _get(self, url, headers, hops=0):
+    def _get(self, url, headers, hops=0, method="GET", body=None):
         import http.client
 
         parts = urllib.parse.urlsplit(url)
@@ -146,22 +162,24 @@ class Client:
         if self.authorization and parts.netloc == self.reference.host:  # never to a CDN we were sent to
             sent["Authorization"] = self.authorization
         try:
-            response = self._send(url, sent)
+            response = self._send(url, sent, method, body)
         except (OSError, http.client.HTTPException) as error:
             if parts.netloc == self.reference.host and self.scheme == "https" and self.insecure and hops == 0:
                 self.scheme = "http"  # as Docker does for an insecure (or loopback) registry
-                return self._get(url.replace("https://", "http://", 1), headers)
+                if hasattr(body, "seek"):
+                    body.seek(0)
+                return self._get(url.replace("https://", "http://", 1), headers, method=method, body=body)
             raise BaleineError(f"cannot reach registry {parts.netloc}{_through(url)}: {error}") from None
-        if response.status in (301, 302, 303, 307, 308):
+        if method in ("GET", "HEAD") and response.status in (301, 302, 303, 307, 308):
             location = urllib.parse.urljoin(url, response.getheader("Location", ""))
             _drain(response)
             if hops >= 5 or not location.startswith(("https://", "http://")):
                 raise BaleineError(f"registry {self.reference.domain} redirects too often for {parts.path}")
-            return self._get(location, headers, hops + 1)
+            return self._get(location, headers, hops + 1, method)
         return response
 
-    def _send(self, url, headers):
-        """The response to GET url, on the kept-alive connection to its host (through the proxy, if any)."""
+    def _send(self, url, headers, method="GET", body=None):
+        """The response to METHOD url, on the kept-alive connection to its host (through the proxy, if any)."""
         import http.client
 
         parts = urllib.parse.urlsplit(url)
@@ -171,7 +189,7 @@ class Client:
         connection, absolute, proxy_headers = self.connections[key]
         target = url if absolute else parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            connection.request("GET", target, headers={**headers, **proxy_headers})
+            connection.request(method, target, body=body, headers={**headers, **proxy_headers})
             return connection.getresponse()
         except (OSError, http.client.HTTPException):
             self.connections.pop(key)[0].close()
@@ -220,7 +238,7 @@ class Client:
         return "Bearer " + self._token(fields, basic)
 
     def _token(self, fields, basic):
-        query = {"service": fields.get("service"), "scope": f"repository:{self.reference.repository}:pull"}
+        query = {"service": fields.get("service"), "scope": f"repository:{self.reference.repository}:{self.actions}"}
         realm = fields["realm"] + "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme != "https" and not self.insecure:
@@ -274,6 +292,43 @@ def resolve(client, wanted):
         raise Invalid(f"{reference} has a manifest baleine cannot read ({media_type or 'no media type'}): "
                       "only OCI and Docker schema 2 images")  # fmt: skip
     return document, digest
+
+
+def upload(client, digest, data=None, path=None):
+    """Put one blob (bytes data, or the file at path) in the repository unless it is there; the bytes sent."""
+    import os
+
+    what = f"blob {digest}"
+    there = client.request("HEAD", f"blobs/{digest}", what, expect=(200, 404))
+    _drain(there)
+    if there.status == 200:
+        return 0
+    started = client.request("POST", "blobs/uploads/", f"an upload to {client.reference.named()}",
+                             {"Content-Length": "0"}, b"", expect=(202,))  # fmt: skip
+    _drain(started)
+    location = urllib.parse.urljoin(client.url(""), started.getheader("Location", ""))
+    target = location + ("&" if "?" in location else "?") + urllib.parse.urlencode({"digest": digest})
+    size = len(data) if path is None else os.path.getsize(path)
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+    if path is None:
+        done = client.request("PUT", target, what, headers, data, expect=(201,))
+    else:
+        with open(path, "rb") as body:
+            done = client.request("PUT", target, what, headers, body, expect=(201,))
+    _drain(done)
+    return size
+
+
+def put_manifest(client, manifest, media_type):
+    """Tag the manifest (bytes) in the repository; returns its digest, as the registry confirms it."""
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    response = client.request("PUT", f"manifests/{client.reference.tag}", f"manifest {client.reference}",
+                              {"Content-Type": media_type}, manifest, expect=(201,))  # fmt: skip
+    _drain(response)
+    claimed = response.getheader("Docker-Content-Digest")
+    if claimed and claimed != digest:
+        raise BaleineError(f"registry {client.reference.domain} stored the manifest as {claimed}, not {digest}")
+    return digest
 
 
 def choose_platform(descriptors, wanted, reference):
