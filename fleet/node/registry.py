@@ -27,6 +27,7 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ACCEPTED = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 DOCKER_HUB, DOCKER_HUB_API = "docker.io", "registry-1.docker.io"
+_CONNECTION = {"timeout": 60, "blocksize": 1 << 16}  # a layer upload goes out in 64 KiB writes, not 8 KiB
 MAX_MANIFEST = 4 << 20  # bytes: a manifest is JSON naming blobs, never large
 # Go's names for this machine, as image indexes give platforms.
 ARCHITECTURES = {"x86_64": ("amd64", None), "aarch64": ("arm64", None), "armv7l": ("arm", "v7"),
@@ -206,16 +207,16 @@ class Client:
             proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
         if parts.scheme == "http":
             if proxy is None:
-                return http.client.HTTPConnection(parts.netloc, timeout=60), False, {}
-            return http.client.HTTPConnection(proxy.hostname, proxy.port or 80, timeout=60), True, proxy_headers
+                return http.client.HTTPConnection(parts.netloc, **_CONNECTION), False, {}
+            return http.client.HTTPConnection(proxy.hostname, proxy.port or 80, **_CONNECTION), True, proxy_headers
         import ssl
 
         context = ssl.create_default_context()
         if self.insecure:
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         if proxy is None:
-            return http.client.HTTPSConnection(parts.netloc, timeout=60, context=context), False, {}
-        connection = http.client.HTTPSConnection(proxy.hostname, proxy.port or 80, timeout=60, context=context)
+            return http.client.HTTPSConnection(parts.netloc, **_CONNECTION, context=context), False, {}
+        connection = http.client.HTTPSConnection(proxy.hostname, proxy.port or 80, **_CONNECTION, context=context)
         connection.set_tunnel(parts.hostname, parts.port or 443, headers=proxy_headers)  # CONNECT, then TLS inside
         return connection, False, {}
 
