@@ -55,9 +55,8 @@ def image_pull(args):
 
     password = _registry_password(args)
     _interruptible()
-    say = None if getattr(args, "json", False) else _say_on_stderr  # progress for people; --json callers get one object
     row = images.pull(args.reference, args.name, args.size, args.platform, args.username, password, args.insecure,
-                      say)  # fmt: skip
+                      _progress(args))  # fmt: skip
     text = f"{row['name']}: {row['source'].rpartition('@')[2]}" + (" (up to date)" if row["up_to_date"] else "")
     return Reply({**images.describe(row), "up_to_date": row["up_to_date"]}, text)
 
@@ -68,8 +67,7 @@ def image_push(args):
 
     password = _registry_password(args)
     _interruptible()
-    say = None if getattr(args, "json", False) else _say_on_stderr
-    result = exports.push(args.name, args.reference, args.username, password, args.insecure, say)
+    result = exports.push(args.name, args.reference, args.username, password, args.insecure, _progress(args))
     sent = f"{human_size(result['sent'])} sent" if result["sent"] else "nothing sent: the registry had every blob"
     return Reply(result, f"{result['reference']}@{result['digest']} ({sent})")
 
@@ -82,11 +80,18 @@ def _registry_password(args):
     return _password_from_stdin() if args.password_stdin else None
 
 
-def _say_on_stderr(line):
-    import sys
+def _progress(args):
+    """Where a long verb tells people how it goes: stderr, line by line; nowhere for --json callers."""
+    if getattr(args, "json", False):
+        return None
 
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    def say(line):
+        import sys
+
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return say
 
 
 def _password_from_stdin():
@@ -455,18 +460,18 @@ def container_restart(args):
 
 
 def container_prune(_args):
-    from . import prune
+    from . import prune as pruning
 
-    removed = prune.stopped_containers()
+    removed = pruning.stopped_containers()
     return Reply(removed, "\n".join(item["name"] for item in removed))
 
 
 def prune(args):
     """Containers that do not run and networks no container is on; images and volumes when asked."""
-    from . import prune
+    from . import prune as pruning
     from .parse import human_size
 
-    removed = prune.everything(args.images, args.volumes)
+    removed = pruning.everything(args.images, args.volumes)
     lines = [f"{kind[:-1]} {item['name']}" for kind, items in removed.items() if kind != "freed" for item in items]
     lines.append(f"freed {human_size(removed['freed'])}" if lines else "nothing to remove")
     return Reply(removed, "\n".join(lines))

@@ -34,7 +34,7 @@ ARCHITECTURES = {"x86_64": ("amd64", None), "aarch64": ("arm64", None), "armv7l"
                  "ppc64le": ("ppc64le", None), "s390x": ("s390x", None), "riscv64": ("riscv64", None)}  # fmt: skip
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.?)+(?::\d{1,5})?|\[[0-9a-fA-F:]+\](?::\d{1,5})?")
 REFERENCE_HELP = "[REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], e.g. busybox, nginx:1.27, ghcr.io/org/app:2"
@@ -59,7 +59,7 @@ class Reference:
             path = f"library/{path}"
         if not _DOMAIN.fullmatch(domain) or not _REPOSITORY.fullmatch(path) or (colon and not _TAG.fullmatch(tag)):
             raise Invalid(f"invalid image reference {text!r}: use {REFERENCE_HELP}")
-        self.text, self.domain, self.repository = text, domain, path
+        self.domain, self.repository = domain, path
         self.tag = tag or (None if digest else "latest")
         self.digest = digest or None
 
@@ -153,7 +153,7 @@ class Client:
                            f"for {what}: {_errors(response)}")  # fmt: skip
 
     def _who(self):
-        return f"user {self.credentials[0]!r}" if self.credentials else "anonymous pulls (give --username)"
+        return f"user {self.credentials[0]!r}" if self.credentials else "anonymous access (give --username)"
 
     def _get(self, url, headers, hops=0, method="GET", body=None):
         import http.client

@@ -161,7 +161,7 @@ def test_logins_as_the_registry_asks(node, tmp_path, auth, podman_archives):
             assert wrong["error"]["message"].startswith(f"registry {hub.address} refused user 'puller': UNAUTHORIZED")
         else:
             assert anonymous["error"]["message"] == (
-                f"the login service of {hub.address} refused anonymous pulls (give --username): 401 Unauthorized"
+                f"the login service of {hub.address} refused anonymous access (give --username): 401 Unauthorized"
             )
             assert wrong["error"]["message"] == f"the login service of {hub.address} refused user 'puller': " + (
                 "401 Unauthorized"

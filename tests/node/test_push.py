@@ -51,7 +51,7 @@ def test_a_push_logs_in_for_push_and_refusals_change_nothing(node, tmp_path):
         dead = f"127.0.0.1:{registry.free_port()}"
         before = node.state_files()
         for args, message in [
-            (("bb", f"{hub.address}/bb:1"), f"the login service of {hub.address} refused anonymous pulls"),
+            (("bb", f"{hub.address}/bb:1"), f"the login service of {hub.address} refused anonymous access"),
             (("bb", f"{hub.address}/bb@sha256:" + "a" * 64), "to push to: give a tag (a digest is what a push makes)"),
             (("nope", f"{hub.address}/bb:1"), "no such image 'nope' (known: bb)"),
             (("bb", f"{dead}/bb:1"), f"cannot reach registry {dead}"),

@@ -38,6 +38,7 @@ def test_references_take_dockers_defaults(text, domain, host, repository, tag, d
         ("Busybox", "use [REGISTRY/]REPOSITORY"),
         ("busybox:", "use [REGISTRY/]REPOSITORY"),
         ("busybox:-x", "use [REGISTRY/]REPOSITORY"),
+        ("busybox:é", "use [REGISTRY/]REPOSITORY"),  # tags are ASCII
         ("a//b", "use [REGISTRY/]REPOSITORY"),
         ("ghcr.io/", "use [REGISTRY/]REPOSITORY"),
         ("web__-x", "use [REGISTRY/]REPOSITORY"),
