@@ -251,10 +251,13 @@ class Proxy:
     """An HTTP proxy on loopback: CONNECT tunnels and whole-URL GETs, each kept in `seen`.
 
     seen: (method, target, whether Proxy-Authorization came) per request.
+    busy: how many whole-URL requests to answer 503 (Retry-After: 0) instead
+    of passing on, as an overloaded registry or front would.
     """
 
-    def __init__(self):
+    def __init__(self, busy=0):
         self.seen = []
+        self.busy = busy
         proxy = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -272,6 +275,12 @@ class Proxy:
                     upstream = socket.create_connection((host.strip("[]"), int(port)))
                     self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
                     self.wfile.flush()
+                elif proxy.busy > 0:
+                    proxy.busy -= 1
+                    body = b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}'
+                    self.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nConnection: close\r\n"
+                                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+                    return
                 else:
                     parts = urllib.parse.urlsplit(target)
                     upstream = socket.create_connection((parts.hostname, parts.port or 80))
@@ -308,8 +317,8 @@ def _relay(client, upstream):
 
 
 @contextlib.contextmanager
-def proxying():
-    proxy = Proxy()
+def proxying(busy=0):
+    proxy = Proxy(busy)
     try:
         yield proxy
     finally:

@@ -28,6 +28,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ACCEPTED = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 DOCKER_HUB, DOCKER_HUB_API = "docker.io", "registry-1.docker.io"
 _CONNECTION = {"timeout": 60, "blocksize": 1 << 16}  # a layer upload goes out in 64 KiB writes, not 8 KiB
+BUSY, TRIES = (429, 500, 502, 503, 504), 3  # answers worth asking again, and how many times in all
 MAX_MANIFEST = 4 << 20  # bytes: a manifest is JSON naming blobs, never large
 # Go's names for this machine, as image indexes give platforms.
 ARCHITECTURES = {"x86_64": ("amd64", None), "aarch64": ("arm64", None), "armv7l": ("arm", "v7"),
@@ -137,20 +138,35 @@ class Client:
         def url():  # again each time: the first request may have found the registry speaks plain HTTP
             return path if "://" in path else self.url(path)
 
-        response = self._get(url(), headers or {}, method=method, body=body)
+        response = self._tries(url, headers or {}, method, body)
         if response.status == 401:  # the first request, or a token that expired during a long pull
             self.authorization = self._authorize(response)
-            if hasattr(body, "seek"):
-                body.seek(0)
-            response = self._get(url(), headers or {}, method=method, body=body)
+            response = self._tries(url, headers or {}, method, body)
         if response.status in expect:
             return response
+        if response.status in BUSY:
+            what = f"{what} ({TRIES} tries)"
         if response.status == 401:
             raise BaleineError(f"registry {self.reference.domain} refused {self._who()}: {_errors(response)}")
         if response.status == 404:
             raise Missing(f"no {what} on {self.reference.domain}: {_errors(response)}")
         raise BaleineError(f"registry {self.reference.domain} answered {response.status} {response.reason} "
                            f"for {what}: {_errors(response)}")  # fmt: skip
+
+    def _tries(self, url, headers, method, body):
+        """The response, asked again while the registry says it is busy (429, 5xx), as Docker's client does."""
+        import time
+
+        for attempt in range(TRIES):
+            if hasattr(body, "seek"):
+                body.seek(0)
+            response = self._get(url(), headers, method=method, body=body)
+            if response.status not in BUSY or attempt == TRIES - 1:
+                return response
+            wait = response.getheader("Retry-After", "")
+            _drain(response)
+            time.sleep(min(int(wait), 10) if wait.isdigit() else 2**attempt)  # the registry's word, within reason
+        return response
 
     def _who(self):
         return f"user {self.credentials[0]!r}" if self.credentials else "anonymous access (give --username)"

@@ -228,6 +228,23 @@ def test_through_the_proxy_the_environment_names(node, tmp_path, lan_address, po
         assert node.ok("image", "inspect", "plain")["config"]["WorkingDir"] == "/www"
 
 
+def test_a_busy_registry_is_asked_again(node, tmp_path, lan_address, podman_archives):
+    with registry.proxying(busy=2) as proxy, registry.running(tmp_path / "plain", host=lan_address) as plain:
+        plain.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        forward = {"HTTP_PROXY": f"http://{proxy.address}"}
+        reply = pull(node, f"{plain.address}/webfx:1", "--insecure", env=forward)
+        assert reply["ok"], reply  # two 503s, then through
+        first = [target for _method, target, _ in proxy.seen[:3]]
+        assert first == [f"http://{plain.address}/v2/webfx/manifests/1"] * 3
+        proxy.busy = 10
+        reply = pull(node, f"{plain.address}/webfx:1", "--insecure", "--name", "again", env=forward)
+        assert reply["error"]["message"] == (
+            f"registry {plain.address} answered 503 Service Unavailable for manifest {plain.address}/webfx:1 "
+            "(3 tries): UNAVAILABLE try later"
+        )
+        assert proxy.busy == 7  # three tries, no more
+
+
 def test_refusals_name_the_problem_and_change_nothing(node, hub, tmp_path, podman_archives):
     hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
     node.ok("image", "create", "taken", "--size", "16M", "--from", "busybox")
