@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BENCH_VENV := bench/.venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
-BENCH ?= start density fleet push
+BENCH ?= start density fleet push pull
 
 .PHONY: help deps test unit lint demo demo-down bench zipapp clean
 
@@ -14,7 +14,7 @@ help:
 	@echo "make demo       install what is missing, start a small web farm on this host"
 	@echo "make demo-down  remove everything the demo made"
 	@echo "make lint       ruff"
-	@echo "make bench      measure against podman, ansible, pyinfra, rsync (BENCH=start|fleet|push for one)"
+	@echo "make bench      measure against podman, ansible, pyinfra, rsync (BENCH=start|density|fleet|push|pull)"
 
 # Invoke never writes bytecode (nor does Python under PYTHONDONTWRITEBYTECODE): compile the
 # control side here, or every task compiles it again (35 ms before its first SSH call).
@@ -48,7 +48,7 @@ demo: deps
 demo-down: $(STAMP)
 	scripts/demo down
 
-# make bench: every benchmark; make bench BENCH=fleet: one (start, density, fleet, push).
+# make bench: every benchmark; make bench BENCH=fleet: one (start, density, fleet, push, pull).
 bench: deps $(BENCH_STAMP)
 	scripts/ensure-deps podman runc rsync
 	for name in $(BENCH); do scripts/isolated $(BENCH_VENV)/bin/python bench/$$name.py || exit 1; done
