@@ -62,6 +62,9 @@ def test_device_nodes_are_not_created(tmp_path, dest):
         ([("a/../../escape", "file", "x")], "'..'"),
         ([("/abs", "file", "x")], "absolute"),
         ([("link", "sym", "/"), ("link/escape", "file", "x")], "not a directory"),
+        # A directory entries went into, replaced by a symlink: the next entry must not go through it.
+        ([("d", "dir", None), ("d/x", "file", "x"), ("d", "sym", "/"), ("d/escape", "file", "x")], "not a directory"),
+        ([("d/e", "dir", None), ("d/e/x", "file", "x"), ("d", "sym", "/"), ("d/e/y", "file", "x")], "not a direct"),
         ([("link", "sym", "../.."), ("link/escape", "file", "x")], "not a directory"),
         ([("evil", "hard", "../outside")], "'..'"),
         ([("evil", "hard", "/etc/passwd")], "absolute"),
@@ -78,6 +81,25 @@ def test_hostile_entries_are_refused_and_nothing_escapes(tmp_path, dest, entries
     assert outside.read_text() == "untouched"
     assert not (tmp_path / "escape").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "evil.tar", "outside"]
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [[("d", "dir", None), ("d/x", "file", "x")], [(".wh.d", "file", ""), ("d/z", "file", "z")]],
+        [[("d/x", "file", "x")], [(".wh..wh..opq", "file", "")], [("d/z", "file", "z")]],  # opaque root
+    ],
+)
+def test_a_directory_whited_out_then_filled_again_keeps_the_new_entries(tmp_path, dest, layers):
+    """A later layer removes d and the next puts d/z back (no entry for d itself): z lands in a new d."""
+    tree = archive.Tree(str(dest))
+    try:
+        for index, entries in enumerate(layers):
+            with tarfile.open(make_tar(tmp_path / f"{index}.tar", entries), "r|") as layer:
+                archive.apply_layer(tree, layer)
+    finally:
+        tree.close()
+    assert sorted(os.listdir(dest / "d")) == ["z"]
 
 
 def test_gzip_and_garbage(tmp_path, dest):
