@@ -326,6 +326,8 @@ def _cron_verbs(verbs):
 
 def _container_options(verb):
     verb.option("--name", help_text="container name (default: IMAGE-xxxxxx)")
+    verb.option("--pull", metavar="POLICY", default="missing",
+                help_text="for a reference: missing (pull if not yet), always (ask the registry), never")  # fmt: skip
     verb.option("--network", repeat=True, metavar="NET[:IP]",
                 help_text="join a network, optionally at a given address (repeat for more)")  # fmt: skip
     verb.option("--hostname", help_text="host name inside (default: the container name)")

@@ -379,9 +379,17 @@ def _create_options(args):
     }
 
 
+def _resolve_image(args):
+    """args.image becomes the name of the image to create from, pulled first as --pull says (Docker's --pull)."""
+    from . import images
+
+    args.image = images.for_container(args.image, args.pull, _progress(args))["name"]
+
+
 def container_create(args):
     from . import containers
 
+    _resolve_image(args)
     row = containers.create(args.image, args.command, **_create_options(args))
     return Reply(containers.describe(row), row["name"])
 
@@ -390,6 +398,7 @@ def container_run(args):
     from . import containers
 
     capture = getattr(args, "json", False) and not args.detach
+    _resolve_image(args)
     row, code, output = containers.run(
         args.image, args.command, detach=args.detach, remove_after=args.rm, capture=capture, tty=args.tty,
         **_create_options(args),

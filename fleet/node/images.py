@@ -66,16 +66,31 @@ def get(name):
     return state.IMAGES.get(name)
 
 
-def for_container(text):
+PULL_POLICIES = ("missing", "always", "never")
+
+
+def for_container(text, policy="never", say=None):
     """The image a container names: by its name, else the one pulled from that reference (nginx:1.27), as in Docker.
 
-    NotFound naming the known images; for a reference nothing was pulled from, saying how to pull it.
+    policy (--pull), for a reference (it has ':', '/' or '@': never a name):
+    missing pulls it when nothing was, always asks the registry each time (up
+    to date, or refused when the tag moved), never pulls. A bare word is a name.
+    NotFound naming the known images; for a reference not pulled, saying how.
     """
+    if policy not in PULL_POLICIES:
+        raise Invalid(f"invalid --pull {policy!r}: use {', '.join(PULL_POLICIES)}")
     rows = state.IMAGES.read()
-    row = state.IMAGES.find(text, rows) or _pulled_from(text, rows)
-    if row is None and any(mark in text for mark in ":/@"):  # a reference, never a name
-        raise NotFound(f"no image was pulled from {text!r}: pull it first (baleine image pull {text})")
-    return row or state.IMAGES.get(text, rows)
+    row = state.IMAGES.find(text, rows)
+    if row is not None:
+        return row
+    pulled = _pulled_from(text, rows)
+    if any(mark in text for mark in ":/@"):
+        if policy == "always" or (policy == "missing" and pulled is None):
+            return pull(text, name=pulled["name"] if pulled else None, say=say)
+        if pulled is None:
+            raise NotFound(f"no image was pulled from {text!r}: pull it first (baleine image pull {text}), "
+                           "or give --pull missing")  # fmt: skip
+    return pulled or state.IMAGES.get(text, rows)
 
 
 def _pulled_from(text, rows):

@@ -75,12 +75,16 @@ def test_containers_name_a_pulled_image_by_its_reference(node, hub, podman_archi
     assert done.stdout == "hello from layer\n", done.stderr
     [event] = [e for e in node.ok("events") if e["action"] == "create" and e["container"] == "byref"]
     assert event["image"] == "webfx-1"  # the container records the image's name
-    for text, message in [
-        (f"{hub.address}/webfx:2", f"no image was pulled from '{hub.address}/webfx:2': pull it first (baleine image "
-                                   f"pull {hub.address}/webfx:2)"),
-        ("webfx", "no such image 'webfx' (known: webfx-1)"),  # a bare name stays a name
+    for args, message in [
+        (("--pull", "never", f"{hub.address}/webfx:2"), f"no image was pulled from '{hub.address}/webfx:2': pull it "
+                                                        f"first (baleine image pull {hub.address}/webfx:2), or give "
+                                                        "--pull missing"),
+        ((f"{hub.address}/webfx:2",), f"no manifest {hub.address}/webfx:2 on {hub.address}: MANIFEST_UNKNOWN "
+                                      "manifest unknown"),  # the default, --pull missing, asked the registry
+        (("webfx",), "no such image 'webfx' (known: webfx-1)"),  # a bare name stays a name, never pulled
+        (("--pull", "sometimes", "webfx-1"), "invalid --pull 'sometimes': use missing, always, never"),
     ]:  # fmt: skip
-        reply = node.call("container", "create", text)
+        reply = node.call("container", "create", *args)
         assert reply["error"]["message"] == message, reply
     assert pull(node, f"{hub.address}/webfx:1", "--name", "twice")["ok"]
     reply = node.call("container", "create", f"{hub.address}/webfx:1")
@@ -88,6 +92,20 @@ def test_containers_name_a_pulled_image_by_its_reference(node, hub, podman_archi
         f"several images were pulled from '{hub.address}/webfx:1' (webfx-1, twice): name the one to use"
     )
     assert node.ok("container", "create", "--name", "named", "twice")["image"] == "twice"
+
+
+def test_run_pulls_a_reference_as_docker_does(node, hub, podman_archives):
+    hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+    done = node.cli("container", "run", "--rm", f"{hub.address}/webfx:1", "cat", "index.html")
+    assert done.stdout == "hello from layer\n", done.stderr  # pulled first (--pull missing, the default)
+    assert done.stderr.splitlines()[0].startswith(f"{hub.address}/webfx:1: 5 layers")  # the pull's progress
+    assert [item["name"] for item in node.ok("image", "list")] == ["webfx-1"]
+    created = node.ok("container", "create", "--pull", "always", f"{hub.address}/webfx:1")  # up to date: used
+    assert created["image"] == "webfx-1"
+    hub.push(f"oci-archive:{podman_archives / 'webfx-oci.tar'}", "webfx:1")  # the tag moves on
+    assert node.ok("container", "create", f"{hub.address}/webfx:1")["image"] == "webfx-1"  # missing: not asked
+    reply = node.call("container", "create", "--pull", "always", f"{hub.address}/webfx:1")
+    assert reply["error"]["message"].startswith(f"image 'webfx-1' is {hub.address}/webfx:1@sha256:"), reply
 
 
 def platform_image(directory, architectures):
