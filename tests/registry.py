@@ -34,7 +34,7 @@ def binary():
     if not program.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run([*vm.host_network(), "apt-get", "download", "docker-registry"], cwd=CACHE, check=True,
-                       capture_output=True, pass_fds=vm._host_fd())  # fmt: skip
+                       capture_output=True, pass_fds=vm.host_fds())  # fmt: skip
         deb = next(CACHE.glob("docker-registry_*.deb"))
         subprocess.run(["dpkg", "-x", str(deb), str(CACHE)], check=True)
         deb.unlink()

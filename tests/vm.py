@@ -55,7 +55,7 @@ def kernel():
                                  text=True, check=True).stdout  # fmt: skip
         package = next(line.split()[-1] for line in depends.splitlines() if "Depends:" in line)
         subprocess.run([*host_network(), "apt-get", "download", package], cwd=CACHE, check=True, capture_output=True,
-                       pass_fds=_host_fd())  # fmt: skip
+                       pass_fds=host_fds())  # fmt: skip
         deb = next(CACHE.glob(f"{package}_*.deb"))
         subprocess.run(["dpkg", "-x", str(deb), str(target)], check=True)
         deb.unlink()
@@ -64,14 +64,15 @@ def kernel():
     return found[-1], loop
 
 
-def _host_fd():
+def host_fds():
+    """The fd of the host's network namespace scripts/isolated keeps open, for pass_fds (none outside it)."""
     fd = os.environ.get("BALEINE_TEST_HOST_NETNS_FD")
     return (int(fd),) if fd else ()
 
 
 def host_network():
     """argv prefix reaching the Debian mirror from inside scripts/isolated (see there)."""
-    return ["nsenter", f"--net=/proc/self/fd/{_host_fd()[0]}", "--"] if _host_fd() else []
+    return ["nsenter", f"--net=/proc/self/fd/{host_fds()[0]}", "--"] if host_fds() else []
 
 
 def libraries(paths):

@@ -16,6 +16,8 @@ Programs that systemd attaches to the cgroups above still apply.
 import os
 import struct
 
+from . import linux
+
 PROG_TYPE_CGROUP_DEVICE = 15
 ATTACH_CGROUP_DEVICE = 6
 ALLOW_MULTI = 2  # BPF_F_ALLOW_MULTI: ours runs beside the parents', each must allow
@@ -110,7 +112,11 @@ def attach(cgroup_path, allow, deny):
         before = _attached(directory)
         loaded = _load(program(allow, deny))
         try:  # attached first, then the old removed: no moment without a filter
-            _call(_PROG_ATTACH, struct.pack("=IIII", directory, loaded, ATTACH_CGROUP_DEVICE, ALLOW_MULTI), "attach")
+            linux.bpf(
+                _PROG_ATTACH,
+                struct.pack("=IIII", directory, loaded, ATTACH_CGROUP_DEVICE, ALLOW_MULTI),
+                "attach of the device filter",
+            )
         finally:
             os.close(loaded)
         for program_id in before:
@@ -133,18 +139,20 @@ def _attached(directory, room=64):
 
     ids = ctypes.create_string_buffer(4 * room)
     attr = bytearray(struct.pack("=IIIIQI", directory, ATTACH_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), room))
-    _call(_PROG_QUERY, attr, "query")
+    linux.bpf(_PROG_QUERY, attr, "query of the device filter")
     count = struct.unpack_from("=I", attr, 24)[0]
     return list(struct.unpack_from(f"={count}I", ids.raw))
 
 
 def _detach(directory, program_id):
     try:
-        handle = _call(_PROG_GET_FD_BY_ID, struct.pack("=I", program_id), "open")
+        handle = linux.bpf(_PROG_GET_FD_BY_ID, struct.pack("=I", program_id), "open of the device filter")
     except OSError:
         return  # gone meanwhile
     try:
-        _call(_PROG_DETACH, struct.pack("=III", directory, handle, ATTACH_CGROUP_DEVICE), "detach")
+        linux.bpf(
+            _PROG_DETACH, struct.pack("=III", directory, handle, ATTACH_CGROUP_DEVICE), "detach of the device filter"
+        )
     finally:
         os.close(handle)
 
@@ -163,29 +171,12 @@ def _load(instructions):
                            ctypes.addressof(log) if log_level else 0, 0, 0, b"baleine_devices", 0, 0)  # fmt: skip
 
     try:
-        return _call(_PROG_LOAD, attr(0), "load")
+        return linux.bpf(_PROG_LOAD, attr(0), "load of the device filter")
     except OSError as error:
         if error.errno != 22:  # EINVAL: the verifier said no; ask again with its log
             raise
     try:
-        return _call(_PROG_LOAD, attr(1), "load")
+        return linux.bpf(_PROG_LOAD, attr(1), "load of the device filter")
     except OSError as error:
         reason = log.value.decode(errors="replace").strip().splitlines()
         raise OSError(error.errno, f"{error.strerror} ({reason[-1] if reason else 'no log'})") from None
-
-
-def _call(command, attr, what):
-    """bpf(command, attr): its result (an fd for load and open); OSError naming what failed."""
-    import ctypes
-
-    from . import linux, seccomp
-
-    try:
-        number = seccomp.NUMBERS["bpf"][seccomp.check_supported()[1]]
-    except seccomp.Unsupported:
-        raise OSError(38, f"baleine knows no bpf() call number on {seccomp.machine()}") from None  # ENOSYS
-    buffer = (ctypes.c_char * len(attr)).from_buffer(bytearray(attr) if isinstance(attr, bytes) else attr)
-    result = linux.libc().syscall(number, command, buffer, len(attr))
-    if result < 0:
-        linux.oserror(f"bpf {what} of the device filter")
-    return result

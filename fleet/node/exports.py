@@ -52,24 +52,26 @@ def push(name, text, username=None, password=None, insecure=False, say=None):
         with images.build_dir("push") as work:
             layer, _diff_id, config = one_layer(name, work)
             compressed = _gzipped(layer, work)
-            blobs = {
-                "config": ({"mediaType": OCI_CONFIG, **_described(data=config)}, {"data": config}),
-                "layer": ({"mediaType": OCI_LAYER + "+gzip", **_described(path=compressed)}, {"path": compressed}),
-            }
-            sent = sum(_upload(client, what, descriptor, blob, say) for what, (descriptor, blob) in blobs.items())
-            manifest = _json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": blobs["config"][0],
-                              "layers": [blobs["layer"][0]]})  # fmt: skip
-            digest = registry.put_manifest(client, manifest, OCI_MANIFEST)
+            config_blob = _descriptor(OCI_CONFIG, data=config)
+            layer_blob = _descriptor(OCI_LAYER + "+gzip", path=compressed)
+            sent = _upload(client, "config", config_blob, {"data": config}, say)
+            sent += _upload(client, "layer", layer_blob, {"path": compressed}, say)
+            digest = registry.put_manifest(client, _oci_manifest(config_blob, layer_blob), OCI_MANIFEST)
     finally:
         client.close()
     return {"name": name, "reference": reference.named(), "digest": digest, "sent": sent}
 
 
-def _described(data=None, path=None):
-    """A blob's digest and size, for its descriptor."""
+def _descriptor(media_type, data=None, path=None):
+    """An OCI descriptor of a blob: bytes data, or the file at path."""
     if path is None:
-        return {"digest": "sha256:" + _sha256(data), "size": len(data)}
-    return {"digest": "sha256:" + _file_sha256(path), "size": os.path.getsize(path)}
+        return {"mediaType": media_type, "digest": "sha256:" + _sha256(data), "size": len(data)}
+    return {"mediaType": media_type, "digest": "sha256:" + _file_sha256(path), "size": os.path.getsize(path)}
+
+
+def _oci_manifest(config, layer):
+    """An OCI image manifest (bytes) of one config and one layer, given as descriptors."""
+    return _json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]})
 
 
 def _upload(client, what, descriptor, blob, say):
@@ -220,13 +222,8 @@ def _docker_entries(config, layer, diff_id, tag):
 
 
 def _oci_entries(config, layer, diff_id, tag):
-    size = os.path.getsize(layer)
-    manifest = _json({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + _sha256(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER, "digest": diff_id, "size": size}],
-    })  # fmt: skip
+    layer_blob = {"mediaType": OCI_LAYER, "digest": diff_id, "size": os.path.getsize(layer)}  # diff id: uncompressed
+    manifest = _oci_manifest(_descriptor(OCI_CONFIG, data=config), layer_blob)
     index = _json({
         "schemaVersion": 2,
         "manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:" + _sha256(manifest), "size": len(manifest),

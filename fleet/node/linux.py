@@ -208,6 +208,24 @@ def load_seccomp(program):
         oserror("prctl(PR_SET_SECCOMP)")
 
 
+def bpf(command, attr, what):
+    """bpf(2): command with attr (bytes, or a bytearray the kernel may write back into); its result (an fd
+    for a load or an open). OSError naming what failed."""
+    import ctypes
+
+    from . import seccomp
+
+    try:
+        number = seccomp.NUMBERS["bpf"][seccomp.check_supported()[1]]
+    except seccomp.Unsupported:
+        raise OSError(38, f"baleine knows no bpf() call number on {seccomp.machine()}") from None  # ENOSYS
+    buffer = (ctypes.c_char * len(attr)).from_buffer(bytearray(attr) if isinstance(attr, bytes) else attr)
+    result = libc().syscall(number, command, buffer, len(attr))
+    if result < 0:
+        oserror(f"bpf {what}")
+    return result
+
+
 def last_capability():
     """The highest capability number this kernel knows."""
     try:  # binary: in a container's init, after pivot_root, no codec module can be loaded
