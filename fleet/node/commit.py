@@ -22,41 +22,31 @@ from .containers import (
 def commit(ref, image_name):
     """A new image from a container's disk: stopped, or frozen while its disk is copied."""
     parse.name(image_name, "image name")
-    held = None
-    with state.locked():
-        row = current(ref)
-        refuse_if_busy(row)
-        refuse_if_half_created(row)
-        images.refuse_taken(image_name)
-        if row["status"] != RUNNING:
-            held = hold_disk(row, shared=True)  # no start nor cp while it is copied
-    try:
-        image = _commit(row, image_name, frozen=held is None)
-        events.record("commit", row, image=image_name)
-        return image
-    finally:
-        if held is not None:
-            os.close(held)
-
-
-def _commit(row, image_name, frozen):
-    config = read_config(row)
-    with images.build_dir(image_name) as work:
-        staged = os.path.join(work, "image.ext4")
-        if frozen:
-            copy_frozen(row, staged)
-            images.replay_journal(staged, images.rootfs_dir(work))  # so that the image mounts read-only (export)
+    images.refuse_taken(image_name)  # before any copy; register refuses it again, under the lock
+    with images.build_dir(image_name) as work, consistent_disk(ref, work) as (row, disk, copied):
+        if copied:  # the frozen copy: its journal replayed, so that the image mounts read-only (export)
+            staged = disk
+            images.replay_journal(staged, images.rootfs_dir(work))
         else:
-            images.copy_file(os.path.join(directory(row), "disk.ext4"), staged)
-        image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
-                        "User": config["user"], "StopSignal": config.get("stop_signal", "SIGTERM"),
-                        "Parent": row["image"]}  # fmt: skip
-        if config.get("health"):
-            from .health import to_image
+            staged = os.path.join(work, "image.ext4")
+            images.copy_file(disk, staged)
+        image = _register(row, image_name, staged)
+    events.record("commit", row, image=image_name)
+    return image
 
-            image_config["Healthcheck"] = to_image(config["health"])
-        source = f"commit:{row['name']} (from {row['image']})"
-        return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
+
+def _register(row, image_name, staged):
+    """Register the disk copy staged as image_name, with the container's settings as its config."""
+    config = read_config(row)
+    image_config = {"Cmd": config["command"], "Env": config["env"], "WorkingDir": config["workdir"],
+                    "User": config["user"], "StopSignal": config.get("stop_signal", "SIGTERM"),
+                    "Parent": row["image"]}  # fmt: skip
+    if config.get("health"):
+        from .health import to_image
+
+        image_config["Healthcheck"] = to_image(config["health"])
+    source = f"commit:{row['name']} (from {row['image']})"
+    return images.register(image_name, staged, {k: v for k, v in image_config.items() if v}, source)
 
 
 @contextlib.contextmanager
