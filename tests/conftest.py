@@ -96,7 +96,8 @@ class Node:
     def __init__(self, zipapp, root):
         self.zipapp = zipapp
         self.root = root
-        self.env = dict(os.environ, BALEINE_ROOT=str(root), BALEINE_CGROUP_PARENT=CGROUP_PARENT)
+        self.env = dict(os.environ, BALEINE_ROOT=str(root), BALEINE_CGROUP_PARENT=CGROUP_PARENT,
+                        DOCKER_CONFIG=f"{root}-docker")  # never this machine's docker logins  # fmt: skip
 
     def argv(self, *args):
         return [sys.executable, "-I", "-S", str(self.zipapp), *map(str, args)]

@@ -41,7 +41,8 @@ def _leaf(group, name, handler, help_text, description=None):
 
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df", "info", "prune")
+KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df", "info", "prune",
+         "login", "logout")  # fmt: skip
 
 
 def build_parser(kind=None):
@@ -62,7 +63,8 @@ def build_parser(kind=None):
     root.version = f"baleine {VERSION}"
     verbs = {"image": _image_verbs, "network": _network_verbs, "volume": _volume_verbs, "container": _container_verbs,
              "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
-             "df": _bare_verb("df"), "info": _bare_verb("info"), "prune": _prune_verb}  # fmt: skip
+             "df": _bare_verb("df"), "info": _bare_verb("info"), "prune": _prune_verb, "login": _login_verb,
+             "logout": _logout_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "volume": "named volumes: directories that outlive their containers",
              "check": "the cron pass: record dead containers, apply restart policies",
@@ -71,7 +73,9 @@ def build_parser(kind=None):
              "events": "what happened to containers, when and by whom",
              "df": "disk space: images, containers, logs, history, and what prune would free",
              "info": "this host: kernel, cgroups, filesystem, seccomp, init, cron, and what baleine holds",
-             "prune": "remove what nothing uses: stopped containers, networks (images, volumes if asked)"}  # fmt: skip
+             "prune": "remove what nothing uses: stopped containers, networks (images, volumes if asked)",
+             "login": "check a registry login and keep it for pulls and pushes",
+             "logout": "forget a registry login"}  # fmt: skip
     for name in KINDS:
         sub = root.command(name, helps[name])
         if kind in (None, name):
@@ -224,8 +228,8 @@ def _limit_options(verb):
     )
 
 
-def _registry_login_options(verb):
-    verb.option("--username", help_text="log in as this user (anonymous by default)")
+def _registry_login_options(verb, default="the login kept by baleine login, else anonymous"):
+    verb.option("--username", help_text=f"log in as this user (default: {default})")
     verb.option("--password-stdin", flag=True, help_text="read the password or token from stdin's first line")
     verb.option("--insecure", flag=True,
                 help_text="plain HTTP, or HTTPS unchecked (loopback registries are so already)")  # fmt: skip
@@ -285,6 +289,32 @@ def _prune_verb(verb):
     verb.handler = h.prune
     verb.option("--images", flag=True, help_text="also every image no container uses")
     verb.option("--volumes", flag=True, help_text="also every volume no container names, with what it holds")
+    _json_flag(verb)
+
+
+def _login_verb(verb):
+    from . import handlers as h
+
+    verb.handler = h.login
+    verb.description = (
+        "Ask the registry to check a login (as docker login does), then keep it in\n"
+        "$BALEINE_ROOT/auth.json (Docker's format, mode 0600, not encrypted): image pull,\n"
+        "image push and container run --pull use it when no --username is given.\n"
+        "Logins docker login kept (~/.docker/config.json) are used too. Examples:\n"
+        "  baleine login ghcr.io --username bot --password-stdin < token\n"
+        "  baleine login registry.lan:5000 --username ci     (asks for the password)\n"
+        "  baleine login ghcr.io                             (checks the kept login again)"
+    )
+    verb.positional("registry", nargs="?", metavar="REGISTRY", help_text="HOST[:PORT] (default: docker.io)")
+    _registry_login_options(verb, "check the login kept for REGISTRY again")
+    _json_flag(verb)
+
+
+def _logout_verb(verb):
+    from . import handlers as h
+
+    verb.handler = h.logout
+    verb.positional("registry", nargs="?", metavar="REGISTRY", help_text="HOST[:PORT] (default: docker.io)")
     _json_flag(verb)
 
 

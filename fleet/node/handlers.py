@@ -73,11 +73,40 @@ def image_push(args):
 
 
 def _registry_password(args):
+    """The password for --username: stdin's first line with --password-stdin, else asked on the terminal."""
     from .errors import Invalid
 
     if args.password_stdin and not args.username:
         raise Invalid("--password-stdin needs --username: the registry login's name")
-    return _password_from_stdin() if args.password_stdin else None
+    if not args.username:
+        return None
+    if args.password_stdin:
+        return _password_from_stdin()
+    if not sys.stdin.isatty():
+        raise Invalid(f"--username {args.username} needs a password: pipe it in with --password-stdin, "
+                      "or run on a terminal to be asked")  # fmt: skip
+    import getpass
+
+    password = getpass.getpass(f"password for {args.username}: ")
+    if not password:
+        raise Invalid("no password was typed: give the password or token of --username")
+    return password
+
+
+def login(args):
+    from . import logins
+
+    done = logins.login(args.registry, args.username, _registry_password(args), args.insecure)
+    unchecked = "" if done["checked"] else f" (kept unchecked: {done['registry']} asks for no login)"
+    return Reply(done, f"logged in to {done['registry']} as {done['username']}{unchecked}")
+
+
+def logout(args):
+    from . import logins
+
+    done = logins.logout(args.registry)
+    removed = f"logged out of {done['registry']}"
+    return Reply(done, removed if done["removed"] else f"no login for {done['registry']} is kept: nothing to remove")
 
 
 def _progress(args):

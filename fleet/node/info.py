@@ -13,7 +13,7 @@ from . import state
 
 
 def summary():
-    from . import VERSION, cgroups, containers, cron, volumes
+    from . import VERSION, cgroups, containers, cron, logins, volumes
 
     state.ensure_layout()  # a host nothing was done on yet: its root, as the first command would make it
     system = os.uname()
@@ -37,6 +37,7 @@ def summary():
         "images": len(state.IMAGES.read()),
         "networks": len(state.NETWORKS.read()),
         "volumes": len(volumes.list_all()),
+        "logins": logins.listed(),
         "free": space.f_bavail * space.f_frsize,
         "size": space.f_blocks * space.f_frsize,
     }

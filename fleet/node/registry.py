@@ -64,6 +64,18 @@ class Reference:
         self.tag = tag or (None if digest else "latest")
         self.digest = digest or None
 
+    @classmethod
+    def registry(cls, text):
+        """Only a registry, as a login names one: HOST[:PORT] (a scheme or path is dropped), docker.io by default."""
+        from .logins import registry_name
+
+        domain = registry_name("docker.io" if text is None else text)
+        if not _DOMAIN.fullmatch(domain):
+            raise Invalid(f"invalid registry {text!r}: use HOST[:PORT], e.g. ghcr.io, registry.lan:5000 or docker.io")
+        reference = cls.__new__(cls)
+        reference.domain, reference.repository, reference.tag, reference.digest = domain, None, None, None
+        return reference
+
     @property
     def host(self):
         """Where the API answers (Docker Hub's is not docker.io)."""
@@ -108,6 +120,13 @@ class Client:
         self.reference = reference
         self.actions = actions  # what a token is asked for: pull, or pull,push
         self.credentials = (username, password) if username else None
+        self.kept_in = None  # the file the login came from, when `baleine login` (or docker's) kept it
+        if username is None:
+            from . import logins
+
+            found = logins.find(reference.domain)
+            if found:
+                self.credentials, self.kept_in = found[:2], found[2]
         self.insecure = insecure or reference.loopback
         self.scheme = "https"
         self.authorization = None
@@ -119,7 +138,15 @@ class Client:
         self.connections.clear()
 
     def url(self, path):
+        """The URL of path in the repository's API, or of /path on the registry."""
+        if path.startswith("/"):
+            return f"{self.scheme}://{self.reference.host}{path}"
         return f"{self.scheme}://{self.reference.host}/v2/{self.reference.repository}/{path}"
+
+    def check_login(self):
+        """Whether the registry checked our login, asking its API root as `docker login` does; refused: an error."""
+        _drain(self.request("GET", "/v2/", "the API root"))
+        return self.authorization is not None
 
     def get(self, path, what, accept=None):
         """The response to GET /v2/<repository>/<path>, authenticated, redirects followed; errors explained.
@@ -169,7 +196,12 @@ class Client:
         return response
 
     def _who(self):
-        return f"user {self.credentials[0]!r}" if self.credentials else "anonymous access (give --username)"
+        domain = self.reference.domain
+        if self.kept_in:
+            return f"user {self.credentials[0]!r}, the login kept in {self.kept_in} (renew it: baleine login {domain})"
+        if self.credentials:
+            return f"user {self.credentials[0]!r}"
+        return f"anonymous access (give --username, or keep a login: baleine login {domain})"
 
     def _get(self, url, headers, hops=0, method="GET", body=None):
         import http.client
@@ -247,15 +279,17 @@ class Client:
             basic = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
         if scheme.lower() == "basic":
             if basic is None:
-                raise BaleineError(f"registry {self.reference.domain} wants a login: give --username "
-                                   "and --password-stdin")  # fmt: skip
+                raise BaleineError(f"registry {self.reference.domain} wants a login: give --username and "
+                                   f"--password-stdin, or keep one: baleine login {self.reference.domain}")  # fmt: skip
             return basic
         if scheme.lower() != "bearer" or "realm" not in fields:
             raise BaleineError(f"registry {self.reference.domain} asks for an unknown kind of login: {challenge!r}")
         return "Bearer " + self._token(fields, basic)
 
     def _token(self, fields, basic):
-        query = {"service": fields.get("service"), "scope": f"repository:{self.reference.repository}:{self.actions}"}
+        query = {"service": fields.get("service"), "account": self.credentials and self.credentials[0]}
+        if self.reference.repository:  # a login check asks for no repository, as docker login does
+            query["scope"] = f"repository:{self.reference.repository}:{self.actions}"
         realm = fields["realm"] + "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme != "https" and not self.insecure:

@@ -189,6 +189,7 @@ def info(found):
         ("images", found["images"]),
         ("networks", found["networks"]),
         ("volumes", found["volumes"]),
+        ("logins", ", ".join(f"{i['registry']} ({i['username']})" for i in found["logins"]) or "none (baleine login)"),
     ]  # fmt: skip
     return "\n".join(f"{name + ':':<12}{value}" for name, value in lines)
 

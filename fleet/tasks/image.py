@@ -1,4 +1,4 @@
-"""`invoke image.push|pull|rm|prune|list`: image files on many hosts."""
+"""`invoke image.push|pull|login|logout|rm|prune|list`: image files and registry logins on many hosts."""
 
 from invoke import Collection, task
 
@@ -91,6 +91,33 @@ def _registry_password(username):
     return getpass.getpass(f"registry password for {username}: ")
 
 
+@task(
+    help=helps(
+        registry="HOST[:PORT], e.g. ghcr.io or docker.io",
+        username=f"the login's user; the password or token from ${PASSWORD_VARIABLE}, else asked for",
+        insecure="plain HTTP, or HTTPS with an unchecked certificate",
+    )
+)
+@fleet_task
+def login(c, registry, username, hosts, insecure=False, json_=False, parallel=32, timeout=120):
+    """Each host checks a registry login and keeps it for its pulls and pushes (baleine login)."""
+    args = ["login", registry, "--username", username, "--password-stdin"] + (["--insecure"] if insecure else [])
+    password = (_registry_password(username) + "\n").encode()
+    each_host(hosts, parallel, timeout, json_, args, _logged_in, stdin=password)
+
+
+def _logged_in(done):
+    return f"logged in as {done['username']}" + ("" if done["checked"] else " (unchecked: the registry asks for none)")
+
+
+@task(help=helps(registry="HOST[:PORT], e.g. ghcr.io or docker.io"))
+@fleet_task
+def logout(c, registry, hosts, json_=False, parallel=32, timeout=120):
+    """Each host forgets the login it keeps for a registry."""
+    each_host(hosts, parallel, timeout, json_, ["logout", registry],
+              lambda done: "logged out" if done["removed"] else "no login kept")  # fmt: skip
+
+
 def _pulled(row):
     return f"{row['name']}: {row['source'].rpartition('@')[2][:19]}" + (" (up to date)" if row["up_to_date"] else "")
 
@@ -115,4 +142,4 @@ def _pruned(removed):
     )
 
 
-namespace = Collection("image", push, pull, rm, prune, list=images)
+namespace = Collection("image", push, pull, login, logout, rm, prune, list=images)

@@ -442,6 +442,17 @@ def test_image_pull_on_each_host_with_a_login(fleet_lab, tmp_path, podman_archiv
         assert wrong.returncode == 1 and wrong.stdout.count(f"refused user '{user}'") == 2, wrong.stdout
         done = fleet_lab.invoke(*pull, env={"BALEINE_REGISTRY_PASSWORD": password})
         assert done.returncode == 0, done.stdout + done.stderr
+        # A login kept on each host serves later pulls, given no password.
+        hosts = ("--hosts", "node1,node2")
+        kept = fleet_lab.invoke("image.login", hub.address, "--username", user, "--insecure", *hosts,
+                                env={"BALEINE_REGISTRY_PASSWORD": password})  # fmt: skip
+        assert kept.returncode == 0 and kept.stdout.count(f"logged in as {user}") == 2, kept.stdout + kept.stderr
+        again = fleet_lab.invoke("image.pull", f"{hub.address}/webfx:1", "--insecure", *hosts)
+        assert again.returncode == 0 and again.stdout.count("(up to date)") == 2, again.stdout + again.stderr
+        gone = fleet_lab.invoke("image.logout", hub.address, *hosts)
+        assert gone.returncode == 0 and gone.stdout.count("logged out") == 2, gone.stdout
+        anonymous = fleet_lab.invoke("image.pull", f"{hub.address}/webfx:1", "--insecure", *hosts)
+        assert anonymous.returncode == 1 and anonymous.stdout.count("wants a login") == 2, anonymous.stdout
     rows = [line.split() for line in done.stdout.splitlines()[1:]]
     assert [row[:2] for row in rows] == [["node1", "webfx-1:"], ["node2", "webfx-1:"]]
     assert rows[0][2] == rows[1][2] and rows[0][2].startswith("sha256:")  # the same digest on both

@@ -51,8 +51,10 @@ def test_info_tells_what_the_host_offers_and_what_runs(busybox, tmp_path):
         "images",
         "networks",
         "volumes",
+        "logins",
     ]
     assert "containers: 3: 1 running, 1 paused, 1 created, 0 exited" in lines
+    assert "logins:     none (baleine login)" in lines and found["logins"] == []
     busybox.ok("container", "unpause", "frozen")
 
 

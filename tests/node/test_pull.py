@@ -174,12 +174,14 @@ def test_logins_as_the_registry_asks(node, tmp_path, auth, podman_archives):
         assert node.state_files() == before and anonymous["exit"] != 0 and wrong["exit"] != 0
         if auth == "basic":
             assert anonymous["error"]["message"] == (
-                f"registry {hub.address} wants a login: give --username and --password-stdin"
+                f"registry {hub.address} wants a login: give --username and --password-stdin, "
+                f"or keep one: baleine login {hub.address}"
             )
             assert wrong["error"]["message"].startswith(f"registry {hub.address} refused user 'puller': UNAUTHORIZED")
         else:
             assert anonymous["error"]["message"] == (
-                f"the login service of {hub.address} refused anonymous access (give --username): 401 Unauthorized"
+                f"the login service of {hub.address} refused anonymous access (give --username, or keep a login: "
+                f"baleine login {hub.address}): 401 Unauthorized"
             )
             assert wrong["error"]["message"] == f"the login service of {hub.address} refused user 'puller': " + (
                 "401 Unauthorized"

@@ -1,0 +1,134 @@
+"""Registry logins kept on this host: `baleine login` and `logout`, read by every pull and push.
+
+They live in $BALEINE_ROOT/auth.json, in the format of Docker's config.json
+({"auths": {REGISTRY: {"auth": base64 of USER:PASSWORD}}}), root's alone
+(mode 0600). Like Docker's file it is not encrypted: the mode is the guard.
+`image pull`, `image push` and `container run --pull` use the login kept for
+the image's registry when no --username is given; failing that, one that
+`docker login` left in Docker's own file ($DOCKER_CONFIG/config.json, else
+~/.docker/config.json), which baleine only reads.
+"""
+
+import base64
+import json
+import os
+
+from . import state
+from .errors import BaleineError, NotFound
+
+FILE = "auth.json"
+DOCKER_HUB_KEY = "https://index.docker.io/v1/"  # Docker's own key for Docker Hub; kept so either file serves both
+_DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def registry_name(text):
+    """The registry a key or argument names: 'https://ghcr.io/' -> 'ghcr.io', Docker Hub's names -> 'docker.io'."""
+    name = text.strip().split("://", 1)[-1].split("/", 1)[0].lower()
+    return "docker.io" if name in _DOCKER_HUB_NAMES else name
+
+
+def find(domain):
+    """(username, password, where from) of the login for registry domain, or None."""
+    domain = registry_name(domain)
+    for path in (state.path(FILE), _docker_config()):
+        found = _auths(path, path != state.path(FILE)).get(domain)
+        if found:
+            return (*found, path)
+    return None
+
+
+def listed():
+    """[{registry, username}] of the logins `baleine login` kept, by registry."""
+    return [{"registry": domain, "username": user} for domain, (user, _) in sorted(_auths(state.path(FILE)).items())]
+
+
+def save(domain, username, password):
+    """Keep (or replace) the login for registry domain."""
+    with state.locked():
+        document = _document(state.path(FILE))
+        auths = {key: value for key, value in document.get("auths", {}).items() if registry_name(key) != domain}
+        secret = base64.b64encode(f"{username}:{password}".encode()).decode()
+        document["auths"] = {**auths, _key(domain): {"auth": secret}}
+        state.write_atomic(state.path(FILE), json.dumps(document, indent=2) + "\n", mode=0o600)
+
+
+def remove(domain):
+    """Forget the login for registry domain; whether there was one."""
+    with state.locked():
+        document = _document(state.path(FILE))
+        auths = document.get("auths", {})
+        kept = {key: value for key, value in auths.items() if registry_name(key) != domain}
+        if len(kept) == len(auths):
+            return False
+        document["auths"] = kept
+        state.write_atomic(state.path(FILE), json.dumps(document, indent=2) + "\n", mode=0o600)
+        return True
+
+
+def login(text, username, password, insecure=False):
+    """Check a login with the registry (as `docker login` does), then keep it; {registry, username, checked}.
+
+    Without username, the kept login is checked again. checked is False when
+    the registry asked for no login at all: it is kept, but nothing vouched for it.
+    """
+    from . import registry
+
+    reference = registry.Reference.registry(text)
+    if username is None:
+        found = find(reference.domain)
+        if found is None:
+            raise NotFound(f"no login for {reference.domain} is kept: give --username (and --password-stdin)")
+        username, password, _where = found
+    client = registry.Client(reference, username, password, insecure)
+    try:
+        checked = client.check_login()
+    finally:
+        client.close()
+    save(reference.domain, username, password)
+    return {"registry": reference.domain, "username": username, "checked": checked}
+
+
+def logout(text):
+    """Forget the login kept for a registry; {registry, removed}."""
+    from . import registry
+
+    domain = registry.Reference.registry(text).domain
+    return {"registry": domain, "removed": remove(domain)}
+
+
+def _key(domain):
+    return DOCKER_HUB_KEY if domain == "docker.io" else domain
+
+
+def _docker_config():
+    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(directory, "config.json")
+
+
+def _document(path, lenient=False):
+    """The JSON object in path ({} when there is none); a broken file is an error unless lenient (not ours)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+        if not isinstance(document, dict) or not isinstance(document.get("auths", {}), dict):
+            raise ValueError("not an object with an auths object")
+        return document
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        if lenient:
+            return {}
+        raise BaleineError(f"cannot read the registry logins in {path}: {error}; fix or remove the file") from None
+
+
+def _auths(path, lenient=False):
+    """{registry: (username, password)} of the inline logins in a Docker-format file."""
+    found = {}
+    for key, entry in _document(path, lenient).get("auths", {}).items():
+        try:
+            username, colon, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+        except (KeyError, TypeError, ValueError):
+            continue  # a credential helper's entry, or an identity token: not a password baleine can send
+        if colon and username:
+            found[registry_name(key)] = (username, password)
+    return found
