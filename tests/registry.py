@@ -15,6 +15,7 @@ import json
 import select
 import socket
 import socketserver
+import struct
 import subprocess
 import threading
 import time
@@ -253,11 +254,19 @@ class Proxy:
     seen: (method, target, whether Proxy-Authorization came) per request.
     busy: how many whole-URL requests to answer 503 (Retry-After: 0) instead
     of passing on, as an overloaded registry or front would.
+    cuts: how many blob downloads to cut off after CUT_AFTER bytes, closing the
+    connection (or resetting it, with reset) as a failing network would.
+    ranges: False drops the Range header, as a registry that ignores it.
+    ranges_asked: the Range header of each whole-URL request that had one.
     """
 
-    def __init__(self, busy=0):
+    CUT_AFTER = 32 << 10
+
+    def __init__(self, busy=0, cuts=0, ranges=True, reset=False):
         self.seen = []
         self.busy = busy
+        self.cuts, self.ranges, self.reset = cuts, ranges, reset
+        self.ranges_asked = []
         proxy = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -285,12 +294,21 @@ class Proxy:
                     parts = urllib.parse.urlsplit(target)
                     upstream = socket.create_connection((parts.hostname, parts.port or 80))
                     kept = [line for line in headers if not line.lower().startswith((b"proxy-", b"connection:"))]
+                    asked = [line for line in kept if line.lower().startswith(b"range:")]
+                    proxy.ranges_asked += [line.split(b":", 1)[1].strip().decode() for line in asked]
+                    if not proxy.ranges:
+                        kept = [line for line in kept if line not in asked]
                     path = parts.path + (f"?{parts.query}" if parts.query else "")
                     upstream.sendall(
                         f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(kept) + b"Connection: close\r\n\r\n"
                     )
+                limit = proxy.CUT_AFTER if proxy.cuts and method == "GET" and "/blobs/" in target else None
                 with upstream:
-                    _relay(self.connection, upstream)
+                    if _relay(self.connection, upstream, limit):
+                        proxy.cuts -= 1
+                        if proxy.reset:  # closed with a RST, no FIN first
+                            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                            self.connection.close()
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -302,23 +320,27 @@ class Proxy:
         self.server.server_close()
 
 
-def _relay(client, upstream):
-    """Bytes both ways until either side closes."""
-    sockets = [client, upstream]
+def _relay(client, upstream, limit=None):
+    """Bytes both ways until either side closes; True when cut off after limit bytes to the client."""
+    sockets, sent = [client, upstream], 0
     while True:
         readable, _, _ = select.select(sockets, [], [], 30)
         if not readable:
-            return
+            return False
         for source in readable:
             data = source.recv(1 << 16)
             if not data:
-                return
+                return False
+            if source is upstream and limit is not None and sent + len(data) > limit:
+                client.sendall(data[: limit - sent])
+                return True
+            sent += len(data) if source is upstream else 0
             (upstream if source is client else client).sendall(data)
 
 
 @contextlib.contextmanager
-def proxying(busy=0):
-    proxy = Proxy(busy)
+def proxying(busy=0, cuts=0, ranges=True, reset=False):
+    proxy = Proxy(busy, cuts, ranges, reset)
     try:
         yield proxy
     finally:

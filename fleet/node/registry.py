@@ -29,6 +29,7 @@ ACCEPTED = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 DOCKER_HUB, DOCKER_HUB_API = "docker.io", "registry-1.docker.io"
 _CONNECTION = {"timeout": 60, "blocksize": 1 << 16}  # a layer upload goes out in 64 KiB writes, not 8 KiB
 BUSY, TRIES = (429, 500, 502, 503, 504), 3  # answers worth asking again, and how many times in all
+RESUMES = 5  # a blob download cut off is taken up where it stopped (HTTP Range), at most this many times
 MAX_MANIFEST = 4 << 20  # bytes: a manifest is JSON naming blobs, never large
 # Go's names for this machine, as image indexes give platforms.
 ARCHITECTURES = {"x86_64": ("amd64", None), "aarch64": ("arm64", None), "armv7l": ("arm", "v7"),
@@ -415,7 +416,7 @@ class Blobs:
         digest = _digest_of(name)
         if self.say:
             self._tell(digest)
-        return self.client.get(f"blobs/{digest}", f"blob {digest} of {self.client.reference}")
+        return Download(self.client, digest, dict(self.layers).get(digest), self.say)
 
     def _tell(self, digest):
         from .parse import human_size
@@ -440,6 +441,73 @@ class Blobs:
             return json.loads(data)
         except ValueError:
             raise Invalid(f"the image config {digest} is not JSON") from None
+
+
+class Download:
+    """A blob's bytes as one stream: a connection that drops is asked again for the rest (HTTP Range).
+
+    The bytes read so far are never read twice nor skipped, so the digest
+    computed over the stream stays the blob's. A registry that ignores the
+    range sends the blob from its start again: what was read is skipped.
+    size: the blob's, from the manifest (else the first answer's Content-Length).
+    """
+
+    def __init__(self, client, digest, size=None, say=None):
+        self.client, self.digest, self.size, self.say = client, digest, size, say
+        self.what = f"blob {digest} of {client.reference}"
+        self.received, self.resumed = 0, 0
+        self.response = self._ask()
+
+    def _ask(self):
+        ranged = {"Range": f"bytes={self.received}-"} if self.received else {}
+        response = self.client.request("GET", f"blobs/{self.digest}", self.what, ranged, expect=(200, 206))
+        if self.size is None and response.getheader("Content-Length", "").isdigit():
+            self.size = int(response.getheader("Content-Length"))
+        given = response.getheader("Content-Range", "")
+        if response.status == 206 and not given.startswith(f"bytes {self.received}-"):
+            raise BaleineError(f"registry {self.client.reference.domain} sent another part of {self.what} than "
+                               f"asked (from byte {self.received}): {given!r}")  # fmt: skip
+        if self.received and response.status == 200:  # the whole blob again: skip what was read
+            _skip(response, self.received)
+        return response
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
+        import http.client
+
+        while True:
+            try:
+                data, error = self.response.read(size), None
+            except (OSError, http.client.HTTPException) as failure:
+                data, error = b"", failure
+            if data or (error is None and (self.size is None or self.received >= self.size)):
+                self.received += len(data)
+                return data
+            self._resume(error)
+
+    def _resume(self, error):
+        """Ask again for the rest, after error (None: the connection closed early); gives up after RESUMES."""
+        import http.client
+
+        from .parse import human_size
+
+        while True:
+            where = f"at {human_size(self.received)} of {human_size(self.size or 0)}"
+            why = f"{error}" if error else "the connection closed"
+            if self.resumed == RESUMES:
+                raise BaleineError(f"the download of {self.what} broke off {RESUMES + 1} times, the last {where}: "
+                                   f"{why}")  # fmt: skip
+            self.resumed += 1
+            if self.say:
+                self.say(f"{self.digest[:19]}: {why} {where}; asking for the rest")
+            self.response.close()
+            self.client.close()  # the kept connection died with the download
+            try:
+                self.response = self._ask()
+                return
+            except (OSError, http.client.HTTPException) as failure:  # broke off again while skipping
+                error = failure
 
 
 def proxy_for(scheme, hostname, environ=None):
@@ -510,6 +578,15 @@ def _through(url):
 def _digest_of(name):
     """imports.blob_name's name, back to the digest."""
     return "sha256:" + name.rsplit("/", 1)[-1]
+
+
+def _skip(response, count):
+    """Read and drop count bytes of a response; an error if it ends first."""
+    while count:
+        dropped = len(response.read(min(count, 1 << 20)))
+        if not dropped:
+            raise BaleineError("the registry's answer ended before the part already downloaded")
+        count -= dropped
 
 
 def _drain(response):

@@ -266,6 +266,41 @@ def test_a_busy_registry_is_asked_again(node, tmp_path, lan_address, podman_arch
         assert proxy.busy == 7  # three tries, no more
 
 
+@pytest.mark.parametrize("ranges, reset", [(True, False), (True, True), (False, False)],
+                         ids=["closed", "reset", "range-ignored"])  # fmt: skip
+def test_a_download_cut_off_is_taken_up_where_it_stopped(node, tmp_path, lan_address, podman_archives, ranges,
+                                                         reset):  # fmt: skip
+    with (
+        registry.proxying(cuts=2, ranges=ranges, reset=reset) as proxy,
+        registry.running(tmp_path / "plain", host=lan_address) as plain,
+    ):
+        plain.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        forward = {"HTTP_PROXY": f"http://{proxy.address}"}
+        done = subprocess.run(node.argv("image", "pull", f"{plain.address}/webfx:1", "--insecure"), capture_output=True,
+                              text=True, env={**node.env, **forward}, timeout=120)  # fmt: skip
+        assert done.returncode == 0 and proxy.cuts == 0, done.stderr
+        resumed = [line for line in done.stderr.splitlines() if "asking for the rest" in line]
+        assert len(resumed) == 2, done.stderr
+        # Each resume asks from the byte after the last one read (a reset may lose what was on its way). A
+        # registry that sends the blob whole again (the range dropped) is cut at the same byte, so the second
+        # resume asks from there too.
+        starts = [int(asked.removeprefix("bytes=").rstrip("-")) for asked in proxy.ranges_asked]
+        assert len(starts) == 2 and starts[0] < proxy.CUT_AFTER, proxy.ranges_asked
+        assert {(True, False): starts[1] > starts[0], (True, True): starts[1] >= starts[0],
+                (False, False): starts[1] == starts[0] > 0}[ranges, reset], starts  # fmt: skip
+        why = "Connection reset by peer" if reset else "the connection closed"
+        assert all(why in line for line in resumed), resumed
+        assert image_tree(node, "webfx-1", tmp_path / "tree") == EXPECTED  # every digest checked on the way
+        # A download that breaks off again and again is given up, and nothing is kept.
+        proxy.cuts = 100
+        before = node.state_files()
+        reply = pull(node, f"{plain.address}/webfx:1", "--insecure", "--name", "broken", env=forward)
+        message = reply["error"]["message"]
+        assert message.startswith("the download of blob sha256:") and " broke off 6 times, the last at " in message
+        assert node.state_files() == before and proxy.cuts == 94, message
+        assert sorted(p.name for p in (node.root / "images").iterdir()) == ["webfx-1.ext4", "webfx-1.json"]
+
+
 def test_refusals_name_the_problem_and_change_nothing(node, hub, tmp_path, podman_archives):
     hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
     node.ok("image", "create", "taken", "--size", "16M", "--from", "busybox")

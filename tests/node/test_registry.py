@@ -122,3 +122,73 @@ def test_the_proxy_the_environment_names(scheme, host, environ, proxy):
 def test_a_proxy_we_cannot_use_is_refused_by_name(text):
     with pytest.raises(Invalid, match=r"invalid HTTPS_PROXY .*: use http://\[USER:PASSWORD@\]HOST\[:PORT\]"):
         registry.proxy_for("https", "ghcr.io", {"HTTPS_PROXY": text})
+
+
+class _Answer:
+    """A registry's answer to a blob GET: its status, headers and body, broken off after `cut` bytes."""
+
+    def __init__(self, status, body, headers=None, cut=None):
+        self.status, self.headers = status, headers or {}
+        self.body, self.cut, self.at = body, len(body) if cut is None else cut, 0
+
+    def getheader(self, name, default=None):
+        return self.headers.get(name, default)
+
+    def read(self, size):
+        if self.at >= self.cut and self.cut < len(self.body):
+            raise ConnectionResetError(104, "Connection reset by peer")
+        data = self.body[self.at : min(self.at + size, self.cut)]
+        self.at += len(data)
+        return data
+
+    def close(self):
+        pass
+
+
+class _Registry:
+    """A client whose blob GETs get the given answers in turn; the Range header of each is kept."""
+
+    def __init__(self, *answers):
+        self.answers, self.ranges, self.closed = list(answers), [], 0
+        self.reference = registry.Reference("registry.lan:5000/web:1")
+
+    def request(self, _method, _path, _what, headers, expect):
+        self.ranges.append(headers.get("Range"))
+        return self.answers.pop(0)
+
+    def close(self):
+        self.closed += 1
+
+
+BLOB = bytes(range(256)) * 40
+
+
+def test_a_download_reset_midway_asks_for_the_rest_and_reads_each_byte_once():
+    rest = {"Content-Range": f"bytes 1000-{len(BLOB) - 1}/{len(BLOB)}"}
+    client = _Registry(
+        _Answer(200, BLOB, {"Content-Length": str(len(BLOB))}, cut=1000), _Answer(206, BLOB[1000:], rest)
+    )
+    said = []
+    download = registry.Download(client, DIGEST, None, said.append)  # the size from Content-Length
+    assert download.read(-1) == BLOB and download.read(10) == b""
+    assert client.ranges == [None, "bytes=1000-"] and client.closed == 1
+    assert said == [f"{DIGEST[:19]}: [Errno 104] Connection reset by peer at 1000B of 10K; asking for the rest"]
+
+
+def test_a_registry_sending_the_blob_whole_again_has_what_was_read_skipped():
+    client = _Registry(_Answer(200, BLOB, cut=300), _Answer(200, BLOB))
+    assert registry.Download(client, DIGEST, len(BLOB)).read(-1) == BLOB
+
+
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        (_Answer(206, BLOB[5:], {"Content-Range": "bytes 5-10239/10240"}),
+         r"sent another part of blob .* than asked \(from byte 300\): 'bytes 5-10239/10240'"),
+        (_Answer(200, BLOB[:200]), "the registry's answer ended before the part already downloaded"),
+    ],
+)  # fmt: skip
+def test_a_resumed_download_that_does_not_fit_is_refused(second, message):
+    client = _Registry(_Answer(200, BLOB, cut=300), second)
+    with pytest.raises(registry.BaleineError, match=message):
+        registry.Download(client, DIGEST, len(BLOB)).read(-1)
