@@ -165,53 +165,149 @@ def apply(source, image, tree):
 
 
 def _apply_layer(source, name, digest, diff_id, tree):
-    blob = Hashing(source.open(name))
-    head = blob.read(4)
-    stream = _decompressed(head, blob, name)
-    uncompressed = Hashing(stream)
-    import gzip
     import zlib
 
+    blob = Hashing(source.open(name))
+    head = blob.read(4)
+    if head == ZSTD_MAGIC:
+        unpacked = Hashing(_zstd(head, blob, name))
+    else:
+        unpacked = Unpacking(blob, head, gzipped=head[:2] == GZIP_MAGIC)
     try:
-        with tarfile.open(fileobj=uncompressed, mode="r|") as layer:
+        with tarfile.open(fileobj=unpacked, mode="r|") as layer:
             archive.apply_layer(tree, layer)
-        found_diff_id = uncompressed.drain()  # gzip checks its CRC only at the end of the stream
+        found_diff_id = unpacked.drain()  # gzip checks its CRC only at the end of the stream
     except tarfile.TarError as error:
         raise Invalid(f"layer {name} is not a valid tar stream: {error}") from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+    except (EOFError, zlib.error) as error:
         raise Invalid(f"layer {name} is corrupt: {error}") from None
+    finally:
+        if isinstance(unpacked, Unpacking):
+            unpacked.stop()
     _verify(f"layer {name} (its diff id)", diff_id, found_diff_id)
     _verify(f"layer {name}", digest, blob.drain())
 
 
-class _Prefixed:
-    """A stream with the bytes already read put back in front (a short read is a valid read)."""
+GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 
-    def __init__(self, head, rest):
-        self.head, self.rest = head, rest
+
+class Unpacking:
+    """A layer's tar stream, unpacked by a thread of its own while the caller extracts it.
+
+    The thread reads the blob (hashing it: the blob's digest), gunzips it and
+    hashes the result (the diff id); for a layer not compressed the two are
+    the same bytes, hashed once. hashlib, zlib and socket reads let go of the
+    interpreter lock on large buffers, so that work runs beside the extraction
+    (tar headers, file writes) instead of between its steps. At most QUEUED
+    chunks wait: memory stays bounded whatever the layer's size.
+    """
+
+    CHUNK, QUEUED = 1 << 20, 16
+
+    def __init__(self, blob, head, gzipped):
+        import queue
+        import threading
+
+        self.blob, self.gzipped = blob, gzipped
+        self.diff = hashlib.sha256() if gzipped else blob.digest
+        self.chunks = queue.Queue(self.QUEUED)
+        self.stopping = threading.Event()
+        self.pending, self.offset, self.ended = b"", 0, False
+        self.thread = threading.Thread(target=self._produce, args=(head,), daemon=True)
+        self.thread.start()
+
+    def _produce(self, head):
+        try:
+            raw = _chunks(head, self.blob, self.CHUNK)
+            for chunk in _gunzipped(raw, self.CHUNK) if self.gzipped else raw:
+                if self.gzipped:
+                    self.diff.update(chunk)
+                self._put(chunk)
+            self._put(None)
+        except _Stopped:
+            pass
+        except BaseException as error:  # noqa: BLE001 - handed to the reading thread, raised there
+            try:
+                self._put(error)
+            except _Stopped:
+                pass
+
+    def _put(self, item):
+        import queue
+
+        while not self.stopping.is_set():
+            try:
+                self.chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
 
     def read(self, size=-1):
-        if not self.head:
-            return self.rest.read(size)
-        if size < 0:
-            data, self.head = self.head + self.rest.read(), b""
-            return data
-        data, self.head = self.head[:size], self.head[size:]
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(self.CHUNK), b""))
+        while self.offset >= len(self.pending):
+            if self.ended:
+                return b""
+            item = self.chunks.get()
+            if item is None or isinstance(item, BaseException):
+                self.ended = True
+                if item is None:
+                    return b""
+                raise item
+            self.pending, self.offset = item, 0
+        data = self.pending[self.offset : self.offset + size]
+        self.offset += len(data)
         return data
 
+    def drain(self):
+        """The diff id: read to the end (past the tar's end marker), then the digest of all it held."""
+        while self.read(self.CHUNK):
+            pass
+        return "sha256:" + self.diff.hexdigest()
 
-def _decompressed(head, blob, name):
-    whole = _Prefixed(head, blob)
-    if head[:2] == b"\x1f\x8b":
-        import gzip
-
-        return gzip.GzipFile(fileobj=whole)
-    if head == b"\x28\xb5\x2f\xfd":
-        return _zstd(whole, name)
-    return whole
+    def stop(self):
+        """Let the thread go when the caller gave up midway; it holds no file and leaves nothing."""
+        self.stopping.set()
 
 
-def _zstd(whole, name):
+class _Stopped(Exception):
+    """The reading side gave up: the unpacking thread ends."""
+
+
+def _chunks(head, blob, size):
+    yield head
+    yield from iter(lambda: blob.read(size), b"")
+
+
+def _gunzipped(chunks, limit):
+    """The bytes of the gzip members in chunks, as gzip.GzipFile reads them (NUL padding between members allowed).
+
+    zlib checks each member's CRC and length; no chunk out is longer than limit,
+    so a small layer that unpacks to gigabytes never sits whole in memory.
+    """
+    import zlib
+
+    inflate = zlib.decompressobj(31)
+    for data in chunks:
+        while data:
+            if inflate.eof:  # a member ended: padding, or the next member
+                data = data.lstrip(b"\0")
+                if not data:
+                    break
+                inflate = zlib.decompressobj(31)
+            try:
+                out = inflate.decompress(data, limit)
+            except zlib.error as error:
+                raise zlib.error(f"its gzip data is damaged ({error})") from None
+            data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
+            if out:
+                yield out
+    if not inflate.eof:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+
+def _zstd(head, blob, name):
     import shutil
     import subprocess
     import tempfile
@@ -220,7 +316,7 @@ def _zstd(whole, name):
         raise Missing(f"layer {name} is zstd-compressed and the zstd program is not installed (apt-get install zstd)")
     output = tempfile.TemporaryFile()  # noqa: SIM115 - returned open: the layer is read from it
     with tempfile.TemporaryFile() as compressed:
-        for chunk in iter(lambda: whole.read(1 << 20), b""):
+        for chunk in _chunks(head, blob, 1 << 20):
             compressed.write(chunk)
         compressed.seek(0)
         done = subprocess.run(["zstd", "-dc"], stdin=compressed, stdout=output, stderr=subprocess.PIPE)

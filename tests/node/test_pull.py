@@ -340,5 +340,5 @@ def test_a_layer_spoiled_in_the_registry_is_named(node, hub, podman_archives):
     reply = pull(node, f"{hub.address}/webfx:1")
     message = reply["error"]["message"]  # skopeo gzipped the layers: gzip's CRC may speak before the digest
     assert message.startswith(("layer blobs/sha256/", "digest mismatch for layer blobs/sha256/")), message
-    assert "is corrupt: CRC check failed" in message or "its content is" in message, message
+    assert "is corrupt: its gzip data is damaged (" in message or "its content is" in message, message
     assert list((node.root / "images").iterdir()) == []
