@@ -15,7 +15,7 @@ from . import ship
 from .errors import HelperError, NoPython
 from .node.cron import LATEST
 
-VERB_KINDS = ("image", "network", "container", "cron")  # `baleine KIND VERB ...`; check and usage have no verb
+VERB_KINDS = ("image", "network", "volume", "container", "cron", "mirror")  # `baleine KIND VERB ...`; check has none
 HELPER_MISSING = 97
 PYTHON_MISSING = 98
 

@@ -42,7 +42,7 @@ def _leaf(group, name, handler, help_text, description=None):
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df", "info", "prune",
-         "login", "logout")  # fmt: skip
+         "mirror", "login", "logout")  # fmt: skip
 
 
 def build_parser(kind=None):
@@ -63,8 +63,8 @@ def build_parser(kind=None):
     root.version = f"baleine {VERSION}"
     verbs = {"image": _image_verbs, "network": _network_verbs, "volume": _volume_verbs, "container": _container_verbs,
              "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
-             "df": _bare_verb("df"), "info": _bare_verb("info"), "prune": _prune_verb, "login": _login_verb,
-             "logout": _logout_verb}  # fmt: skip
+             "df": _bare_verb("df"), "info": _bare_verb("info"), "prune": _prune_verb, "mirror": _mirror_verbs,
+             "login": _login_verb, "logout": _logout_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "volume": "named volumes: directories that outlive their containers",
              "check": "the cron pass: record dead containers, apply restart policies",
@@ -74,6 +74,7 @@ def build_parser(kind=None):
              "df": "disk space: images, containers, logs, history, and what prune would free",
              "info": "this host: kernel, cgroups, filesystem, seccomp, init, cron, and what baleine holds",
              "prune": "remove what nothing uses: stopped containers, networks (images, volumes if asked)",
+             "mirror": "registry mirrors pulls try first (pull-through caches)",
              "login": "check a registry login and keep it for pulls and pushes",
              "logout": "forget a registry login"}  # fmt: skip
     for name in KINDS:
@@ -290,6 +291,24 @@ def _prune_verb(verb):
     verb.option("--images", flag=True, help_text="also every image no container uses")
     verb.option("--volumes", flag=True, help_text="also every volume no container names, with what it holds")
     _json_flag(verb)
+
+
+def _mirror_verbs(verbs):
+    from . import handlers as h
+
+    added = _leaf(
+        verbs, "add", h.mirror_add, "have pulls from REGISTRY try MIRROR first",
+        "Pulls from REGISTRY ask each of its mirrors for the image first, in the order\n"
+        "they were added, then REGISTRY itself; a mirror that fails is said and skipped.\n"
+        "A mirror's own login is the one baleine login keeps for it. Examples:\n"
+        "  baleine mirror add docker.io mirror.gcr.io\n"
+        "  baleine mirror add docker.io cache.lan:5000 --insecure",
+    )  # fmt: skip
+    added.positional("registry", metavar="REGISTRY", help_text="HOST[:PORT] it mirrors, e.g. docker.io")
+    added.positional("mirror", metavar="MIRROR", help_text="HOST[:PORT] of the mirror (no path)")
+    added.option("--insecure", flag=True, help_text="plain HTTP, or HTTPS unchecked (loopback mirrors are so already)")
+    _names(_leaf(verbs, "rm", h.mirror_rm, "forget mirrors"), "mirror")
+    _leaf(verbs, "list", h.mirror_list, "show each registry's mirrors, in the order pulls try them")
 
 
 def _login_verb(verb):

@@ -58,7 +58,8 @@ def image_pull(args):
     row = images.pull(args.reference, args.name, args.size, args.platform, args.username, password, args.insecure,
                       _progress(args))  # fmt: skip
     text = f"{row['name']}: {row['source'].rpartition('@')[2]}" + (" (up to date)" if row["up_to_date"] else "")
-    return Reply({**images.describe(row), "up_to_date": row["up_to_date"]}, text)
+    text += f" (from mirror {row['mirror']})" if row["mirror"] else ""
+    return Reply({**images.describe(row), "up_to_date": row["up_to_date"], "mirror": row["mirror"]}, text)
 
 
 def image_push(args):
@@ -99,6 +100,27 @@ def login(args):
     done = logins.login(args.registry, args.username, _registry_password(args), args.insecure)
     unchecked = "" if done["checked"] else f" (kept unchecked: {done['registry']} asks for no login)"
     return Reply(done, f"logged in to {done['registry']} as {done['username']}{unchecked}")
+
+
+def mirror_add(args):
+    from . import mirrors
+
+    row = mirrors.add(args.registry, args.mirror, args.insecure)
+    order = ", ".join(mirror for mirror, _ in mirrors.of(row["registry"]))
+    return Reply(row, f"pulls from {row['registry']} now try {order}, then {row['registry']}")
+
+
+def mirror_rm(args):
+    from . import mirrors
+
+    return _each(args.names, mirrors.remove, lambda row: f"{row['mirror']} (a mirror of {row['registry']}) removed")
+
+
+def mirror_list(_args):
+    from . import mirrors
+
+    items = mirrors.list_all()
+    return Reply(items, _table("mirrors", items))
 
 
 def logout(args):

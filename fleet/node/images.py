@@ -192,9 +192,10 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
     Its source records the digest of the image manifest pulled. Pulling the same
     reference into the same name again fetches only the manifest: the same
     digest is up to date, another one is refused (the name is the old image's).
-    Returns the image's row, with up_to_date. say(line) hears of each layer as it comes.
+    Returns the image's row, with up_to_date and the mirror that served it (None:
+    the registry). say(line) hears of each layer as it comes.
     """
-    from . import imports, registry
+    from . import imports, mirrors, registry
 
     reference = registry.Reference(text)
     wanted = registry.platform(platform_text)
@@ -206,14 +207,14 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
     if existing is None or not existing["source"].startswith(label):
         refuse_taken(name)
     state.ensure_layout()
-    client = registry.Client(reference, username, password, insecure)
+    client, manifest, digest, mirror = mirrors.pulling_client(reference, wanted, username, password, insecure, say)
     try:
-        manifest, digest = registry.resolve(client, wanted)
         if existing is not None:
-            return {**existing, "up_to_date": _same_pull(existing, name, label + digest)}
+            return {**existing, "up_to_date": _same_pull(existing, name, label + digest), "mirror": mirror}
         with build_dir("pull") as work:
             rootfs, image_config = _flatten(work, registry.Blobs(client, manifest, say), imports.image_of(manifest))
-            return {**_register_tree(work, rootfs, name, size_text, image_config, label + digest), "up_to_date": False}
+            row = _register_tree(work, rootfs, name, size_text, image_config, label + digest)
+            return {**row, "up_to_date": False, "mirror": mirror}
     finally:
         client.close()
 

@@ -66,16 +66,24 @@ class Reference:
         self.digest = digest or None
 
     @classmethod
-    def registry(cls, text):
+    def registry(cls, text, what="registry"):
         """Only a registry, as a login names one: HOST[:PORT] (a scheme or path is dropped), docker.io by default."""
         from .logins import registry_name
 
         domain = registry_name("docker.io" if text is None else text)
         if not _DOMAIN.fullmatch(domain):
-            raise Invalid(f"invalid registry {text!r}: use HOST[:PORT], e.g. ghcr.io, registry.lan:5000 or docker.io")
+            raise Invalid(f"invalid {what} {text!r}: use HOST[:PORT], e.g. ghcr.io, registry.lan:5000 or docker.io")
         reference = cls.__new__(cls)
         reference.domain, reference.repository, reference.tag, reference.digest = domain, None, None, None
         return reference
+
+    def on(self, domain):
+        """The same repository, tag and digest on another registry: a mirror of this one."""
+        import copy
+
+        moved = copy.copy(self)
+        moved.domain = domain
+        return moved
 
     @property
     def host(self):

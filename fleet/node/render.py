@@ -194,6 +194,11 @@ def info(found):
     return "\n".join(f"{name + ':':<12}{value}" for name, value in lines)
 
 
+def mirrors(items):
+    rows = [(i["registry"], i["mirror"] + (" (insecure)" if i["insecure"] else ""), i["created"]) for i in items]
+    return table(("REGISTRY", "MIRROR", "ADDED"), rows)
+
+
 def volumes(items):
     rows = [(i["name"], human_size(i["bytes"]), ", ".join(i["containers"]), i["created"]) for i in items]
     return table(("NAME", "USED", "CONTAINERS", "CREATED"), rows)

@@ -60,6 +60,14 @@ def test_json_flag_goes_before_a_containers_command():
     assert client.with_json(["check"]) == ["check", "--json"]
 
 
+def test_json_goes_after_the_verb_of_every_kind_that_has_verbs():
+    from fleet.node import cli
+
+    root = cli.build_parser()
+    with_verbs = {kind for kind in cli.KINDS if root.commands[kind].commands}
+    assert with_verbs == set(client.VERB_KINDS)
+
+
 def test_command_line_is_quoted_argv_and_guarded():
     session = Session(Host("n", "192.0.2.1", helper_dir="/opt/b b"))
     line = client._guarded(session, "f" * 64, ["container", "exec", "--json", "web", "echo", "$(reboot); x"])

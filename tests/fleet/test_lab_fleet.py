@@ -447,8 +447,16 @@ def test_image_pull_on_each_host_with_a_login(fleet_lab, tmp_path, podman_archiv
         kept = fleet_lab.invoke("image.login", hub.address, "--username", user, "--insecure", *hosts,
                                 env={"BALEINE_REGISTRY_PASSWORD": password})  # fmt: skip
         assert kept.returncode == 0 and kept.stdout.count(f"logged in as {user}") == 2, kept.stdout + kept.stderr
+        # A mirror on each host, down: said and skipped, the registry serves.
+        dead = f"{fleet_lab.record['gateway']}:{registry.free_port()}"
+        fleet_lab.ok("mirror.add", hub.address, dead, "--insecure", *hosts)
+        code, listed = fleet_lab.invoke_json("mirror.list", *hosts)
+        assert code == 0 and [(r["host"], r["mirror"], r["insecure"]) for r in listed["data"]] == [
+            ("node1", dead, True), ("node2", dead, True)]  # fmt: skip
         again = fleet_lab.invoke("image.pull", f"{hub.address}/webfx:1", "--insecure", *hosts)
         assert again.returncode == 0 and again.stdout.count("(up to date)") == 2, again.stdout + again.stderr
+        fleet_lab.ok("mirror.rm", dead, *hosts)
+        assert fleet_lab.invoke_json("mirror.list", *hosts)[1]["data"] == []
         gone = fleet_lab.invoke("image.logout", hub.address, *hosts)
         assert gone.returncode == 0 and gone.stdout.count("logged out") == 2, gone.stdout
         anonymous = fleet_lab.invoke("image.pull", f"{hub.address}/webfx:1", "--insecure", *hosts)

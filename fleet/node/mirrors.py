@@ -1,0 +1,97 @@
+"""Registry mirrors: where pulls from a registry look first (a pull-through cache, a registry of copies).
+
+`baleine mirror add docker.io mirror.gcr.io` keeps one row of mirrors.csv
+(mirror;registry;insecure;created). A pull from that registry asks each of
+its mirrors for the manifest in turn, in the order they were added, then the
+registry itself: the first that has it serves the whole image. A mirror that
+fails (unreachable, refusing, missing the image) is said and skipped, as
+Docker and containerd do. The image records the reference and the digest, not
+the mirror, so what was pulled is the same image whichever served it; every
+digest is checked as for the registry. Pushes never go to a mirror.
+"""
+
+from . import state
+from .errors import BaleineError, Conflict, Invalid
+
+COLUMNS = ("mirror", "registry", "insecure", "created")
+MIRRORS = state.Table("mirrors.csv", COLUMNS, "mirror", key="mirror")
+
+
+def add(registry_text, mirror_text, insecure=False):
+    """Have pulls from a registry try mirror first (after the mirrors it has); the new row."""
+    registry = _registry(registry_text)
+    mirror = _registry(mirror_text, "mirror")
+    if mirror == registry:
+        raise Invalid(f"invalid mirror {mirror_text!r}: it is the registry itself")
+    with state.locked():
+        rows = MIRRORS.read()
+        taken = MIRRORS.find(mirror, rows)
+        if taken is not None:
+            raise Conflict(
+                f"{mirror} already mirrors {taken['registry']}: remove it first (baleine mirror rm {mirror})"
+            )
+        row = {"mirror": mirror, "registry": registry, "insecure": "1" if insecure else "", "created": state.now()}
+        MIRRORS.write([*rows, row])
+    return describe(row)
+
+
+def remove(mirror_text):
+    """Forget one mirror; its row as it was."""
+    mirror = _registry(mirror_text, "mirror")
+    with state.locked():
+        row = MIRRORS.get(mirror)
+        MIRRORS.remove(mirror)
+    return describe(row)
+
+
+def list_all():
+    return [describe(row) for row in MIRRORS.read()]
+
+
+def of(registry):
+    """The mirrors of registry (its domain), in the order pulls try them: [(mirror, insecure)]."""
+    return [(row["mirror"], row["insecure"] == "1") for row in MIRRORS.read() if row["registry"] == registry]
+
+
+def describe(row):
+    return {"mirror": row["mirror"], "registry": row["registry"], "insecure": row["insecure"] == "1",
+            "created": row["created"]}  # fmt: skip
+
+
+def pulling_client(reference, wanted, username=None, password=None, insecure=False, say=None):
+    """(client, image manifest, its digest, the mirror used or None) for a pull of reference.
+
+    Each mirror of its registry is asked for the manifest first, with the login
+    kept for that mirror; the first that answers serves the image. Then the
+    registry, with the login given. The caller closes the client.
+    """
+    from . import registry as api
+
+    for mirror, unchecked in of(reference.domain):
+        client = api.Client(reference.on(mirror), insecure=unchecked)
+        try:
+            manifest, digest = api.resolve(client, wanted)
+        except BaleineError as error:
+            client.close()
+            if say:
+                say(f"mirror {mirror}: {error.message}; trying the next")
+            continue
+        if say:
+            say(f"{reference}: from mirror {mirror}")
+        return client, manifest, digest, mirror
+    client = api.Client(reference, username, password, insecure)
+    try:
+        manifest, digest = api.resolve(client, wanted)
+    except BaseException:
+        client.close()
+        raise
+    return client, manifest, digest, None
+
+
+def _registry(text, what="registry"):
+    """A registry or mirror as HOST[:PORT]; a mirror has no path: it serves the registry's repositories under /v2/."""
+    from .registry import Reference
+
+    if what == "mirror" and "/" in text.split("://", 1)[-1].rstrip("/"):
+        raise Invalid(f"invalid {what} {text!r}: use HOST[:PORT], without a path (e.g. mirror.gcr.io)")
+    return Reference.registry(text, what).domain
