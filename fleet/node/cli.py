@@ -309,6 +309,7 @@ def _mirror_verbs(verbs):
     added.option("--insecure", flag=True, help_text="plain HTTP, or HTTPS unchecked (loopback mirrors are so already)")
     _names(_leaf(verbs, "rm", h.mirror_rm, "forget mirrors"), "mirror")
     _leaf(verbs, "list", h.mirror_list, "show each registry's mirrors, in the order pulls try them")
+    verbs.alias("ls", "list")
 
 
 def _login_verb(verb):

@@ -24,6 +24,7 @@ def test_mirrors_are_kept_in_the_order_pulls_try_them(root):
     mirrors.add("ghcr.io", "ghcr-cache.lan")
     assert mirrors.of("docker.io") == [("mirror.gcr.io", False), ("cache.lan:5000", True)]
     assert mirrors.of("ghcr.io") == [("ghcr-cache.lan", False)] and mirrors.of("quay.io") == []
+    assert mirrors.of("GHCR.io") == mirrors.of("ghcr.io") and mirrors.of("index.docker.io") == mirrors.of("docker.io")
     lines = (root / "mirrors.csv").read_text().splitlines()
     assert lines[0] == "mirror;registry;insecure;created" and lines[2].startswith("cache.lan:5000;docker.io;1;")
     assert mirrors.remove("mirror.gcr.io")["registry"] == "docker.io"
