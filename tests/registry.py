@@ -258,14 +258,16 @@ class Proxy:
     connection (or resetting it, with reset) as a failing network would.
     ranges: False drops the Range header, as a registry that ignores it.
     ranges_asked: the Range header of each whole-URL request that had one.
+    rate: bytes per second each connection may carry towards the client (None:
+    as fast as it goes), as a distant registry or a CDN's per-connection cap.
     """
 
     CUT_AFTER = 32 << 10
 
-    def __init__(self, busy=0, cuts=0, ranges=True, reset=False):
+    def __init__(self, busy=0, cuts=0, ranges=True, reset=False, rate=None):
         self.seen = []
         self.busy = busy
-        self.cuts, self.ranges, self.reset = cuts, ranges, reset
+        self.cuts, self.ranges, self.reset, self.rate = cuts, ranges, reset, rate
         self.ranges_asked = []
         proxy = self
 
@@ -304,7 +306,7 @@ class Proxy:
                     )
                 limit = proxy.CUT_AFTER if proxy.cuts and method == "GET" and "/blobs/" in target else None
                 with upstream:
-                    if _relay(self.connection, upstream, limit):
+                    if _relay(self.connection, upstream, limit, proxy.rate):
                         proxy.cuts -= 1
                         if proxy.reset:  # closed with a RST, no FIN first
                             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -320,10 +322,15 @@ class Proxy:
         self.server.server_close()
 
 
-def _relay(client, upstream, limit=None):
-    """Bytes both ways until either side closes; True when cut off after limit bytes to the client."""
-    sockets, sent = [client, upstream], 0
+def _relay(client, upstream, limit=None, rate=None):
+    """Bytes both ways until either side closes; True when cut off after limit bytes to the client.
+
+    rate: at most that many bytes a second to the client.
+    """
+    sockets, sent, started = [client, upstream], 0, time.monotonic()
     while True:
+        if rate:
+            time.sleep(max(0.0, started + sent / rate - time.monotonic()))
         readable, _, _ = select.select(sockets, [], [], 30)
         if not readable:
             return False
@@ -339,8 +346,8 @@ def _relay(client, upstream, limit=None):
 
 
 @contextlib.contextmanager
-def proxying(busy=0, cuts=0, ranges=True, reset=False):
-    proxy = Proxy(busy, cuts, ranges, reset)
+def proxying(busy=0, cuts=0, ranges=True, reset=False, rate=None):
+    proxy = Proxy(busy, cuts, ranges, reset, rate)
     try:
         yield proxy
     finally:

@@ -212,7 +212,11 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
         if existing is not None:
             return {**existing, "up_to_date": _same_pull(existing, name, label + digest), "mirror": mirror}
         with build_dir("pull") as work:
-            rootfs, image_config = _flatten(work, registry.Blobs(client, manifest, say), imports.image_of(manifest))
+            blobs = registry.Blobs(client, manifest, say, spool=work)
+            try:
+                rootfs, image_config = _flatten(work, blobs, imports.image_of(manifest))
+            finally:
+                blobs.close()
             row = _register_tree(work, rootfs, name, size_text, image_config, label + digest)
             return {**row, "up_to_date": False, "mirror": mirror}
     finally:

@@ -146,6 +146,24 @@ class Client:
             connection.close()
         self.connections.clear()
 
+    def twin(self):
+        """A client for the same repository and login with connections of its own, for another thread."""
+        import copy
+
+        other = copy.copy(self)
+        other.connections = {}
+        return other
+
+    def abort(self):
+        """Cut this client's connections short, from another thread: a read waiting on one ends at once."""
+        import socket
+
+        for connection, _absolute, _headers in list(self.connections.values()):
+            try:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            except (AttributeError, OSError):  # not connected yet, or already closed
+                pass
+
     def url(self, path):
         """The URL of path in the repository's API, or of /path on the registry."""
         if path.startswith("/"):
@@ -412,19 +430,29 @@ def choose_platform(descriptors, wanted, reference):
 class Blobs:
     """A registry's blobs as imports.apply reads an archive's: json(name, digest) and open(name).
 
-    say(line), when given, hears of each layer as its download starts.
+    say(line), when given, hears of each layer as it is applied. spool, a
+    directory: the layers after the first are downloaded there ahead (Ahead)
+    while the first ones are applied. The caller closes it.
     """
 
-    def __init__(self, client, manifest, say=None):
+    def __init__(self, client, manifest, say=None, spool=None):
         self.client = client
         self.layers = [(layer["digest"], layer.get("size")) for layer in manifest["layers"]]
         self.say = say
+        self.ahead = Ahead(client, self.layers[1:], spool, say) if spool and len(self.layers) > 1 else None
 
     def open(self, name):
         digest = _digest_of(name)
         if self.say:
             self._tell(digest)
+        path = self.ahead.wait(digest) if self.ahead else None
+        if path is not None:
+            return open(path, "rb")  # read to its end by the caller, closed when dropped
         return Download(self.client, digest, dict(self.layers).get(digest), self.say)
+
+    def close(self):
+        if self.ahead:
+            self.ahead.stop()
 
     def _tell(self, digest):
         from .parse import human_size
@@ -451,6 +479,68 @@ class Blobs:
             raise Invalid(f"the image config {digest} is not JSON") from None
 
 
+class Ahead:
+    """Layers downloaded to files by a thread of their own, in order, while earlier layers are applied.
+
+    Applying a layer (tar headers, file writes) and downloading the next then
+    overlap instead of taking turns: a pull from a distant registry takes about
+    the longer of the two, not their sum. The thread has its own connections.
+    A layer it could not fetch is asked for again when its turn comes.
+    """
+
+    def __init__(self, client, layers, spool, say=None):
+        import threading
+
+        self.client = client.twin()
+        self.spool, self.say = spool, say
+        self.order = list(dict.fromkeys(digest for digest, _ in layers))  # a layer repeated is fetched once
+        self.sizes = dict(layers)
+        self.ready = {digest: threading.Event() for digest in self.order}
+        self.paths = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._fetch_all, daemon=True)
+        self.thread.start()
+
+    def _fetch_all(self):
+        try:
+            for digest in self.order:
+                if self.stopping.is_set():
+                    return
+                try:
+                    self.paths[digest] = self._fetch(digest)
+                except Exception:  # noqa: BLE001 - asked for again, with its error, when its turn comes
+                    return
+                finally:
+                    self.ready[digest].set()
+        finally:
+            for event in self.ready.values():
+                event.set()
+            self.client.close()
+
+    def _fetch(self, digest):
+        import os
+
+        path = os.path.join(self.spool, f"ahead-{digest[7:]}")
+        download = Download(self.client, digest, self.sizes[digest], self.say, self.stopping)
+        with open(path, "wb") as out:
+            for chunk in iter(lambda: download.read(1 << 20), b""):
+                out.write(chunk)
+        return path
+
+    def wait(self, digest):
+        """The file holding the layer once fetched; None when it is not fetched ahead."""
+        if digest not in self.ready:
+            return None
+        self.ready[digest].wait()
+        return self.paths.get(digest)
+
+    def stop(self):
+        """Stop fetching (the pull ended or failed) and wait for the thread, so nothing writes in spool after."""
+        self.stopping.set()
+        self.client.abort()
+        self.thread.join(10)
+
+
 class Download:
     """A blob's bytes as one stream: a connection that drops is asked again for the rest (HTTP Range).
 
@@ -460,8 +550,9 @@ class Download:
     size: the blob's, from the manifest (else the first answer's Content-Length).
     """
 
-    def __init__(self, client, digest, size=None, say=None):
+    def __init__(self, client, digest, size=None, say=None, stopping=None):
         self.client, self.digest, self.size, self.say = client, digest, size, say
+        self.stopping = stopping  # an Event: set, a broken download is not taken up again
         self.what = f"blob {digest} of {client.reference}"
         self.received, self.resumed = 0, 0
         self.response = self._ask()
@@ -503,6 +594,8 @@ class Download:
         while True:
             where = f"at {human_size(self.received)} of {human_size(self.size or 0)}"
             why = f"{error}" if error else "the connection closed"
+            if self.stopping is not None and self.stopping.is_set():
+                raise BaleineError(f"the download of {self.what} was stopped {where}")
             if self.resumed == RESUMES:
                 raise BaleineError(f"the download of {self.what} broke off {RESUMES + 1} times, the last {where}: "
                                    f"{why}")  # fmt: skip

@@ -192,3 +192,77 @@ def test_a_resumed_download_that_does_not_fit_is_refused(second, message):
     client = _Registry(_Answer(200, BLOB, cut=300), second)
     with pytest.raises(registry.BaleineError, match=message):
         registry.Download(client, DIGEST, len(BLOB)).read(-1)
+
+
+class _Blobs(_Registry):
+    """A registry of whole blobs by digest: each GET is kept (digest, thread name); gates hold one back."""
+
+    def __init__(self, blobs, gates=None, failing=()):
+        super().__init__()
+        self.blobs, self.gates, self.failing, self.asked = blobs, gates or {}, set(failing), []
+
+    def request(self, _method, path, _what, headers, expect):
+        import threading
+
+        digest = path.rsplit("/", 1)[-1]
+        self.asked.append((digest, threading.current_thread().name))
+        if digest in self.failing:
+            raise registry.BaleineError(f"cannot reach registry for {digest}")
+        if digest in self.gates:
+            assert self.gates[digest].wait(5), f"{digest} waited in vain: nothing was fetched ahead"
+        return _Answer(200, self.blobs[digest])
+
+    def twin(self):
+        return self
+
+    def abort(self):
+        pass
+
+
+def _manifest(*digests):
+    return {"layers": [{"digest": digest, "size": len(LAYERS[digest])} for digest in digests]}
+
+
+LAYERS = {f"sha256:{n}": bytes([n]) * (3000 + n) for n in range(1, 5)}  # digests unchecked here
+
+
+def test_later_layers_are_fetched_ahead_while_the_first_is_applied(tmp_path):
+    import threading
+
+    one, two, three, _ = LAYERS
+    fetched_two = threading.Event()
+
+    class Watching(_Blobs):
+        def request(self, method, path, what, headers, expect):
+            answer = super().request(method, path, what, headers, expect)
+            if path.endswith(two):
+                fetched_two.set()
+            return answer
+
+    client = Watching(LAYERS, gates={one: fetched_two})  # the first layer answers only once the second is fetched
+    blobs = registry.Blobs(
+        client, _manifest(one, two, three, two), spool=tmp_path
+    )  # two comes back, as empty layers do
+    try:
+        assert [blobs.open(f"blobs/sha256/{d[7:]}").read(-1) for d in (one, two, three, two)] == [
+            LAYERS[one], LAYERS[two], LAYERS[three], LAYERS[two]]  # fmt: skip
+    finally:
+        blobs.close()
+    assert [digest for digest, _ in client.asked].count(two) == 1  # fetched once, read twice
+    assert {thread for digest, thread in client.asked if digest != one} == {blobs.ahead.thread.name}
+    assert not blobs.ahead.thread.is_alive()
+
+
+def test_a_layer_not_fetched_ahead_is_asked_for_at_its_turn(tmp_path):
+    one, two, three, _ = LAYERS
+    client = _Blobs(LAYERS, failing={two})
+    blobs = registry.Blobs(client, _manifest(one, two, three), spool=tmp_path)
+    blobs.ahead.thread.join(5)
+    client.failing.clear()  # the registry is back
+    try:
+        assert blobs.open(f"blobs/sha256/{two[7:]}").read(-1) == LAYERS[two]
+        assert blobs.open(f"blobs/sha256/{three[7:]}").read(-1) == LAYERS[three]  # after a failure, none ahead
+    finally:
+        blobs.close()
+    assert [digest for digest, _ in client.asked] == [two, two, three]
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
