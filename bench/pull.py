@@ -7,11 +7,18 @@ Python standard library (thousands of small files). skopeo puts it in the regist
 run pulls it whole and removes it after: baleine ends with one ext4 file,
 podman with its layers in containers/storage. Runs alternate; medians go to
 bench/results/pull.csv and pull.png.
+
+Two cases: the registry on loopback, as fast as this machine goes, and the
+registry on an address of its own behind an HTTP proxy that carries each
+connection at CAP MiB/s at most, as a distant registry or a CDN would (both
+tools read HTTP_PROXY; Go and baleine never proxy loopback, hence the address).
 """
 
 import argparse
+import contextlib
 import csv
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -31,6 +38,7 @@ import registry  # noqa: E402  (tests/registry.py)
 from common import paired_bars, pyplot, run  # noqa: E402
 
 LAYERS = 5
+CAP = 40  # MiB/s per connection, in the second case
 
 
 def build_archive(work):
@@ -74,29 +82,52 @@ def main():
     args = parser.parse_args()
     if not shutil.which("podman"):
         raise SystemExit("podman is not installed (make bench installs it)")
+    rows = []
     with tempfile.TemporaryDirectory(prefix="baleine-bench-pull-") as directory:
         work = Path(directory)
         env = dict(os.environ, BALEINE_ROOT=str(work / "state"))
+        archive = build_archive(work)
         with registry.running(work / "registry") as hub:
-            archive = build_archive(work)
             hub.push(f"docker-archive:{archive}", "big:1")
-            reference = f"{hub.address}/big:1"
-            row = measure(reference, env, args.runs)
-        row["layers"], row["bytes"] = LAYERS, os.path.getsize(archive)
+            rows.append({"case": "local", **measure(f"{hub.address}/big:1", env, args.runs, "local")})
+        with capped_registry(work / "far") as (hub, proxy):
+            hub.push(f"docker-archive:{archive}", "big:1")
+            capped = {**env, "HTTP_PROXY": f"http://{proxy.address}"}
+            case = f"capped at {CAP} MiB/s"
+            rows.append({"case": case, **measure(f"{hub.address}/big:1", capped, args.runs, case)})
+        for row in rows:
+            row["layers"], row["bytes"] = LAYERS, os.path.getsize(archive)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     with open(results / "pull.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerow(row)
-    plot(row, results / "pull.png")
+        writer.writerows(rows)
+    plot(rows, results / "pull.png")
 
 
-def measure(reference, env, runs):
+@contextlib.contextmanager
+def capped_registry(directory):
+    """(registry, proxy): the registry on an address of this private namespace that is not loopback (a bridge of
+    its own, on a subnet the host does not use), and a proxy carrying each connection at CAP MiB/s."""
+    from hostnet import free_subnet
+
+    address = str(next(ipaddress.ip_network(free_subnet()).hosts()))
+    subprocess.run(["ip", "link", "add", "pullbench0", "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "pullbench0"], check=True)
+        subprocess.run(["ip", "link", "set", "pullbench0", "up"], check=True)
+        with registry.proxying(rate=CAP << 20) as proxy, registry.running(directory, host=address) as hub:
+            yield hub, proxy
+    finally:
+        subprocess.run(["ip", "link", "del", "pullbench0"], check=True)
+
+
+def measure(reference, env, runs, case):
     baleine = [sys.executable, "-m", "fleet.node"]
 
     def baleine_pull():
-        run([*baleine, "image", "pull", reference, "--name", "big", "--json"], env)
+        run([*baleine, "image", "pull", reference, "--name", "big", "--json", "--insecure"], env)
 
     def podman_pull():
         run(["podman", "pull", "-q", "--tls-verify=false", reference], env)
@@ -116,16 +147,19 @@ def measure(reference, env, runs):
     subprocess.run(["podman", "image", "prune", "-f"], capture_output=True)
     row = {"baleine_s": round(statistics.median(ours), 3), "podman_s": round(statistics.median(theirs), 3)}
     row["baleine_vs_podman"] = round(row["baleine_s"] / row["podman_s"], 2)
-    print(f"pull: baleine {row['baleine_s']:.2f} s, podman {row['podman_s']:.2f} s "
+    print(f"pull, {case}: baleine {row['baleine_s']:.2f} s, podman {row['podman_s']:.2f} s "
           f"(baleine / podman = {row['baleine_vs_podman']})", flush=True)  # fmt: skip
     return row
 
 
-def plot(row, path):
-    figure, axes = pyplot().subplots(figsize=(5, 4))
-    paired_bars(axes, ["pull"], [row["baleine_s"]], [row["podman_s"]], ("baleine image pull", "podman pull"))
+def plot(rows, path):
+    figure, axes = pyplot().subplots(figsize=(6, 4))
+    paired_bars(axes, [row["case"] for row in rows], [row["baleine_s"] for row in rows],
+                [row["podman_s"] for row in rows], ("baleine image pull", "podman pull"))  # fmt: skip
     axes.set_ylabel("median seconds")
-    axes.set_title(f"{row['layers']} layers, {row['bytes'] >> 20} MiB, from a local registry")
+    axes.set_title(
+        f"{rows[0]['layers']} layers, {rows[0]['bytes'] >> 20} MiB: registry local, or capped per connection"
+    )
     figure.tight_layout()
     figure.savefig(path)
 
