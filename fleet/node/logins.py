@@ -4,9 +4,12 @@ They live in $BALEINE_ROOT/auth.json, in the format of Docker's config.json
 ({"auths": {REGISTRY: {"auth": base64 of USER:PASSWORD}}}), root's alone
 (mode 0600). Like Docker's file it is not encrypted: the mode is the guard.
 `image pull`, `image push` and `container run --pull` use the login kept for
-the image's registry when no --username is given; failing that, one that
-`docker login` left in Docker's own file ($DOCKER_CONFIG/config.json, else
-~/.docker/config.json), which baleine only reads.
+the image's registry when no --username is given; failing that, the one
+Docker's own file ($DOCKER_CONFIG/config.json, else ~/.docker/config.json,
+only read) gives, as Docker reads it: the credential helper credHelpers names
+for the registry, else the credsStore helper, else the login inline in auths.
+A helper is the program docker-credential-NAME (ecr-login, gcloud, pass...),
+asked with `get` and the registry on stdin.
 """
 
 import base64
@@ -30,11 +33,48 @@ def registry_name(text):
 def find(domain):
     """(username, password, where from) of the login for registry domain, or None."""
     domain = registry_name(domain)
-    for path in (state.path(FILE), _docker_config()):
-        found = _auths(path, path != state.path(FILE)).get(domain)
-        if found:
-            return (*found, path)
-    return None
+    found = _auths(state.path(FILE)).get(domain)
+    if found:
+        return (*found, state.path(FILE))
+    docker = _document(_docker_config(), lenient=True)
+    helpers = {registry_name(key): name for key, name in (docker.get("credHelpers") or {}).items()}
+    helper = helpers.get(domain) or docker.get("credsStore")
+    if helper:
+        found = _from_helper(str(helper), _key(domain))
+        return (*found, f"docker-credential-{helper}") if found else None
+    found = _auths(_docker_config(), lenient=True).get(domain)
+    return (*found, _docker_config()) if found else None
+
+
+HELPER_TIMEOUT = 30  # seconds: a helper may ask a cloud's API (ecr-login, gcloud)
+
+
+def _from_helper(name, server):
+    """(username, secret) a Docker credential helper gives for server; None when it has none."""
+    import subprocess
+
+    program = f"docker-credential-{name}"
+    try:
+        done = subprocess.run([program, "get"], input=server.encode(), capture_output=True, timeout=HELPER_TIMEOUT)
+    except FileNotFoundError:
+        raise BaleineError(f"Docker's config names the credential helper {name!r} for {server}, but "
+                           f"{program} is not installed: install it, or change credHelpers/credsStore "
+                           "there") from None  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise BaleineError(f"{program} gave no answer for {server} within {HELPER_TIMEOUT} s") from None
+    said = (done.stdout or done.stderr).decode(errors="replace").strip()
+    if done.returncode != 0:
+        if "credentials not found" in said.lower():  # the helpers' own words for "no login here"
+            return None
+        raise BaleineError(f"{program} failed for {server}: {said.splitlines()[-1] if said else done.returncode}")
+    try:
+        answer = json.loads(done.stdout)
+        username, secret = answer["Username"], answer["Secret"]
+    except (ValueError, KeyError, TypeError):
+        raise BaleineError(f"{program} answered {server} with something other than its JSON") from None
+    if not username or username == "<token>":  # an identity token (OAuth refresh): not a password to send
+        return None
+    return username, secret
 
 
 def listed():

@@ -62,8 +62,7 @@ def test_dockers_own_logins_are_read_after_ours(roots):
         "auths": {"https://index.docker.io/v1/": {"auth": _encoded("fromdocker", "pw")},
                   "helped.example": {},  # a credential helper's entry: no password here
                   "token.example": {"identitytoken": "x"}, "broken.example": {"auth": "%%%"},
-                  "ghcr.io": {"auth": _encoded("dockerbot", "pw2")}},
-        "credsStore": "desktop"}))  # fmt: skip
+                  "ghcr.io": {"auth": _encoded("dockerbot", "pw2")}}}))  # fmt: skip
     assert logins.find("docker.io") == ("fromdocker", "pw", str(docker / "config.json"))
     assert [logins.find(name) for name in ("helped.example", "token.example", "broken.example")] == [None] * 3
     logins.save("ghcr.io", "ours", "pw3")
@@ -71,6 +70,65 @@ def test_dockers_own_logins_are_read_after_ours(roots):
     assert logins.listed() == [{"registry": "ghcr.io", "username": "ours"}]  # only what baleine keeps
     (docker / "config.json").write_text("{not json")  # docker's file, broken: not ours to refuse
     assert logins.find("docker.io") is None
+
+
+HELPER = """#!/bin/sh
+# A Docker credential helper: `get`, the server on stdin, JSON on stdout (or "credentials not found").
+[ "$1" = get ] || exit 3
+read -r server
+echo "$server" >> "$0.asked"
+case "$server" in
+  ghcr.io) echo '{"ServerURL": "ghcr.io", "Username": "helped", "Secret": "s3cret"}' ;;
+  https://index.docker.io/v1/) echo '{"ServerURL": "x", "Username": "hubhelped", "Secret": "hub"}' ;;
+  token.example) echo '{"ServerURL": "x", "Username": "<token>", "Secret": "refresh"}' ;;
+  odd.example) echo 'not json' ;;
+  broken.example) echo "the keychain is locked" >&2; exit 1 ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def helper(roots, tmp_path, monkeypatch):
+    """docker-credential-fake on PATH; the servers it was asked for, in order, are in its .asked file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "docker-credential-fake"
+    program.write_text(HELPER)
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return roots[1], program.with_name("docker-credential-fake.asked")
+
+
+def _docker_config(directory, **document):
+    directory.mkdir(exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(document))
+
+
+def test_dockers_credential_helpers_are_asked_as_docker_asks_them(helper):
+    docker, asked = helper
+    helpers = {"ghcr.io": "fake", "token.example": "fake", "odd.example": "fake", "broken.example": "fake",
+               "quay.io": "fake", "gone.example": "nosuch"}  # fmt: skip
+    inline = {"ghcr.io": {"auth": _encoded("inline", "no")}, "other.example": {"auth": _encoded("o", "p")}}
+    _docker_config(docker, credHelpers=helpers, auths=inline)
+    assert logins.find("ghcr.io") == ("helped", "s3cret", "docker-credential-fake")  # the helper wins over auths
+    assert logins.find("quay.io") is None  # the helper has none: anonymous
+    assert logins.find("token.example") is None  # an identity token is no password
+    assert logins.find("other.example")[:2] == ("o", "p")  # no helper named: the inline login
+    for server, message in [("odd.example", "docker-credential-fake answered odd.example with something other "
+                                            "than its JSON"),
+                            ("broken.example", "docker-credential-fake failed for broken.example: the keychain "
+                                               "is locked"),
+                            ("gone.example", "Docker's config names the credential helper 'nosuch' for gone.example, "
+                                             "but docker-credential-nosuch is not installed")]:  # fmt: skip
+        with pytest.raises(BaleineError) as raised:
+            logins.find(server)
+        assert raised.value.message.startswith(message), raised.value.message
+    assert asked.read_text().split() == ["ghcr.io", "quay.io", "token.example", "odd.example", "broken.example"]
+    _docker_config(docker, credsStore="fake")  # one helper for every registry, Docker Hub under Docker's key
+    assert logins.find("docker.io") == ("hubhelped", "hub", "docker-credential-fake")
+    logins.save("docker.io", "ours", "kept")  # what baleine login kept comes first
+    assert logins.find("docker.io")[:2] == ("ours", "kept")
 
 
 def test_a_broken_auth_file_is_refused_by_name_not_overwritten(roots):
@@ -144,6 +202,15 @@ def test_a_kept_login_serves_pull_run_and_push(node, tmp_path, auth, podman_arch
         with open(os.path.join(docker, "config.json"), "w") as handle:
             json.dump({"auths": {f"http://{hub.address}": {"auth": _encoded(user, password)}}}, handle)
         assert pull(node, f"{hub.address}/webfx:1", "--name", "viadocker")["ok"]
+        # and so does the credential helper it names for the registry
+        program = tmp_path / "bin" / "docker-credential-test"
+        program.parent.mkdir()
+        program.write_text(f'#!/bin/sh\nread -r server\necho \'{{"Username": "{user}", "Secret": "{password}"}}\'\n')
+        program.chmod(0o755)
+        with open(os.path.join(docker, "config.json"), "w") as handle:
+            json.dump({"credHelpers": {hub.address: "test"}}, handle)
+        path = {"PATH": f"{program.parent}:{os.environ['PATH']}"}
+        assert pull(node, f"{hub.address}/webfx:1", "--name", "viahelper", env=path)["ok"]
 
 
 @pytest.mark.integration
