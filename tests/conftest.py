@@ -5,6 +5,7 @@ which `make test` (scripts/isolated) provides; run outside it they fail with a
 message saying so instead of touching the host.
 """
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -197,3 +198,16 @@ def busybox(node):
 @pytest.fixture
 def subnet():
     return free_subnet()
+
+
+@pytest.fixture
+def lan_address(subnet):
+    """An address of this test's private network namespace that is not loopback: on a bridge of its own."""
+    address = str(next(ipaddress.ip_network(subnet).hosts()))
+    subprocess.run(["ip", "link", "add", "reg0", "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "reg0"], check=True)
+        subprocess.run(["ip", "link", "set", "reg0", "up"], check=True)
+        yield address
+    finally:
+        subprocess.run(["ip", "link", "del", "reg0"], check=True)

@@ -260,18 +260,22 @@ class Proxy:
     ranges_asked: the Range header of each whole-URL request that had one.
     rate: bytes per second each connection may carry towards the client (None:
     as fast as it goes), as a distant registry or a CDN's per-connection cap.
+    cut_uploads: how many request bodies (uploads) to cut off after CUT_AFTER bytes.
     """
 
     CUT_AFTER = 32 << 10
 
-    def __init__(self, busy=0, cuts=0, ranges=True, reset=False, rate=None):
+    def __init__(self, busy=0, cuts=0, ranges=True, reset=False, rate=None, cut_uploads=0):
         self.seen = []
         self.busy = busy
         self.cuts, self.ranges, self.reset, self.rate = cuts, ranges, reset, rate
+        self.cut_uploads = cut_uploads
         self.ranges_asked = []
         proxy = self
 
         class Handler(socketserver.StreamRequestHandler):
+            rbufsize = 0  # headers read byte by byte: a request body stays in the socket, for _relay to pass on
+
             def handle(self):
                 method, target, _version = self.rfile.readline().decode().split()
                 headers = []
@@ -305,8 +309,12 @@ class Proxy:
                         f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(kept) + b"Connection: close\r\n\r\n"
                     )
                 limit = proxy.CUT_AFTER if proxy.cuts and method == "GET" and "/blobs/" in target else None
+                limit_up = proxy.CUT_AFTER if proxy.cut_uploads and method in ("PUT", "PATCH") else None
                 with upstream:
-                    if _relay(self.connection, upstream, limit, proxy.rate):
+                    cut = _relay(self.connection, upstream, limit, proxy.rate, limit_up)
+                    if cut == "up":
+                        proxy.cut_uploads -= 1
+                    elif cut:
                         proxy.cuts -= 1
                         if proxy.reset:  # closed with a RST, no FIN first
                             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -322,12 +330,13 @@ class Proxy:
         self.server.server_close()
 
 
-def _relay(client, upstream, limit=None, rate=None):
-    """Bytes both ways until either side closes; True when cut off after limit bytes to the client.
+def _relay(client, upstream, limit=None, rate=None, limit_up=None):
+    """Bytes both ways until either side closes; True when cut off after limit bytes to the client,
+    "up" when cut off after limit_up bytes from it.
 
     rate: at most that many bytes a second to the client.
     """
-    sockets, sent, started = [client, upstream], 0, time.monotonic()
+    sockets, sent, started, received = [client, upstream], 0, time.monotonic(), 0
     while True:
         if rate:
             time.sleep(max(0.0, started + sent / rate - time.monotonic()))
@@ -341,13 +350,17 @@ def _relay(client, upstream, limit=None, rate=None):
             if source is upstream and limit is not None and sent + len(data) > limit:
                 client.sendall(data[: limit - sent])
                 return True
+            if source is client and limit_up is not None:
+                received += len(data)
+                if received > limit_up:
+                    return "up"
             sent += len(data) if source is upstream else 0
             (upstream if source is client else client).sendall(data)
 
 
 @contextlib.contextmanager
-def proxying(busy=0, cuts=0, ranges=True, reset=False, rate=None):
-    proxy = Proxy(busy, cuts, ranges, reset, rate)
+def proxying(busy=0, cuts=0, ranges=True, reset=False, rate=None, cut_uploads=0):
+    proxy = Proxy(busy, cuts, ranges, reset, rate, cut_uploads)
     try:
         yield proxy
     finally:

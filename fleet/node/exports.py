@@ -76,7 +76,7 @@ def _oci_manifest(config, layer):
 
 def _upload(client, what, descriptor, blob, say):
     """Send one blob unless the registry has it; the bytes sent. say hears which it was."""
-    sent = registry.upload(client, descriptor["digest"], **blob)
+    sent = registry.upload(client, descriptor["digest"], say=say, **blob)
     if say:
         from .parse import human_size
 

@@ -42,6 +42,10 @@ _DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.?)+(?::\d{1,
 REFERENCE_HELP = "[REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], e.g. busybox, nginx:1.27, ghcr.io/org/app:2"
 
 
+class Unreachable(BaleineError):
+    """The registry could not be reached, or the connection broke before its answer."""
+
+
 class Reference:
     """A parsed image reference, with Docker's defaults: docker.io, library/, latest."""
 
@@ -245,7 +249,7 @@ class Client:
                 if hasattr(body, "seek"):
                     body.seek(0)
                 return self._get(url.replace("https://", "http://", 1), headers, method=method, body=body)
-            raise BaleineError(f"cannot reach registry {parts.netloc}{_through(url)}: {error}") from None
+            raise Unreachable(f"cannot reach registry {parts.netloc}{_through(url)}: {error}") from None
         if method in ("GET", "HEAD") and response.status in (301, 302, 303, 307, 308):
             location = urllib.parse.urljoin(url, response.getheader("Location", ""))
             _drain(response)
@@ -372,15 +376,33 @@ def resolve(client, wanted):
     return document, digest
 
 
-def upload(client, digest, data=None, path=None):
-    """Put one blob (bytes data, or the file at path) in the repository unless it is there; the bytes sent."""
-    import os
+def upload(client, digest, data=None, path=None, say=None):
+    """Put one blob (bytes data, or the file at path) in the repository unless it is there; the bytes sent.
 
+    An upload whose connection breaks is started again, in a new upload
+    session (the registry drops the broken one): TRIES times in all.
+    """
     what = f"blob {digest}"
     there = client.request("HEAD", f"blobs/{digest}", what, expect=(200, 404))
     _drain(there)
     if there.status == 200:
         return 0
+    for attempt in range(1, TRIES + 1):
+        try:
+            return _upload_once(client, digest, data, path)
+        except Unreachable as error:
+            if attempt == TRIES:
+                raise BaleineError(f"the upload of {what} broke off {TRIES} times, the last: {error.message}") from None
+            client.close()
+            if say:
+                say(f"{digest[:19]}: {error.message}; starting the upload again")
+
+
+def _upload_once(client, digest, data, path):
+    """One upload session: POST for its location, then the whole blob in one PUT."""
+    import os
+
+    what = f"blob {digest}"
     started = client.request("POST", "blobs/uploads/", f"an upload to {client.reference.named()}",
                              {"Content-Length": "0"}, b"", expect=(202,))  # fmt: skip
     _drain(started)

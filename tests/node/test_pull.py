@@ -1,7 +1,6 @@
 """image pull from a real registry (distribution 2.8 on loopback): trees, platforms, logins, refusals."""
 
 import hashlib
-import ipaddress
 import json
 import subprocess
 
@@ -193,19 +192,6 @@ def test_logins_as_the_registry_asks(node, tmp_path, auth, podman_archives):
         if auth == "token":  # asked once, for pulling this repository only
             [(path, _authorization)] = hub.tokens.asked
             assert f"service=registry-{hub.port}" in path and "scope=repository%3Awebfx%3Apull" in path
-
-
-@pytest.fixture
-def lan_address(subnet):
-    """An address of this test's private network namespace that is not loopback: on a bridge of its own."""
-    address = str(next(ipaddress.ip_network(subnet).hosts()))
-    subprocess.run(["ip", "link", "add", "reg0", "type", "bridge"], check=True)
-    try:
-        subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "reg0"], check=True)
-        subprocess.run(["ip", "link", "set", "reg0", "up"], check=True)
-        yield address
-    finally:
-        subprocess.run(["ip", "link", "del", "reg0"], check=True)
 
 
 def test_https_certificates_are_checked_unless_insecure(node, tmp_path, lan_address, podman_archives):

@@ -70,3 +70,29 @@ def test_a_push_logs_in_for_push_and_refusals_change_nothing(node, tmp_path):
         assert back["ok"], back
     done = node.cli("container", "run", "--rm", "bb2", "echo", "round trip")
     assert done.stdout == "round trip\n", done.stderr
+
+
+def test_an_upload_cut_off_is_started_again(node, tmp_path, lan_address, podman_archives):
+    node.ok("image", "import", str(podman_archives / "webfx-docker.tar"), "--name", "web")
+    with registry.proxying(cut_uploads=2) as proxy, registry.running(tmp_path / "plain", host=lan_address) as plain:
+        forward = {**node.env, "HTTP_PROXY": f"http://{proxy.address}"}
+        done = subprocess.run(node.argv("image", "push", "web", f"{plain.address}/web:1", "--insecure"), env=forward,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0 and proxy.cut_uploads == 0, done.stderr
+        again = [line for line in done.stderr.splitlines() if line.endswith("; starting the upload again")]
+        assert len(again) == 2 and all(f"cannot reach registry {plain.address}" in line for line in again), again
+        back = pull(
+            node,
+            f"{plain.address}/web:1",
+            "--name",
+            "back",
+            "--insecure",
+            env={"HTTP_PROXY": f"http://{proxy.address}"},
+        )
+        assert back["ok"], back  # the registry holds the whole layer: every digest checked on the way back
+        proxy.cut_uploads = 10  # a repository that lacks the layer: it is uploaded, and cut off each time
+        argv = node.argv("--json", "image", "push", "back", f"{plain.address}/other:1", "--insecure")
+        reply = json.loads(subprocess.run(argv, env=forward, capture_output=True, text=True, timeout=120).stdout)
+        assert reply["error"]["message"].startswith("the upload of blob sha256:"), reply
+        assert " broke off 3 times, the last: cannot reach registry " in reply["error"]["message"]
+        assert proxy.cut_uploads == 7
