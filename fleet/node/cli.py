@@ -323,10 +323,10 @@ def _login_verb(verb):
         "Logins docker login kept (~/.docker/config.json) are used too. Examples:\n"
         "  baleine login ghcr.io --username bot --password-stdin < token\n"
         "  baleine login registry.lan:5000 --username ci     (asks for the password)\n"
-        "  baleine login ghcr.io                             (checks the kept login again)"
+        "  baleine login ghcr.io                             (checks the login pulls would use)"
     )
     verb.positional("registry", nargs="?", metavar="REGISTRY", help_text="HOST[:PORT] (default: docker.io)")
-    _registry_login_options(verb, "check the login kept for REGISTRY again")
+    _registry_login_options(verb, "check again the login pulls would use, Docker's included")
     _json_flag(verb)
 
 

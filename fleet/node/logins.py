@@ -108,13 +108,15 @@ def remove(domain):
 def login(text, username, password, insecure=False):
     """Check a login with the registry (as `docker login` does), then keep it; {registry, username, checked}.
 
-    Without username, the kept login is checked again. checked is False when
-    the registry asked for no login at all: it is kept, but nothing vouched for it.
+    Without username, the login pulls would use (kept, or Docker's) is checked
+    again, and left where it is. checked is False when the registry asked for
+    no login at all: it is kept, but nothing vouched for it.
     """
     from . import registry
 
     reference = registry.Reference.registry(text)
-    if username is None:
+    given = username is not None
+    if not given:
         found = find(reference.domain)
         if found is None:
             raise NotFound(f"no login for {reference.domain} is kept: give --username (and --password-stdin)")
@@ -124,7 +126,8 @@ def login(text, username, password, insecure=False):
         checked = client.check_login()
     finally:
         client.close()
-    save(reference.domain, username, password)
+    if given:
+        save(reference.domain, username, password)
     return {"registry": reference.domain, "username": username, "checked": checked}
 
 

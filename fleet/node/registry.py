@@ -176,7 +176,7 @@ class Client:
 
     def check_login(self):
         """Whether the registry checked our login, asking its API root as `docker login` does; refused: an error."""
-        _drain(self.request("GET", "/v2/", "the API root"))
+        _drain(self.request("GET", "/v2/", "registry API (/v2/)"))
         return self.authorization is not None
 
     def get(self, path, what, accept=None):
@@ -546,6 +546,8 @@ class Ahead:
         download = Download(self.client, digest, self.sizes[digest], self.say, self.stopping)
         with open(path, "wb") as out:
             for chunk in iter(lambda: download.read(1 << 20), b""):
+                if self.stopping.is_set():  # the pull is over: write nothing more where it is being removed
+                    raise BaleineError("stopped")
                 out.write(chunk)
         return path
 

@@ -211,6 +211,10 @@ def test_a_kept_login_serves_pull_run_and_push(node, tmp_path, auth, podman_arch
             json.dump({"credHelpers": {hub.address: "test"}}, handle)
         path = {"PATH": f"{program.parent}:{os.environ['PATH']}"}
         assert pull(node, f"{hub.address}/webfx:1", "--name", "viahelper", env=path)["ok"]
+        checked = subprocess.run(node.argv("login", hub.address), env={**node.env, **path}, capture_output=True,
+                                 text=True, timeout=60)  # fmt: skip
+        assert checked.stdout == f"logged in to {hub.address} as {user}\n", checked.stderr
+        assert json.loads(auth_file.read_text()) == {"auths": {}}  # Docker's login checked, not copied into ours
 
 
 @pytest.mark.integration
