@@ -10,7 +10,7 @@ import json
 import os
 
 from . import linux, parse, state
-from .errors import CommandFailed, Conflict, Invalid, Missing, NotFound
+from .errors import BaleineError, CommandFailed, Conflict, Invalid, Missing, NoSpace, NotFound
 
 MIN_SIZE = 8 << 20
 FICLONE = 0x40049409  # ioctl: share extents with another file (btrfs, xfs)
@@ -195,7 +195,7 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
     Returns the image's row, with up_to_date and the mirror that served it (None:
     the registry). say(line) hears of each layer as it comes.
     """
-    from . import imports, mirrors, registry
+    from . import mirrors, registry
 
     reference = registry.Reference(text)
     wanted = registry.platform(platform_text)
@@ -207,20 +207,32 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
     if existing is None or not existing["source"].startswith(label):
         refuse_taken(name)
     state.ensure_layout()
-    client, manifest, digest, mirror = mirrors.pulling_client(reference, wanted, username, password, insecure, say)
-    try:
-        if existing is not None:
-            return {**existing, "up_to_date": _same_pull(existing, name, label + digest), "mirror": mirror}
-        with build_dir("pull") as work:
-            blobs = registry.Blobs(client, manifest, say, spool=work)
+    for client, manifest, digest, mirror in mirrors.sources(reference, wanted, username, password, insecure, say):
+        with contextlib.closing(client):
+            if existing is not None:
+                return {**existing, "up_to_date": _same_pull(existing, name, label + digest), "mirror": mirror}
             try:
-                rootfs, image_config = _flatten(work, blobs, imports.image_of(manifest))
-            finally:
-                blobs.close()
-            row = _register_tree(work, rootfs, name, size_text, image_config, label + digest)
+                row = _pull_layers(client, manifest, name, size_text, label + digest, say)
+            except BaleineError as error:
+                if mirror is None or isinstance(error, NoSpace):
+                    raise
+                if say:  # a mirror that had the manifest but failed on a blob: the next source, as containerd does
+                    say(f"mirror {mirror} failed midway: {error.message}; trying the next")
+                continue
             return {**row, "up_to_date": False, "mirror": mirror}
-    finally:
-        client.close()
+
+
+def _pull_layers(client, manifest, name, size_text, source, say):
+    """Image `name` of the manifest's layers from client's registry; its row."""
+    from . import imports, registry
+
+    with build_dir("pull") as work:
+        blobs = registry.Blobs(client, manifest, say, spool=work)
+        try:
+            rootfs, image_config = _flatten(work, blobs, imports.image_of(manifest))
+        finally:
+            blobs.close()
+        return _register_tree(work, rootfs, name, size_text, image_config, source)
 
 
 def _same_pull(existing, name, source):

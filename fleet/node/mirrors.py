@@ -7,7 +7,9 @@ registry itself: the first that has it serves the whole image. A mirror that
 fails (unreachable, refusing, missing the image) is said and skipped, as
 Docker and containerd do. The image records the reference and the digest, not
 the mirror, so what was pulled is the same image whichever served it; every
-digest is checked as for the registry. Pushes never go to a mirror.
+digest is checked as for the registry. A mirror that gave the manifest but
+fails on a blob is left too: the pull starts again from the next source.
+Pushes never go to a mirror.
 """
 
 from . import state
@@ -61,12 +63,13 @@ def describe(row):
             "created": row["created"]}  # fmt: skip
 
 
-def pulling_client(reference, wanted, username=None, password=None, insecure=False, say=None):
-    """(client, image manifest, its digest, the mirror used or None) for a pull of reference.
+def sources(reference, wanted, username=None, password=None, insecure=False, say=None):
+    """Where to pull reference from, best first: (client, image manifest, its digest, the mirror or None).
 
-    Each mirror of its registry is asked for the manifest first, with the login
-    kept for that mirror; the first that answers serves the image. Then the
-    registry, with the login given. The caller closes the client.
+    Each mirror of its registry is asked for the manifest, with the login kept
+    for that mirror; one that answers is offered. Then the registry, with the
+    login given (its errors are the pull's). Lazily: a caller that succeeds
+    with a mirror asks nothing more. The caller closes each client.
     """
     from . import registry as api
 
@@ -81,14 +84,14 @@ def pulling_client(reference, wanted, username=None, password=None, insecure=Fal
             continue
         if say:
             say(f"{reference}: from mirror {mirror}")
-        return client, manifest, digest, mirror
+        yield client, manifest, digest, mirror
     client = api.Client(reference, username, password, insecure)
     try:
         manifest, digest = api.resolve(client, wanted)
     except BaseException:
         client.close()
         raise
-    return client, manifest, digest, None
+    yield client, manifest, digest, None
 
 
 def _registry(text, what="registry"):

@@ -19,7 +19,7 @@ import json
 import re
 import urllib.parse
 
-from .errors import BaleineError, Invalid, Missing
+from .errors import BaleineError, Invalid, NotFound
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -207,7 +207,7 @@ class Client:
         if response.status == 401:
             raise BaleineError(f"registry {self.reference.domain} refused {self._who()}: {_errors(response)}")
         if response.status == 404:
-            raise Missing(f"no {what} on {self.reference.domain}: {_errors(response)}")
+            raise NotFound(f"no {what} on {self.reference.domain}: {_errors(response)}")
         raise BaleineError(f"registry {self.reference.domain} answered {response.status} {response.reason} "
                            f"for {what}: {_errors(response)}")  # fmt: skip
 
@@ -445,7 +445,7 @@ def choose_platform(descriptors, wanted, reference):
         ):
             return descriptor["digest"]
     wanted_text = "/".join(filter(None, wanted))
-    raise Missing(f"{reference} has no image for {wanted_text} (it has: {', '.join(offered) or 'none'}); "
+    raise NotFound(f"{reference} has no image for {wanted_text} (it has: {', '.join(offered) or 'none'}); "
                   "choose with --platform")  # fmt: skip
 
 

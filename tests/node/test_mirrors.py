@@ -101,3 +101,20 @@ def test_pulls_try_each_mirror_then_the_registry(node, tmp_path, podman_archives
         assert said[1].startswith(f"mirror {cache.address}: no manifest {cache.address}/farm/webfx:2 on ")
         assert code == 1 and said[-1].startswith(f"baleine: error: cannot reach registry {upstream.address}: "), said
         assert node.state_files() == before
+
+
+@pytest.mark.integration
+def test_a_mirror_that_fails_on_a_blob_is_left_for_the_registry(node, tmp_path, podman_archives):
+    archive = f"docker-archive:{podman_archives / 'webfx-docker.tar'}"
+    with registry.running(tmp_path / "upstream") as upstream, registry.running(tmp_path / "mirror") as cache:
+        upstream.push(archive, "webfx:1")
+        cache.push(archive, "webfx:1")
+        node.ok("mirror", "add", upstream.address, cache.address)
+        blobs = sorted((cache.directory / "storage").rglob("blobs/sha256/*/*/data"), key=lambda p: p.stat().st_size)
+        blobs[-1].unlink()  # the biggest layer: the manifest is there, the blob is not
+        code, out, said = pull(node, f"{upstream.address}/webfx:1")
+        assert code == 0 and "mirror" not in out, said
+        [failed] = [line for line in said if line.startswith(f"mirror {cache.address} failed midway: ")]
+        assert failed.endswith("; trying the next") and "blob" in failed, said
+        assert image_tree(node, "webfx-1", tmp_path / "tree") == EXPECTED
+        assert [p.name for p in (node.root / "images").iterdir() if p.name.startswith(".build")] == []

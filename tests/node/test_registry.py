@@ -3,7 +3,7 @@
 import pytest
 
 from fleet.node import registry
-from fleet.node.errors import Invalid, Missing
+from fleet.node.errors import Invalid, NotFound
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -86,7 +86,7 @@ def test_the_index_entry_for_the_platform():
     assert registry.choose_platform(INDEX, ("linux", "amd64", None), reference) == "sha256:amd"
     assert registry.choose_platform(INDEX, ("linux", "arm", "v7"), reference) == "sha256:v7"
     assert registry.choose_platform(INDEX, ("linux", "arm64", None), reference) == "sha256:arm64"
-    with pytest.raises(Missing) as missing:
+    with pytest.raises(NotFound) as missing:
         registry.choose_platform(INDEX, ("linux", "s390x", None), reference)
     assert str(missing.value) == (
         "docker.io/library/busybox:latest has no image for linux/s390x "
