@@ -214,7 +214,7 @@ def pull(text, name=None, size_text=None, platform_text=None, username=None, pas
             try:
                 row = _pull_layers(client, manifest, name, size_text, label + digest, say)
             except BaleineError as error:
-                if mirror is None or isinstance(error, NoSpace):
+                if mirror is None or isinstance(error, (NoSpace, Conflict)):  # nothing another source would change
                     raise
                 if say:  # a mirror that had the manifest but failed on a blob: the next source, as containerd does
                     say(f"mirror {mirror} failed midway: {error.message}; trying the next")
