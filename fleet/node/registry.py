@@ -259,21 +259,30 @@ class Client:
         return response
 
     def _send(self, url, headers, method="GET", body=None):
-        """The response to METHOD url, on the kept-alive connection to its host (through the proxy, if any)."""
+        """The response to METHOD url, on the kept-alive connection to its host (through the proxy, if any).
+
+        A kept-alive connection the server has closed meanwhile (idle while a
+        layer was applied, say) fails at once: a GET or HEAD is sent again,
+        once, on a new connection.
+        """
         import http.client
 
         parts = urllib.parse.urlsplit(url)
         key = (parts.scheme, parts.netloc)
-        if key not in self.connections:
+        reused = key in self.connections
+        if not reused:
             self.connections[key] = self._open(parts)
         connection, absolute, proxy_headers = self.connections[key]
         target = url if absolute else parts.path + (f"?{parts.query}" if parts.query else "")
         try:
             connection.request(method, target, body=body, headers={**headers, **proxy_headers})
             return connection.getresponse()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as error:
             self.connections.pop(key)[0].close()
-            raise
+            stale = isinstance(error, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+            if not (reused and stale and method in ("GET", "HEAD")):  # an upload has its own retry (upload)
+                raise
+        return self._send(url, headers, method, body)
 
     def _open(self, parts):
         """(connection, whether requests name the whole URL, headers for the proxy) for scheme://netloc."""

@@ -266,3 +266,35 @@ def test_a_layer_not_fetched_ahead_is_asked_for_at_its_turn(tmp_path):
         blobs.close()
     assert [digest for digest, _ in client.asked] == [two, two, three]
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_once():
+    """The server closes each connection after its answer without saying so: the next request on it is sent again."""
+    import http.server
+    import threading
+
+    class Forgetful(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive unless told otherwise, and it tells nothing
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            self.close_connection = True
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forgetful)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = registry.Client(registry.Reference(f"127.0.0.1:{server.server_address[1]}/web:1"))
+    try:
+        for _ in range(3):
+            response = client.request("GET", "/v2/", "registry API (/v2/)")
+            assert response.read() == b"{}"
+        assert client.scheme == "http"
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
