@@ -148,6 +148,8 @@ class Cgroup:
             return False
         try:
             return os.read(fd, 64).strip() not in (thawed, b"")
+        except OSError:  # removed between open and read (ENODEV): nothing is left to be frozen
+            return False
         finally:
             os.close(fd)
 
@@ -189,8 +191,12 @@ class Cgroup:
         try:
             with open(os.path.join(self._primary(), "cgroup.procs")) as handle:
                 return [int(line) for line in handle if line.strip()]
-        except FileNotFoundError:
-            return []
+        except OSError as error:
+            # Gone, or removed between open and read (an attached run's own cleanup, or `check`,
+            # took it while `stop` looked): its files then answer ENODEV. Either way: no process.
+            if error.errno in (errno.ENOENT, errno.ENODEV):
+                return []
+            raise
 
     def exists(self):
         return any(os.path.isdir(path) for path in self.paths())

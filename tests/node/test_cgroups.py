@@ -1,4 +1,5 @@
 import errno
+import io
 import os
 import time
 
@@ -134,3 +135,30 @@ def test_kill_takes_a_cgroup_removed_meanwhile_for_empty(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cgroups, "open", removed_meanwhile, raising=False)
     assert group.kill(timeout=2) is True
+
+
+def test_a_cgroup_removed_while_its_processes_are_read_has_none(tmp_path, monkeypatch):
+    """An attached run cleans up its own container as `stop` kills it: cgroup.procs, open, then answers ENODEV."""
+    group = cgroups.Cgroup("c1", parent="p", layout=[(str(tmp_path), 2, frozenset({"memory"}))])
+    (tmp_path / "p" / "c1").mkdir(parents=True)
+    (tmp_path / "p" / "c1" / "cgroup.procs").write_text("4242\n")
+
+    class Removed(io.StringIO):
+        def __iter__(self):
+            raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(cgroups, "open", lambda *_args, **_kwargs: Removed(), raising=False)
+    assert group.pids() == [] and group.kill(timeout=2) is True
+
+
+def test_a_cgroup_removed_while_its_freezer_is_read_is_not_frozen(tmp_path, monkeypatch):
+    group = cgroups.Cgroup("c1", parent="p", layout=[(str(tmp_path), 2, frozenset({"memory"}))])
+    (tmp_path / "p" / "c1").mkdir(parents=True)
+    (tmp_path / "p" / "c1" / "cgroup.freeze").write_text("1\n")
+    assert group.frozen() is True
+
+    def removed(_fd, _size):
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(cgroups.os, "read", removed)
+    assert group.frozen() is False
