@@ -16,6 +16,17 @@ def run(argv, env, **kwargs):
     return done
 
 
+def write_csv(path, rows, fields=None):
+    """rows (dicts) as a CSV file with a header: fields, else the first row's keys."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields or list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def pyplot():
     """matplotlib's pyplot, drawing into files (the bench venv has matplotlib; no screen needed)."""
     import matplotlib

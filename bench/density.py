@@ -11,7 +11,6 @@ Writes bench/results/density.csv and density.png. Runs inside scripts/isolated.
 """
 
 import argparse
-import csv
 import os
 import resource
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE)]
 
-from common import paired_bars, pyplot  # noqa: E402
+from common import paired_bars, pyplot, write_csv  # noqa: E402
 from start import PODMAN_IMAGE, Baleine, Podman  # noqa: E402
 
 
@@ -158,10 +157,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     results = HERE / "results"
     fields = sorted({key for row in rows for key in row}, key=lambda key: (key != "containers", key))
-    with open(results / "density.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(results / "density.csv", rows, fields)
     plot(rows, results / "density.png")
 
 

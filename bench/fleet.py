@@ -16,7 +16,6 @@ scripts/isolated (make bench does that), with the peers from bench/.venv.
 """
 
 import argparse
-import csv
 import os
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from common import VENV, pyplot, run  # noqa: E402
+from common import VENV, pyplot, run, write_csv  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import lab  # noqa: E402
@@ -136,10 +135,7 @@ def main():
             f"ssh floor {row['ssh_floor']:.3f} s",
             flush=True,
         )
-    with open(results / "fleet.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(results / "fleet.csv", rows)
     plot(rows, results / "fleet.png")
     if len(rows) > 1:
         for tool in ("baleine", "ssh_floor"):

@@ -16,7 +16,6 @@ tools read HTTP_PROXY; Go and baleine never proxy loopback, hence the address).
 
 import argparse
 import contextlib
-import csv
 import hashlib
 import ipaddress
 import json
@@ -35,7 +34,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import registry  # noqa: E402  (tests/registry.py)
-from common import paired_bars, pyplot, run  # noqa: E402
+from common import paired_bars, pyplot, run, write_csv  # noqa: E402
 
 LAYERS = 5
 CAP = 40  # MiB/s per connection, in the second case
@@ -97,13 +96,8 @@ def main():
             rows.append({"case": case, **measure(f"{hub.address}/big:1", capped, args.runs, case)})
         for row in rows:
             row["layers"], row["bytes"] = LAYERS, os.path.getsize(archive)
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    with open(results / "pull.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    plot(rows, results / "pull.png")
+    write_csv(HERE / "results" / "pull.csv", rows)
+    plot(rows, HERE / "results" / "pull.png")
 
 
 @contextlib.contextmanager

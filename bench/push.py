@@ -7,7 +7,6 @@ Runs alternate; medians go to bench/results/push.csv and push.png.
 """
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -21,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from common import VENV, paired_bars, pyplot, run  # noqa: E402
+from common import VENV, paired_bars, pyplot, run, write_csv  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import lab  # noqa: E402
@@ -68,13 +67,8 @@ def main():
             rows = measure(record, env, work, args.runs)
         finally:
             lab.down(str(work / "lab"), say=lambda _text: None)
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    with open(results / "push.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    plot(rows, results / "push.png")
+    write_csv(HERE / "results" / "push.csv", rows)
+    plot(rows, HERE / "results" / "push.png")
 
 
 def measure(record, env, work, runs):

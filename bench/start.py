@@ -13,7 +13,6 @@ firewall rules then live in a private network namespace and die with it.
 """
 
 import argparse
-import csv
 import os
 import shutil
 import statistics
@@ -27,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from common import paired_bars, pyplot  # noqa: E402
+from common import paired_bars, pyplot, write_csv  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import ship  # noqa: E402
@@ -127,11 +126,7 @@ def report(samples, output):
         theirs = statistics.median(samples[(case, "podman")])
         rows.append({"case": case, "runs": len(samples[(case, "baleine")]), "baleine_ms": f"{ours * 1000:.1f}",
                      "podman_ms": f"{theirs * 1000:.1f}", "ratio": f"{theirs / ours:.1f}"})  # fmt: skip
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(output, rows)
     print(f"{'case':<12}{'runs':>6}{'baleine ms':>12}{'podman ms':>12}{'podman/baleine':>16}")
     for row in rows:
         print(f"{row['case']:<12}{row['runs']:>6}{row['baleine_ms']:>12}{row['podman_ms']:>12}{row['ratio']:>15}x")

@@ -314,7 +314,7 @@ class Proxy:
                     cut = _relay(self.connection, upstream, limit, proxy.rate, limit_up)
                     if cut == "up":
                         proxy.cut_uploads -= 1
-                    elif cut:
+                    elif cut == "down":
                         proxy.cuts -= 1
                         if proxy.reset:  # closed with a RST, no FIN first
                             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -331,8 +331,8 @@ class Proxy:
 
 
 def _relay(client, upstream, limit=None, rate=None, limit_up=None):
-    """Bytes both ways until either side closes; True when cut off after limit bytes to the client,
-    "up" when cut off after limit_up bytes from it.
+    """Bytes both ways until either side closes; "down" when cut off after limit bytes to the client,
+    "up" after limit_up bytes from it, None when a side closed.
 
     rate: at most that many bytes a second to the client.
     """
@@ -342,14 +342,14 @@ def _relay(client, upstream, limit=None, rate=None, limit_up=None):
             time.sleep(max(0.0, started + sent / rate - time.monotonic()))
         readable, _, _ = select.select(sockets, [], [], 30)
         if not readable:
-            return False
+            return None
         for source in readable:
             data = source.recv(1 << 16)
             if not data:
-                return False
+                return None
             if source is upstream and limit is not None and sent + len(data) > limit:
                 client.sendall(data[: limit - sent])
-                return True
+                return "down"
             if source is client and limit_up is not None:
                 received += len(data)
                 if received > limit_up:

@@ -165,25 +165,24 @@ def apply(source, image, tree):
 
 
 def _apply_layer(source, name, digest, diff_id, tree):
+    import contextlib
     import zlib
 
     blob = Hashing(source.open(name))
     head = blob.read(4)
     if head == ZSTD_MAGIC:
-        unpacked = Hashing(_zstd(head, blob, name))
+        unpacking = contextlib.nullcontext(Hashing(_zstd(head, blob, name)))
     else:
-        unpacked = Unpacking(blob, head, gzipped=head[:2] == GZIP_MAGIC)
+        unpacking = Unpacking(blob, head, gzipped=head[:2] == GZIP_MAGIC)
     try:
-        with tarfile.open(fileobj=unpacked, mode="r|") as layer:
-            archive.apply_layer(tree, layer)
-        found_diff_id = unpacked.drain()  # gzip checks its CRC only at the end of the stream
+        with unpacking as unpacked:
+            with tarfile.open(fileobj=unpacked, mode="r|") as layer:
+                archive.apply_layer(tree, layer)
+            found_diff_id = unpacked.drain()  # gzip checks its CRC only at the end of the stream
     except tarfile.TarError as error:
         raise Invalid(f"layer {name} is not a valid tar stream: {error}") from None
     except (EOFError, zlib.error) as error:
         raise Invalid(f"layer {name} is corrupt: {error}") from None
-    finally:
-        if isinstance(unpacked, Unpacking):
-            unpacked.stop()
     _verify(f"layer {name} (its diff id)", diff_id, found_diff_id)
     _verify(f"layer {name}", digest, blob.drain())
 
@@ -269,6 +268,12 @@ class Unpacking:
     def stop(self):
         """Let the thread go when the caller gave up midway; it holds no file and leaves nothing."""
         self.stopping.set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exception):
+        self.stop()
 
 
 class _Stopped(Exception):

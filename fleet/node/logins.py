@@ -16,34 +16,29 @@ import base64
 import json
 import os
 
-from . import state
+from . import registry, state
 from .errors import BaleineError, NotFound
+from .registry import registry_name
 
 FILE = "auth.json"
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"  # Docker's own key for Docker Hub; kept so either file serves both
-_DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-
-
-def registry_name(text):
-    """The registry a key or argument names: 'https://ghcr.io/' -> 'ghcr.io', Docker Hub's names -> 'docker.io'."""
-    name = text.strip().split("://", 1)[-1].split("/", 1)[0].lower()
-    return "docker.io" if name in _DOCKER_HUB_NAMES else name
 
 
 def find(domain):
     """(username, password, where from) of the login for registry domain, or None."""
     domain = registry_name(domain)
-    found = _auths(state.path(FILE)).get(domain)
+    found = _auths(_document(state.path(FILE))).get(domain)
     if found:
         return (*found, state.path(FILE))
-    docker = _document(_docker_config(), lenient=True)
+    docker_file = _docker_config()
+    docker = _document(docker_file, lenient=True)
     helpers = {registry_name(key): name for key, name in (docker.get("credHelpers") or {}).items()}
     helper = helpers.get(domain) or docker.get("credsStore")
     if helper:
         found = _from_helper(str(helper), _key(domain))
         return (*found, f"docker-credential-{helper}") if found else None
-    found = _auths(_docker_config(), lenient=True).get(domain)
-    return (*found, _docker_config()) if found else None
+    found = _auths(docker).get(domain)
+    return (*found, docker_file) if found else None
 
 
 HELPER_TIMEOUT = 30  # seconds: a helper may ask a cloud's API (ecr-login, gcloud)
@@ -79,30 +74,32 @@ def _from_helper(name, server):
 
 def listed():
     """[{registry, username}] of the logins `baleine login` kept, by registry."""
-    return [{"registry": domain, "username": user} for domain, (user, _) in sorted(_auths(state.path(FILE)).items())]
+    kept = _auths(_document(state.path(FILE)))
+    return [{"registry": domain, "username": user} for domain, (user, _) in sorted(kept.items())]
 
 
 def save(domain, username, password):
     """Keep (or replace) the login for registry domain."""
-    with state.locked():
-        document = _document(state.path(FILE))
-        auths = {key: value for key, value in document.get("auths", {}).items() if registry_name(key) != domain}
-        secret = base64.b64encode(f"{username}:{password}".encode()).decode()
-        document["auths"] = {**auths, _key(domain): {"auth": secret}}
-        state.write_atomic(state.path(FILE), json.dumps(document, indent=2) + "\n", mode=0o600)
+    _replace(domain, {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()})
 
 
 def remove(domain):
     """Forget the login for registry domain; whether there was one."""
+    return _replace(domain, None)
+
+
+def _replace(domain, entry):
+    """Put entry as domain's login in auth.json, or drop it (None); whether there was one."""
     with state.locked():
         document = _document(state.path(FILE))
         auths = document.get("auths", {})
         kept = {key: value for key, value in auths.items() if registry_name(key) != domain}
-        if len(kept) == len(auths):
+        had = len(kept) < len(auths)
+        if entry is None and not had:
             return False
-        document["auths"] = kept
+        document["auths"] = {**kept, _key(domain): entry} if entry else kept
         state.write_atomic(state.path(FILE), json.dumps(document, indent=2) + "\n", mode=0o600)
-        return True
+        return had
 
 
 def login(text, username, password, insecure=False):
@@ -112,8 +109,6 @@ def login(text, username, password, insecure=False):
     again, and left where it is. checked is False when the registry asked for
     no login at all: it is kept, but nothing vouched for it.
     """
-    from . import registry
-
     reference = registry.Reference.registry(text)
     given = username is not None
     if not given:
@@ -133,14 +128,12 @@ def login(text, username, password, insecure=False):
 
 def logout(text):
     """Forget the login kept for a registry; {registry, removed}."""
-    from . import registry
-
     domain = registry.Reference.registry(text).domain
     return {"registry": domain, "removed": remove(domain)}
 
 
 def _key(domain):
-    return DOCKER_HUB_KEY if domain == "docker.io" else domain
+    return DOCKER_HUB_KEY if domain == registry.DOCKER_HUB else domain
 
 
 def _docker_config():
@@ -164,10 +157,10 @@ def _document(path, lenient=False):
         raise BaleineError(f"cannot read the registry logins in {path}: {error}; fix or remove the file") from None
 
 
-def _auths(path, lenient=False):
-    """{registry: (username, password)} of the inline logins in a Docker-format file."""
+def _auths(document):
+    """{registry: (username, password)} of the inline logins in a Docker-format document."""
     found = {}
-    for key, entry in _document(path, lenient).get("auths", {}).items():
+    for key, entry in document.get("auths", {}).items():
         try:
             username, colon, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
         except (KeyError, TypeError, ValueError):

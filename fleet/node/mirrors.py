@@ -52,7 +52,7 @@ def list_all():
 
 def of(registry):
     """[(mirror, insecure)] of registry (a domain as a reference gives it), in the order pulls try them."""
-    from .logins import registry_name
+    from .registry import registry_name
 
     registry = registry_name(registry)  # GHCR.io, index.docker.io: the names they are kept under
     return [(row["mirror"], row["insecure"] == "1") for row in MIRRORS.read() if row["registry"] == registry]

@@ -42,6 +42,12 @@ _DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.?)+(?::\d{1,
 REFERENCE_HELP = "[REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], e.g. busybox, nginx:1.27, ghcr.io/org/app:2"
 
 
+def registry_name(text):
+    """The registry a login key or argument names: 'https://ghcr.io/' -> 'ghcr.io', Docker Hub's names -> docker.io."""
+    name = text.strip().split("://", 1)[-1].split("/", 1)[0].lower()
+    return DOCKER_HUB if name in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_API) else name
+
+
 class Unreachable(BaleineError):
     """The registry could not be reached, or the connection broke before its answer."""
 
@@ -72,9 +78,7 @@ class Reference:
     @classmethod
     def registry(cls, text, what="registry"):
         """Only a registry, as a login names one: HOST[:PORT] (a scheme or path is dropped), docker.io by default."""
-        from .logins import registry_name
-
-        domain = registry_name("docker.io" if text is None else text)
+        domain = registry_name(DOCKER_HUB if text is None else text)
         if not _DOMAIN.fullmatch(domain):
             raise Invalid(f"invalid {what} {text!r}: use HOST[:PORT], e.g. ghcr.io, registry.lan:5000 or docker.io")
         reference = cls.__new__(cls)

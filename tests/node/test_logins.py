@@ -27,16 +27,6 @@ def roots(tmp_path, monkeypatch):
     return tmp_path / "root", tmp_path / "docker"
 
 
-@pytest.mark.parametrize(
-    "text, name",
-    [("ghcr.io", "ghcr.io"), ("https://ghcr.io/", "ghcr.io"), ("GHCR.IO", "ghcr.io"),
-     ("https://index.docker.io/v1/", "docker.io"), ("registry-1.docker.io", "docker.io"),
-     ("registry.lan:5000", "registry.lan:5000"), ("http://[::1]:5000/v2/", "[::1]:5000")],
-)  # fmt: skip
-def test_registries_are_named_as_docker_names_them(text, name):
-    assert logins.registry_name(text) == name
-
-
 def test_kept_logins_are_dockers_format_and_root_only(roots):
     root, _docker = roots
     logins.save("docker.io", "hubuser", "p:ss")

@@ -298,3 +298,13 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_once():
         client.close()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [("ghcr.io", "ghcr.io"), ("https://ghcr.io/", "ghcr.io"), ("GHCR.IO", "ghcr.io"),
+     ("https://index.docker.io/v1/", "docker.io"), ("registry-1.docker.io", "docker.io"),
+     ("registry.lan:5000", "registry.lan:5000"), ("http://[::1]:5000/v2/", "[::1]:5000")],
+)  # fmt: skip
+def test_registries_are_named_as_docker_names_them(text, name):
+    assert registry.registry_name(text) == name
