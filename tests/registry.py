@@ -261,13 +261,15 @@ class Proxy:
     rate: bytes per second each connection may carry towards the client (None:
     as fast as it goes), as a distant registry or a CDN's per-connection cap.
     cut_uploads: how many request bodies (uploads) to cut off after CUT_AFTER bytes.
+    drops: how many blob downloads (of the path dropping, if given) to close
+    before their first byte, as a registry or network that fails now and then would.
     """
 
     CUT_AFTER = 32 << 10
 
-    def __init__(self, busy=0, cuts=0, ranges=True, reset=False, rate=None, cut_uploads=0):
+    def __init__(self, busy=0, cuts=0, ranges=True, reset=False, rate=None, cut_uploads=0, drops=0):
         self.seen = []
-        self.busy = busy
+        self.busy, self.drops, self.dropping = busy, drops, "/blobs/"
         self.cuts, self.ranges, self.reset, self.rate = cuts, ranges, reset, rate
         self.cut_uploads = cut_uploads
         self.ranges_asked = []
@@ -296,6 +298,9 @@ class Proxy:
                     self.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nConnection: close\r\n"
                                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
                     return
+                elif proxy.drops > 0 and method == "GET" and proxy.dropping in target:
+                    proxy.drops -= 1
+                    return  # closed: no answer at all
                 else:
                     parts = urllib.parse.urlsplit(target)
                     upstream = socket.create_connection((parts.hostname, parts.port or 80))
@@ -359,8 +364,8 @@ def _relay(client, upstream, limit=None, rate=None, limit_up=None):
 
 
 @contextlib.contextmanager
-def proxying(busy=0, cuts=0, ranges=True, reset=False, rate=None, cut_uploads=0):
-    proxy = Proxy(busy, cuts, ranges, reset, rate, cut_uploads)
+def proxying(busy=0, cuts=0, ranges=True, reset=False, rate=None, cut_uploads=0, drops=0):
+    proxy = Proxy(busy, cuts, ranges, reset, rate, cut_uploads, drops)
     try:
         yield proxy
     finally:

@@ -30,6 +30,7 @@ DOCKER_HUB, DOCKER_HUB_API = "docker.io", "registry-1.docker.io"
 _CONNECTION = {"timeout": 60, "blocksize": 1 << 16}  # a layer upload goes out in 64 KiB writes, not 8 KiB
 BUSY, TRIES = (429, 500, 502, 503, 504), 3  # answers worth asking again, and how many times in all
 RESUMES = 5  # a blob download cut off is taken up where it stopped (HTTP Range), at most this many times
+PAUSES = (1, 2, 4, 8, 8)  # seconds before try 2, 3...: a registry that could not be reached for a blob is let be
 MAX_MANIFEST = 4 << 20  # bytes: a manifest is JSON naming blobs, never large
 # Go's names for this machine, as image indexes give platforms.
 ARCHITECTURES = {"x86_64": ("amd64", None), "aarch64": ("arm64", None), "armv7l": ("arm", "v7"),
@@ -497,7 +498,8 @@ class Blobs:
             if layer != digest:
                 continue
             if index == 0:
-                self.say(f"{self.client.reference}: {len(self.layers)} layers, {human_size(total)}")
+                count = f"{len(self.layers)} layer{'s' if len(self.layers) > 1 else ''}"
+                self.say(f"{self.client.reference}: {count}, {human_size(total)}")
             self.say(f"layer {index + 1}/{len(self.layers)} {digest[:19]} {human_size(size or 0)}")
 
     def json(self, name, digest=None):
@@ -584,6 +586,8 @@ class Download:
     The bytes read so far are never read twice nor skipped, so the digest
     computed over the stream stays the blob's. A registry that ignores the
     range sends the blob from its start again: what was read is skipped.
+    A registry that cannot be reached, at the first byte or midway, is asked
+    again after a pause (PAUSES), as Docker retries a layer download.
     size: the blob's, from the manifest (else the first answer's Content-Length).
     """
 
@@ -592,7 +596,8 @@ class Download:
         self.stopping = stopping  # an Event: set, a broken download is not taken up again
         self.what = f"blob {digest} of {client.reference}"
         self.received, self.resumed = 0, 0
-        self.response = self._ask()
+        self.response = None
+        self._answered()
 
     def _ask(self):
         ranged = {"Range": f"bytes={self.received}-"} if self.received else {}
@@ -620,32 +625,53 @@ class Download:
             if data or (error is None and (self.size is None or self.received >= self.size)):
                 self.received += len(data)
                 return data
-            self._resume(error)
+            self.response.close()
+            self.client.close()  # the kept connection died with the download
+            self._answered(error or "the connection closed")
 
-    def _resume(self, error):
-        """Ask again for the rest, after error (None: the connection closed early); gives up after RESUMES."""
+    def _answered(self, error=None):
+        """Ask for the blob from the byte reached until the registry answers; error: why the last try ended.
+
+        A cut answer is asked again at once; a registry that could not be
+        reached, after a pause. Gives up after RESUMES tries beyond the first.
+        """
         import http.client
 
         from .parse import human_size
 
         while True:
-            where = f"at {human_size(self.received)} of {human_size(self.size or 0)}"
-            why = f"{error}" if error else "the connection closed"
-            if self.stopping is not None and self.stopping.is_set():
-                raise BaleineError(f"the download of {self.what} was stopped {where}")
-            if self.resumed == RESUMES:
-                raise BaleineError(f"the download of {self.what} broke off {RESUMES + 1} times, the last {where}: "
-                                   f"{why}")  # fmt: skip
-            self.resumed += 1
-            if self.say:
-                self.say(f"{self.digest[:19]}: {why} {where}; asking for the rest")
-            self.response.close()
-            self.client.close()  # the kept connection died with the download
+            if error is not None:
+                where = f"at {human_size(self.received)} of {human_size(self.size or 0)}"
+                why = error.message if isinstance(error, BaleineError) else f"{error}"
+                if self.stopping is not None and self.stopping.is_set():
+                    raise BaleineError(f"the download of {self.what} was stopped {where}")
+                if self.resumed == RESUMES:
+                    raise BaleineError(f"the download of {self.what} broke off {RESUMES + 1} times, the last {where}: "
+                                       f"{why}")  # fmt: skip
+                pause = PAUSES[self.resumed] if isinstance(error, Unreachable) else 0
+                self.resumed += 1
+                if self.say:
+                    again = f"asking again in {pause} s" if pause else "asking for the rest"
+                    self.say(f"{self.digest[:19]}: {why} {where}; {again}")
+                if pause:
+                    self._pause(pause)
             try:
                 self.response = self._ask()
                 return
-            except (OSError, http.client.HTTPException) as failure:  # broke off again while skipping
+            except Unreachable as failure:  # refused, reset or silent before an answer: the network or the registry
                 error = failure
+            except (OSError, http.client.HTTPException) as failure:  # broke off again while skipping
+                self.client.close()
+                error = failure
+
+    def _pause(self, seconds):
+        """Wait before asking again; at once back when the pull is stopping meanwhile."""
+        if self.stopping is not None:
+            self.stopping.wait(seconds)
+        else:
+            import time
+
+            time.sleep(seconds)
 
 
 def proxy_for(scheme, hostname, environ=None):

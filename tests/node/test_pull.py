@@ -287,6 +287,28 @@ def test_a_download_cut_off_is_taken_up_where_it_stopped(node, tmp_path, lan_add
         assert sorted(p.name for p in (node.root / "images").iterdir()) == ["webfx-1.ext4", "webfx-1.json"]
 
 
+def test_a_layer_download_failing_before_its_first_byte_is_asked_again(node, tmp_path, lan_address):
+    with registry.proxying() as proxy, registry.running(tmp_path / "plain", host=lan_address) as plain:
+        node.ok("image", "create", "bb", "--size", "16M", "--from", "busybox")
+        node.ok("image", "push", "bb", f"{plain.address}/bb:1", "--insecure")  # one layer: none fetched ahead
+        forward = {"HTTP_PROXY": f"http://{proxy.address}"}
+        assert pull(node, f"{plain.address}/bb:1", "--insecure", "--name", "first", env=forward)["ok"]
+        proxy.dropping = [target for method, target, _ in proxy.seen if "/blobs/" in target][-1]  # the layer
+        # Two drops in a row: the first on the kept-alive connection is sent again at once, as a stale
+        # connection's; the second, on a new connection, is the registry out of reach: asked again after a pause.
+        proxy.drops = 2
+        done = subprocess.run(node.argv("image", "pull", f"{plain.address}/bb:1", "--insecure"), capture_output=True,
+                              text=True, env={**node.env, **forward}, timeout=120)  # fmt: skip
+        assert done.returncode == 0 and proxy.drops == 0, done.stderr
+        again = [line for line in done.stderr.splitlines() if "; asking again in " in line]
+        assert len(again) == 1 and again[0].endswith("; asking again in 1 s"), done.stderr
+        assert f"{plain.address}/bb:1: 1 layer, " in done.stderr
+        assert again[0].startswith(f"{proxy.dropping.rsplit('/', 1)[1][:19]}: cannot reach registry {plain.address} "
+                                   f"through proxy {proxy.address}: Remote end closed connection without response "
+                                   "at 0B of "), again  # fmt: skip
+        node.ok("container", "run", "--rm", "bb-1", "true")
+
+
 def test_refusals_name_the_problem_and_change_nothing(node, hub, tmp_path, podman_archives):
     hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
     node.ok("image", "create", "taken", "--size", "16M", "--from", "busybox")

@@ -154,7 +154,10 @@ class _Registry:
 
     def request(self, _method, _path, _what, headers, expect):
         self.ranges.append(headers.get("Range"))
-        return self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def close(self):
         self.closed += 1
@@ -192,6 +195,45 @@ def test_a_resumed_download_that_does_not_fit_is_refused(second, message):
     client = _Registry(_Answer(200, BLOB, cut=300), second)
     with pytest.raises(registry.BaleineError, match=message):
         registry.Download(client, DIGEST, len(BLOB)).read(-1)
+
+
+REFUSED = registry.Unreachable("cannot reach registry registry.lan:5000: [Errno 111] Connection refused")
+
+
+@pytest.fixture
+def pauses(monkeypatch):
+    """The pauses a Download takes before asking again, recorded instead of slept."""
+    taken = []
+    monkeypatch.setattr(registry.Download, "_pause", lambda _self, seconds: taken.append(seconds))
+    return taken
+
+
+def test_a_registry_unreachable_at_the_first_byte_is_asked_again_after_a_pause(pauses):
+    client = _Registry(REFUSED, REFUSED, _Answer(200, BLOB))
+    said = []
+    assert registry.Download(client, DIGEST, len(BLOB), said.append).read(-1) == BLOB
+    assert client.ranges == [None, None, None] and pauses == [1, 2]
+    assert said == [f"{DIGEST[:19]}: {REFUSED.message} at 0B of 10K; asking again in 1 s",
+                    f"{DIGEST[:19]}: {REFUSED.message} at 0B of 10K; asking again in 2 s"]  # fmt: skip
+
+
+def test_a_registry_lost_midway_is_asked_for_the_rest_once_back(pauses):
+    rest = {"Content-Range": f"bytes 1000-{len(BLOB) - 1}/{len(BLOB)}"}
+    client = _Registry(_Answer(200, BLOB, cut=1000), REFUSED, _Answer(206, BLOB[1000:], rest))
+    assert registry.Download(client, DIGEST, len(BLOB)).read(-1) == BLOB
+    assert client.ranges == [None, "bytes=1000-", "bytes=1000-"]
+    assert pauses == [registry.PAUSES[1]]  # none after the cut itself; the second try's before the third
+
+
+def test_a_registry_never_reached_is_given_up_naming_why(pauses):
+    client = _Registry(*[REFUSED] * (registry.RESUMES + 1))
+    with pytest.raises(registry.BaleineError) as raised:
+        registry.Download(client, DIGEST, len(BLOB))
+    assert raised.value.message == (
+        f"the download of blob {DIGEST} of registry.lan:5000/web:1 broke off 6 times, the last at 0B of 10K: "
+        f"{REFUSED.message}"
+    )
+    assert pauses == list(registry.PAUSES) and len(client.ranges) == 6
 
 
 class _Blobs(_Registry):
