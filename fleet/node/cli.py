@@ -300,12 +300,14 @@ def _mirror_verbs(verbs):
         verbs, "add", h.mirror_add, "have pulls from REGISTRY try MIRROR first",
         "Pulls from REGISTRY ask each of its mirrors for the image first, in the order\n"
         "they were added, then REGISTRY itself; a mirror that fails is said and skipped.\n"
-        "A mirror's own login is the one baleine login keeps for it. Examples:\n"
+        "A mirror's own login is the one baleine login keeps for it. A mirror's /PATH\n"
+        "goes before each repository, as a Harbor proxy-cache project wants. Examples:\n"
         "  baleine mirror add docker.io mirror.gcr.io\n"
-        "  baleine mirror add docker.io cache.lan:5000 --insecure",
+        "  baleine mirror add docker.io cache.lan:5000 --insecure\n"
+        "  baleine mirror add docker.io harbor.lan/dockerhub   # nginx: harbor.lan/dockerhub/library/nginx",
     )  # fmt: skip
     added.positional("registry", metavar="REGISTRY", help_text="HOST[:PORT] it mirrors, e.g. docker.io")
-    added.positional("mirror", metavar="MIRROR", help_text="HOST[:PORT] of the mirror (no path)")
+    added.positional("mirror", metavar="MIRROR", help_text="HOST[:PORT][/PATH] of the mirror")
     added.option("--insecure", flag=True, help_text="plain HTTP, or HTTPS unchecked (loopback mirrors are so already)")
     _names(_leaf(verbs, "rm", h.mirror_rm, "forget mirrors"), "mirror")
     _leaf(verbs, "list", h.mirror_list, "show each registry's mirrors, in the order pulls try them")

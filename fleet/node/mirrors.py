@@ -9,6 +9,9 @@ Docker and containerd do. The image records the reference and the digest, not
 the mirror, so what was pulled is the same image whichever served it; every
 digest is checked as for the registry. A mirror that gave the manifest but
 fails on a blob is left too: the pull starts again from the next source.
+A mirror may have a path, as podman's registries.conf allows: it goes before
+each repository (`harbor.lan/dockerhub` serves nginx as
+harbor.lan/dockerhub/library/nginx, a Harbor proxy-cache project).
 Pushes never go to a mirror.
 """
 
@@ -95,9 +98,18 @@ def sources(reference, wanted, username=None, password=None, insecure=False, say
 
 
 def _registry(text, what="registry"):
-    """A registry or mirror as HOST[:PORT]; a mirror has no path: it serves the registry's repositories under /v2/."""
-    from .registry import Reference
+    """A registry as HOST[:PORT]; a mirror as HOST[:PORT][/PATH] (a scheme and trailing / dropped)."""
+    from .registry import Reference, is_repository
 
-    if what == "mirror" and "/" in text.split("://", 1)[-1].rstrip("/"):
-        raise Invalid(f"invalid {what} {text!r}: use HOST[:PORT], without a path (e.g. mirror.gcr.io)")
-    return Reference.registry(text, what).domain
+    if what != "mirror":
+        return Reference.registry(text, what).domain
+    usage = "use HOST[:PORT][/PATH], e.g. mirror.gcr.io or harbor.lan/dockerhub"
+    host, _, path = text.strip().split("://", 1)[-1].strip("/").partition("/")
+    try:
+        domain = Reference.registry(host, what).domain
+    except Invalid:
+        raise Invalid(f"invalid mirror {text!r}: {usage}") from None
+    if path and not is_repository(path):
+        raise Invalid(f"invalid mirror {text!r}: its path {path!r} is not a repository path (lowercase letters, "
+                      f"digits, . _ - between them, / between parts); {usage}")  # fmt: skip
+    return f"{domain}/{path}" if path else domain

@@ -43,6 +43,11 @@ _DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.?)+(?::\d{1,
 REFERENCE_HELP = "[REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], e.g. busybox, nginx:1.27, ghcr.io/org/app:2"
 
 
+def is_repository(text):
+    """Whether text is a repository path as references have them: lowercase components, / between."""
+    return _REPOSITORY.fullmatch(text) is not None
+
+
 def registry_name(text):
     """The registry a login key or argument names: 'https://ghcr.io/' -> 'ghcr.io', Docker Hub's names -> docker.io."""
     name = text.strip().split("://", 1)[-1].split("/", 1)[0].lower()
@@ -86,12 +91,13 @@ class Reference:
         reference.domain, reference.repository, reference.tag, reference.digest = domain, None, None, None
         return reference
 
-    def on(self, domain):
-        """The same repository, tag and digest on another registry: a mirror of this one."""
+    def on(self, location):
+        """The same repository, tag and digest on a mirror of this registry: HOST[:PORT][/PATH], PATH a prefix."""
         import copy
 
         moved = copy.copy(self)
-        moved.domain = domain
+        moved.domain, _, prefix = location.partition("/")
+        moved.repository = f"{prefix}/{self.repository}" if prefix else self.repository
         return moved
 
     @property

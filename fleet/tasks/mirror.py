@@ -12,7 +12,7 @@ COLUMNS = ("HOST", "REGISTRY", "MIRROR", "ADDED")
 @task(
     help=helps(
         registry="HOST[:PORT] it mirrors, e.g. docker.io",
-        mirror="HOST[:PORT] of the mirror, e.g. mirror.gcr.io or cache.lan:5000",
+        mirror="HOST[:PORT][/PATH] of the mirror, e.g. mirror.gcr.io, cache.lan:5000 or harbor.lan/dockerhub",
         insecure="plain HTTP, or HTTPS with an unchecked certificate",
     )
 )
@@ -23,7 +23,7 @@ def add(c, registry, mirror, hosts, insecure=False, json_=False, parallel=32, ti
     each_host(hosts, parallel, timeout, json_, args, lambda row: f"{row['mirror']} mirrors {row['registry']}")
 
 
-@task(help=helps(mirror="HOST[:PORT] of the mirror"))
+@task(help=helps(mirror="HOST[:PORT][/PATH] of the mirror"))
 @fleet_task
 def rm(c, mirror, hosts, json_=False, parallel=32, timeout=60):
     """Forget a mirror on each host."""

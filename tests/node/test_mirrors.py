@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import registry
@@ -9,6 +10,7 @@ from test_imports import EXPECTED, image_tree
 
 from fleet.node import mirrors
 from fleet.node.errors import Conflict, Invalid, NotFound
+from fleet.node.registry import Reference
 
 
 @pytest.fixture
@@ -31,12 +33,28 @@ def test_mirrors_are_kept_in_the_order_pulls_try_them(root):
     assert [row["mirror"] for row in mirrors.list_all()] == ["cache.lan:5000", "ghcr-cache.lan"]
 
 
+def test_a_mirror_path_goes_before_each_repository(root):
+    row = mirrors.add("docker.io", "https://harbor.lan:8443/dockerhub/proxy/")  # as a URL: the scheme, / dropped
+    assert row["mirror"] == "harbor.lan:8443/dockerhub/proxy"
+    mirrors.add("docker.io", "harbor.lan:8443")  # the same host without the path: another mirror
+    assert [mirror for mirror, _ in mirrors.of("docker.io")] == ["harbor.lan:8443/dockerhub/proxy", "harbor.lan:8443"]
+    moved = Reference("nginx:1.27").on(row["mirror"])
+    assert (moved.domain, moved.repository, moved.tag) == ("harbor.lan:8443", "dockerhub/proxy/library/nginx", "1.27")
+    assert Reference("ghcr.io/org/app@sha256:" + "a" * 64).on("cache.lan").repository == "org/app"
+    assert mirrors.remove("harbor.lan:8443/dockerhub/proxy/")["mirror"] == "harbor.lan:8443/dockerhub/proxy"
+    assert [mirror for mirror, _ in mirrors.of("docker.io")] == ["harbor.lan:8443"]
+
+
 @pytest.mark.parametrize(
     "registry_text, mirror_text, error, message",
     [("docker.io", "DOCKER.IO", Invalid, "invalid mirror 'DOCKER.IO': it is the registry itself"),
-     ("docker.io", "https://cache.lan/dockerhub", Invalid,
-      "invalid mirror 'https://cache.lan/dockerhub': use HOST[:PORT], without a path (e.g. mirror.gcr.io)"),
-     ("docker.io", "bad host", Invalid, "invalid mirror 'bad host': use HOST[:PORT], e.g. ghcr.io"),
+     ("docker.io", "https://cache.lan/Docker Hub", Invalid,
+      "invalid mirror 'https://cache.lan/Docker Hub': its path 'Docker Hub' is not a repository path (lowercase "
+      "letters, digits, . _ - between them, / between parts); use HOST[:PORT][/PATH], e.g. mirror.gcr.io or "
+      "harbor.lan/dockerhub"),
+     ("docker.io", "bad host", Invalid,
+      "invalid mirror 'bad host': use HOST[:PORT][/PATH], e.g. mirror.gcr.io or harbor.lan/dockerhub"),
+     ("docker.io", "cache.lan//x", Invalid, "invalid mirror 'cache.lan//x': its path '/x' is not a repository path"),
      ("bad!", "cache.lan", Invalid, "invalid registry 'bad!': use HOST[:PORT]"),
      ("ghcr.io", "taken.lan", Conflict,
       "taken.lan already mirrors docker.io: remove it first (baleine mirror rm taken.lan)")],
@@ -118,3 +136,24 @@ def test_a_mirror_that_fails_on_a_blob_is_left_for_the_registry(node, tmp_path, 
         assert failed.endswith("; trying the next") and "blob" in failed, said
         assert image_tree(node, "webfx-1", tmp_path / "tree") == EXPECTED
         assert [p.name for p in (node.root / "images").iterdir() if p.name.startswith(".build")] == []
+
+
+@pytest.mark.integration
+def test_a_mirror_with_a_path_serves_repositories_under_it(node, tmp_path, podman_archives):
+    """A Harbor proxy-cache project: the mirror's path goes before the repository, its token asked for that."""
+    archive = f"docker-archive:{podman_archives / 'webfx-docker.tar'}"
+    with registry.running(tmp_path / "upstream") as upstream, registry.running(tmp_path / "harbor", "token") as cache:
+        cache.push(archive, "hub-proxy/farm/webfx:1")
+        user, password = cache.credentials
+        node.cli("login", cache.address, "--username", user, "--password-stdin", input=password + "\n")
+        node.ok("mirror", "add", upstream.address, f"http://{cache.address}/hub-proxy/")
+        assert node.ok("mirror", "list")[0]["mirror"] == f"{cache.address}/hub-proxy"
+        upstream.stop()  # only the mirror can serve
+        cache.tokens.asked.clear()
+        code, out, said = pull(node, f"{upstream.address}/farm/webfx:1")
+        assert code == 0 and out.endswith(f" (from mirror {cache.address}/hub-proxy)\n"), said
+        assert said[0] == f"{upstream.address}/farm/webfx:1: from mirror {cache.address}/hub-proxy", said
+        scopes = {dict(parse_qsl(urlsplit(path).query)).get("scope") for path, _ in cache.tokens.asked}
+        assert scopes == {"repository:hub-proxy/farm/webfx:pull"}, cache.tokens.asked
+        assert node.ok("image", "inspect", "webfx-1")["source"].startswith(f"pull:{upstream.address}/farm/webfx:1@")
+        assert image_tree(node, "webfx-1", tmp_path / "tree") == EXPECTED
