@@ -165,7 +165,8 @@ class TokenService:
 
     The signing certificate is self-signed and is the registry's root bundle; each
     token carries it in its x5c header. Every request's query is kept (`asked`)
-    so a test can check what the client asked for.
+    so a test can check what the client asked for. A POST is OAuth2's: the
+    identity token `refresh` traded for a token, each form kept in `posted`.
     """
 
     def __init__(self, directory, credentials, service):
@@ -191,13 +192,23 @@ class TokenService:
         self.bundle = Path(directory) / "token-root.pem"
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self.der = self.cert.public_bytes(serialization.Encoding.DER)
-        self.asked = []
+        self.asked, self.posted = [], []
+        self.refresh = "refresh-" + uuid.uuid4().hex
         service_self = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 service_self.asked.append((self.path, self.headers.get("Authorization")))
-                status, body = service_self.answer(self.path, self.headers.get("Authorization"))
+                self.reply(*service_self.answer(self.path, self.headers.get("Authorization")))
+
+            def do_POST(self):
+                import urllib.parse
+
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                service_self.posted.append({**form, "content-type": self.headers.get("Content-Type")})
+                self.reply(*service_self.trade(form))
+
+            def reply(self, status, body):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -225,6 +236,13 @@ class TokenService:
             return 401, b'{"details": "bad credentials"}'
         _kind, repository, actions = query.get("scope", "::").split(":")
         return 200, json.dumps({"token": self.token(repository, actions.split(","))}).encode()
+
+    def trade(self, form):
+        """OAuth2's refresh_token grant, as Azure's registry answers it: an access_token for the scope."""
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != self.refresh:
+            return 400, b'{"error": "invalid_grant"}'
+        _kind, repository, actions = form.get("scope", "::").split(":")
+        return 200, json.dumps({"access_token": self.token(repository, actions.split(",")), "expires_in": 300}).encode()
 
     def token(self, repository, actions):
         from cryptography.hazmat.primitives import hashes

@@ -99,7 +99,10 @@ def login(args):
 
     done = logins.login(args.registry, args.username, _registry_password(args), args.insecure)
     unchecked = "" if done["checked"] else f" (kept unchecked: {done['registry']} asks for no login)"
-    return Reply(done, f"logged in to {done['registry']} as {done['username']}{unchecked}")
+    from .registry import IDENTITY
+
+    who = "with an identity token" if done["username"] == IDENTITY else f"as {done['username']}"
+    return Reply(done, f"logged in to {done['registry']} {who}{unchecked}")
 
 
 def mirror_add(args):

@@ -9,7 +9,9 @@ Docker's own file ($DOCKER_CONFIG/config.json, else ~/.docker/config.json,
 only read) gives, as Docker reads it: the credential helper credHelpers names
 for the registry, else the credsStore helper, else the login inline in auths.
 A helper is the program docker-credential-NAME (ecr-login, gcloud, pass...),
-asked with `get` and the registry on stdin.
+asked with `get` and the registry on stdin. An identity token (`identitytoken`
+in auths, or a helper's user `<token>`) is found as the user registry.IDENTITY
+with the token as its password: the client trades it for Bearer tokens.
 """
 
 import base64
@@ -67,13 +69,13 @@ def _from_helper(name, server):
         username, secret = answer["Username"], answer["Secret"]
     except (ValueError, KeyError, TypeError):
         raise BaleineError(f"{program} answered {server} with something other than its JSON") from None
-    if not username or username == "<token>":  # an identity token (OAuth refresh): not a password to send
+    if not username or not secret:
         return None
-    return username, secret
+    return username, secret  # the user registry.IDENTITY: secret is an identity token
 
 
 def listed():
-    """[{registry, username}] of the logins `baleine login` kept, by registry."""
+    """[{registry, username}] of the logins `baleine login` kept, by registry (an identity token's user: <token>)."""
     kept = _auths(_document(state.path(FILE)))
     return [{"registry": domain, "username": user} for domain, (user, _) in sorted(kept.items())]
 
@@ -158,13 +160,20 @@ def _document(path, lenient=False):
 
 
 def _auths(document):
-    """{registry: (username, password)} of the inline logins in a Docker-format document."""
+    """{registry: (username, password)} of the inline logins in a Docker-format document.
+
+    An identity token wins over the user and password beside it, as in Docker:
+    (registry.IDENTITY, the token).
+    """
     found = {}
     for key, entry in document.get("auths", {}).items():
+        if isinstance(entry, dict) and isinstance(entry.get("identitytoken"), str) and entry["identitytoken"]:
+            found[registry_name(key)] = (registry.IDENTITY, entry["identitytoken"])
+            continue
         try:
             username, colon, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
         except (KeyError, TypeError, ValueError):
-            continue  # a credential helper's entry, or an identity token: not a password baleine can send
+            continue  # a credential helper's entry: no password here
         if colon and username:
             found[registry_name(key)] = (username, password)
     return found

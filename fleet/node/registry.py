@@ -9,7 +9,9 @@ flattened as they arrive, nothing is kept but the finished ext4 file.
 
 Authentication as registries ask for it: anonymous or with --username and a
 password, a Bearer token fetched from the realm the registry names (Docker
-Hub, GHCR, Quay, the distribution registry with token auth) or Basic.
+Hub, GHCR, Quay, the distribution registry with token auth) or Basic. An
+identity token (an OAuth refresh token, as `docker login` keeps for Azure's
+registry) is traded at the realm for the Bearer token, as Docker does.
 Redirects (blobs served from a CDN) are followed without our credentials.
 """
 
@@ -27,6 +29,8 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ACCEPTED = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 DOCKER_HUB, DOCKER_HUB_API = "docker.io", "registry-1.docker.io"
+IDENTITY = "<token>"  # the user name that says the secret is an identity token (Docker's credential helpers' word)
+CLIENT_ID = "baleine"  # how an OAuth token request names its client
 _CONNECTION = {"timeout": 60, "blocksize": 1 << 16}  # a layer upload goes out in 64 KiB writes, not 8 KiB
 BUSY, TRIES = (429, 500, 502, 503, 504), 3  # answers worth asking again, and how many times in all
 RESUMES = 5  # a blob download cut off is taken up where it stopped (HTTP Range), at most this many times
@@ -237,12 +241,19 @@ class Client:
             time.sleep(min(int(wait), 10) if wait.isdigit() else 2**attempt)  # the registry's word, within reason
         return response
 
+    @property
+    def identity(self):
+        """The identity token to trade for Bearer tokens, when that is the login; else None."""
+        return self.credentials[1] if self.credentials and self.credentials[0] == IDENTITY else None
+
     def _who(self):
         domain = self.reference.domain
+        who = "the identity token" if self.identity else self.credentials and f"user {self.credentials[0]!r}"
         if self.kept_in:
-            return f"user {self.credentials[0]!r}, the login kept in {self.kept_in} (renew it: baleine login {domain})"
+            renew = "docker login again" if self.identity else f"baleine login {domain}"
+            return f"{who}, the login kept in {self.kept_in} (renew it: {renew})"
         if self.credentials:
-            return f"user {self.credentials[0]!r}"
+            return who
         return f"anonymous access (give --username, or keep a login: baleine login {domain})"
 
     def _get(self, url, headers, hops=0, method="GET", body=None):
@@ -329,6 +340,9 @@ class Client:
         if self.credentials:
             basic = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
         if scheme.lower() == "basic":
+            if self.identity:
+                raise BaleineError(f"registry {self.reference.domain} wants a password (Basic), not "
+                                   f"{self._who()}")  # fmt: skip
             if basic is None:
                 raise BaleineError(f"registry {self.reference.domain} wants a login: give --username and "
                                    f"--password-stdin, or keep one: baleine login {self.reference.domain}")  # fmt: skip
@@ -338,17 +352,26 @@ class Client:
         return "Bearer " + self._token(fields, basic)
 
     def _token(self, fields, basic):
+        """A Bearer token from the realm: GET with the login as Basic, or an identity token POSTed (OAuth2)."""
         query = {"service": fields.get("service"), "account": self.credentials and self.credentials[0]}
         if self.reference.repository:  # a login check asks for no repository, as docker login does
             query["scope"] = f"repository:{self.reference.repository}:{self.actions}"
-        realm = fields["realm"] + "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        if self.identity:  # traded as an OAuth2 refresh token, in a form: never in a URL a log would keep
+            query = {"grant_type": "refresh_token", "refresh_token": self.identity, "client_id": CLIENT_ID,
+                     "service": query["service"], "scope": query.get("scope")}  # fmt: skip
+        fields_given = urllib.parse.urlencode({k: v for k, v in query.items() if v})
+        realm = fields["realm"] if self.identity else fields["realm"] + "?" + fields_given
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme != "https" and not self.insecure:
             raise BaleineError(f"registry {self.reference.domain} sends logins to {realm}, which is not https")
         import http.client
 
         try:
-            answer = self._send(realm, {"Authorization": basic} if basic else {})
+            if self.identity:
+                form = {"Content-Type": "application/x-www-form-urlencoded"}
+                answer = self._send(realm, form, "POST", fields_given.encode())
+            else:
+                answer = self._send(realm, {"Authorization": basic} if basic else {})
             body = answer.read(1 << 20)
         except (OSError, http.client.HTTPException) as error:
             raise BaleineError(f"cannot reach the login service {parts.netloc}{_through(realm)}: {error}") from None

@@ -54,7 +54,8 @@ def test_dockers_own_logins_are_read_after_ours(roots):
                   "token.example": {"identitytoken": "x"}, "broken.example": {"auth": "%%%"},
                   "ghcr.io": {"auth": _encoded("dockerbot", "pw2")}}}))  # fmt: skip
     assert logins.find("docker.io") == ("fromdocker", "pw", str(docker / "config.json"))
-    assert [logins.find(name) for name in ("helped.example", "token.example", "broken.example")] == [None] * 3
+    assert [logins.find(name) for name in ("helped.example", "broken.example")] == [None] * 2
+    assert logins.find("token.example") == ("<token>", "x", str(docker / "config.json"))  # an identity token
     logins.save("ghcr.io", "ours", "pw3")
     assert logins.find("ghcr.io") == ("ours", "pw3", str(root / "auth.json"))
     assert logins.listed() == [{"registry": "ghcr.io", "username": "ours"}]  # only what baleine keeps
@@ -103,7 +104,7 @@ def test_dockers_credential_helpers_are_asked_as_docker_asks_them(helper):
     _docker_config(docker, credHelpers=helpers, auths=inline)
     assert logins.find("ghcr.io") == ("helped", "s3cret", "docker-credential-fake")  # the helper wins over auths
     assert logins.find("quay.io") is None  # the helper has none: anonymous
-    assert logins.find("token.example") is None  # an identity token is no password
+    assert logins.find("token.example") == ("<token>", "refresh", "docker-credential-fake")  # an identity token
     assert logins.find("other.example")[:2] == ("o", "p")  # no helper named: the inline login
     for server, message in [("odd.example", "docker-credential-fake answered odd.example with something other "
                                             "than its JSON"),
@@ -205,6 +206,50 @@ def test_a_kept_login_serves_pull_run_and_push(node, tmp_path, auth, podman_arch
                                  text=True, timeout=60)  # fmt: skip
         assert checked.stdout == f"logged in to {hub.address} as {user}\n", checked.stderr
         assert json.loads(auth_file.read_text()) == {"auths": {}}  # Docker's login checked, not copied into ours
+
+
+def _docker_login(node, address, entry):
+    """Docker's config.json for the node's commands, with one inline login entry for address."""
+    os.makedirs(node.env["DOCKER_CONFIG"], exist_ok=True)
+    path = os.path.join(node.env["DOCKER_CONFIG"], "config.json")
+    with open(path, "w") as handle:
+        json.dump({"auths": {address: entry}}, handle)
+    return path
+
+
+@pytest.mark.integration
+def test_an_identity_token_is_traded_for_bearer_tokens(node, tmp_path, podman_archives):
+    """As `docker login` keeps one for Azure's registry: the OAuth2 refresh token, POSTed to the realm."""
+    with registry.running(tmp_path / "registry", "token") as hub, registry.running(tmp_path / "basic", "basic") as lock:
+        hub.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        null_user = _encoded("00000000-0000-0000-0000-000000000000", "")  # beside it, as az acr login writes it
+        config = _docker_login(node, hub.address, {"auth": null_user, "identitytoken": hub.tokens.refresh})
+        hub.tokens.asked.clear()
+        assert pull(node, f"{hub.address}/webfx:1")["ok"]
+        assert push(node, "webfx-1", f"{hub.address}/copy:1")["ok"]
+        checked = node.cli("login", hub.address)
+        assert checked.stdout == f"logged in to {hub.address} with an identity token\n", checked.stderr
+        assert hub.tokens.asked == []  # no GET, so the token was in no URL
+        form = {"grant_type": "refresh_token", "refresh_token": hub.tokens.refresh, "client_id": "baleine",
+                "service": f"registry-{hub.port}", "content-type": "application/x-www-form-urlencoded"}  # fmt: skip
+        scopes = [posted.pop("scope", None) for posted in hub.tokens.posted]
+        assert all(posted == form for posted in hub.tokens.posted), hub.tokens.posted
+        assert scopes[0] == "repository:webfx:pull" and "repository:copy:pull,push" in scopes and scopes[-1] is None
+        # A token the service no longer takes: named, with where it came from and how to renew it.
+        _docker_login(node, hub.address, {"auth": null_user, "identitytoken": "expired"})
+        stale = pull(node, f"{hub.address}/webfx:1", "--name", "stale")
+        assert stale["error"]["message"] == (
+            f"the login service of {hub.address} refused the identity token, the login kept in {config} "
+            "(renew it: docker login again): 400 Bad Request"
+        ), stale
+        # A registry that takes only passwords (Basic) is not sent the token.
+        lock.push(f"docker-archive:{podman_archives / 'webfx-docker.tar'}", "webfx:1")
+        _docker_login(node, lock.address, {"identitytoken": "anything"})
+        refused = pull(node, f"{lock.address}/webfx:1", "--name", "basic")
+        assert refused["error"]["message"] == (
+            f"registry {lock.address} wants a password (Basic), not the identity token, the login kept in {config} "
+            "(renew it: docker login again)"
+        ), refused
 
 
 @pytest.mark.integration
