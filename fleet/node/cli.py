@@ -42,7 +42,7 @@ def _leaf(group, name, handler, help_text, description=None):
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 KINDS = ("image", "network", "volume", "container", "check", "cron", "usage", "events", "df", "info", "prune",
-         "mirror", "login", "logout")  # fmt: skip
+         "mirror", "registry", "login", "logout")  # fmt: skip
 
 
 def build_parser(kind=None):
@@ -64,7 +64,7 @@ def build_parser(kind=None):
     verbs = {"image": _image_verbs, "network": _network_verbs, "volume": _volume_verbs, "container": _container_verbs,
              "check": _check_verb, "cron": _cron_verbs, "usage": _usage_verb, "events": _events_verb,
              "df": _bare_verb("df"), "info": _bare_verb("info"), "prune": _prune_verb, "mirror": _mirror_verbs,
-             "login": _login_verb, "logout": _logout_verb}  # fmt: skip
+             "registry": _registry_verbs, "login": _login_verb, "logout": _logout_verb}  # fmt: skip
     helps = {"image": "ext4 image files", "network": "bridges and their subnets", "container": "containers",
              "volume": "named volumes: directories that outlive their containers",
              "check": "the cron pass: record dead containers, apply restart policies",
@@ -75,6 +75,7 @@ def build_parser(kind=None):
              "info": "this host: kernel, cgroups, filesystem, seccomp, init, cron, and what baleine holds",
              "prune": "remove what nothing uses: stopped containers, networks (images, volumes if asked)",
              "mirror": "registry mirrors pulls try first (pull-through caches)",
+             "registry": "registries known here: logins, mirrors, and which take plain HTTP",
              "login": "check a registry login and keep it for pulls and pushes",
              "logout": "forget a registry login"}  # fmt: skip
     for name in KINDS:
@@ -311,6 +312,24 @@ def _mirror_verbs(verbs):
     added.option("--insecure", flag=True, help_text="plain HTTP, or HTTPS unchecked (loopback mirrors are so already)")
     _names(_leaf(verbs, "rm", h.mirror_rm, "forget mirrors"), "mirror")
     _leaf(verbs, "list", h.mirror_list, "show each registry's mirrors, in the order pulls try them")
+    verbs.alias("ls", "list")
+
+
+def _registry_verbs(verbs):
+    from . import handlers as h
+
+    insecure = _leaf(
+        verbs, "insecure", h.registry_insecure, "let pulls and pushes use plain HTTP or unchecked HTTPS for REGISTRY",
+        "As Docker's insecure-registries: every pull, push, login check and run --pull\n"
+        "of REGISTRY, and its use as a mirror, accept plain HTTP or a certificate not\n"
+        "checked, as --insecure does for one command. Loopback registries are so already.\n"
+        "  baleine registry insecure registry.lan:5000\n"
+        "  baleine container run -d registry.lan:5000/web:2     (pulled over plain HTTP)",
+    )  # fmt: skip
+    insecure.positional("registry", metavar="REGISTRY", help_text="HOST[:PORT], e.g. registry.lan:5000")
+    secure = _leaf(verbs, "secure", h.registry_secure, "HTTPS with checked certificates again for REGISTRY (default)")
+    secure.positional("registry", metavar="REGISTRY", help_text="HOST[:PORT]")
+    _leaf(verbs, "list", h.registry_list, "show each registry known here: its login, its mirrors, plain HTTP or not")
     verbs.alias("ls", "list")
 
 

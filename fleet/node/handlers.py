@@ -126,6 +126,29 @@ def mirror_list(_args):
     return Reply(items, _table("mirrors", items))
 
 
+def registry_insecure(args):
+    from . import registries
+
+    done = registries.make_insecure(args.registry)
+    already = "" if done["changed"] else " (already)"
+    return Reply(done, f"{done['registry']} may now be reached over plain HTTP or unchecked HTTPS{already}")
+
+
+def registry_secure(args):
+    from . import registries
+
+    done = registries.make_secure(args.registry)
+    already = "" if done["changed"] else " (already)"
+    return Reply(done, f"{done['registry']} is reached over HTTPS with checked certificates{already}")
+
+
+def registry_list(_args):
+    from . import registries
+
+    items = registries.list_all()
+    return Reply(items, _table("registries", items))
+
+
 def logout(args):
     from . import logins
 

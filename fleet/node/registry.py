@@ -155,6 +155,10 @@ class Client:
             found = logins.find(reference.domain)
             if found:
                 self.credentials, self.kept_in = found[:2], found[2]
+        if not (insecure or reference.loopback):
+            from .registries import insecure as kept_insecure  # `baleine registry insecure`
+
+            insecure = kept_insecure(reference.domain)
         self.insecure = insecure or reference.loopback
         self.scheme = "https"
         self.authorization = None

@@ -199,6 +199,12 @@ def mirrors(items):
     return table(("REGISTRY", "MIRROR", "ADDED"), rows)
 
 
+def registries(items):
+    rows = [(i["registry"], i["login"] or "-", ", ".join(i["mirrors"]) or "-",
+             "plain HTTP" if i["insecure"] else "HTTPS") for i in items]  # fmt: skip
+    return table(("REGISTRY", "LOGIN", "MIRRORS", "REACHED"), rows)
+
+
 def volumes(items):
     rows = [(i["name"], human_size(i["bytes"]), ", ".join(i["containers"]), i["created"]) for i in items]
     return table(("NAME", "USED", "CONTAINERS", "CREATED"), rows)

@@ -3,7 +3,7 @@
 from invoke import Collection, task
 
 from .. import ship
-from . import container, health, hosts, image, lab, mirror, network
+from . import container, health, hosts, image, lab, mirror, network, registry
 from .deploy import deploy_, rollback
 from .prune import prune
 from .views import df, events, images, info, networks, ps
@@ -19,5 +19,5 @@ def build(c, output="build/baleine.pyz"):
 
 
 namespace = Collection(build, ps, images, networks, events, df, info, prune, rollback, deploy=deploy_)
-for module in (container, image, mirror, network, health, hosts, lab):
+for module in (container, image, mirror, registry, network, health, hosts, lab):
     namespace.add_collection(module.namespace)

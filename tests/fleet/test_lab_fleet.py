@@ -453,8 +453,16 @@ def test_image_pull_on_each_host_with_a_login(fleet_lab, tmp_path, podman_archiv
         code, listed = fleet_lab.invoke_json("mirror.list", *hosts)
         assert code == 0 and [(r["host"], r["mirror"], r["insecure"]) for r in listed["data"]] == [
             ("node1", dead, True), ("node2", dead, True)]  # fmt: skip
-        again = fleet_lab.invoke("image.pull", f"{hub.address}/webfx:1", "--insecure", *hosts)
+        # The registry kept insecure on each host: pulls need no --insecure.
+        made = fleet_lab.invoke("registry.insecure", hub.address, *hosts)
+        assert made.stdout.count(f"{hub.address}: plain HTTP allowed") == 2, made.stdout + made.stderr
+        code, known = fleet_lab.invoke_json("registry.list", *hosts)
+        assert code == 0 and [(r["host"], r["registry"], r["login"], r["insecure"]) for r in known["data"]] == [
+            ("node1", hub.address, user, True), ("node2", hub.address, user, True)]  # fmt: skip
+        assert [r["mirrors"] for r in known["data"]] == [[dead], [dead]]
+        again = fleet_lab.invoke("image.pull", f"{hub.address}/webfx:1", *hosts)
         assert again.returncode == 0 and again.stdout.count("(up to date)") == 2, again.stdout + again.stderr
+        fleet_lab.ok("registry.secure", hub.address, *hosts)
         fleet_lab.ok("mirror.rm", dead, *hosts)
         assert fleet_lab.invoke_json("mirror.list", *hosts)[1]["data"] == []
         gone = fleet_lab.invoke("image.logout", hub.address, *hosts)
