@@ -230,21 +230,21 @@ class TokenService:
     def answer(self, path, authorization):
         import urllib.parse
 
-        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+        query = urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query)
         wanted = "Basic " + base64.b64encode(":".join(self.credentials).encode()).decode()
         if authorization != wanted:
             return 401, b'{"details": "bad credentials"}'
-        _kind, repository, actions = query.get("scope", "::").split(":")
-        return 200, json.dumps({"token": self.token(repository, actions.split(","))}).encode()
+        return 200, json.dumps({"token": self.token([value for key, value in query if key == "scope"])}).encode()
 
     def trade(self, form):
         """OAuth2's refresh_token grant, as Azure's registry answers it: an access_token for the scope."""
         if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != self.refresh:
             return 400, b'{"error": "invalid_grant"}'
-        _kind, repository, actions = form.get("scope", "::").split(":")
-        return 200, json.dumps({"access_token": self.token(repository, actions.split(",")), "expires_in": 300}).encode()
+        token = self.token(form.get("scope", "").split())
+        return 200, json.dumps({"access_token": token, "expires_in": 300}).encode()
 
-    def token(self, repository, actions):
+    def token(self, scopes):
+        """A signed token granting each scope asked for (repository:NAME:ACTIONS)."""
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -256,7 +256,8 @@ class TokenService:
         header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.der).decode()]}
         claims = {"iss": self.issuer, "sub": self.credentials[0], "aud": self.service, "exp": now + 300,
                   "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex,
-                  "access": [{"type": "repository", "name": repository, "actions": actions}]}  # fmt: skip
+                  "access": [{"type": kind, "name": name, "actions": actions.split(",")}
+                             for kind, name, actions in (scope.split(":") for scope in scopes)]}  # fmt: skip
         signed = encoded(header) + b"." + encoded(claims)
         signature = self.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
         return (signed + b"." + encoded(signature)).decode()

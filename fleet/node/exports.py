@@ -40,26 +40,92 @@ def export(name, destination, fmt="docker-archive", tag=None):
 def push(name, text, username=None, password=None, insecure=False, say=None):
     """Put image name in a registry as REF (a tag): one gzip layer and the config, then the manifest.
 
-    Blobs the registry has already are not sent again. Returns the manifest's
-    digest and the bytes sent. say(line) hears of each blob.
+    Blobs the registry has already are not sent again; the layer may be
+    mounted from another repository of the registry it was pushed to before
+    (PushLayer). Returns the manifest's digest and the bytes sent. say(line)
+    hears of each blob.
     """
     reference = registry.Reference(text)
     if reference.digest:
         raise Invalid(f"invalid image reference {text!r} to push to: give a tag (a digest is what a push makes)")
-    images.get(name)
+    row = images.get(name)
     client = registry.Client(reference, username, password, insecure, actions="pull,push")
     try:
         with images.build_dir("push") as work:
-            layer, _diff_id, config = one_layer(name, work)
-            compressed = _gzipped(layer, work)
+            layer = PushLayer(name, row, work)
+            config = image_config(name, row, layer.diff_id)
+            sent = _upload(client, "config", _descriptor(OCI_CONFIG, data=config), {"data": config}, say)
+            if not layer.placed(client, say):
+                diff_id = layer.diff_id
+                layer.export()
+                if layer.diff_id != diff_id:  # made by other tools than the kept one: its config changes too
+                    config = image_config(name, row, layer.diff_id)
+                    sent += _upload(client, "config", _descriptor(OCI_CONFIG, data=config), {"data": config}, say)
+                sent += _upload(client, "layer", layer.descriptor, {"path": layer.path}, say)
             config_blob = _descriptor(OCI_CONFIG, data=config)
-            layer_blob = _descriptor(OCI_LAYER + "+gzip", path=compressed)
-            sent = _upload(client, "config", config_blob, {"data": config}, say)
-            sent += _upload(client, "layer", layer_blob, {"path": compressed}, say)
-            digest = registry.put_manifest(client, _oci_manifest(config_blob, layer_blob), OCI_MANIFEST)
+            digest = registry.put_manifest(client, _oci_manifest(config_blob, layer.descriptor), OCI_MANIFEST)
     finally:
         client.close()
+    layer.remember(reference)
     return {"name": name, "reference": reference.named(), "digest": digest, "sent": sent}
+
+
+class PushLayer:
+    """The image as the one gzip layer a push sends, known from an earlier push or exported now.
+
+    A push keeps the layer's digests, and the repositories it went to, in the
+    image's config file (Layer), for the image file it was made of (its
+    digest). A later push of that same file asks the registry for the layer,
+    then mounts it from one of those repositories of the same registry (OCI
+    cross-repository mount), and only when neither serves reads the image's
+    files again: a push to another tag or repository sends no layer and
+    exports nothing.
+    """
+
+    def __init__(self, name, row, work):
+        self.name, self.row, self.work = name, row, work
+        kept = images.config(name).get("Layer")
+        self.kept = kept if isinstance(kept, dict) and kept.get("Image") == row["digest"] else None
+        self.path = None
+        if self.kept:
+            self.diff_id = self.kept["DiffID"]
+            self.descriptor = {"mediaType": OCI_LAYER + "+gzip", "digest": self.kept["Digest"],
+                               "size": self.kept["Size"]}  # fmt: skip
+        else:
+            self.export()
+
+    def export(self):
+        """Read the image's files into layer.tar.gz in work (once)."""
+        if self.path is None:
+            layer = os.path.join(self.work, "layer.tar")
+            write_image_layer(self.name, layer, self.work)
+            self.diff_id = "sha256:" + _file_sha256(layer)
+            self.path = _gzipped(layer, self.work)
+            self.descriptor = _descriptor(OCI_LAYER + "+gzip", path=self.path)
+
+    def placed(self, client, say=None):
+        """Whether the repository has the kept layer now, there already or mounted; never when it was just made."""
+        if self.path is not None:
+            return False  # exported: upload() asks the registry for it before sending
+        digest = self.descriptor["digest"]
+        here = client.reference
+        sources = [kept.split("/", 1)[1] for kept in self.kept.get("Repositories", [])
+                   if kept.split("/", 1)[0] == here.domain and kept.split("/", 1)[1] != here.repository]  # fmt: skip
+        how = registry.place(client, digest, sources)
+        if how and say:
+            say(f"layer {digest[:19]}: {how}")
+        return how is not None
+
+    def remember(self, reference):
+        """Keep the layer's digests and this repository in the image's config, if the image is still that file."""
+        at = f"{reference.domain}/{reference.repository}"
+        repositories = [kept for kept in (self.kept or {}).get("Repositories", []) if kept != at]
+        layer = {"Image": self.row["digest"], "DiffID": self.diff_id, "Digest": self.descriptor["digest"],
+                 "Size": self.descriptor["size"], "Repositories": [*repositories, at][-KEPT_REPOSITORIES:]}  # fmt: skip
+        images.keep_in_config(self.name, self.row["digest"], "Layer", layer)
+
+
+KEPT_REPOSITORIES = 16  # the most recent repositories a layer was pushed to, mount sources for the next push
 
 
 def _descriptor(media_type, data=None, path=None):
@@ -99,13 +165,23 @@ def one_layer(name, work):
     """(layer tar path in work, its diff id, config JSON bytes): image name as one layer and its config."""
     row = images.get(name)
     layer = os.path.join(work, "layer.tar")
+    write_image_layer(name, layer, work)
+    diff_id = "sha256:" + _file_sha256(layer)
+    return layer, diff_id, image_config(name, row, diff_id)
+
+
+def write_image_layer(name, layer, work):
+    """The files of image name as one layer tar at path layer (the image file read, never changed)."""
     mount_point = images.rootfs_dir(work)
     disk, read_only = images.readable(images.image_file(name), work)  # the image file stays as it is
     images.with_mounted(disk, mount_point, lambda root: write_layer(root, layer), "read the image's files",
                         read_only=read_only)  # fmt: skip
-    diff_id = "sha256:" + _file_sha256(layer)
+
+
+def image_config(name, row, diff_id):
+    """The OCI image config (JSON bytes) of image name as the one layer diff_id."""
     stored = {key: value for key, value in images.config(name).items() if key in imports.KEPT_CONFIG}
-    return layer, diff_id, _config(row, stored, diff_id)
+    return _config(row, stored, diff_id)
 
 
 def export_container(ref, destination):

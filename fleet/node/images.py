@@ -124,6 +124,17 @@ def config(name):
         return {}
 
 
+def keep_in_config(name, digest, key, value):
+    """Set key in image name's config file while the image is the file of that digest; whether it was."""
+    with state.locked():
+        row = state.IMAGES.find(name)
+        if row is None or row["digest"] != digest:
+            return False  # removed or replaced meanwhile: what was learnt is about another file
+        document = {**config(name), key: value}
+        state.write_atomic(config_file(name), json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return True
+
+
 def create(name, size_text, source):
     """Build image `name` of `size_text` bytes from `source`; returns its row."""
 

@@ -163,6 +163,7 @@ class Client:
         self.scheme = "https"
         self.authorization = None
         self.connections = {}
+        self.also_pull = ()  # other repositories a token must let us pull from: a mount's sources
 
     def close(self):
         for connection, _absolute, _headers in self.connections.values():
@@ -357,13 +358,17 @@ class Client:
 
     def _token(self, fields, basic):
         """A Bearer token from the realm: GET with the login as Basic, or an identity token POSTed (OAuth2)."""
-        query = {"service": fields.get("service"), "account": self.credentials and self.credentials[0]}
+        scopes = []
         if self.reference.repository:  # a login check asks for no repository, as docker login does
-            query["scope"] = f"repository:{self.reference.repository}:{self.actions}"
+            scopes = [f"repository:{self.reference.repository}:{self.actions}",
+                      *(f"repository:{source}:pull" for source in self.also_pull)]  # fmt: skip
+        query = [("service", fields.get("service"))]
         if self.identity:  # traded as an OAuth2 refresh token, in a form: never in a URL a log would keep
-            query = {"grant_type": "refresh_token", "refresh_token": self.identity, "client_id": CLIENT_ID,
-                     "service": query["service"], "scope": query.get("scope")}  # fmt: skip
-        fields_given = urllib.parse.urlencode({k: v for k, v in query.items() if v})
+            query += [("grant_type", "refresh_token"), ("refresh_token", self.identity), ("client_id", CLIENT_ID),
+                      ("scope", " ".join(scopes))]  # fmt: skip
+        else:
+            query += [("account", self.credentials and self.credentials[0]), *(("scope", s) for s in scopes)]
+        fields_given = urllib.parse.urlencode([(key, value) for key, value in query if value])
         realm = fields["realm"] if self.identity else fields["realm"] + "?" + fields_given
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme != "https" and not self.insecure:
@@ -443,6 +448,43 @@ def upload(client, digest, data=None, path=None, say=None):
             client.close()
             if say:
                 say(f"{digest[:19]}: {error.message}; starting the upload again")
+
+
+def place(client, digest, sources=()):
+    """How the repository has blob digest with no upload: "already there", "mounted from REPO", or None.
+
+    sources: other repositories of the registry that may hold it, tried in
+    turn with an OCI cross-repository mount. A registry that will not mount
+    one (not there, not ours to read, mounts unsupported) answers 202 with an
+    upload session, which is cancelled.
+    """
+    what = f"blob {digest}"
+    there = client.request("HEAD", f"blobs/{digest}", what, expect=(200, 404))
+    _drain(there)
+    if there.status == 200:
+        return "already there"
+    for source in sources:
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        client.also_pull = (source,)  # the token must let us read the source too
+        try:
+            answer = client.request("POST", f"blobs/uploads/?{query}", f"a mount of {what} from {source}",
+                                    {"Content-Length": "0"}, b"", expect=(201, 202, 401, 403, 404))  # fmt: skip
+        finally:
+            client.also_pull = ()
+        _drain(answer)
+        if answer.status == 201:
+            return f"mounted from {source}"
+        if answer.status == 202 and answer.getheader("Location"):
+            _cancel(client, urllib.parse.urljoin(client.url(""), answer.getheader("Location")))
+    return None
+
+
+def _cancel(client, location):
+    """End an upload session we will not use (the registry would keep it until it expires)."""
+    try:
+        _drain(client.request("DELETE", location, "an unused upload session", expect=(204, 404, 405)))
+    except BaleineError:  # only tidiness is lost
+        pass
 
 
 def _upload_once(client, digest, data, path):

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import registry
@@ -96,3 +97,41 @@ def test_an_upload_cut_off_is_started_again(node, tmp_path, lan_address, podman_
         assert reply["error"]["message"].startswith("the upload of blob sha256:"), reply
         assert " broke off 3 times, the last: cannot reach registry " in reply["error"]["message"]
         assert proxy.cut_uploads == 7
+
+
+def test_a_push_elsewhere_on_the_registry_mounts_the_layer_and_reads_no_file(node, tmp_path, podman_archives):
+    node.ok("image", "import", str(podman_archives / "webfx-docker.tar"), "--name", "web")
+    with registry.running(tmp_path / "registry", "token") as hub:
+        user, password = hub.credentials
+        node.cli("login", hub.address, "--username", user, "--password-stdin", input=password + "\n")
+        first = push(node, "web", f"{hub.address}/farm/web:1")
+        assert first["ok"] and first["data"]["sent"] > 512 << 10, first
+        image = node.ok("image", "inspect", "web")
+        kept = image["config"]["Layer"]  # what the push learnt, for this very image file
+        assert kept["Image"] == image["digest"] and kept["Repositories"] == [f"{hub.address}/farm/web"], kept
+        # The image file spoilt under its recorded digest: a push that read it would fail.
+        disk = node.root / "images" / "web.ext4"
+        saved = disk.read_bytes()
+        disk.write_bytes(bytes(len(saved)))
+        hub.tokens.asked.clear()
+        done = subprocess.run(node.argv("image", "push", "web", f"{hub.address}/prod/web:1"), env=node.env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        said = done.stderr.splitlines()
+        assert said[1] == f"layer {kept['Digest'][:19]}: mounted from farm/web", said
+        # The token for the mount lets us push here and read the source.
+        scopes = [[value for key, value in parse_qsl(urlsplit(path).query) if key == "scope"]
+                  for path, _ in hub.tokens.asked]  # fmt: skip
+        assert ["repository:prod/web:pull,push", "repository:farm/web:pull"] in scopes, scopes
+        kept = node.ok("image", "inspect", "web")["config"]["Layer"]
+        assert kept["Repositories"] == [f"{hub.address}/farm/web", f"{hub.address}/prod/web"]
+        disk.write_bytes(saved)
+        back = pull(node, f"{hub.address}/prod/web:1", "--name", "back")
+        assert back["ok"], back
+        assert image_tree(node, "back", tmp_path / "tree") == EXPECTED
+        # Sources that no longer hold it (their links gone): the mounts are refused, the layer is made and sent.
+        for link in (hub.directory / "storage").rglob("_layers/sha256/*/link"):
+            if link.parent.name == kept["Digest"][7:]:
+                link.unlink()
+        again = push(node, "web", f"{hub.address}/third/web:1")
+        assert again["ok"] and again["data"]["sent"] > 512 << 10, again
