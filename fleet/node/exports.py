@@ -58,7 +58,7 @@ def push(name, text, username=None, password=None, insecure=False, say=None):
             if not layer.placed(client, say):
                 diff_id = layer.diff_id
                 layer.export()
-                if layer.diff_id != diff_id:  # made by other tools than the kept one: its config changes too
+                if layer.diff_id != diff_id:  # another tarfile wrote it than the kept push's: the config changes too
                     config = image_config(name, row, layer.diff_id)
                     sent += _upload(client, "config", _descriptor(OCI_CONFIG, data=config), {"data": config}, say)
                 sent += _upload(client, "layer", layer.descriptor, {"path": layer.path}, say)
@@ -109,8 +109,9 @@ class PushLayer:
             return False  # exported: upload() asks the registry for it before sending
         digest = self.descriptor["digest"]
         here = client.reference
-        sources = [kept.split("/", 1)[1] for kept in self.kept.get("Repositories", [])
-                   if kept.split("/", 1)[0] == here.domain and kept.split("/", 1)[1] != here.repository]  # fmt: skip
+        pushed_to = (kept.partition("/") for kept in self.kept.get("Repositories", []))  # DOMAIN/REPOSITORY
+        sources = [repository for domain, _, repository in pushed_to
+                   if domain == here.domain and repository != here.repository]  # fmt: skip
         how = registry.place(client, digest, sources)
         if how and say:
             say(f"layer {digest[:19]}: {how}")
