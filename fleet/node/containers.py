@@ -53,8 +53,17 @@ def format_attachments(pairs):
 
 
 def read_config(row):
-    with open(os.path.join(directory(row), "config.json"), encoding="utf-8") as handle:
+    with open(config_path(row), encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def write_config(row, config):
+    """Replace the container's config.json; root's alone: its env may hold secrets (as Docker keeps it)."""
+    state.write_atomic(config_path(row), json.dumps(config, indent=2) + "\n", mode=0o600)
+
+
+def config_path(row):
+    return os.path.join(directory(row), "config.json")
 
 
 def by_id(container_id, rows=None):
@@ -346,7 +355,7 @@ def _reserve(image, name, wanted, config):
         row.update(_worker())
         row["created"] = state.now()
         os.makedirs(os.path.join(directory(row), "rootfs"), mode=0o700)
-        state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
+        write_config(row, config)
         state.CONTAINERS.upsert(row)
         return row
 

@@ -1,10 +1,7 @@
 """Limits of running containers: change them live (update) and read their figures (stats)."""
 
-import json
-import os
-
 from . import limits, parse, state
-from .containers import RUNNING, cgroup_of, current, describe, directory, get, read_config, reconcile, refuse_if_busy
+from .containers import RUNNING, cgroup_of, current, describe, get, read_config, reconcile, refuse_if_busy, write_config
 from .errors import Conflict, Invalid
 
 
@@ -32,7 +29,7 @@ def update(ref, resources, settings=None):
             if any(key in resources for key in (*limits.IO_KEYS, "devices")):
                 group.apply(limits.disk_writes(merged, version, _disk_of(row), config.get("devices", ())))
         config["limits"] = merged
-        state.write_atomic(os.path.join(directory(row), "config.json"), json.dumps(config, indent=2) + "\n")
+        write_config(row, config)
     from . import events
 
     events.record("update", row, changed=sorted([*resources, *(settings or {})]))

@@ -80,3 +80,17 @@ def test_check_repairs_a_command_killed_at(busybox, point):
     assert dirs == {busybox.ok("container", "inspect", item["name"])["id"] for item in items}
     if point == "network:recorded":
         busybox.ok("container", "run", "-d", "--name", "late", "--network", "back", "bb", "sleep", "300")
+
+
+def test_a_containers_config_is_roots_alone_and_check_closes_an_open_one(busybox):
+    """config.json holds the container's env (secrets, sometimes): no other user may read it, as with Docker."""
+    busybox.ok("container", "create", "--name", "c", "--env", "TOKEN=s3cret", "bb", "true")
+    config = busybox.root / "containers" / busybox.ok("container", "inspect", "c")["id"] / "config.json"
+    assert config.stat().st_mode & 0o777 == 0o600
+    busybox.ok("container", "update", "c", "--memory", "64M")  # written again: still root's alone
+    assert config.stat().st_mode & 0o777 == 0o600
+    config.chmod(0o644)  # as every container's was before
+    report = busybox.ok("check")
+    assert "made the config of c root's alone: its environment may hold secrets" in report["repaired"], report
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert "made the config" not in " ".join(busybox.ok("check")["repaired"])  # once
