@@ -17,6 +17,10 @@
     replicas = 3              per host
     hosts = ["node1"]         only these of the deployed hosts (default: all)
     env = { K = "V" }
+    secrets = ["DB_PASSWORD"] environment variables taken from this machine's environment
+                              when deploying (never written in the file): they reach each
+                              container on the helper's stdin, in no command line; a new
+                              value is a new version
     memory = "64M"            limits: memory, cpus, pids
     restart = "always"        no | on-failure[:N] | always | unless-stopped
     log_size = "20M"          each container's log is rotated past this (default 10M, "0": never)
@@ -54,13 +58,14 @@ APP_KEYS = {
     "memory": str, "cpus": (int, float, str), "pids": int, "restart": str, "network": str, "port": int,
     "health": dict, "proxy": dict, "keep": int, "log_size": str,
     "stop_signal": str, "stop_timeout": (int, float), "init": bool, "volumes": list, "sysctls": dict,
-    "add_hosts": list,
+    "add_hosts": list, "secrets": list,
 }  # fmt: skip
 HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float), "start_period": (int, float)}  # fmt: skip
 NETWORK_KEYS = {"name": str, "subnet": str, "vxlan": int, "slices": int}
 PROXY_KEYS = {"fronts": str, "listen": int}
 NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESTART = re.compile(r"no|always|unless-stopped|on-failure(:[1-9][0-9]*)?")
 
 
@@ -94,6 +99,14 @@ class App:
     volumes: list = field(default_factory=list)  # "NAME:/path[:ro]": named volumes, made on each host's first use
     sysctls: dict = field(default_factory=dict)  # KEY = VALUE, as --sysctl takes them
     add_hosts: list = field(default_factory=list)  # "NAME:IP", as --add-host takes them
+    secrets: list = field(default_factory=list)  # names of variables from this machine's environment
+    secret_values: dict = field(default_factory=dict, repr=False)  # read at load time; never printed
+
+    def secret_input(self):
+        """The secrets as --env-file lines for the helper's stdin (bytes), or None when there are none."""
+        if not self.secrets:
+            return None
+        return "".join(f"{name}={self.secret_values[name]}\n" for name in self.secrets).encode()
 
     def health_command(self):
         """The shell command the health check runs inside the container, or ''."""
@@ -112,6 +125,8 @@ class App:
         for key in ("log_size", "stop_signal", "stop_timeout", "init", "volumes", "sysctls", "add_hosts"):
             if getattr(self, key):
                 fields[key] = getattr(self, key)
+        if self.secrets:  # their values, hashed with the rest: a changed secret is a new version
+            fields["secrets"] = sorted(self.secret_values.items())
         text = json.dumps([fields, image_digest, *extra], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:7]
 
@@ -222,7 +237,27 @@ def _app(name, table, network, fail):
     fields["health"], fields["proxy"] = health, proxy
     if "cpus" in fields:
         fields["cpus"] = str(fields["cpus"])
+    fields["secret_values"] = _secrets(fields.get("secrets", []), fields.get("env", {}), f"{where}.secrets", fail)
     return App(name=name, **fields)
+
+
+def _secrets(names, env, where, fail):
+    """{name: value} of each secret, from this machine's environment; fail on a bad, doubled or unset name."""
+    import os
+
+    values = {}
+    for index, name in enumerate(names):
+        at = f"{where}[{index}]"
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            fail(at, f"{name!r}: an environment variable's name (letters, digits, '_')")
+        if name in env or name in values:
+            fail(at, f"{name} is given twice (in env, or twice here)")
+        if name not in os.environ:
+            fail(at, f"{name} is not set in this machine's environment: export it before deploying")
+        if "\n" in os.environ[name] or "\0" in os.environ[name]:
+            fail(at, f"{name} holds a line break or a NUL byte: a secret is one line")
+        values[name] = os.environ[name]
+    return values
 
 
 def _stop_signal(value, where, fail):

@@ -189,6 +189,8 @@ def run_argv(app, spec, name, host_name, extra_env=()):
         argv += ["--env", f"{key}={value}"]
     for key, value in extra_env:
         argv += ["--env", f"{key}={value}"]
+    if app.secrets:
+        argv += ["--env-file", "-"]  # the secrets, on stdin: app.secret_input()
     argv += ["--network", "host" if app.network == "host" else spec.network["name"]]
     optional = (("--memory", app.memory), ("--cpus", app.cpus), ("--pids-limit", app.pids),
                 ("--log-size", app.log_size), ("--stop-signal", app.stop_signal),
@@ -228,7 +230,7 @@ def prepare_host(session, plan, app, spec, image_source, extra_env=()):
     started = []
     try:
         for name in plan.start:
-            client.call(session, *run_argv(app, spec, name, session.host.name, extra_env))
+            client.call(session, *run_argv(app, spec, name, session.host.name, extra_env), stdin=app.secret_input())
             started.append(name)
         for name in plan.start + plan.revive:
             wait_healthy(session, app, name)

@@ -250,7 +250,7 @@ def _interactive_option(verb):
 
 def _env_file_option(verb):
     verb.option("--env-file", repeat=True, metavar="FILE",
-                help_text="KEY=VALUE lines (# comments); --env given too wins")  # fmt: skip
+                help_text="KEY=VALUE lines (# comments), - for stdin; --env given too wins")  # fmt: skip
 
 
 def _restart_option(verb):

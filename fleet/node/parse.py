@@ -113,12 +113,19 @@ def env_file(path):
 
     As with Docker, a line with a KEY alone takes the value from this
     command's environment (left out when unset), and nothing is unquoted.
+    path - is standard input, read to its end: values that should appear in
+    no command line (deploy's secrets come so over SSH).
     """
     import os
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        if path == "-":
+            import sys
+
+            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise Invalid(f"cannot read --env-file {path!r}: {getattr(error, 'strerror', None) or error}") from None
     items = []

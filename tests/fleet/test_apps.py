@@ -68,6 +68,29 @@ def test_the_version_follows_what_shapes_the_containers():
     assert web.version("sha256:a") == "0afa8cb"  # as before log_size and stop_* existed: an upgrade redeploys nothing
 
 
+def test_secrets_come_from_this_machines_environment_and_shape_the_version(monkeypatch):
+    monkeypatch.setenv("DB_PASSWORD", "pa ss=word")
+    monkeypatch.setenv("API_KEY", "k1")
+    web = apps.parse(with_change(("apps", "web", "secrets"), ["DB_PASSWORD", "API_KEY"]), "f").apps["web"]
+    assert web.secret_values == {"DB_PASSWORD": "pa ss=word", "API_KEY": "k1"}
+    assert web.secret_input() == b"DB_PASSWORD=pa ss=word\nAPI_KEY=k1\n"
+    assert "pa ss=word" not in repr(web) and "DB_PASSWORD" in repr(web)  # the names, never the values
+    plain = apps.parse(GOOD, "f").apps["web"]
+    assert plain.secret_input() is None and web.version("sha256:a") != plain.version("sha256:a")
+    monkeypatch.setenv("API_KEY", "k2")  # a new value: a new version, rolled out like any change
+    rotated = apps.parse(with_change(("apps", "web", "secrets"), ["DB_PASSWORD", "API_KEY"]), "f").apps["web"]
+    assert rotated.version("sha256:a") != web.version("sha256:a")
+    for names, message in [(["NOT_SET_HERE"], r"secrets\[0\]: NOT_SET_HERE is not set in this machine's environm"),
+                           (["API_KEY", "bad-name"], r"secrets\[1\]: 'bad-name': an environment variable's name"),
+                           (["PAGE"], r"secrets\[0\]: PAGE is given twice \(in env, or twice here\)"),
+                           ([7], r"secrets\[0\]: 7: an environment variable's name")]:  # fmt: skip
+        with pytest.raises(SpecError, match=r"f: apps\.web\." + message):
+            apps.parse(with_change(("apps", "web", "secrets"), names), "f")
+    monkeypatch.setenv("API_KEY", "two\nlines")
+    with pytest.raises(SpecError, match=r"secrets\[0\]: API_KEY holds a line break or a NUL byte"):
+        apps.parse(with_change(("apps", "web", "secrets"), ["API_KEY"]), "f")
+
+
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [

@@ -24,6 +24,7 @@ build = "busybox"
 size = "32M"
 replicas = 3
 env = {{ PAGE = "{page}" }}
+secrets = ["FARM_TOKEN"]
 command = ["/bin/sh", "-c", '''mkdir -p /www && echo "$PAGE $(hostname) $BALEINE_HOST" > /www/index.html
 echo "$PAGE" >> /var/starts/log
 trap 'kill $!; exit 0' TERM; httpd -f -p 80 -h /www & wait''']
@@ -42,10 +43,14 @@ proxy = {{ fronts = "web", listen = 80 }}
 """
 
 
+SECRET = "t0ken with spaces=and equals"
+
+
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
     the_lab = Lab.start(tmp_path_factory.mktemp("deploy"), 2)
     the_lab.env["BALEINE_ROOT"] = str(CONTROL_ROOT)
+    the_lab.env["FARM_TOKEN"] = SECRET
     the_lab.farm_subnet = free_subnet()
     the_lab.proxy_url = f"http://{the_lab.record['nodes'][0]['address']}/"
     try:
@@ -89,6 +94,8 @@ def test_deploy_reaches_every_backend_on_both_nodes(farm):
     assert "exit 0: 1024" in done.stdout, done.stdout + done.stderr  # the spec's sysctls, in its own namespace
     done = farm.invoke("container.exec", web, "grep -c gw /etc/hosts", "--hosts", "node1")
     assert "exit 0: 1" in done.stdout, done.stdout + done.stderr  # add_hosts: the host, by name
+    done = farm.invoke("container.exec", web, "sh -c 'echo \"$FARM_TOKEN\"'", "--hosts", "node1")
+    assert f"exit 0: {SECRET}" in done.stdout, done.stdout + done.stderr  # the secret, from this machine's env
 
 
 def test_a_second_deploy_and_a_dry_run_change_nothing(farm):

@@ -1,5 +1,7 @@
 """Deploy planning: desired state against the fleet view, per host (pure)."""
 
+import os
+
 import pytest
 
 from fleet import apps, deploy, proxy
@@ -128,6 +130,12 @@ def test_run_argv_carries_the_spec():
     assert [tuned[i + 1] for i, word in enumerate(tuned) if word == "--sysctl"] == [
         "net.core.somaxconn=4096", "net.ipv4.tcp_fin_timeout=15"]  # fmt: skip
     assert tuned[tuned.index("--add-host") + 1] == "db:192.0.2.7"
+    assert "--env-file" not in tuned
+    table["secrets"] = ["HOME"]  # from the environment the deploy runs in: given on stdin, never in argv
+    secret = apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"]
+    hidden = deploy.run_argv(secret, spec, "web-aaaaaaa-1", "n1")
+    assert hidden[hidden.index("--env-file") + 1] == "-" and not any(os.environ["HOME"] in word for word in hidden)
+    del table["secrets"]
     table["health"] = {"cmd": "true", "start_period": 90}
     slow = deploy.run_argv(apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"], spec, "web-aaaaaaa-1", "n1")
     assert slow[slow.index("--health-start-period") + 1] == "90"

@@ -1,8 +1,10 @@
 """Containers for real: namespaces, pivot_root, loop devices, bridges, cgroups."""
 
 import concurrent.futures
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -244,6 +246,28 @@ def test_env_files_then_env_for_run_and_exec(busybox, tmp_path):
     assert done["stdout"] == "for-exec given\n"
     reply = busybox.call("container", "create", "--env-file", str(tmp_path / "none.env"), "bb", "true")
     assert reply["error"]["message"].startswith("cannot read --env-file") and reply["error"]["code"] == "invalid"
+    # - is stdin: values kept out of every command line (deploy's secrets)
+    piped = subprocess.run(
+        busybox.argv("container", "run", "-d", "--name", "piped", "--env-file", "-", "-e", "B=b", "bb", "sleep", "300"),
+        env=busybox.env,
+        input="TOKEN=s3cr=t\n# note\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert busybox.exec_out("piped", "sh", "-c", "echo $TOKEN $B") == "s3cr=t b\n"
+    broken = subprocess.run(
+        busybox.argv("--json", "container", "create", "--env-file", "-", "bb", "true"),
+        env=busybox.env,
+        input="not a line\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(broken.stdout)["error"]["message"] == (
+        "-:1: invalid environment variable 'not a line': use KEY=VALUE, KEY made of letters, digits and '_'"
+    )
 
 
 def test_tmpfs_gives_a_read_only_container_somewhere_to_write(busybox):
