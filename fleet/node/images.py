@@ -130,9 +130,13 @@ def keep_in_config(name, digest, key, value):
         row = state.IMAGES.find(name)
         if row is None or row["digest"] != digest:
             return False  # removed or replaced meanwhile: what was learnt is about another file
-        document = {**config(name), key: value}
-        state.write_atomic(config_file(name), json.dumps(document, indent=2, sort_keys=True) + "\n")
+        write_config(name, {**config(name), key: value})
     return True
+
+
+def write_config(name, document):
+    """Replace image name's config file, root's alone as its image file is."""
+    state.write_atomic(config_file(name), json.dumps(document, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
 def create(name, size_text, source):
@@ -309,10 +313,11 @@ def register(name, staged, image_config, label, digest=None):
     digest: the file's "sha256:..." when the caller has just computed it.
     """
     digest = digest or "sha256:" + file_sha256(staged)
+    os.chmod(staged, 0o600)  # root's alone, as a container's disk copy: a pulled image may be private
     with state.locked():
         if state.IMAGES.find(name):
             raise Conflict(f"image {name!r} already exists (created meanwhile by another command)")
-        state.write_atomic(config_file(name), json.dumps(image_config, indent=2, sort_keys=True) + "\n")
+        write_config(name, image_config)
         os.replace(staged, image_file(name))
         row = {
             "name": name,

@@ -30,13 +30,20 @@ def run():
 
 
 def _open_configs():
-    """Make root's alone each container config.json others could read (all, before this release): env is in it."""
+    """Make root's alone the files others could read before this release: container configs (their env holds
+    secrets at times) and image files and configs (a pulled image may be private)."""
+    from . import images
+
+    files = [(f"the config of {row['name']}", containers.config_path(row)) for row in state.CONTAINERS.read()]
+    for row in state.IMAGES.read():
+        files += [(f"image {row['name']}", images.image_file(row["name"])),
+                  (f"the config of image {row['name']}", images.config_file(row["name"]))]  # fmt: skip
     actions = []
-    for row in state.CONTAINERS.read():
+    for what, path in files:
         try:
-            if os.stat(containers.config_path(row)).st_mode & 0o077:
-                os.chmod(containers.config_path(row), 0o600)
-                actions.append(f"made the config of {row['name']} root's alone: its environment may hold secrets")
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+                actions.append(f"made {what} root's alone: others could read it")
         except FileNotFoundError:
             pass  # removed meanwhile
     return actions

@@ -82,15 +82,21 @@ def test_check_repairs_a_command_killed_at(busybox, point):
         busybox.ok("container", "run", "-d", "--name", "late", "--network", "back", "bb", "sleep", "300")
 
 
-def test_a_containers_config_is_roots_alone_and_check_closes_an_open_one(busybox):
-    """config.json holds the container's env (secrets, sometimes): no other user may read it, as with Docker."""
+def test_configs_and_images_are_roots_alone_and_check_closes_open_ones(busybox):
+    """config.json holds the container's env (secrets, sometimes), an image may be private: no other user may read
+    them, as with Docker."""
     busybox.ok("container", "create", "--name", "c", "--env", "TOKEN=s3cret", "bb", "true")
     config = busybox.root / "containers" / busybox.ok("container", "inspect", "c")["id"] / "config.json"
     assert config.stat().st_mode & 0o777 == 0o600
     busybox.ok("container", "update", "c", "--memory", "64M")  # written again: still root's alone
     assert config.stat().st_mode & 0o777 == 0o600
-    config.chmod(0o644)  # as every container's was before
+    image, image_config = busybox.root / "images" / "bb.ext4", busybox.root / "images" / "bb.json"
+    assert image.stat().st_mode & 0o777 == 0o600 and image_config.stat().st_mode & 0o777 == 0o600
+    for path in (config, image, image_config):
+        path.chmod(0o644)  # as every one was before
     report = busybox.ok("check")
-    assert "made the config of c root's alone: its environment may hold secrets" in report["repaired"], report
-    assert config.stat().st_mode & 0o777 == 0o600
-    assert "made the config" not in " ".join(busybox.ok("check")["repaired"])  # once
+    assert report["repaired"] == ["made the config of c root's alone: others could read it",
+                                  "made image bb root's alone: others could read it",
+                                  "made the config of image bb root's alone: others could read it"], report  # fmt: skip
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in (config, image, image_config))
+    assert busybox.ok("check")["repaired"] == []  # once
