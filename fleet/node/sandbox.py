@@ -131,6 +131,8 @@ def prepare(directory, config):
     Returns the disk's loop device as 'MAJ:MIN'.
     """
     linux.mount(None, "/", None, MS_REC | linux.MS_PRIVATE)
+    if not config.get("host_network"):
+        linux.loopback_up()  # its own network namespace: 127.0.0.1 works with no network too, as Docker's none
     number = _mount_disk(directory, config)
     sources = _open_sources(directory, config)
     empty_volumes = _empty_volumes(config)

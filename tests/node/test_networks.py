@@ -149,6 +149,17 @@ def test_bad_spanning_options_are_refused(node, args, message):
     assert node.ok("network", "list") == []
 
 
+def test_no_network_is_loopback_alone_and_up(busybox):
+    """As Docker's --network none: a namespace of its own with lo up, so 127.0.0.1 serves inside."""
+    serve = (
+        "mkdir /www && echo local > /www/index.html && httpd -p 127.0.0.1:8080 -h /www && wget -q -O- 127.0.0.1:8080"
+    )
+    done = busybox.cli("container", "run", "--rm", "bb", "sh", "-c", f"{serve} && cat /proc/net/dev")
+    assert done.returncode == 0 and done.stdout.startswith("local\n"), done.stderr
+    interfaces = [line.split(":")[0].strip() for line in done.stdout.splitlines()[3:]]
+    assert interfaces == ["lo"], done.stdout
+
+
 def test_host_network_shares_the_hosts_interfaces(busybox):
     busybox.ok("network", "create", "farm", "--subnet", free_subnet())
     busybox.ok("container", "run", "-d", "--name", "h", "--network", "host", "bb", "sleep", "300")
