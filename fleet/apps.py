@@ -34,7 +34,8 @@
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
-    [apps.web.health]         cmd = "..." or http = "/path" (+ port), checked with wget
+    [apps.web.health]         cmd = "..." or http = "/path" (+ port): GET by baleine itself, in the
+                              container's network (the image needs no wget); 200-399 pass
     interval = 2              seconds, also used by the cron check; retries; timeout
     start_period = 60         seconds after a start when the cron check counts no failure
     [apps.proxy.proxy]        this app is the reverse proxy (nginx) in front of another
@@ -108,14 +109,14 @@ class App:
             return None
         return "".join(f"{name}={self.secret_values[name]}\n" for name in self.secrets).encode()
 
-    def health_command(self):
-        """The shell command the health check runs inside the container, or ''."""
+    def probe_options(self):
+        """The `container run` options of the health probe: a command inside, or an HTTP GET baleine makes
+        in the container's network (the image needs no wget); [] without a health check."""
         if self.health.get("cmd"):
-            return self.health["cmd"]
+            return ["--health-cmd", self.health["cmd"]]
         if self.health.get("http"):
-            port = self.health.get("port", self.port)
-            return f"wget -q -O /dev/null http://127.0.0.1:{port}{self.health['http']}"
-        return ""
+            return ["--health-http", self.health["http"], "--health-port", str(self.health.get("port", self.port))]
+        return []
 
     def version(self, image_digest, extra=()):
         """A short hash of everything that makes a container of this app what it is."""

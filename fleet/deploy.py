@@ -206,10 +206,10 @@ def run_argv(app, spec, name, host_name, extra_env=()):
         argv += ["--sysctl", f"{key}={value}"]
     for entry in app.add_hosts:
         argv += ["--add-host", entry]
-    command = app.health_command()
-    if command:
+    probe = app.probe_options()
+    if probe:
         interval = app.health.get("interval", 10)
-        argv += ["--health-cmd", command, "--health-interval", str(interval),
+        argv += [*probe, "--health-interval", str(interval),
                  "--health-retries", str(app.health.get("retries", 3)),
                  "--health-timeout", str(app.health.get("timeout", 5))]  # fmt: skip
         if "start_period" in app.health:
@@ -259,13 +259,14 @@ def _ensure_network(session, network_spec, action):
 def wait_healthy(session, app, name, timeout=None):
     """Until the container's health check passes (or, without one, it still runs after a second)."""
     timeout = timeout or app.health.get("wait", HEALTH_WAIT)
-    command = app.health_command()
     deadline = time.monotonic() + timeout
     while True:
-        if command:
-            reply = client.call(session, "container", "exec", name, "/bin/sh", "-c", command)
-            if reply["exit_code"] == 0:
-                return
+        if app.probe_options():  # the probe it was created with, run now by the helper
+            try:
+                if client.call(session, "container", "healthcheck", name)["healthy"]:
+                    return
+            except HelperError:  # not running (any more): said below, with its last output
+                pass
         else:
             time.sleep(1.0)
             [info] = [i for i in client.call(session, "container", "list", "--all") if i["name"] == name]

@@ -117,15 +117,14 @@ def _probe_health(row, report):
     if not settings or not health.due(row, settings, time.time()):
         return
     try:
-        code, _out, _err = containers.exec_command(row["id"], ["/bin/sh", "-c", settings["cmd"]], capture=True,
-                                                   timeout=settings["timeout"], audit=False)  # fmt: skip
+        passed, _said = health.probe(row, settings)
     except BaleineError:
         return  # it stopped meanwhile: the next pass sees it exited
     with state.locked():
         fresh = containers.by_id(row["id"])
         if fresh is None or fresh["status"] != containers.RUNNING:
             return
-        changes = health.verdict(fresh, code == 0, settings, time.time())
+        changes = health.verdict(fresh, passed, settings, time.time())
         state.CONTAINERS.update(fresh["id"], health_at=state.now(), **changes)
     if changes["health"] != fresh.get("health"):
         from . import events

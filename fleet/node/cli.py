@@ -436,6 +436,10 @@ def _container_options(verb):
                 help_text="a host device node in the container's /dev, e.g. /dev/fuse (PERMS: rwm)")  # fmt: skip
     verb.option("--health-cmd", metavar="CMD",
                 help_text="probe run as /bin/sh -c CMD by check (default: the image's HEALTHCHECK)")  # fmt: skip
+    verb.option("--health-http", metavar="PATH",
+                help_text="probe: GET 127.0.0.1:PORT/PATH in its network, by baleine "
+                          "(the image needs no wget); 200-399 pass")  # fmt: skip
+    verb.option("--health-port", metavar="PORT", help_text="the port --health-http asks (default 80)")
     verb.option("--health-interval", metavar="S", help_text="seconds between probes (default 30)")
     verb.option("--health-retries", metavar="N", help_text="failures in a row that make it unhealthy (default 3)")
     verb.option("--health-timeout", metavar="S", help_text="seconds before a probe counts as failed (default 10)")
@@ -536,6 +540,9 @@ def _container_verbs(verbs):
     _stop_options(update)
     stats = _leaf(verbs, "stats", h.container_stats, "CPU, memory, block io and pids of running containers")
     stats.positional("names", nargs="*", metavar="NAME", help_text="containers (default: every running one)")
+    checked = _leaf(verbs, "healthcheck", h.container_healthcheck,
+                    "run a container's health probe now: exit 0 healthy, 1 not (nothing recorded)")  # fmt: skip
+    checked.positional("name", help_text="container name or id")
     top = _leaf(verbs, "top", h.container_top, "the processes of a running container, with their host pids")
     top.positional("name", help_text="container name or id")
     exec_ = _leaf(verbs, "exec", h.container_exec, "run a command inside a running container")

@@ -388,11 +388,11 @@ def _health(args):
 
     given = (args.health_interval, args.health_retries, args.health_timeout, args.health_start_period)
     if args.no_healthcheck:
-        if args.health_cmd or any(value is not None for value in given):
+        if args.health_cmd or args.health_http or args.health_port or any(value is not None for value in given):
             raise Invalid("--no-healthcheck and the --health-* options do not mix")
         return None
     base = health.from_image(images.config(args.image), args.image)
-    return health.from_options(args.health_cmd, *given, base=base)
+    return health.from_options(args.health_cmd, *given, base=base, http=args.health_http, port=args.health_port)
 
 
 def _log_size(args):
@@ -676,6 +676,14 @@ def container_stats(args):
 
     items = resources.stats(args.names)
     return Reply(items, _table("stats", items))
+
+
+def container_healthcheck(args):
+    from . import health
+
+    done = health.run_now(args.name)
+    text = "healthy" if done["healthy"] else "unhealthy"
+    return Reply(done, f"{text}: {done['said']}", status=0 if done["healthy"] else 1)
 
 
 def container_top(args):

@@ -1,4 +1,9 @@
-"""Health checks: a shell command run inside a container by `baleine check` when due.
+"""Health checks: a shell command run inside a container, or an HTTP request to it, by `baleine check` when due.
+
+`--health-http PATH` (port: `--health-port`, 80 by default) asks
+http://127.0.0.1:PORT/PATH from inside the container's network namespace,
+from baleine itself: the image needs no shell, wget or curl. An answer
+200-399 is healthy, as for Kubernetes' httpGet probes.
 
 `--health-cmd CMD` runs as `/bin/sh -c CMD` through exec, at most every
 `--health-interval` seconds (check runs from cron, so in practice at most
@@ -19,17 +24,24 @@ from .errors import Invalid
 DEFAULTS = {"interval": 30.0, "retries": 3, "timeout": 10.0, "start_period": 0.0}
 
 
-def from_options(cmd=None, interval=None, retries=None, timeout=None, start_period=None, base=None):
-    """The health config, or None without a command (given, or base's: the image's, from from_image)."""
-    if not cmd and base is None:
+def from_options(cmd=None, interval=None, retries=None, timeout=None, start_period=None, base=None, http=None,
+                 port=None):  # fmt: skip
+    """The health config, or None without a probe (given, or base's: the image's, from from_image)."""
+    if cmd and http:
+        raise Invalid("--health-cmd and --health-http do not mix: give one probe")
+    if port is not None and not http:
+        raise Invalid("--health-port needs --health-http")
+    if not (cmd or http) and base is None:
         if any(value is not None for value in (interval, retries, timeout, start_period)):
-            raise Invalid(
-                "--health-interval, --health-retries, --health-timeout and --health-start-period need --health-cmd"
-            )
+            raise Invalid("--health-interval, --health-retries, --health-timeout and --health-start-period need "
+                          "--health-cmd or --health-http")  # fmt: skip
         return None
     health = dict(base or DEFAULTS)
     if cmd:
         health["cmd"] = cmd
+    if http:
+        health.pop("cmd", None)  # instead of the image's own
+        health.update(http=_http_path(http), port=80 if port is None else parse.port(port, "--health-port"))
     if start_period is not None:
         health["start_period"] = parse.seconds(start_period, "--health-start-period")
     if interval is not None:
@@ -41,6 +53,106 @@ def from_options(cmd=None, interval=None, retries=None, timeout=None, start_peri
     if health["retries"] < 1 or health["timeout"] <= 0:
         raise Invalid("--health-retries must be 1 or more and --health-timeout more than 0")
     return health
+
+
+def run_now(ref):
+    """Probe a running container once, as check would, recording nothing: {name, healthy, said}."""
+    from . import containers
+
+    row = containers.current(ref)
+    containers.require_running(row)
+    containers.refuse_if_paused(row)
+    settings = containers.read_config(row).get("health")
+    if not settings:
+        raise Invalid(f"container {row['name']!r} has no health check: give --health-cmd or --health-http "
+                      "when creating it")  # fmt: skip
+    passed, said = probe(row, settings)
+    return {"name": row["name"], "healthy": passed, "said": said}
+
+
+def _http_path(text):
+    """--health-http's PATH: absolute, printable, no spaces (it goes in a request line as it is)."""
+    if not text.startswith("/") or any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise Invalid(f"invalid --health-http {text!r}: a path starting with /, without spaces, e.g. /healthz")
+    return text
+
+
+def probe(row, health):
+    """Run the container's probe once: (passed, what it said). An error of baleine's (stopped meanwhile) raises."""
+    if health.get("http"):
+        return http_probe(row, health["port"], health["http"], health["timeout"])
+    from .containers import exec_command
+
+    code, out, err = exec_command(row["id"], ["/bin/sh", "-c", health["cmd"]], capture=True,
+                                  timeout=health["timeout"], audit=False)  # fmt: skip
+    said = (out or err or "").strip().splitlines()
+    return code == 0, f"exit {code}" + (f": {said[-1][:200]}" if said else "")
+
+
+def http_probe(row, port, path, timeout):
+    """GET http://127.0.0.1:port/path in the container's network namespace: (status 200-399, what it said).
+
+    A child process joins the namespace (setns affects the one that calls it)
+    and reports the status line, or why there is none, on a pipe; it is killed
+    when timeout passes.
+    """
+    import os
+    import select
+
+    from . import linux
+    from .errors import BaleineError
+
+    try:
+        namespace = os.open(f"/proc/{int(row['pid'])}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        raise BaleineError(f"container {row['name']!r} is not running") from None
+    try:
+        if not linux.is_alive(row["pid"], row["pid_start"]):  # the pid was another process's by now
+            raise BaleineError(f"container {row['name']!r} is not running")
+        reading, writing = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(reading)
+            _ask_in_child(namespace, writing, port, path, timeout)
+        os.close(writing)
+    finally:
+        os.close(namespace)
+    try:
+        ready = select.select([reading], [], [], timeout)[0]
+        answer = os.read(reading, 4096).decode(errors="replace") if ready else f"no answer within {timeout:g} s"
+    finally:
+        os.close(reading)
+        try:
+            os.kill(child, 9)
+        except ProcessLookupError:
+            pass
+        os.waitpid(child, 0)
+    status = answer.split(" ", 2)[1] if answer.startswith("HTTP/") and answer.count(" ") >= 1 else ""
+    return status.isdigit() and 200 <= int(status) < 400, answer.strip() or "no answer"
+
+
+def _ask_in_child(namespace, writing, port, path, timeout):
+    """In the probe's child: join the network namespace, ask, write the status line (or the error). Never returns."""
+    import os
+    import socket
+
+    from . import linux
+
+    said = "no answer"
+    try:
+        linux.setns(namespace, linux.CLONE_NEWNET)
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+            request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: baleine-health\r\n\r\n"
+            connection.sendall(request.encode())
+            line = connection.makefile("rb").readline(1024).decode(errors="replace").strip()
+            said = line or "the connection closed before an answer"
+    except OSError as error:
+        said = f"cannot connect to 127.0.0.1:{port}: {error.strerror or error}"
+    finally:
+        try:
+            os.write(writing, said.encode()[:4096])
+        finally:
+            os._exit(0)
 
 
 NANOSECONDS = 1_000_000_000  # how image configs give durations
@@ -71,7 +183,9 @@ def from_image(image_config, image):
 
 
 def to_image(health):
-    """A health config as an image's Healthcheck (for commit)."""
+    """A health config as an image's Healthcheck (for commit); None for an HTTP probe, which images cannot hold."""
+    if "cmd" not in health:
+        return None
     return {"Test": ["CMD-SHELL", health["cmd"]], "Interval": int(health["interval"] * NANOSECONDS),
             "Timeout": int(health["timeout"] * NANOSECONDS), "Retries": health["retries"],
             "StartPeriod": int(health.get("start_period", 0) * NANOSECONDS)}  # fmt: skip

@@ -471,3 +471,14 @@ def positive_int(value, what):
     if result < 0:
         raise Invalid(f"invalid {what} {value!r}: use a whole number, 0 or more")
     return result
+
+
+def port(value, what):
+    """A TCP port, 1 to 65535."""
+    try:
+        result = int(value)
+    except (TypeError, ValueError):
+        result = 0
+    if not 0 < result < 65536:
+        raise Invalid(f"invalid {what} {value!r}: use a TCP port, 1 to 65535")
+    return result

@@ -45,7 +45,7 @@ def test_defaults_and_derived_values():
     spec = apps.parse(GOOD, "farm.toml")
     web = spec.apps["web"]
     assert (web.replicas, web.restart, web.port) == (3, "always", 80)
-    assert web.health_command() == "wget -q -O /dev/null http://127.0.0.1:80/"
+    assert web.probe_options() == ["--health-http", "/", "--health-port", "80"]
     assert [app.name for app in spec.ordered()] == ["web", "proxy"]  # backends before their proxy
 
 

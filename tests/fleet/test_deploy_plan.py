@@ -136,6 +136,11 @@ def test_run_argv_carries_the_spec():
     hidden = deploy.run_argv(secret, spec, "web-aaaaaaa-1", "n1")
     assert hidden[hidden.index("--env-file") + 1] == "-" and not any(os.environ["HOME"] in word for word in hidden)
     del table["secrets"]
+    table["health"] = {"http": "/status", "port": 8080}  # asked by baleine itself: no wget in the image
+    asked = deploy.run_argv(apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"], spec, "web-aaaaaaa-1", "n1")
+    assert asked[asked.index("--health-http") : asked.index("--health-http") + 4] == [
+        "--health-http", "/status", "--health-port", "8080"]  # fmt: skip
+    assert "--health-cmd" not in asked
     table["health"] = {"cmd": "true", "start_period": 90}
     slow = deploy.run_argv(apps.parse({**SPEC, "apps": {"web": table}}, "f").apps["web"], spec, "web-aaaaaaa-1", "n1")
     assert slow[slow.index("--health-start-period") + 1] == "90"

@@ -300,7 +300,40 @@ def test_a_hanging_probe_times_out(quick):
 
 def test_health_options_need_a_command(busybox):
     reply = busybox.call("container", "create", "--health-retries", "3", "bb")
-    assert not reply["ok"] and "need --health-cmd" in reply["error"]["message"]
+    assert not reply["ok"] and "need --health-cmd or --health-http" in reply["error"]["message"]
+
+
+def test_an_http_probe_needs_nothing_in_the_image(quick):
+    """baleine asks from the container's network namespace: no shell, wget or curl inside (removed here)."""
+    serve = ("mkdir /www && echo ok > /www/ok && rm -f /bin/sh /bin/wget /usr/bin/wget /bin/nc /usr/bin/nc && "
+             "exec /bin/busybox httpd -f -p 127.0.0.1:8080 -h /www")  # fmt: skip
+    probe = ("--health-http", "/ok", "--health-port", "8080", "--health-interval", "0", "--health-retries", "1")
+    quick.ok("container", "run", "-d", "--name", "web", "--restart", "always", *probe, "bb", "sh", "-c", serve)
+    for _ in range(50):  # until httpd listens
+        now = quick.call("container", "healthcheck", "web")
+        if now["ok"] and now["data"]["healthy"]:
+            break
+        time.sleep(0.1)
+    assert now["data"] == {"name": "web", "healthy": True, "said": "HTTP/1.1 200 OK"}, now
+    gone = quick.ok("container", "exec", "web", "/bin/busybox", "which", "sh", "wget", "curl", "nc")
+    assert (gone["exit_code"], gone["stdout"]) == (1, ""), gone  # none of them in there
+    assert quick.ok("container", "inspect", "web")["health"] == "starting"  # healthcheck records nothing
+    quick.ok("check")
+    assert quick.ok("container", "inspect", "web")["health"] == "healthy"
+    quick.ok("container", "update", "web", "--restart", "no")
+    quick.exec_out("web", "/bin/busybox", "rm", "/www/ok")
+    done = quick.cli("container", "healthcheck", "web")
+    assert done.returncode == 1 and done.stdout == "unhealthy: HTTP/1.1 404 Not Found\n", done
+    report = quick.ok("check")
+    assert report["unhealthy"] == [{"name": "web", "failures": 1}] and report["restarted"] == []
+    quick.ok("container", "run", "-d", "--name", "deaf", "--health-http", "/", "--health-port", "9", "bb",
+             "sleep", "300")  # fmt: skip
+    deaf = quick.ok("container", "healthcheck", "deaf")
+    assert deaf == {"name": "deaf", "healthy": False, "said": "cannot connect to 127.0.0.1:9: Connection refused"}
+    quick.ok("container", "run", "-d", "--name", "plain", "bb", "sleep", "300")
+    assert quick.call("container", "healthcheck", "plain")["error"]["message"] == (
+        "container 'plain' has no health check: give --health-cmd or --health-http when creating it"
+    )
 
 
 def test_check_rotates_each_log_past_its_size(busybox):

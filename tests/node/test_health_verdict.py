@@ -66,6 +66,22 @@ def test_options_replace_parts_of_the_image_s_healthcheck():
     assert health.from_options(base=None) is None
 
 
+def test_an_http_probe_replaces_the_image_s_command_and_bad_ones_are_refused():
+    base = health_of({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000})
+    http = health.from_options(base=base, http="/healthz?deep=1", port="8080")
+    assert (http.get("cmd"), http["http"], http["port"], http["interval"]) == (None, "/healthz?deep=1", 8080, 5.0)
+    assert health.from_options(http="/")["port"] == 80 and health.to_image(http) is None  # no image can hold it
+    for options, message in [({"http": "healthz"}, "invalid --health-http 'healthz': a path starting with /"),
+                             ({"http": "/a b"}, "invalid --health-http '/a b': a path starting with /, without"),
+                             ({"http": "/", "port": "99999"}, "invalid --health-port '99999': use a TCP port"),
+                             ({"port": "80"}, "--health-port needs --health-http"),
+                             ({"cmd": "true", "http": "/"}, "--health-cmd and --health-http do not mix"),
+                             ({"retries": "2"}, "need --health-cmd or --health-http")]:  # fmt: skip
+        with pytest.raises(Invalid) as raised:
+            health.from_options(**options)
+        assert raised.value.message.startswith(message) or message in raised.value.message, raised.value.message
+
+
 def test_an_image_without_a_healthcheck_costs_no_import():
     """Every create reads its image's HEALTHCHECK: shlex (for CMD forms) is loaded only for one that has it."""
     import subprocess
