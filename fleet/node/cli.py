@@ -440,6 +440,9 @@ def _container_options(verb):
                 help_text="probe: GET 127.0.0.1:PORT/PATH in its network, by baleine "
                           "(the image needs no wget); 200-399 pass")  # fmt: skip
     verb.option("--health-port", metavar="PORT", help_text="the port --health-http asks (default 80)")
+    verb.option("--health-tcp", metavar="PORT",
+                help_text="probe: a connection to 127.0.0.1:PORT in its network, by baleine "
+                          "(a database, a cache)")  # fmt: skip
     verb.option("--health-interval", metavar="S", help_text="seconds between probes (default 30)")
     verb.option("--health-retries", metavar="N", help_text="failures in a row that make it unhealthy (default 3)")
     verb.option("--health-timeout", metavar="S", help_text="seconds before a probe counts as failed (default 10)")

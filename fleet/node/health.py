@@ -3,7 +3,8 @@
 `--health-http PATH` (port: `--health-port`, 80 by default) asks
 http://127.0.0.1:PORT/PATH from inside the container's network namespace,
 from baleine itself: the image needs no shell, wget or curl. An answer
-200-399 is healthy, as for Kubernetes' httpGet probes.
+200-399 is healthy, as for Kubernetes' httpGet probes. `--health-tcp PORT`
+only connects (a database, a cache): healthy when 127.0.0.1:PORT accepts.
 
 `--health-cmd CMD` runs as `/bin/sh -c CMD` through exec, at most every
 `--health-interval` seconds (check runs from cron, so in practice at most
@@ -25,16 +26,16 @@ DEFAULTS = {"interval": 30.0, "retries": 3, "timeout": 10.0, "start_period": 0.0
 
 
 def from_options(cmd=None, interval=None, retries=None, timeout=None, start_period=None, base=None, http=None,
-                 port=None):  # fmt: skip
+                 port=None, tcp=None):  # fmt: skip
     """The health config, or None without a probe (given, or base's: the image's, from from_image)."""
-    if cmd and http:
-        raise Invalid("--health-cmd and --health-http do not mix: give one probe")
+    if sum(bool(probe) for probe in (cmd, http, tcp)) > 1:
+        raise Invalid("--health-cmd, --health-http and --health-tcp do not mix: give one probe")
     if port is not None and not http:
         raise Invalid("--health-port needs --health-http")
-    if not (cmd or http) and base is None:
+    if not (cmd or http or tcp) and base is None:
         if any(value is not None for value in (interval, retries, timeout, start_period)):
             raise Invalid("--health-interval, --health-retries, --health-timeout and --health-start-period need "
-                          "--health-cmd or --health-http")  # fmt: skip
+                          "--health-cmd, --health-http or --health-tcp")  # fmt: skip
         return None
     health = dict(base or DEFAULTS)
     if cmd:
@@ -42,6 +43,9 @@ def from_options(cmd=None, interval=None, retries=None, timeout=None, start_peri
     if http:
         health.pop("cmd", None)  # instead of the image's own
         health.update(http=_http_path(http), port=80 if port is None else parse.port(port, "--health-port"))
+    if tcp:
+        health.pop("cmd", None)
+        health["tcp"] = parse.port(tcp, "--health-tcp")
     if start_period is not None:
         health["start_period"] = parse.seconds(start_period, "--health-start-period")
     if interval is not None:
@@ -64,8 +68,8 @@ def run_now(ref):
     containers.refuse_if_paused(row)
     settings = containers.read_config(row).get("health")
     if not settings:
-        raise Invalid(f"container {row['name']!r} has no health check: give --health-cmd or --health-http "
-                      "when creating it")  # fmt: skip
+        raise Invalid(f"container {row['name']!r} has no health check: give --health-cmd, --health-http or "
+                      "--health-tcp when creating it")  # fmt: skip
     passed, said = probe(row, settings)
     return {"name": row["name"], "healthy": passed, "said": said}
 
@@ -81,6 +85,8 @@ def probe(row, health):
     """Run the container's probe once: (passed, what it said). An error of baleine's (stopped meanwhile) raises."""
     if health.get("http"):
         return http_probe(row, health["port"], health["http"], health["timeout"])
+    if health.get("tcp"):
+        return tcp_probe(row, health["tcp"], health["timeout"])
     from .containers import exec_command
 
     code, out, err = exec_command(row["id"], ["/bin/sh", "-c", health["cmd"]], capture=True,
@@ -90,11 +96,24 @@ def probe(row, health):
 
 
 def http_probe(row, port, path, timeout):
-    """GET http://127.0.0.1:port/path in the container's network namespace: (status 200-399, what it said).
+    """GET http://127.0.0.1:port/path in the container's network namespace: (status 200-399, what it said)."""
+    answer = _in_network(row, port, path, timeout)
+    status = answer.split(" ", 2)[1] if answer.startswith("HTTP/") and answer.count(" ") >= 1 else ""
+    return status.isdigit() and 200 <= int(status) < 400, answer
 
-    A child process joins the namespace (setns affects the one that calls it)
-    and reports the status line, or why there is none, on a pipe; it is killed
-    when timeout passes.
+
+def tcp_probe(row, port, timeout):
+    """Whether 127.0.0.1:port accepts a connection in the container's network namespace: (passed, what it said)."""
+    answer = _in_network(row, port, None, timeout)
+    return answer.startswith("connected"), answer
+
+
+def _in_network(row, port, path, timeout):
+    """What a child that joins the container's network namespace found at 127.0.0.1:port (path: GET it).
+
+    setns affects the process that calls it, so a child does it and reports on a
+    pipe: the status line, "connected" (no path), or why there is none. It is
+    killed when timeout passes.
     """
     import os
     import select
@@ -127,12 +146,11 @@ def http_probe(row, port, path, timeout):
         except ProcessLookupError:
             pass
         os.waitpid(child, 0)
-    status = answer.split(" ", 2)[1] if answer.startswith("HTTP/") and answer.count(" ") >= 1 else ""
-    return status.isdigit() and 200 <= int(status) < 400, answer.strip() or "no answer"
+    return answer.strip() or "no answer"
 
 
 def _ask_in_child(namespace, writing, port, path, timeout):
-    """In the probe's child: join the network namespace, ask, write the status line (or the error). Never returns."""
+    """In the probe's child: join the network namespace, connect (and ask), write what came. Never returns."""
     import os
     import socket
 
@@ -142,10 +160,15 @@ def _ask_in_child(namespace, writing, port, path, timeout):
     try:
         linux.setns(namespace, linux.CLONE_NEWNET)
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
-            request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: baleine-health\r\n\r\n"
-            connection.sendall(request.encode())
-            line = connection.makefile("rb").readline(1024).decode(errors="replace").strip()
-            said = line or "the connection closed before an answer"
+            said = f"connected to 127.0.0.1:{port}"
+            if path is not None:
+                request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: baleine-health\r\n\r\n"
+                try:
+                    connection.sendall(request.encode())
+                    line = connection.makefile("rb").readline(1024).decode(errors="replace").strip()
+                    said = line or "the connection closed before an answer"
+                except OSError as error:
+                    said = f"no answer from 127.0.0.1:{port}: {error.strerror or error}"
     except OSError as error:
         said = f"cannot connect to 127.0.0.1:{port}: {error.strerror or error}"
     finally:
@@ -183,7 +206,7 @@ def from_image(image_config, image):
 
 
 def to_image(health):
-    """A health config as an image's Healthcheck (for commit); None for an HTTP probe, which images cannot hold."""
+    """A health config as an image's Healthcheck (for commit); None for an HTTP or TCP probe: images cannot hold one."""
     if "cmd" not in health:
         return None
     return {"Test": ["CMD-SHELL", health["cmd"]], "Interval": int(health["interval"] * NANOSECONDS),

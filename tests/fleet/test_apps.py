@@ -46,6 +46,8 @@ def test_defaults_and_derived_values():
     web = spec.apps["web"]
     assert (web.replicas, web.restart, web.port) == (3, "always", 80)
     assert web.probe_options() == ["--health-http", "/", "--health-port", "80"]
+    redis = apps.parse(with_change(("apps", "web", "health"), {"tcp": 6379}), "f").apps["web"]
+    assert redis.probe_options() == ["--health-tcp", "6379"]
     assert [app.name for app in spec.ordered()] == ["web", "proxy"]  # backends before their proxy
 
 
@@ -103,6 +105,8 @@ def test_secrets_come_from_this_machines_environment_and_shape_the_version(monke
         (("apps", "web", "env"), {"N": 1}, r"apps\.web\.env: values are strings"),
         (("apps", "web", "network"), "other", r"apps\.web\.network: only 'host'"),
         (("apps", "web", "health"), {"cmd": "true", "http": "/"}, r"apps\.web\.health: give exactly one"),
+        (("apps", "web", "health"), {"http": "/", "tcp": 80}, r"apps\.web\.health: give exactly one of cmd, http or"),
+        (("apps", "web", "health"), {"tcp": 70000}, r"apps\.web\.health\.tcp: a TCP port, 1 to 65535"),
         (("apps", "web", "health"), {"http": "status"}, r"apps\.web\.health\.http: a path starting with /"),
         (("apps", "web", "port"), 70000, r"apps\.web\.port: a TCP port"),
         (("apps", "web", "keep"), 11, r"apps\.web\.keep: 0 to 10"),

@@ -300,10 +300,10 @@ def test_a_hanging_probe_times_out(quick):
 
 def test_health_options_need_a_command(busybox):
     reply = busybox.call("container", "create", "--health-retries", "3", "bb")
-    assert not reply["ok"] and "need --health-cmd or --health-http" in reply["error"]["message"]
+    assert not reply["ok"] and "need --health-cmd, --health-http or --health-tcp" in reply["error"]["message"]
 
 
-def test_an_http_probe_needs_nothing_in_the_image(quick):
+def test_http_and_tcp_probes_need_nothing_in_the_image(quick):
     """baleine asks from the container's network namespace: no shell, wget or curl inside (removed here)."""
     serve = ("mkdir /www && echo ok > /www/ok && rm -f /bin/sh /bin/wget /usr/bin/wget /bin/nc /usr/bin/nc && "
              "exec /bin/busybox httpd -f -p 127.0.0.1:8080 -h /www")  # fmt: skip
@@ -330,9 +330,21 @@ def test_an_http_probe_needs_nothing_in_the_image(quick):
              "sleep", "300")  # fmt: skip
     deaf = quick.ok("container", "healthcheck", "deaf")
     assert deaf == {"name": "deaf", "healthy": False, "said": "cannot connect to 127.0.0.1:9: Connection refused"}
+    # TCP: a connection is enough (a database, a cache).
+    quick.ok("container", "run", "-d", "--name", "cache", "--health-tcp", "7000", "bb", "httpd", "-f", "-p", "7000")
+    for _ in range(50):
+        cache = quick.ok("container", "healthcheck", "cache")
+        if cache["healthy"]:
+            break
+        time.sleep(0.1)
+    assert cache == {"name": "cache", "healthy": True, "said": "connected to 127.0.0.1:7000"}
+    quick.ok("container", "run", "-d", "--name", "closed", "--health-tcp", "7001", "bb", "sleep", "300")
+    assert (
+        quick.ok("container", "healthcheck", "closed")["said"] == "cannot connect to 127.0.0.1:7001: Connection refused"
+    )
     quick.ok("container", "run", "-d", "--name", "plain", "bb", "sleep", "300")
     assert quick.call("container", "healthcheck", "plain")["error"]["message"] == (
-        "container 'plain' has no health check: give --health-cmd or --health-http when creating it"
+        "container 'plain' has no health check: give --health-cmd, --health-http or --health-tcp when creating it"
     )
 
 

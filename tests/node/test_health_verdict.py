@@ -71,12 +71,16 @@ def test_an_http_probe_replaces_the_image_s_command_and_bad_ones_are_refused():
     http = health.from_options(base=base, http="/healthz?deep=1", port="8080")
     assert (http.get("cmd"), http["http"], http["port"], http["interval"]) == (None, "/healthz?deep=1", 8080, 5.0)
     assert health.from_options(http="/")["port"] == 80 and health.to_image(http) is None  # no image can hold it
+    tcp = health.from_options(base=base, tcp="5432")
+    assert (tcp.get("cmd"), tcp["tcp"]) == (None, 5432) and health.to_image(tcp) is None
     for options, message in [({"http": "healthz"}, "invalid --health-http 'healthz': a path starting with /"),
                              ({"http": "/a b"}, "invalid --health-http '/a b': a path starting with /, without"),
                              ({"http": "/", "port": "99999"}, "invalid --health-port '99999': use a TCP port"),
                              ({"port": "80"}, "--health-port needs --health-http"),
-                             ({"cmd": "true", "http": "/"}, "--health-cmd and --health-http do not mix"),
-                             ({"retries": "2"}, "need --health-cmd or --health-http")]:  # fmt: skip
+                             ({"cmd": "true", "http": "/"}, "--health-cmd, --health-http and --health-tcp do not mix"),
+                             ({"http": "/", "tcp": "80"}, "--health-cmd, --health-http and --health-tcp do not mix"),
+                             ({"tcp": "0"}, "invalid --health-tcp '0': use a TCP port, 1 to 65535"),
+                             ({"retries": "2"}, "need --health-cmd, --health-http or --health-tcp")]:  # fmt: skip
         with pytest.raises(Invalid) as raised:
             health.from_options(**options)
         assert raised.value.message.startswith(message) or message in raised.value.message, raised.value.message
