@@ -85,7 +85,8 @@ class PushLayer:
     def __init__(self, name, row, work):
         self.name, self.row, self.work = name, row, work
         kept = images.config(name).get("Layer")
-        self.kept = kept if isinstance(kept, dict) and kept.get("Image") == row["digest"] else None
+        usable = isinstance(kept, dict) and {"DiffID", "Digest", "Size"} <= kept.keys()  # a hand-edited one: ignored
+        self.kept = kept if usable and kept.get("Image") == row["digest"] else None
         self.path = None
         if self.kept:
             self.diff_id = self.kept["DiffID"]

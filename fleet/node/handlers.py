@@ -96,11 +96,10 @@ def _registry_password(args):
 
 def login(args):
     from . import logins
+    from .registry import IDENTITY
 
     done = logins.login(args.registry, args.username, _registry_password(args), args.insecure)
     unchecked = "" if done["checked"] else f" (kept unchecked: {done['registry']} asks for no login)"
-    from .registry import IDENTITY
-
     who = "with an identity token" if done["username"] == IDENTITY else f"as {done['username']}"
     return Reply(done, f"logged in to {done['registry']} {who}{unchecked}")
 
