@@ -89,7 +89,7 @@ class Reference:
     def registry(cls, text, what="registry"):
         """Only a registry, as a login names one: HOST[:PORT] (a scheme or path is dropped), docker.io by default."""
         domain = registry_name(DOCKER_HUB if text is None else text)
-        if not _DOMAIN.fullmatch(domain):
+        if not _DOMAIN.fullmatch(domain) or (text is not None and any(ch.isspace() for ch in text.strip())):
             raise Invalid(f"invalid {what} {text!r}: use HOST[:PORT], e.g. ghcr.io, registry.lan:5000 or docker.io")
         reference = cls.__new__(cls)
         reference.domain, reference.repository, reference.tag, reference.digest = domain, None, None, None

@@ -132,7 +132,7 @@ def test_a_broken_auth_file_is_refused_by_name_not_overwritten(roots):
     assert (root / "auth.json").read_text() == '{"auths": ['
 
 
-@pytest.mark.parametrize("text", ["bad host!", "", "https://", "a b:5000"])
+@pytest.mark.parametrize("text", ["bad host!", "", "https://", "a b:5000", "ghcr.io/org name"])
 def test_bad_registries_are_refused_by_name(roots, text):
     with pytest.raises(Invalid, match=r"invalid registry .*: use HOST\[:PORT\], e.g. ghcr.io"):
         logins.logout(text)
