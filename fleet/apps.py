@@ -229,22 +229,25 @@ def _app(name, table, network, fail):
     health = _table(fields.get("health", {}), HEALTH_KEYS, f"{where}.health", fail)
     if health and sum(bool(health.get(kind)) for kind in ("cmd", "http", "tcp")) != 1:
         fail(f"{where}.health", "give exactly one of cmd, http or tcp")
-    if health.get("tcp") is not None and not 0 < health["tcp"] < 65536:
-        fail(f"{where}.health.tcp", "a TCP port, 1 to 65535")
+    _port(health.get("tcp"), f"{where}.health.tcp", fail)
     if health.get("http") and not health["http"].startswith("/"):
         fail(f"{where}.health.http", "a path starting with /")
     proxy = _table(fields.get("proxy", {}), PROXY_KEYS, f"{where}.proxy", fail)
-    if "port" in fields and not 0 < fields["port"] < 65536:
-        fail(f"{where}.port", "a TCP port, 1 to 65535")
+    _port(fields.get("port"), f"{where}.port", fail)
     if not 0 <= fields.get("keep", 2) <= 10:
         fail(f"{where}.keep", "0 to 10 earlier versions")
-    if proxy.get("listen") is not None and not 0 < proxy["listen"] < 65536:
-        fail(f"{where}.proxy.listen", "a TCP port, 1 to 65535")
+    _port(proxy.get("listen"), f"{where}.proxy.listen", fail)
     fields["health"], fields["proxy"] = health, proxy
     if "cpus" in fields:
         fields["cpus"] = str(fields["cpus"])
     fields["secret_values"] = _secrets(fields.get("secrets", []), fields.get("env", {}), f"{where}.secrets", fail)
     return App(name=name, **fields)
+
+
+def _port(value, where, fail):
+    """Fail unless value (given: None is not) is a TCP port."""
+    if value is not None and not 0 < value < 65536:
+        fail(where, "a TCP port, 1 to 65535")
 
 
 def _secrets(names, env, where, fail):

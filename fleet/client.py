@@ -15,15 +15,7 @@ from . import ship
 from .errors import HelperError, NoPython
 from .node.cron import LATEST
 
-VERB_KINDS = (
-    "image",
-    "network",
-    "volume",
-    "container",
-    "cron",
-    "mirror",
-    "registry",
-)  # `baleine KIND VERB ...`; check has none
+VERB_KINDS = ("image", "network", "volume", "container", "cron", "mirror", "registry")  # `baleine KIND VERB`
 HELPER_MISSING = 97
 PYTHON_MISSING = 98
 

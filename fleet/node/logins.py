@@ -71,7 +71,7 @@ def _from_helper(name, server):
         raise BaleineError(f"{program} answered {server} with something other than its JSON") from None
     if not username or not secret:
         return None
-    return username, secret  # the user registry.IDENTITY: secret is an identity token
+    return username, secret  # a user registry.IDENTITY says secret is an identity token
 
 
 def listed():

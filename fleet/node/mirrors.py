@@ -17,6 +17,7 @@ Pushes never go to a mirror.
 
 from . import state
 from .errors import BaleineError, Conflict, Invalid
+from .registry import Client, Reference, is_repository, registry_name, resolve
 
 COLUMNS = ("mirror", "registry", "insecure", "created")
 MIRRORS = state.Table("mirrors.csv", COLUMNS, "mirror", key="mirror")
@@ -24,8 +25,8 @@ MIRRORS = state.Table("mirrors.csv", COLUMNS, "mirror", key="mirror")
 
 def add(registry_text, mirror_text, insecure=False):
     """Have pulls from a registry try mirror first (after the mirrors it has); the new row."""
-    registry = _registry(registry_text)
-    mirror = _registry(mirror_text, "mirror")
+    registry = Reference.registry(registry_text).domain
+    mirror = _mirror(mirror_text)
     if mirror == registry:
         raise Invalid(f"invalid mirror {mirror_text!r}: it is the registry itself")
     with state.locked():
@@ -42,7 +43,7 @@ def add(registry_text, mirror_text, insecure=False):
 
 def remove(mirror_text):
     """Forget one mirror; its row as it was."""
-    mirror = _registry(mirror_text, "mirror")
+    mirror = _mirror(mirror_text)
     with state.locked():
         row = MIRRORS.get(mirror)
         MIRRORS.remove(mirror)
@@ -55,8 +56,6 @@ def list_all():
 
 def of(registry):
     """[(mirror, insecure)] of registry (a domain as a reference gives it), in the order pulls try them."""
-    from .registry import registry_name
-
     registry = registry_name(registry)  # GHCR.io, index.docker.io: the names they are kept under
     return [(row["mirror"], row["insecure"] == "1") for row in MIRRORS.read() if row["registry"] == registry]
 
@@ -74,12 +73,10 @@ def sources(reference, wanted, username=None, password=None, insecure=False, say
     login given (its errors are the pull's). Lazily: a caller that succeeds
     with a mirror asks nothing more. The caller closes each client.
     """
-    from . import registry as api
-
     for mirror, unchecked in of(reference.domain):
-        client = api.Client(reference.on(mirror), insecure=unchecked)
+        client = Client(reference.on(mirror), insecure=unchecked)
         try:
-            manifest, digest = api.resolve(client, wanted)
+            manifest, digest = resolve(client, wanted)
         except BaleineError as error:
             client.close()
             if say:
@@ -88,25 +85,21 @@ def sources(reference, wanted, username=None, password=None, insecure=False, say
         if say:
             say(f"{reference}: from mirror {mirror}")
         yield client, manifest, digest, mirror
-    client = api.Client(reference, username, password, insecure)
+    client = Client(reference, username, password, insecure)
     try:
-        manifest, digest = api.resolve(client, wanted)
+        manifest, digest = resolve(client, wanted)
     except BaseException:
         client.close()
         raise
     yield client, manifest, digest, None
 
 
-def _registry(text, what="registry"):
-    """A registry as HOST[:PORT]; a mirror as HOST[:PORT][/PATH] (a scheme and trailing / dropped)."""
-    from .registry import Reference, is_repository
-
-    if what != "mirror":
-        return Reference.registry(text, what).domain
+def _mirror(text):
+    """A mirror as HOST[:PORT][/PATH] (a scheme and trailing / dropped): PATH goes before each repository."""
     usage = "use HOST[:PORT][/PATH], e.g. mirror.gcr.io or harbor.lan/dockerhub"
     host, _, path = text.strip().split("://", 1)[-1].strip("/").partition("/")
     try:
-        domain = Reference.registry(host, what).domain
+        domain = Reference.registry(host).domain
     except Invalid:
         raise Invalid(f"invalid mirror {text!r}: {usage}") from None
     if path and not is_repository(path):

@@ -86,11 +86,11 @@ class Reference:
         self.digest = digest or None
 
     @classmethod
-    def registry(cls, text, what="registry"):
+    def registry(cls, text):
         """Only a registry, as a login names one: HOST[:PORT] (a scheme or path is dropped), docker.io by default."""
         domain = registry_name(DOCKER_HUB if text is None else text)
         if not _DOMAIN.fullmatch(domain) or (text is not None and any(ch.isspace() for ch in text.strip())):
-            raise Invalid(f"invalid {what} {text!r}: use HOST[:PORT], e.g. ghcr.io, registry.lan:5000 or docker.io")
+            raise Invalid(f"invalid registry {text!r}: use HOST[:PORT], e.g. ghcr.io, registry.lan:5000 or docker.io")
         reference = cls.__new__(cls)
         reference.domain, reference.repository, reference.tag, reference.digest = domain, None, None, None
         return reference
@@ -435,9 +435,7 @@ def upload(client, digest, data=None, path=None, say=None):
     session (the registry drops the broken one): TRIES times in all.
     """
     what = f"blob {digest}"
-    there = client.request("HEAD", f"blobs/{digest}", what, expect=(200, 404))
-    _drain(there)
-    if there.status == 200:
+    if place(client, digest):
         return 0
     for attempt in range(1, TRIES + 1):
         try:
@@ -454,7 +452,7 @@ def place(client, digest, sources=()):
     """How the repository has blob digest with no upload: "already there", "mounted from REPO", or None.
 
     sources: other repositories of the registry that may hold it, tried in
-    turn with an OCI cross-repository mount. A registry that will not mount
+    turn with an OCI cross-repository mount (none: only asked whether it is there). A registry that will not mount
     one (not there, not ours to read, mounts unsupported) answers 202 with an
     upload session, which is cancelled.
     """
@@ -668,11 +666,13 @@ class Download:
 
     def __init__(self, client, digest, size=None, say=None, stopping=None):
         self.client, self.digest, self.size, self.say = client, digest, size, say
-        self.stopping = stopping  # an Event: set, a broken download is not taken up again
+        import threading
+
+        self.stopping = stopping or threading.Event()  # set: a broken download is not taken up again
         self.what = f"blob {digest} of {client.reference}"
         self.received, self.resumed = 0, 0
         self.response = None
-        self._answered()
+        self._ask_until_answered()
 
     def _ask(self):
         ranged = {"Range": f"bytes={self.received}-"} if self.received else {}
@@ -702,9 +702,9 @@ class Download:
                 return data
             self.response.close()
             self.client.close()  # the kept connection died with the download
-            self._answered(error or "the connection closed")
+            self._ask_until_answered(error or "the connection closed")
 
-    def _answered(self, error=None):
+    def _ask_until_answered(self, error=None):
         """Ask for the blob from the byte reached until the registry answers; error: why the last try ended.
 
         A cut answer is asked again at once; a registry that could not be
@@ -718,7 +718,7 @@ class Download:
             if error is not None:
                 where = f"at {human_size(self.received)} of {human_size(self.size or 0)}"
                 why = error.message if isinstance(error, BaleineError) else f"{error}"
-                if self.stopping is not None and self.stopping.is_set():
+                if self.stopping.is_set():
                     raise BaleineError(f"the download of {self.what} was stopped {where}")
                 if self.resumed == RESUMES:
                     raise BaleineError(f"the download of {self.what} broke off {RESUMES + 1} times, the last {where}: "
@@ -740,13 +740,8 @@ class Download:
                 error = failure
 
     def _pause(self, seconds):
-        """Wait before asking again; at once back when the pull is stopping meanwhile."""
-        if self.stopping is not None:
-            self.stopping.wait(seconds)
-        else:
-            import time
-
-            time.sleep(seconds)
+        """Wait before asking again; back at once when the pull stops meanwhile."""
+        self.stopping.wait(seconds)
 
 
 def proxy_for(scheme, hostname, environ=None):

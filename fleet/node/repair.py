@@ -25,11 +25,11 @@ def run():
         actions += _image_leftovers()
         actions += _half_created()
     actions += _missing_interfaces()
-    actions += _open_configs()
+    actions += _make_root_only()
     return actions
 
 
-def _open_configs():
+def _make_root_only():
     """Make root's alone the files others could read before this release: container configs (their env holds
     secrets at times) and image files and configs (a pulled image may be private)."""
     from . import images
