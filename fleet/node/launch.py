@@ -21,10 +21,12 @@ the container's pid 1 does (most commands never reap an orphan, which would
 stay a zombie), and the `exec` itself can leave at once.
 """
 
+# The builtin _socket, not socket: that module costs every start 3 ms (enum
+# conversions, selectors) for a listener, an accept and a line reader.
+import _socket
 import os
 import select
 import signal
-import socket
 import struct
 import sys
 
@@ -81,14 +83,15 @@ class Launch:
             os.unlink(self.socket_path)
         except FileNotFoundError:
             pass
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         _bind_short(self.listener, directory, SOCKET_NAME)
         self.listener.listen(1)
         self.channel = None
-        self.reader = None
+        self.pending = b""  # what the init sent beyond the last line read
         self.init_pid = None
         self.terminal = None  # run -t: the pty master the init hands over
         self.log_output = log_output
+        self.forked_init = not detach  # it has the config from our memory; a started init is sent it
         ready, told = os.pipe()
         self.waiter_pid = os.fork()
         if self.waiter_pid == 0:
@@ -123,7 +126,7 @@ class Launch:
             os.chdir("/")
             exit_file = os.path.join(self.directory, "exit")
             if not detach:
-                _wait_for_forked_init(self.directory, exit_file, self.config.get("tty"))
+                _wait_for_forked_init(self.directory, exit_file, self.init_config())
             init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
             os.execv("/bin/sh", ["sh", "-c", WAITER, "baleine-waiter", exit_file, *init])
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
@@ -155,15 +158,20 @@ class Launch:
             os.close(waiter)
         if self.listener not in ready:
             raise StartFailed(f"the container's init did not start ({self._failure()})")
-        self.channel, _ = self.listener.accept()
-        credentials = self.channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        self.channel = _socket.socket(fileno=self.listener._accept()[0])
+        credentials = self.channel.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
         self.init_pid = struct.unpack("3i", credentials)[0]
-        import marshal
+        if not self.forked_init:
+            import marshal
 
-        # The init reads marshal: no json import in its start-up. log_errors: its stderr is the log.
-        blob = marshal.dumps({**self.config, "log_errors": self.log_output})
-        self.channel.sendall(len(blob).to_bytes(8, "big") + blob)
+            # The init reads marshal: no json import in its start-up.
+            blob = marshal.dumps(self.init_config())
+            self.channel.sendall(len(blob).to_bytes(8, "big") + blob)
         return self.init_pid
+
+    def init_config(self):
+        """The container's config as its init wants it; log_errors: its stderr is the log."""
+        return {**self.config, "log_errors": self.log_output}
 
     def disk(self):
         """The container disk's 'MAJ:MIN', once the init has mounted it."""
@@ -191,8 +199,11 @@ class Launch:
         return master
 
     def _receive_terminal(self):
-        """The pty master the init sends with its "tty" line (not through the buffered reader: it drops fds)."""
-        data, fds, _, _ = socket.recv_fds(self.channel, 4096, 1)
+        """The pty master the init sends with its "tty" line: read with its ancillary data, which recv drops."""
+        data, ancillary, _, _ = self.channel.recvmsg(4096, _socket.CMSG_SPACE(4))
+        rights = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS)
+        fds = [int.from_bytes(fd_data[i : i + 4], sys.byteorder) for level, kind, fd_data in ancillary
+               if (level, kind) == rights for i in range(0, len(fd_data) - 3, 4)]  # fmt: skip
         if data == b"tty\n" and fds:
             return fds[0]
         for fd in fds:
@@ -206,9 +217,13 @@ class Launch:
 
     def _reply(self):
         """The init's next line ('' once exec closed the socket); StartFailed on its error."""
-        if self.reader is None:
-            self.reader = self.channel.makefile("rb")
-        return _raise_if_error(self.reader.readline().decode(errors="replace").strip())
+        while b"\n" not in self.pending:
+            chunk = self.channel.recv(4096)
+            if not chunk:
+                break
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return _raise_if_error(line.decode(errors="replace").strip())
 
     def _failure(self, wait=False):
         done, status = os.waitpid(self.waiter_pid, 0 if wait else os.WNOHANG)
@@ -223,8 +238,6 @@ class Launch:
         if self._unshared is not None:
             os.close(self._unshared)
             self._unshared = None
-        if self.reader is not None:
-            self.reader.close()
         for sock in (self.channel, self.listener):
             if sock is not None:
                 sock.close()
@@ -253,23 +266,25 @@ def shell_status(wait_status):
     return 128 - code if code < 0 else code
 
 
-def _wait_for_forked_init(directory, exit_file, tty=False):
+def _wait_for_forked_init(directory, exit_file, config):
     """The waiter's job, done in Python for an attached container. Never returns.
 
     The init is forked, not started: it is pid 1 of the namespaces unshared
-    above, and runs the same sandbox code the waiter's init would.
+    above, and runs the same sandbox code the waiter's init would, with the
+    config it has already, so it need not wait for the network to be plugged
+    to be sent it.
     """
     status_fd = os.open(exit_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     from . import sandbox  # before the fork: the init must not pay for it
 
-    if tty:
+    if config.get("tty"):
         from . import terminal  # noqa: F401 - nor can it load it (fcntl, termios) from the container's root
 
     init = os.fork()
     if init == 0:
         try:
             os.close(status_fd)
-            sandbox.main([directory])  # execs the command, or reports and exits
+            sandbox.main([directory], config)  # execs the command, or reports and exits
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(2, f"baleine: cannot start the container: {error}\n".encode())
         finally:

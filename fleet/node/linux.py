@@ -134,12 +134,15 @@ def setns(fd, nstype=0):
 
 def loopback_up():
     """Set lo up in this process's network namespace, as `ip link set lo up` does, with no process to start."""
+    import _socket  # not socket: the init would pay 3 ms for it
     import fcntl
-    import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    probe = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         flags = struct.unpack("16sh", fcntl.ioctl(probe, SIOCGIFFLAGS, struct.pack("16sh", b"lo", 0)))[1]
         fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+    finally:
+        probe.close()
 
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1  # <linux/sockios.h>, <net/if.h>

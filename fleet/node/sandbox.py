@@ -51,17 +51,23 @@ class SetupError(Exception):
         self.status = status
 
 
-def main(argv):
-    """Entry point: argv is [container directory]; the start socket is in it."""
+def main(argv, config=None):
+    """Entry point: argv is [container directory]; the start socket is in it.
+
+    config: given by a forked init, which has it from its parent's memory and
+    so builds the root while the starting command plugs the network; a
+    started one receives it once the starting command has accepted it.
+    """
     import marshal
 
     (directory,) = argv
     os.chdir(directory)  # a relative socket name: unix socket paths are capped at 108 bytes
     channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     channel.connect("start.sock")
-    config = {}
     try:
-        config = marshal.loads(_receive(channel, int.from_bytes(_receive(channel, 8), "big")))
+        if config is None:
+            config = {}  # until it arrives: the error reports below read it
+            config = marshal.loads(_receive(channel, int.from_bytes(_receive(channel, 8), "big")))
         disk = prepare(directory, config)
         channel.sendall(f"disk {disk}\n".encode())  # io limits and device rules need it
         if _receive(channel, 3) != b"go\n":
