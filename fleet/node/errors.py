@@ -62,6 +62,12 @@ class CommandFailed(BaleineError):
         )
 
 
+class KernelRefused(BaleineError):
+    """The kernel refused a request we made to it directly (netlink), with its errno and reason."""
+
+    code = "kernel_refused"
+
+
 class StartFailed(BaleineError):
     """A container's command could not be started (Docker's 125/126/127)."""
 

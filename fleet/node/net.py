@@ -1,4 +1,4 @@
-"""Bridges, veth pairs, addresses and IPAM, through `ip` argv lists.
+"""Bridges, veth pairs, addresses and IPAM: `ip` argv lists, and netlink for the plug every start makes.
 
 No firewall rule is ever written: containers reach each other and the host
 through a plain Linux bridge that holds the network's gateway address.
@@ -8,7 +8,7 @@ import ipaddress
 import json
 
 from . import linux
-from .errors import CommandFailed, Conflict, Invalid
+from .errors import CommandFailed, Conflict, Invalid, KernelRefused
 
 IFNAMSIZ = 15  # the kernel's limit on interface names, without the NUL
 VXLAN_PORT = 4789  # IANA's
@@ -194,21 +194,51 @@ def plug(pid, plugs):
     """Give process pid's network namespace one veth per plug, addressed and up.
 
     Each plug: index, host_if, bridge, address, prefixlen, gateway, default.
-    Two `ip -batch` runs, one per namespace, whatever the number of plugs.
+    Made over netlink, from this process: no ip to start (see netlink.py).
+    KernelRefused, naming the step, if the kernel refuses one; the veths
+    made by then are deleted again (a running container keeps what it had).
     """
-    host, inside = [], ["link set dev lo up"]
-    for item in plugs:
-        eth = f"eth{item['index']}"
-        if link_exists(item["host_if"]):  # the previous run's, not yet reaped by the kernel
-            host.append(f"link del dev {item['host_if']}")
-        mtu = _mtu(item.get("mtu"))
-        mac = f" address {item['mac']}" if item.get("mac") else ""
-        host.append(f"link add name {item['host_if']}{mtu} type veth peer name {eth}{mtu}{mac} netns {pid}")
-        host.append(f"link set dev {item['host_if']} master {item['bridge']} up")
-        nodad = " nodad" if ":" in item["address"] else ""  # IPv6: usable at once
-        inside.append(f"addr add {item['address']}/{item['prefixlen']} dev {eth}{nodad}")
-        inside.append(f"link set dev {eth} up")
-        if item["default"]:
-            inside.append(f"route replace default via {item['gateway']} dev {eth}")  # replace: a repair re-plugs
-    linux.run(["ip", "-batch", "-"], stdin="\n".join(host) + "\n")
-    linux.run(["ip", "-batch", "-"], stdin="\n".join(inside) + "\n", netns_pid=pid)
+    from . import netlink
+
+    with netlink.Route() as host:
+        made = []
+        try:
+            for item in plugs:
+                made.append(item["host_if"])  # its name is this container's: any link by it is ours to delete
+                _plug_host_end(host, item, pid)
+            with netlink.route_in(pid) as inside:
+                inside.set_up(1, "lo")  # the loopback is always index 1
+                for item in plugs:
+                    _plug_container_end(inside, item)
+        except netlink.NetlinkError as error:
+            for name in made:
+                delete_link(name)
+            raise KernelRefused(f"cannot plug the container's network: {error.strerror}", errno=error.errno) from None
+
+
+def _plug_host_end(host, item, pid):
+    eth = f"eth{item['index']}"
+    stale = _index_or_none(item["host_if"])  # the previous run's, not yet reaped by the kernel
+    if stale is not None:
+        host.delete_link(stale, item["host_if"])
+    mtu = int(item["mtu"]) if item.get("mtu") else None
+    host.add_veth(item["host_if"], eth, pid, mtu, item.get("mac"))
+    host.set_up(host.index(item["host_if"]), item["host_if"], master=host.index(item["bridge"]))
+
+
+def _plug_container_end(inside, item):
+    eth = f"eth{item['index']}"
+    index = inside.index(eth)
+    inside.add_address(index, eth, item["address"], item["prefixlen"])
+    inside.set_up(index, eth)
+    if item["default"]:
+        inside.replace_default_route(item["gateway"], index, eth)  # replace: a repair re-plugs
+
+
+def _index_or_none(ifname):
+    import _socket
+
+    try:
+        return _socket.if_nametoindex(ifname)
+    except OSError:
+        return None
