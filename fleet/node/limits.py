@@ -26,8 +26,8 @@ _V2_IO_KEYS = {"io_read_bps": "rbps", "io_write_bps": "wbps", "io_read_iops": "r
 # The nodes a container's /dev holds (sandbox.DEVICES) plus its ptys: all it may open by default.
 DEFAULT_DEVICES = ("c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm",
                    "c 136:* rwm")  # fmt: skip
-_DEVICE_RULE = re.compile(r"[abc] (\d+|\*):(\d+|\*) [rwm]{1,3}")
-_CPU_LIST = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+_DEVICE_RULE = r"[abc] (\d+|\*):(\d+|\*) [rwm]{1,3}"
+_CPU_LIST = r"\d+(-\d+)?(,\d+(-\d+)?)*"
 
 
 def shares_to_weight(shares):
@@ -44,7 +44,7 @@ def shares_to_weight(shares):
 
 def cpu_list(text):
     """Expand '0-2,5' to {0, 1, 2, 5}."""
-    if not _CPU_LIST.fullmatch(text):
+    if not re.fullmatch(_CPU_LIST, text):
         raise Invalid(f"invalid CPU list {text!r}: use numbers and ranges such as 0-1,3")
     cpus = set()
     for part in text.split(","):
@@ -85,7 +85,7 @@ def block_device(path, what):
 def device_rule(text):
     """A devices cgroup rule: 'TYPE MAJ:MIN ACCESS', e.g. 'c 10:200 rwm'."""
     rule = " ".join(text.split())
-    if not _DEVICE_RULE.fullmatch(rule):
+    if not re.fullmatch(_DEVICE_RULE, rule):
         raise Invalid(f"invalid device rule {text!r}: use TYPE MAJ:MIN ACCESS such as 'c 10:200 rwm' (types a b c)")
     return rule
 

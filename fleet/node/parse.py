@@ -5,18 +5,20 @@ import re
 from .errors import Invalid
 
 NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 63 characters"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
-_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_USER_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?", re.IGNORECASE)
+# Patterns, not compiled ones: re.fullmatch compiles each on its first use and
+# keeps it. Compiling them all at import cost every command 1 ms for the few it uses.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+_ENV_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
+_LABEL_KEY = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}"
+_HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_USER_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
+_SIZE = r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def name(value, kind="name"):
     """A resource name, the same rule for images, networks and containers."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(_NAME, value):
         raise Invalid(f"invalid {kind} {value!r}: use {NAME_RULE}")
     return value
 
@@ -24,7 +26,7 @@ def name(value, kind="name"):
 def size(value, what="size", minimum=1):
     """Bytes from '64M', '1.5G', '512Mi', '4096'; K/M/G/T are powers of 1024."""
     text = str(value).strip()
-    match = _SIZE.fullmatch(text)
+    match = re.fullmatch(_SIZE, text, re.IGNORECASE)
     if not match:
         raise Invalid(f"invalid {what} {value!r}: use a number with an optional K, M, G or T suffix, e.g. 64M")
     number, unit, _ = match.groups()
@@ -92,7 +94,7 @@ def subnet(value):
 def env(value):
     """'KEY=VALUE' -> (key, value)."""
     key, sep, val = value.partition("=")
-    if not sep or not _ENV_KEY.fullmatch(key):
+    if not sep or not re.fullmatch(_ENV_KEY, key):
         raise Invalid(f"invalid environment variable {value!r}: use KEY=VALUE, KEY made of letters, digits and '_'")
     return key, val
 
@@ -100,7 +102,7 @@ def env(value):
 def label(value):
     """'KEY=VALUE' (or 'KEY', for an empty value) -> (key, value), as Docker's --label takes them."""
     key, _, val = value.partition("=")
-    if not _LABEL_KEY.fullmatch(key) or "\n" in val or "\0" in val or len(val) > 1024:
+    if not re.fullmatch(_LABEL_KEY, key) or "\n" in val or "\0" in val or len(val) > 1024:
         raise Invalid(
             f"invalid label {value!r}: use KEY=VALUE, KEY made of letters, digits and . _ - / (at most 128), "
             "VALUE one line of at most 1024 characters"
@@ -132,7 +134,7 @@ def env_file(path):
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if "=" not in line and _ENV_KEY.fullmatch(line.strip()):
+        if "=" not in line and re.fullmatch(_ENV_KEY, line.strip()):
             if line.strip() in os.environ:
                 items.append(f"{line.strip()}={os.environ[line.strip()]}")
             continue
@@ -264,14 +266,14 @@ def tmpfs(value):
 def user(value):
     """'USER[:GROUP]', names or numeric ids, checked for form only."""
     parts = value.split(":")
-    if len(parts) > 2 or not all(_USER_PART.fullmatch(part) for part in parts):
+    if len(parts) > 2 or not all(re.fullmatch(_USER_PART, part) for part in parts):
         raise Invalid(f"invalid user {value!r}: use USER or USER:GROUP, names or numeric ids")
     return value
 
 
 def group(value):
     """--group-add: a group name or id, checked for form only (the image's /etc/group says the rest)."""
-    if not _USER_PART.fullmatch(value):
+    if not re.fullmatch(_USER_PART, value):
         raise Invalid(f"invalid --group-add {value!r}: use a group name or a numeric id, e.g. audio or 29")
     return value
 
@@ -294,7 +296,7 @@ def oom_score_adj(value):
 def hostname(value):
     """An RFC 1123 host name that fits the kernel's 64-byte limit."""
     labels = value.split(".")
-    if len(value) > 63 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+    if len(value) > 63 or not all(re.fullmatch(_HOST_LABEL, label) for label in labels):
         raise Invalid(
             f"invalid hostname {value!r}: use letters, digits and '-' in dot-separated labels, at most 63 characters"
         )
@@ -338,14 +340,14 @@ def device(value, reserved=()):
 # its network namespace, these in its IPC namespace. Any other would change the host's.
 _IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
                 "kernel.shmmni", "kernel.shm_rmid_forced")  # fmt: skip
-_SYSCTL_KEY = re.compile(r"[a-z0-9_]+([./][A-Za-z0-9_-]+)+")
+_SYSCTL_KEY = r"[a-z0-9_]+([./][A-Za-z0-9_-]+)+"
 
 
 def sysctl(value, host_network=False):
     """--sysctl 'KEY=VALUE' -> (key with dots, value); only what the container's own namespaces hold."""
     key, sep, setting = value.partition("=")
     key = key.strip().replace("/", ".")  # net/core/somaxconn works too
-    if not sep or not _SYSCTL_KEY.fullmatch(key) or not setting or "\n" in setting:
+    if not sep or not re.fullmatch(_SYSCTL_KEY, key) or not setting or "\n" in setting:
         raise Invalid(f"invalid --sysctl {value!r}: use KEY=VALUE, e.g. net.core.somaxconn=1024")
     namespaced = key.startswith(("net.", "fs.mqueue.")) or key in _IPC_SYSCTLS
     if not namespaced:
@@ -359,7 +361,7 @@ def sysctl(value, host_network=False):
 
 
 HOST_GATEWAY = "host-gateway"  # --add-host's stand-in for the address of the host on the first network
-_DNS_OPTION = re.compile(r"[A-Za-z0-9_-]+(:[0-9]+)?")
+_DNS_OPTION = r"[A-Za-z0-9_-]+(:[0-9]+)?"
 
 
 def dns_server(value):
@@ -385,7 +387,7 @@ def dns_search(value):
 
 def dns_option(value):
     """--dns-option: one resolv.conf option, e.g. ndots:2 or edns0."""
-    if not _DNS_OPTION.fullmatch(value):
+    if not re.fullmatch(_DNS_OPTION, value):
         raise Invalid(f"invalid --dns-option {value!r}: use one resolver option such as ndots:2, timeout:1 or edns0")
     return value
 
