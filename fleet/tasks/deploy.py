@@ -8,8 +8,7 @@ import time
 
 from invoke import Exit, task
 
-from .. import apps, deploy, lock, view
-from .. import images as pushing
+from .. import lock, view
 from ..errors import FleetError
 from ..inventory import inventory_path
 from .common import HOSTS_HELP, fleet_task, open_fleet
@@ -45,6 +44,8 @@ def _record_failed(spec_file, hosts):
 
 def image_source(app, dry_run):
     """The app's image from this machine's state, built here first if the spec says how."""
+    from .. import images as pushing
+
     if app.build.startswith("file:"):
         return pushing.file_source(os.path.expanduser(app.build[len("file:") :]), app.image)
     try:
@@ -79,6 +80,10 @@ HELP = {
 
 
 def _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout, rollback=False):
+    # Here, not at the top: every invoke command loads this module, and these
+    # two (dataclasses built at import) cost each of them 17 ms.
+    from .. import apps, deploy
+
     spec = apps.load(app)
     if retry_failed:
         previous = _read_failed().get(os.path.abspath(app))
