@@ -79,7 +79,7 @@ def cpu_seconds(argv, env):
 
 
 def baleine_round(tool, count):
-    base = [tool.python, "-I", "-S", str(tool.pyz)]
+    base = tool.command()
     names = [f"d{index}" for index in range(count)]
     for name in names:
         tool("container", "run", "-d", "--name", name, "--network", "bench", "--memory", "16M", "bb",

@@ -7,7 +7,8 @@ without. Runs alternate between the tools within one process so both see the
 same machine state; we report medians and the ratio podman / baleine in
 bench/results/start.csv and start.png.
 
-baleine is timed as it runs on a host: the zipapp under `python3 -I -S`.
+baleine is timed as the control side runs it on a host: the zipapp under
+`python3 -I -S`, entered by boot.LINE (fleet/node/boot.py).
 Runs inside scripts/isolated (make bench does that): podman's bridge and its
 firewall rules then live in a private network namespace and die with it.
 """
@@ -30,7 +31,7 @@ from common import paired_bars, pyplot, write_csv  # noqa: E402
 from hostnet import free_subnet  # noqa: E402
 
 from fleet import ship  # noqa: E402
-from fleet.node import images  # noqa: E402
+from fleet.node import boot, images  # noqa: E402
 
 PODMAN_IMAGE = "localhost/baleine-bench-busybox"
 
@@ -49,7 +50,10 @@ class Baleine:
         self.python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
     def __call__(self, *args):
-        return sh(self.python, "-I", "-S", str(self.pyz), *args, env=self.env)
+        return sh(*self.command(), *args, env=self.env)
+
+    def command(self):
+        return boot.argv(self.python, str(self.pyz))
 
     def setup(self):
         self("image", "create", "bb", "--size", "64M", "--from", "busybox")
@@ -61,10 +65,9 @@ class Baleine:
 
     def cases(self):
         return {
-            "network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "--network", "bench",
-                        "--memory", "64M", "bb", "true"],
-            "no network": [self.python, "-I", "-S", str(self.pyz), "container", "run", "--rm", "--memory", "64M",
-                           "bb", "true"],
+            "network": [*self.command(), "container", "run", "--rm", "--network", "bench", "--memory", "64M", "bb",
+                        "true"],
+            "no network": [*self.command(), "container", "run", "--rm", "--memory", "64M", "bb", "true"],
         }  # fmt: skip
 
 

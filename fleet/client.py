@@ -13,6 +13,7 @@ import shlex
 
 from . import ship
 from .errors import HelperError, NoPython
+from .node import boot
 from .node.cron import LATEST
 
 VERB_KINDS = ("image", "network", "volume", "container", "cron", "mirror", "registry")  # `baleine KIND VERB`
@@ -92,7 +93,7 @@ def _guarded(session, sha, argv):
     host = session.host
     path = helper_path(host, sha)
     python = shlex.quote(host.python)
-    run = session.command_line([host.python, "-I", "-S", path, *argv])
+    run = session.command_line([*boot.argv(host.python, path), *argv])
     return (
         f"command -v {python} >/dev/null 2>&1 || exit {PYTHON_MISSING}; "
         f"test -f {shlex.quote(path)} || exit {HELPER_MISSING}; exec {run}"

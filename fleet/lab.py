@@ -377,12 +377,13 @@ def _empty_node(directory, node):
     if not alive(holder):
         return
     from . import ship
+    from .node import boot
 
     zipapp = os.path.join(directory, "baleine.pyz")
     if not os.path.exists(zipapp):
         ship.build(zipapp)
     env = dict(os.environ, BALEINE_ROOT=NODE_STATE, BALEINE_CGROUP_PARENT=node["cgroup_parent"])
-    enter = ["nsenter", "-t", str(holder), "-n", "-m", "--", "python3", "-I", "-S", zipapp]
+    enter = ["nsenter", "-t", str(holder), "-n", "-m", "--", *boot.argv("python3", zipapp)]
 
     def helper(*args):
         done = subprocess.run([*enter, *args, "--json"], capture_output=True, text=True, env=env, timeout=120)

@@ -16,22 +16,13 @@ import io
 import marshal
 import os
 
-from .node import state
+from .node import boot, state
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-# The version gate comes first and uses nothing newer than Python 3.0, so an
-# old interpreter says what is wrong instead of failing on newer syntax.
-PYTHON_TOO_OLD = 96
-MAIN = (
-    b"import sys\n"
-    b"if sys.version_info < (3, 9):\n"
-    b"    sys.stderr.write('baleine: error: python3 is %%d.%%d on this host; baleine needs 3.9 or later\\n'"
-    b" %% sys.version_info[:2])\n"
-    b"    sys.exit(%d)\n"
-    b"from fleet.node.cli import exit_now, main\n"
-    b"exit_now(main())\n"
-) % PYTHON_TOO_OLD
+PYTHON_TOO_OLD = boot.PYTHON_TOO_OLD
+# Run as a zipapp (python3 -I -S FILE, or by its shebang): the same entry as boot.LINE's.
+MAIN = b"from fleet.node.boot import run\nrun()\n"
 PACKAGE_INIT = b'"""baleine (only the node helper is shipped to hosts)."""\n'
 
 

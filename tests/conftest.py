@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from hostnet import free_subnet
 
+from fleet.node import boot
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -101,7 +103,7 @@ class Node:
                         DOCKER_CONFIG=f"{root}-docker")  # never this machine's docker logins  # fmt: skip
 
     def argv(self, *args):
-        return [sys.executable, "-I", "-S", str(self.zipapp), *map(str, args)]
+        return [*boot.argv(sys.executable, str(self.zipapp)), *map(str, args)]  # as the control side runs it
 
     def cli(self, *args, timeout=120, host_network=False, **kwargs):
         """Run baleine, return the CompletedProcess (text).

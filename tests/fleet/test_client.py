@@ -8,6 +8,7 @@ import pytest
 from fleet import client, ship
 from fleet.errors import HelperError, NoPython, TimedOut, Unreachable, tail
 from fleet.inventory import Host
+from fleet.node import boot
 from fleet.transport import Completed, Session
 
 HOST = Host("node1", "192.0.2.1")
@@ -73,8 +74,8 @@ def test_command_line_is_quoted_argv_and_guarded():
     line = client._guarded(session, "f" * 64, ["container", "exec", "--json", "web", "echo", "$(reboot); x"])
     assert "exit 98" in line and "exit 97" in line
     run = line.split("exec ", 1)[1]
-    assert shlex.split(run) == ["python3", "-I", "-S", f"/opt/b b/baleine-{'f' * 64}.pyz", "container", "exec",
-                                "--json", "web", "echo", "$(reboot); x"]  # fmt: skip
+    assert shlex.split(run) == ["python3", "-I", "-S", "-c", boot.LINE, f"/opt/b b/baleine-{'f' * 64}.pyz",
+                                "container", "exec", "--json", "web", "echo", "$(reboot); x"]  # fmt: skip
 
 
 def test_sudo_prefix_only_for_non_root_users():
