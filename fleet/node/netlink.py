@@ -122,7 +122,7 @@ class Route:
     def index(self, name):
         """The index of interface name in this socket's namespace; NetlinkError (ENODEV) if it has none."""
         body = IFINFO.pack(_socket.AF_UNSPEC, 0, 0, 0, 0) + name_attribute(name)
-        answers = self.request(RTM_GETLINK, 0, body, f"find {name}")
+        answers = self.request(RTM_GETLINK, 0, body, f"find interface {name}")
         return IFINFO.unpack_from(answers[0])[2]
 
     def add_veth(self, name, peer, peer_pid, mtu=None, peer_mac=None):

@@ -152,3 +152,11 @@ def test_a_refusal_inside_the_namespace_deletes_the_veth_made_for_it(holder):
     assert caught.value.details["errno"] == errno.ENETUNREACH
     assert "bvnltest00" not in host_links()
     assert [link["ifname"] for link in inside(holder, "link")] == ["lo"]
+
+
+@pytest.mark.integration
+def test_a_missing_bridge_is_named_and_the_veth_made_before_is_deleted(holder):
+    with pytest.raises(KernelRefused, match="find interface bl-gone: No such device"):
+        net.plug(holder, [plug_item(free_subnet(), bridge="bl-gone")])
+    assert "bvnltest00" not in host_links()
+    assert [link["ifname"] for link in inside(holder, "link")] == ["lo"]
