@@ -503,7 +503,13 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         point("start:limits")
         launch = Launch(directory(row), config, group, detach=not attach, log_output=log_output)
         point("start:forked")
-        networks.plug(launch.namespaces(), plugs)  # while the init boots
+        try:
+            networks.plug(launch.namespaces(), plugs)  # while the init boots
+        except BaseException:
+            failure = launch.reported_failure()  # it failed first, taking its namespace with it
+            if failure is not None:
+                raise failure from None
+            raise
         point("start:plugged")
         pid = launch.accept()
         primer.stop()  # the container has moved into its cgroup

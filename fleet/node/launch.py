@@ -91,7 +91,7 @@ class Launch:
         self.init_pid = None
         self.terminal = None  # run -t: the pty master the init hands over
         self.log_output = log_output
-        self.forked_init = not detach  # it has the config from our memory; a started init is sent it
+        self.init_has_config = init_builds_while_plugging(config, detach)
         ready, told = os.pipe()
         self.waiter_pid = os.fork()
         if self.waiter_pid == 0:
@@ -126,7 +126,8 @@ class Launch:
             os.chdir("/")
             exit_file = os.path.join(self.directory, "exit")
             if not detach:
-                _wait_for_forked_init(self.directory, exit_file, self.init_config())
+                given = self.init_config() if self.init_has_config else None
+                _wait_for_forked_init(self.directory, exit_file, given, self.config.get("tty"))
             init = [sys.executable, "-I", "-S", "-c", BOOT, package_root(), self.directory]
             os.execv("/bin/sh", ["sh", "-c", WAITER, "baleine-waiter", exit_file, *init])
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
@@ -161,13 +162,40 @@ class Launch:
         self.channel = _socket.socket(fileno=self.listener._accept()[0])
         credentials = self.channel.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
         self.init_pid = struct.unpack("3i", credentials)[0]
-        if not self.forked_init:
+        if not self.init_has_config:
             import marshal
 
             # The init reads marshal: no json import in its start-up.
             blob = marshal.dumps(self.init_config())
             self.channel.sendall(len(blob).to_bytes(8, "big") + blob)
         return self.init_pid
+
+    def reported_failure(self):
+        """StartFailed with the init's own reason if it has sent one already (never waits); else None.
+
+        An init given its config builds the root while the network is
+        plugged: if it fails meanwhile, its namespace goes and the plug fails
+        too, for a reason that is not the one to tell.
+        """
+        if self.channel is None:
+            ready, _, _ = select.select([self.listener], [], [], 0)
+            if not ready:
+                return None
+            self.channel = _socket.socket(fileno=self.listener._accept()[0])
+        self.channel.setblocking(False)
+        try:
+            while chunk := self.channel.recv(4096):
+                self.pending += chunk
+        except BlockingIOError:
+            pass
+        finally:
+            self.channel.setblocking(True)
+        for line in self.pending.decode(errors="replace").splitlines():
+            try:
+                _raise_if_error(line.strip())
+            except StartFailed as failure:
+                return failure
+        return None
 
     def init_config(self):
         """The container's config as its init wants it; log_errors: its stderr is the log."""
@@ -252,6 +280,16 @@ class Launch:
         return shell_status(status)
 
 
+def init_builds_while_plugging(config, detach):
+    """Whether the init is given the config at once, to build the root while the network is plugged.
+
+    Only a forked init (attached) can be: it has it from our memory. Not one
+    that sets net.* sysctls: eth0's exist only once it is plugged, and a
+    default must not reach it. The others are sent the config after the plug.
+    """
+    return not detach and not any(key.startswith("net.") for key in config.get("sysctls", {}))
+
+
 def _raise_if_error(reply):
     """An init's reply line, unless it reports an error: then StartFailed with its status."""
     if reply.startswith("error "):
@@ -266,18 +304,17 @@ def shell_status(wait_status):
     return 128 - code if code < 0 else code
 
 
-def _wait_for_forked_init(directory, exit_file, config):
+def _wait_for_forked_init(directory, exit_file, config, tty):
     """The waiter's job, done in Python for an attached container. Never returns.
 
     The init is forked, not started: it is pid 1 of the namespaces unshared
-    above, and runs the same sandbox code the waiter's init would, with the
-    config it has already, so it need not wait for the network to be plugged
-    to be sent it.
+    above, and runs the same sandbox code the waiter's init would. Given the
+    config, it need not wait for the network to be plugged to be sent it.
     """
     status_fd = os.open(exit_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     from . import sandbox  # before the fork: the init must not pay for it
 
-    if config.get("tty"):
+    if tty:
         from . import terminal  # noqa: F401 - nor can it load it (fcntl, termios) from the container's root
 
     init = os.fork()

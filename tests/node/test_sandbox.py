@@ -30,3 +30,49 @@ def test_unknown_names_are_refused(etc):
         sandbox.resolve_user("ghost", etc)
     with pytest.raises(sandbox.SetupError, match="nogroup"):
         sandbox.resolve_user("www:nogroup", etc)
+
+
+def test_only_an_attached_init_without_network_sysctls_builds_while_the_network_is_plugged():
+    from fleet.node.launch import init_builds_while_plugging
+
+    assert init_builds_while_plugging({"sysctls": {"kernel.shmmax": "1"}}, detach=False)
+    assert init_builds_while_plugging({}, detach=False)
+    assert not init_builds_while_plugging({}, detach=True)  # a started init is sent the config anyway
+    assert not init_builds_while_plugging({"sysctls": {"net.ipv4.conf.eth0.rp_filter": "2"}}, detach=False)
+
+
+def test_an_init_that_failed_meanwhile_is_heard_without_waiting(tmp_path):
+    """Its reason, not the plug's: the plug fails too once the init's namespace is gone."""
+    import _socket
+    import os
+
+    from fleet.node.launch import Launch
+
+    def launch_listening():
+        launch = Launch.__new__(Launch)
+        launch.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        launch.listener.bind(str(tmp_path / "start.sock"))
+        launch.listener.listen(1)
+        launch.channel, launch.pending = None, b""
+        return launch
+
+    def init_says(text):
+        init = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        init.connect(str(tmp_path / "start.sock"))
+        init.sendall(text)
+        return init
+
+    quiet = launch_listening()
+    assert quiet.reported_failure() is None  # no init has called in: nothing to wait for
+    init = init_says(b"disk 7:0\n")
+    assert quiet.reported_failure() is None  # it called in and is fine: never waits for more
+    init.close()
+    quiet.listener.close()
+    os.unlink(tmp_path / "start.sock")
+
+    failed = launch_listening()
+    init_says(b"disk 7:0\nerror 125 container setup failed: /proc is a symlink in the image\n").close()
+    failure = failed.reported_failure()
+    assert (str(failure), failure.exit_status) == ("container setup failed: /proc is a symlink in the image", 125)
+    failed.channel.close()
+    failed.listener.close()
