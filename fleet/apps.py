@@ -34,9 +34,10 @@
     network = "host"          share the host's network instead of [network]
     port = 80                 the port the proxy sends to
     keep = 2                  earlier versions kept, stopped, for `invoke rollback`
-    [apps.web.health]         cmd = "...", http = "/path" (+ port), or tcp = PORT: http and tcp
-                              are made by baleine itself, in the container's network (the
-                              image needs no wget); http passes on 200-399, tcp on a connection
+    [apps.web.health]         cmd = "...", http = "/path" or https = "/path" (+ port), or
+                              tcp = PORT: http(s) and tcp are made by baleine itself, in the
+                              container's network (the image needs no wget); http passes on
+                              200-399 (https: over TLS, certificate unchecked), tcp on a connection
     interval = 2              seconds, also used by the cron check; retries; timeout
     start_period = 60         seconds after a start when the cron check counts no failure
     [apps.proxy.proxy]        this app is the reverse proxy (nginx) in front of another
@@ -62,7 +63,7 @@ APP_KEYS = {
     "stop_signal": str, "stop_timeout": (int, float), "init": bool, "volumes": list, "sysctls": dict,
     "add_hosts": list, "secrets": list,
 }  # fmt: skip
-HEALTH_KEYS = {"cmd": str, "http": str, "port": int, "tcp": int, "interval": (int, float), "retries": int,
+HEALTH_KEYS = {"cmd": str, "http": str, "https": str, "port": int, "tcp": int, "interval": (int, float), "retries": int,
                "timeout": (int, float), "wait": (int, float), "start_period": (int, float)}  # fmt: skip
 NETWORK_KEYS = {"name": str, "subnet": str, "vxlan": int, "slices": int}
 PROXY_KEYS = {"fronts": str, "listen": int}
@@ -115,8 +116,9 @@ class App:
         in the container's network (the image needs no wget); [] without a health check."""
         if self.health.get("cmd"):
             return ["--health-cmd", self.health["cmd"]]
-        if self.health.get("http"):
-            return ["--health-http", self.health["http"], "--health-port", str(self.health.get("port", self.port))]
+        for kind in ("http", "https"):
+            if self.health.get(kind):
+                return [f"--health-{kind}", self.health[kind], "--health-port", str(self.health.get("port", self.port))]
         if self.health.get("tcp"):
             return ["--health-tcp", str(self.health["tcp"])]
         return []
@@ -227,11 +229,12 @@ def _app(name, table, network, fail):
     if not fields.get("network") and not network:
         fail(f"{where}.network", "the app needs the file's [network] table (or network = 'host')")
     health = _table(fields.get("health", {}), HEALTH_KEYS, f"{where}.health", fail)
-    if health and sum(bool(health.get(kind)) for kind in ("cmd", "http", "tcp")) != 1:
-        fail(f"{where}.health", "give exactly one of cmd, http or tcp")
+    if health and sum(bool(health.get(kind)) for kind in ("cmd", "http", "https", "tcp")) != 1:
+        fail(f"{where}.health", "give exactly one of cmd, http, https or tcp")
     _port(health.get("tcp"), f"{where}.health.tcp", fail)
-    if health.get("http") and not health["http"].startswith("/"):
-        fail(f"{where}.health.http", "a path starting with /")
+    for kind in ("http", "https"):
+        if health.get(kind) and not health[kind].startswith("/"):
+            fail(f"{where}.health.{kind}", "a path starting with /")
     proxy = _table(fields.get("proxy", {}), PROXY_KEYS, f"{where}.proxy", fail)
     _port(fields.get("port"), f"{where}.port", fail)
     if not 0 <= fields.get("keep", 2) <= 10:

@@ -48,6 +48,33 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def self_signed(directory, host):
+    """A self-signed certificate for host (an IP address), what no system trusts: {certificate, key} paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    paths = {"certificate": Path(directory) / "tls.crt", "key": Path(directory) / "tls.key"}
+    paths["certificate"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))  # fmt: skip
+    return {name: str(path) for name, path in paths.items()}
+
+
 class Registry:
     """One running registry: its address, and skopeo to put images in it."""
 
@@ -89,31 +116,8 @@ class Registry:
         return path
 
     def _certificate(self, host):
-        """A self-signed certificate for host (an IP address): what no system trusts."""
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
-            .sign(key, hashes.SHA256())
-        )  # fmt: skip
-        paths = {"certificate": self.directory / "tls.crt", "key": self.directory / "tls.key"}
-        paths["certificate"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))  # fmt: skip
         self.scheme = "https"
-        return {name: str(path) for name, path in paths.items()}
+        return self_signed(self.directory, host)
 
     def _wait(self):
         import ssl

@@ -439,7 +439,10 @@ def _container_options(verb):
     verb.option("--health-http", metavar="PATH",
                 help_text="probe: GET 127.0.0.1:PORT/PATH in its network, by baleine "
                           "(the image needs no wget); 200-399 pass")  # fmt: skip
-    verb.option("--health-port", metavar="PORT", help_text="the port --health-http asks (default 80)")
+    verb.option("--health-https", metavar="PATH",
+                help_text="probe: the same over TLS, its certificate not checked "
+                          "(a server that only speaks TLS)")  # fmt: skip
+    verb.option("--health-port", metavar="PORT", help_text="the port --health-http(s) asks (default 80, 443)")
     verb.option("--health-tcp", metavar="PORT",
                 help_text="probe: a connection to 127.0.0.1:PORT in its network, by baleine "
                           "(a database, a cache)")  # fmt: skip

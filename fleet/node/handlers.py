@@ -387,13 +387,13 @@ def _health(args):
 
     given = (args.health_interval, args.health_retries, args.health_timeout, args.health_start_period)
     if args.no_healthcheck:
-        probes = (args.health_cmd, args.health_http, args.health_port, args.health_tcp)
+        probes = (args.health_cmd, args.health_http, args.health_https, args.health_port, args.health_tcp)
         if any(probes) or any(value is not None for value in given):
             raise Invalid("--no-healthcheck and the --health-* options do not mix")
         return None
     base = health.from_image(images.config(args.image), args.image)
     return health.from_options(args.health_cmd, *given, base=base, http=args.health_http, port=args.health_port,
-                               tcp=args.health_tcp)  # fmt: skip
+                               tcp=args.health_tcp, https=args.health_https)  # fmt: skip
 
 
 def _log_size(args):

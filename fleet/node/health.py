@@ -3,8 +3,11 @@
 `--health-http PATH` (port: `--health-port`, 80 by default) asks
 http://127.0.0.1:PORT/PATH from inside the container's network namespace,
 from baleine itself: the image needs no shell, wget or curl. An answer
-200-399 is healthy, as for Kubernetes' httpGet probes. `--health-tcp PORT`
-only connects (a database, a cache): healthy when 127.0.0.1:PORT accepts.
+200-399 is healthy, as for Kubernetes' httpGet probes. `--health-https PATH`
+asks the same over TLS (port 443 by default), without checking the
+certificate, as Kubernetes' HTTPS probes do: a server that only speaks TLS
+is probed as it is. `--health-tcp PORT` only connects (a database, a
+cache): healthy when 127.0.0.1:PORT accepts.
 
 `--health-cmd CMD` runs as `/bin/sh -c CMD` through exec, at most every
 `--health-interval` seconds (check runs from cron, so in practice at most
@@ -25,24 +28,31 @@ from .errors import Invalid
 DEFAULTS = {"interval": 30.0, "retries": 3, "timeout": 10.0, "start_period": 0.0}
 
 
+PROBES = "--health-cmd, --health-http, --health-https or --health-tcp"
+
+
 def from_options(cmd=None, interval=None, retries=None, timeout=None, start_period=None, base=None, http=None,
-                 port=None, tcp=None):  # fmt: skip
+                 port=None, tcp=None, https=None):  # fmt: skip
     """The health config, or None without a probe (given, or base's: the image's, from from_image)."""
-    if sum(bool(probe) for probe in (cmd, http, tcp)) > 1:
-        raise Invalid("--health-cmd, --health-http and --health-tcp do not mix: give one probe")
-    if port is not None and not http:
-        raise Invalid("--health-port needs --health-http")
-    if not (cmd or http or tcp) and base is None:
+    if sum(bool(probe) for probe in (cmd, http, https, tcp)) > 1:
+        raise Invalid("--health-cmd, --health-http, --health-https and --health-tcp do not mix: give one probe")
+    if port is not None and not (http or https):
+        raise Invalid("--health-port needs --health-http or --health-https")
+    if not (cmd or http or https or tcp) and base is None:
         if any(value is not None for value in (interval, retries, timeout, start_period)):
-            raise Invalid("--health-interval, --health-retries, --health-timeout and --health-start-period need "
-                          "--health-cmd, --health-http or --health-tcp")  # fmt: skip
+            raise Invalid(f"--health-interval, --health-retries, --health-timeout and --health-start-period need "
+                          f"{PROBES}")  # fmt: skip
         return None
     health = dict(base or DEFAULTS)
     if cmd:
         health["cmd"] = cmd
-    if http:
+    if http or https:
         health.pop("cmd", None)  # instead of the image's own
-        health.update(http=_http_path(http), port=80 if port is None else parse.port(port, "--health-port"))
+        option, default_port = ("--health-http", 80) if http else ("--health-https", 443)
+        health.update(http=_http_path(http or https, option),
+                      port=default_port if port is None else parse.port(port, "--health-port"))  # fmt: skip
+        if https:
+            health["tls"] = True
     if tcp:
         health.pop("cmd", None)
         health["tcp"] = parse.port(tcp, "--health-tcp")
@@ -68,23 +78,22 @@ def run_now(ref):
     containers.refuse_if_paused(row)
     settings = containers.read_config(row).get("health")
     if not settings:
-        raise Invalid(f"container {row['name']!r} has no health check: give --health-cmd, --health-http or "
-                      "--health-tcp when creating it")  # fmt: skip
+        raise Invalid(f"container {row['name']!r} has no health check: give {PROBES} when creating it")
     passed, said = probe(row, settings)
     return {"name": row["name"], "healthy": passed, "said": said}
 
 
-def _http_path(text):
-    """--health-http's PATH: absolute, printable, no spaces (it goes in a request line as it is)."""
+def _http_path(text, option):
+    """--health-http's (or --health-https's) PATH: absolute, printable, no spaces (it goes in a request line)."""
     if not text.startswith("/") or any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise Invalid(f"invalid --health-http {text!r}: a path starting with /, without spaces, e.g. /healthz")
+        raise Invalid(f"invalid {option} {text!r}: a path starting with /, without spaces, e.g. /healthz")
     return text
 
 
 def probe(row, health):
     """Run the container's probe once: (passed, what it said). An error of baleine's (stopped meanwhile) raises."""
     if health.get("http"):
-        return http_probe(row, health["port"], health["http"], health["timeout"])
+        return http_probe(row, health["port"], health["http"], health["timeout"], tls=health.get("tls", False))
     if health.get("tcp"):
         return tcp_probe(row, health["tcp"], health["timeout"])
     from .containers import exec_command
@@ -95,9 +104,9 @@ def probe(row, health):
     return code == 0, f"exit {code}" + (f": {said[-1][:200]}" if said else "")
 
 
-def http_probe(row, port, path, timeout):
-    """GET http://127.0.0.1:port/path in the container's network namespace: (status 200-399, what it said)."""
-    answer = _in_network(row, port, path, timeout)
+def http_probe(row, port, path, timeout, tls=False):
+    """GET http(s)://127.0.0.1:port/path in the container's network namespace: (status 200-399, what it said)."""
+    answer = _in_network(row, port, path, timeout, tls)
     status = answer.split(" ", 2)[1] if answer.startswith("HTTP/") and answer.count(" ") >= 1 else ""
     return status.isdigit() and 200 <= int(status) < 400, answer
 
@@ -108,7 +117,7 @@ def tcp_probe(row, port, timeout):
     return answer.startswith("connected"), answer
 
 
-def _in_network(row, port, path, timeout):
+def _in_network(row, port, path, timeout, tls=False):
     """What a child that joins the container's network namespace found at 127.0.0.1:port (path: GET it).
 
     setns affects the process that calls it, so a child does it and reports on a
@@ -132,7 +141,7 @@ def _in_network(row, port, path, timeout):
         child = os.fork()
         if child == 0:
             os.close(reading)
-            _ask_in_child(namespace, writing, port, path, timeout)
+            _ask_in_child(namespace, writing, port, path, timeout, tls)
         os.close(writing)
     finally:
         os.close(namespace)
@@ -149,7 +158,7 @@ def _in_network(row, port, path, timeout):
     return answer.strip() or "no answer"
 
 
-def _ask_in_child(namespace, writing, port, path, timeout):
+def _ask_in_child(namespace, writing, port, path, timeout, tls=False):
     """In the probe's child: join the network namespace, connect (and ask), write what came. Never returns."""
     import os
     import socket
@@ -162,13 +171,7 @@ def _ask_in_child(namespace, writing, port, path, timeout):
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
             said = f"connected to 127.0.0.1:{port}"
             if path is not None:
-                request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: baleine-health\r\n\r\n"
-                try:
-                    connection.sendall(request.encode())
-                    line = connection.makefile("rb").readline(1024).decode(errors="replace").strip()
-                    said = line or "the connection closed before an answer"
-                except OSError as error:
-                    said = f"no answer from 127.0.0.1:{port}: {error.strerror or error}"
+                said = _get(connection, port, path, tls)
     except OSError as error:
         said = f"cannot connect to 127.0.0.1:{port}: {error.strerror or error}"
     finally:
@@ -176,6 +179,27 @@ def _ask_in_child(namespace, writing, port, path, timeout):
             os.write(writing, said.encode()[:4096])
         finally:
             os._exit(0)
+
+
+def _get(connection, port, path, tls):
+    """GET path on connection, over TLS if asked: the answer's status line, or why there is none."""
+    if tls:
+        import ssl  # only here: its import costs a probe 10 ms
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # as Kubernetes' HTTPS probes: the server is ours, on loopback
+        try:
+            connection = context.wrap_socket(connection)
+        except OSError as error:
+            return f"no TLS from 127.0.0.1:{port}: {getattr(error, 'reason', None) or error.strerror or error}"
+    request = f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: baleine-health\r\n\r\n"
+    try:
+        connection.sendall(request.encode())
+        line = connection.makefile("rb").readline(1024).decode(errors="replace").strip()
+    except OSError as error:
+        return f"no answer from 127.0.0.1:{port}: {error.strerror or error}"
+    return line or "the connection closed before an answer"
 
 
 NANOSECONDS = 1_000_000_000  # how image configs give durations
@@ -206,7 +230,7 @@ def from_image(image_config, image):
 
 
 def to_image(health):
-    """A health config as an image's Healthcheck (for commit); None for an HTTP or TCP probe: images cannot hold one."""
+    """A health config as an image's Healthcheck (for commit); None for baleine's own probes: images cannot hold one."""
     if "cmd" not in health:
         return None
     return {"Test": ["CMD-SHELL", health["cmd"]], "Interval": int(health["interval"] * NANOSECONDS),

@@ -48,6 +48,8 @@ def test_defaults_and_derived_values():
     assert web.probe_options() == ["--health-http", "/", "--health-port", "80"]
     redis = apps.parse(with_change(("apps", "web", "health"), {"tcp": 6379}), "f").apps["web"]
     assert redis.probe_options() == ["--health-tcp", "6379"]
+    secure = apps.parse(with_change(("apps", "web", "health"), {"https": "/ready", "port": 8443}), "f").apps["web"]
+    assert secure.probe_options() == ["--health-https", "/ready", "--health-port", "8443"]
     assert [app.name for app in spec.ordered()] == ["web", "proxy"]  # backends before their proxy
 
 
@@ -105,9 +107,15 @@ def test_secrets_come_from_this_machines_environment_and_shape_the_version(monke
         (("apps", "web", "env"), {"N": 1}, r"apps\.web\.env: values are strings"),
         (("apps", "web", "network"), "other", r"apps\.web\.network: only 'host'"),
         (("apps", "web", "health"), {"cmd": "true", "http": "/"}, r"apps\.web\.health: give exactly one"),
-        (("apps", "web", "health"), {"http": "/", "tcp": 80}, r"apps\.web\.health: give exactly one of cmd, http or"),
+        (
+            ("apps", "web", "health"),
+            {"http": "/", "tcp": 80},
+            r"apps\.web\.health: give exactly one of cmd, http, https or",
+        ),
         (("apps", "web", "health"), {"tcp": 70000}, r"apps\.web\.health\.tcp: a TCP port, 1 to 65535"),
         (("apps", "web", "health"), {"http": "status"}, r"apps\.web\.health\.http: a path starting with /"),
+        (("apps", "web", "health"), {"https": "ready"}, r"apps\.web\.health\.https: a path starting with /"),
+        (("apps", "web", "health"), {"http": "/", "https": "/"}, r"apps\.web\.health: give exactly one"),
         (("apps", "web", "port"), 70000, r"apps\.web\.port: a TCP port"),
         (("apps", "web", "keep"), 11, r"apps\.web\.keep: 0 to 10"),
         (("apps", "web", "log_size"), "1K", r"apps\.web\.log_size: invalid log_size '1K': use 0 \(never rotate\)"),

@@ -1,6 +1,7 @@
 """`baleine check` for real: dead containers recorded, restart policies, reboots, cron, the waiter's size."""
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import time
@@ -300,7 +301,62 @@ def test_a_hanging_probe_times_out(quick):
 
 def test_health_options_need_a_command(busybox):
     reply = busybox.call("container", "create", "--health-retries", "3", "bb")
-    assert not reply["ok"] and "need --health-cmd, --health-http or --health-tcp" in reply["error"]["message"]
+    assert (
+        not reply["ok"]
+        and "need --health-cmd, --health-http, --health-https or --health-tcp" in (reply["error"]["message"])
+    )
+
+
+@contextlib.contextmanager
+def serving(handler, tls=None):
+    """An HTTP server on 127.0.0.1 of this (isolated) namespace, over TLS with tls's certificate; yields its port."""
+    import ssl
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls["certificate"], tls["key"])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_an_https_probe_speaks_tls_and_takes_any_certificate(quick, tmp_path):
+    """A server that speaks only TLS, with a certificate nobody trusts: healthy. Plain HTTP there is not."""
+    from http.server import BaseHTTPRequestHandler
+
+    from registry import self_signed
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *_):
+            pass
+
+    def probed(name, *probe):
+        quick.ok("container", "run", "-d", "--name", name, "--network", "host", *probe, "bb", "sleep", "300")
+        return quick.ok("container", "healthcheck", name)
+
+    with serving(Ready, tls=self_signed(tmp_path, "127.0.0.1")) as port:
+        tls = probed("tls", "--health-https", "/ready", "--health-port", port)
+        assert tls == {"name": "tls", "healthy": True, "said": "HTTP/1.0 200 OK"}
+        assert quick.ok("container", "inspect", "tls")["config"]["health"]["tls"] is True
+        assert not probed("plain", "--health-http", "/ready", "--health-port", port)["healthy"]
+        missing = probed("missing", "--health-https", "/nope", "--health-port", port)
+        assert missing == {"name": "missing", "healthy": False, "said": "HTTP/1.0 404 Not Found"}
+    with serving(Ready) as port:  # TLS asked of a server that does not speak it
+        said = probed("mismatch", "--health-https", "/ready", "--health-port", port)
+        assert not said["healthy"] and said["said"].startswith(f"no TLS from 127.0.0.1:{port}: "), said
 
 
 def test_http_and_tcp_probes_need_nothing_in_the_image(quick):
@@ -344,7 +400,8 @@ def test_http_and_tcp_probes_need_nothing_in_the_image(quick):
     )
     quick.ok("container", "run", "-d", "--name", "plain", "bb", "sleep", "300")
     assert quick.call("container", "healthcheck", "plain")["error"]["message"] == (
-        "container 'plain' has no health check: give --health-cmd, --health-http or --health-tcp when creating it"
+        "container 'plain' has no health check: give --health-cmd, --health-http, --health-https or --health-tcp "
+        "when creating it"
     )
 
 

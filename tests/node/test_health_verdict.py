@@ -66,6 +66,9 @@ def test_options_replace_parts_of_the_image_s_healthcheck():
     assert health.from_options(base=None) is None
 
 
+MIXED = "--health-cmd, --health-http, --health-https and --health-tcp do not mix"
+
+
 def test_an_http_probe_replaces_the_image_s_command_and_bad_ones_are_refused():
     base = health_of({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000})
     http = health.from_options(base=base, http="/healthz?deep=1", port="8080")
@@ -73,14 +76,21 @@ def test_an_http_probe_replaces_the_image_s_command_and_bad_ones_are_refused():
     assert health.from_options(http="/")["port"] == 80 and health.to_image(http) is None  # no image can hold it
     tcp = health.from_options(base=base, tcp="5432")
     assert (tcp.get("cmd"), tcp["tcp"]) == (None, 5432) and health.to_image(tcp) is None
+    https = health.from_options(base=base, https="/ready")
+    assert (https.get("cmd"), https["http"], https["port"], https["tls"]) == (None, "/ready", 443, True)
+    assert health.from_options(https="/", port="8443")["port"] == 8443 and health.to_image(https) is None
+    assert "tls" not in http  # plain HTTP stays plain
     for options, message in [({"http": "healthz"}, "invalid --health-http 'healthz': a path starting with /"),
                              ({"http": "/a b"}, "invalid --health-http '/a b': a path starting with /, without"),
                              ({"http": "/", "port": "99999"}, "invalid --health-port '99999': use a TCP port"),
-                             ({"port": "80"}, "--health-port needs --health-http"),
-                             ({"cmd": "true", "http": "/"}, "--health-cmd, --health-http and --health-tcp do not mix"),
-                             ({"http": "/", "tcp": "80"}, "--health-cmd, --health-http and --health-tcp do not mix"),
+                             ({"https": "ready"}, "invalid --health-https 'ready': a path starting with /"),
+                             ({"port": "80"}, "--health-port needs --health-http or --health-https"),
+                             ({"cmd": "true", "http": "/"}, MIXED),
+                             ({"http": "/", "https": "/"}, MIXED),
+                             ({"http": "/", "tcp": "80"}, MIXED),
                              ({"tcp": "0"}, "invalid --health-tcp '0': use a TCP port, 1 to 65535"),
-                             ({"retries": "2"}, "need --health-cmd, --health-http or --health-tcp")]:  # fmt: skip
+                             ({"retries": "2"}, "need --health-cmd, --health-http, --health-https or "
+                                                "--health-tcp")]:  # fmt: skip
         with pytest.raises(Invalid) as raised:
             health.from_options(**options)
         assert raised.value.message.startswith(message) or message in raised.value.message, raised.value.message
