@@ -7,7 +7,7 @@ get this far to say what is wrong instead of failing on a newer construct.
 import sys
 
 PYTHON_TOO_OLD = 96  # the exit status the control side reads as "python3 too old"
-# How the control side and cron run a helper zipapp: `python3 -I -S -c LINE ZIPAPP ARGS`.
+# How the control side runs a helper zipapp: `python3 -I -S -c LINE ZIPAPP ARGS` (cron runs the file).
 # Running the zipapp itself goes through runpy, whose imports cost every command 3.5 ms.
 # sys.argv is left as a zipapp run would leave it: [ZIPAPP, ARGS...].
 LINE = "import sys;sys.path[0:0]=sys.argv[1:2];del sys.argv[0];import fleet.node.boot as b;b.run()"
