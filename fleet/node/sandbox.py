@@ -334,9 +334,17 @@ def _bind_fd(fd, target, read_only):
 
 
 def _make_mount_point(target, is_dir):
+    """Make target, in the container, ready to mount a directory or a file on.
+
+    SetupError when the image has the other kind there: the kernel would only say EEXIST or EINVAL.
+    """
     if is_dir:
+        if os.path.lexists(target) and not os.path.isdir(target):
+            raise SetupError(f"cannot mount a directory on {target}: the image has a file there")
         os.makedirs(target, mode=0o755, exist_ok=True)
         return
+    if os.path.isdir(target) and not os.path.islink(target):
+        raise SetupError(f"cannot mount a file on {target}: the image has a directory there")
     os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
     if os.path.islink(target):
         os.unlink(target)  # images often link resolv.conf elsewhere; ours replaces it

@@ -167,3 +167,18 @@ def test_a_fill_keeps_hard_links_and_extended_attributes(node, tmp_path):
     second = node.root / "volumes" / "vol2"  # filled by a detached start's init: a fresh Python after the pivot
     assert os.stat(second / "first").st_ino == os.stat(second / "sub" / "second").st_ino
     assert os.getxattr(second / "pinger", "security.capability") == _capability(13)
+
+
+def test_a_mount_onto_the_other_kind_of_thing_says_so(busybox, tmp_path):
+    """A directory on an image's file, or a file on its directory: named, not EEXIST or EINVAL."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("hi\n")
+    for options, message in [
+        (("--tmpfs", "/bin/busybox"), "cannot mount a directory on /bin/busybox: the image has a file there"),
+        (("-v", f"{tmp_path}:/etc/passwd"), "cannot mount a directory on /etc/passwd: the image has a file there"),
+        (("-v", f"{a_file}:/etc"), "cannot mount a file on /etc: the image has a directory there"),
+    ]:
+        done = busybox.cli("container", "run", "--rm", *options, "bb", "true")
+        assert (done.returncode, done.stderr) == (125, f"baleine: error: {message}\n"), done
+    done = busybox.cli("container", "run", "--rm", "-v", f"{a_file}:/etc/motd", "bb", "cat", "/etc/motd")
+    assert (done.returncode, done.stdout) == (0, "hi\n"), done  # a file where there was none: made for it
