@@ -360,8 +360,13 @@ def enter(config):
     uid, gid, groups, home = resolve_user(config.get("user") or "0", group_add=config.get("group_add", ()))
     env.setdefault("HOME", home)
     workdir = config.get("workdir") or "/"
-    os.makedirs(workdir, mode=0o755, exist_ok=True)
-    os.chdir(workdir)
+    try:
+        os.makedirs(workdir, mode=0o755, exist_ok=True)
+        os.chdir(workdir)
+    except (FileExistsError, NotADirectoryError):
+        raise SetupError(f"working directory {workdir}: a file of the image is in the way") from None
+    except OSError as error:
+        raise SetupError(f"working directory {workdir}: {error.strerror}") from None
     if config.get("tty"):
         from .terminal import take_as_controlling  # loaded before the namespaces changed (launch.exec_in)
 

@@ -731,3 +731,12 @@ def test_ten_parallel_runs_get_ten_distinct_addresses(busybox):
     listed = busybox.ok("container", "list")
     assert len(listed) == 10 and all(item["status"] == "running" for item in listed)
     assert busybox.ok("network", "list")[0]["containers"] == 10
+
+
+def test_a_working_directory_blocked_by_a_file_says_so(busybox):
+    for workdir in ("/etc/passwd", "/etc/passwd/below"):
+        done = busybox.cli("container", "run", "--rm", "--workdir", workdir, "bb", "true")
+        assert (done.returncode, done.stderr) == (
+            125, f"baleine: error: working directory {workdir}: a file of the image is in the way\n"), done  # fmt: skip
+    done = busybox.cli("container", "run", "--rm", "--workdir", "/srv/new", "bb", "pwd")
+    assert (done.returncode, done.stdout) == (0, "/srv/new\n"), done  # made when missing
