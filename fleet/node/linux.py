@@ -4,6 +4,7 @@ Constants first, wrappers next; decisions live in the modules that call them.
 ctypes is imported on first use: most verbs never make a raw syscall.
 """
 
+import errno
 import os
 import struct
 
@@ -173,7 +174,10 @@ def open_tree(path):
     """A detached copy of the mount tree at path (a bind mount not yet attached anywhere)."""
     fd = libc().syscall(_SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
     if fd < 0:
-        oserror(f"open_tree {path} (Linux 5.2 or later is needed)", path)
+        import ctypes
+
+        needs = " (Linux 5.2 or later is needed)" if ctypes.get_errno() == errno.ENOSYS else ""
+        oserror(f"open_tree {path}{needs}", path)
     return fd
 
 

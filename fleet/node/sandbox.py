@@ -210,7 +210,11 @@ def _open_sources(directory, config, etc_files=ETC_FILES):
     for name in etc_files:
         sources[f"/etc/{name}"] = (linux.open_tree(os.path.join(directory, name)), False)
     for volume in config.get("volumes", []):
-        sources[volume["target"]] = (linux.open_tree(volume["source"]), volume["mode"] == "ro")
+        try:
+            sources[volume["target"]] = (linux.open_tree(volume["source"]), volume["mode"] == "ro")
+        except FileNotFoundError:
+            raise SetupError(f"volume {volume['source']}:{volume['target']}: {volume['source']} is gone "
+                             "from the host") from None  # fmt: skip
     return sources
 
 

@@ -182,3 +182,14 @@ def test_a_mount_onto_the_other_kind_of_thing_says_so(busybox, tmp_path):
         assert (done.returncode, done.stderr) == (125, f"baleine: error: {message}\n"), done
     done = busybox.cli("container", "run", "--rm", "-v", f"{a_file}:/etc/motd", "bb", "cat", "/etc/motd")
     assert (done.returncode, done.stdout) == (0, "hi\n"), done  # a file where there was none: made for it
+
+
+def test_a_bind_source_gone_from_the_host_is_named_at_start(busybox, tmp_path):
+    source = tmp_path / "gone"
+    source.mkdir()
+    busybox.ok("container", "create", "--name", "g", "-v", f"{source}:/data", "bb", "true")
+    source.rmdir()
+    done = busybox.cli("container", "start", "g")
+    message = f"volume {source}:/data: {source} is gone from the host"
+    assert done.returncode != 0 and done.stderr == f"baleine: error: {message}\n", done
+    assert busybox.ok("container", "inspect", "g")["status"] == "exited"
