@@ -159,7 +159,7 @@ class Launch:
             os.close(waiter)
         if self.listener not in ready:
             raise StartFailed(f"the container's init did not start ({self._failure()})")
-        self.channel = _socket.socket(fileno=self.listener._accept()[0])
+        self._take_call()
         credentials = self.channel.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
         self.init_pid = struct.unpack("3i", credentials)[0]
         if not self.init_has_config:
@@ -181,7 +181,7 @@ class Launch:
             ready, _, _ = select.select([self.listener], [], [], 0)
             if not ready:
                 return None
-            self.channel = _socket.socket(fileno=self.listener._accept()[0])
+            self._take_call()
         self.channel.setblocking(False)
         try:
             while chunk := self.channel.recv(4096):
@@ -196,6 +196,10 @@ class Launch:
             except StartFailed as failure:
                 return failure
         return None
+
+    def _take_call(self):
+        """Accept the init's connection: the channel of the rest of the start."""
+        self.channel = _socket.socket(fileno=self.listener._accept()[0])
 
     def init_config(self):
         """The container's config as its init wants it; log_errors: its stderr is the log."""

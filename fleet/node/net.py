@@ -7,7 +7,7 @@ through a plain Linux bridge that holds the network's gateway address.
 import json
 
 from . import linux
-from .errors import CommandFailed, Conflict, Invalid, KernelRefused
+from .errors import Conflict, Invalid, KernelRefused
 
 IFNAMSIZ = 15  # the kernel's limit on interface names, without the NUL
 VXLAN_PORT = 4789  # IANA's
@@ -15,13 +15,17 @@ VXLAN_PORT = 4789  # IANA's
 
 def link_exists(ifname):
     """Whether this network namespace has the interface (sysfs may show another one's)."""
+    return link_index(ifname) is not None
+
+
+def link_index(ifname):
+    """The interface's index in this network namespace, or None if it has none by that name."""
     import _socket  # not socket, whose import costs 3 ms
 
     try:
-        _socket.if_nametoindex(ifname)
-        return True
+        return _socket.if_nametoindex(ifname)
     except OSError:
-        return False
+        return None
 
 
 def bridge_name_for(network, taken):
@@ -159,14 +163,20 @@ def delete_link(ifname):
 
     A veth also vanishes by itself when its container's namespace is torn
     down, so it may go between our look and our delete: that is success.
+    Over netlink: a start that finds its previous veth not yet reaped pays
+    no ip process for it.
     """
-    if not link_exists(ifname):
+    from . import netlink
+
+    index = link_index(ifname)
+    if index is None:
         return
     try:
-        linux.run(["ip", "link", "del", "dev", ifname])
-    except CommandFailed:
+        with netlink.Route() as route:
+            route.delete_link(index, ifname)
+    except netlink.NetlinkError as error:
         if link_exists(ifname):
-            raise
+            raise KernelRefused(f"cannot delete {ifname}: {error.strerror}", errno=error.errno) from None
 
 
 def allocate(subnet, gateway, taken, wanted=None, pool=None, network="the network"):
@@ -225,9 +235,7 @@ def plug(pid, plugs):
 
 def _plug_host_end(host, item, pid):
     eth = f"eth{item['index']}"
-    stale = _index_or_none(item["host_if"])  # the previous run's, not yet reaped by the kernel
-    if stale is not None:
-        host.delete_link(stale, item["host_if"])
+    delete_link(item["host_if"])  # the previous run's, if the kernel has not reaped it yet
     mtu = int(item["mtu"]) if item.get("mtu") else None
     host.add_veth(item["host_if"], eth, pid, mtu, item.get("mac"))
     host.set_up(host.index(item["host_if"]), item["host_if"], master=host.index(item["bridge"]))
@@ -240,12 +248,3 @@ def _plug_container_end(inside, item):
     inside.set_up(index, eth)
     if item["default"]:
         inside.replace_default_route(item["gateway"], index, eth)  # replace: a repair re-plugs
-
-
-def _index_or_none(ifname):
-    import _socket
-
-    try:
-        return _socket.if_nametoindex(ifname)
-    except OSError:
-        return None

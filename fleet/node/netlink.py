@@ -29,7 +29,6 @@ IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS, IFA_F_NODAD = 1, 2, 8, 0x02
 RTA_OIF, RTA_GATEWAY = 4, 5
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
-IFF_UP = 0x1
 NLA_F_NESTED = 0x8000
 
 HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
@@ -42,10 +41,15 @@ class NetlinkError(OSError):
     """The kernel refused a request: errno, what we asked, and its own words when it gave them."""
 
 
+def aligned(length):
+    """length rounded up to netlink's 4-byte alignment."""
+    return (length + 3) & ~3
+
+
 def attribute(kind, data):
     """One rtattr: length, type, data, padded to 4 bytes."""
     length = 4 + len(data)
-    return struct.pack("=HH", length, kind) + data + b"\0" * (-length % 4)
+    return struct.pack("=HH", length, kind) + data + b"\0" * (aligned(length) - length)
 
 
 def nested(kind, *attributes):
@@ -117,7 +121,7 @@ class Route:
                         reason = _extended_reason(data[offset : offset + length], reply_flags)
                         raise NetlinkError(-error, f"{what}: {reason or os.strerror(-error)}")
                     return answers
-                offset += (length + 3) & ~3
+                offset += aligned(length)
 
     def index(self, name):
         """The index of interface name in this socket's namespace; NetlinkError (ENODEV) if it has none."""
@@ -142,7 +146,7 @@ class Route:
 
     def set_up(self, index, name, master=None):
         """Bring interface index up, on bridge master (an index) if given."""
-        body = IFINFO.pack(_socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP)
+        body = IFINFO.pack(_socket.AF_UNSPEC, 0, index, linux.IFF_UP, linux.IFF_UP)
         if master is not None:
             body += u32(IFLA_MASTER, master)
         self.request(RTM_NEWLINK, 0, body, f"set {name} up")
@@ -170,14 +174,14 @@ def _extended_reason(reply, flags):
     if not flags & NLM_F_ACK_TLVS:
         return ""
     request_length = HEADER.unpack_from(reply, HEADER.size + 4)[0]
-    offset = HEADER.size + 4 + (HEADER.size if flags & NLM_F_CAPPED else (request_length + 3) & ~3)
+    offset = HEADER.size + 4 + (HEADER.size if flags & NLM_F_CAPPED else aligned(request_length))
     while offset + 4 <= len(reply):
         length, kind = struct.unpack_from("=HH", reply, offset)
         if length < 4:
             break
         if kind == NLMSGERR_ATTR_MSG:
             return reply[offset + 4 : offset + length].split(b"\0", 1)[0].decode(errors="replace")
-        offset += (length + 3) & ~3
+        offset += aligned(length)
     return ""
 
 

@@ -160,3 +160,11 @@ def test_a_missing_bridge_is_named_and_the_veth_made_before_is_deleted(holder):
         net.plug(holder, [plug_item(free_subnet(), bridge="bl-gone")])
     assert "bvnltest00" not in host_links()
     assert [link["ifname"] for link in inside(holder, "link")] == ["lo"]
+
+
+@pytest.mark.integration
+def test_a_stale_veth_of_the_same_name_is_replaced(holder):
+    """A restart can find its previous veth not yet reaped by the kernel: the plug deletes it first."""
+    subprocess.run(["ip", "link", "add", "bvnltest00", "type", "veth", "peer", "name", "bvnlstale"], check=True)
+    net.plug(holder, [plug_item(free_subnet())])
+    assert "bvnlstale" not in host_links() and host_links()["bvnltest00"]["master"] == "bl-nltest"
