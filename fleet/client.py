@@ -104,7 +104,7 @@ def parse_reply(host, argv, done):
     """The data of a helper's JSON reply, or the HelperError it describes."""
     if done.exit_code == PYTHON_MISSING:
         raise NoPython(host, argv, done.exit_code, "no python3 on this host: install python3 (3.9 or later)")
-    if done.exit_code == ship.PYTHON_TOO_OLD:
+    if done.exit_code == boot.PYTHON_TOO_OLD:
         message = done.stderr.decode("utf-8", "replace").strip().removeprefix("baleine: error: ")
         raise NoPython(host, argv, done.exit_code, message or "python3 is older than 3.9", done.stderr)
     lines = [line for line in done.stdout.decode("utf-8", "replace").splitlines() if line.strip()]

@@ -16,11 +16,10 @@ import io
 import marshal
 import os
 
-from .node import boot, state
+from .node import state
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-PYTHON_TOO_OLD = boot.PYTHON_TOO_OLD
 # Run as a zipapp (python3 -I -S FILE, or by its shebang): the same entry as boot.LINE's.
 MAIN = b"from fleet.node.boot import run\nrun()\n"
 PACKAGE_INIT = b'"""baleine (only the node helper is shipped to hosts)."""\n'

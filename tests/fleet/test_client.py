@@ -44,14 +44,14 @@ def test_missing_python_and_old_python_are_clear():
         client.parse_reply("node1", ["check"], Completed(client.PYTHON_MISSING, b"", b""))
     old = b"baleine: error: python3 is 3.7 on this host; baleine needs 3.9 or later\n"
     with pytest.raises(NoPython, match=r"node1: python3 is 3\.7 on this host; baleine needs 3\.9"):
-        client.parse_reply("node1", ["check"], Completed(ship.PYTHON_TOO_OLD, b"", old))
+        client.parse_reply("node1", ["check"], Completed(boot.PYTHON_TOO_OLD, b"", old))
 
 
 def test_the_zipapp_refuses_an_old_python_before_importing_anything(monkeypatch, capsys):
     monkeypatch.setattr("sys.version_info", (3, 8, 18, "final", 0))
     with pytest.raises(SystemExit) as raised:
         exec(compile(ship.MAIN, "__main__.py", "exec"), {"__name__": "__main__"})
-    assert raised.value.code == ship.PYTHON_TOO_OLD
+    assert raised.value.code == boot.PYTHON_TOO_OLD
     assert "python3 is 3.8 on this host; baleine needs 3.9 or later" in capsys.readouterr().err
 
 
