@@ -1,4 +1,4 @@
-"""Bridges, veth pairs, addresses and IPAM: `ip` argv lists, and netlink for the plug every start makes.
+"""Bridges, veth pairs, addresses and IPAM: `ip` argv lists; netlink for the plug every start makes and deletes.
 
 No firewall rule is ever written: containers reach each other and the host
 through a plain Linux bridge that holds the network's gateway address.

@@ -1,11 +1,12 @@
-"""rtnetlink, just what plugging a container needs: a veth pair, its address, its default route.
+"""rtnetlink, just what plugging a container needs: a veth pair, its address, its default route; deleting a link.
 
 A container start with a network used to run `ip -batch` twice (once on the
 host, once inside the container's namespace): two fork/execs of ip, about
 6 ms of every start. These are the same requests ip sends, made from our own
-process. Everything else (bridges, VXLAN, reading addresses) still goes
-through ip, where its argv lists are easier to read and a few milliseconds
-do not matter.
+process, and a link is deleted the same way (a restart often finds its
+old veth not yet reaped). Everything else (making bridges and VXLAN ports,
+reading addresses and routes) still goes through ip, where its argv lists
+are easier to read and a few milliseconds do not matter.
 
 Messages are the kernel's structs from <linux/netlink.h>, <linux/rtnetlink.h>
 and <linux/if_link.h>, packed in native byte order.
