@@ -7,9 +7,9 @@ booted that way) and pure v2 all work. Each container gets
 "baleine" and BALEINE_CGROUP_PARENT moves it (the tests use a unique one).
 """
 
+import _signal
 import errno
 import os
-import signal
 import time
 
 from .errors import BaleineError, Missing
@@ -227,7 +227,7 @@ class Cgroup:
             else:
                 for pid in pids:
                     try:
-                        os.kill(pid, signal.SIGKILL)
+                        os.kill(pid, _signal.SIGKILL)
                     except ProcessLookupError:
                         pass
             time.sleep(0.01)

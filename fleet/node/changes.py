@@ -16,9 +16,7 @@ ADDED, CHANGED, DELETED = "A", "C", "D"
 
 def diff(ref):
     """[{"kind": A|C|D, "path"}] of container ref against its image, in path order."""
-    import json
-
-    from . import images
+    from . import images, jsonlite
     from .commit import consistent_disk
     from .containers import read_config
 
@@ -33,12 +31,12 @@ def diff(ref):
 
             def compare_and_save():
                 with open(found, "w", encoding="utf-8") as handle:
-                    json.dump(compare(base, top, shift), handle)
+                    handle.write(jsonlite.dumps(compare(base, top, shift)))
 
             mounts = [(disk, top, not copied), (image_disk, base, image_read_only)]
             images.with_mounts(mounts, compare_and_save, "compare the container's files with its image's")
         with open(found, encoding="utf-8") as handle:
-            return [{"kind": kind, "path": path} for kind, path in json.load(handle)]
+            return [{"kind": kind, "path": path} for kind, path in jsonlite.load(handle)]
 
 
 def compare(base, top, shift=0):

@@ -9,7 +9,7 @@ With --json every verb prints exactly one JSON object on stdout:
 import os
 import sys
 
-from . import VERSION
+from . import VERSION, jsonlite
 from .errors import BaleineError
 
 EPILOG = "State lives in $BALEINE_ROOT (default /var/lib/baleine). Add --json for one JSON object on stdout."
@@ -666,8 +666,6 @@ def _emit_ok(reply, json_mode):
 
 
 def _print_json(payload):
-    import json
-
     payload["version"] = VERSION
-    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.write(jsonlite.dumps(payload) + "\n")
     sys.stdout.flush()

@@ -7,12 +7,11 @@ file. Its row holds everything else. Slow work (copying a disk, waiting for a
 process) is done outside the state lock; decisions are made inside it.
 """
 
+import _signal
 import contextlib
-import json
 import os
-import signal
 
-from . import cgroups, etcfiles, events, images, limits, linux, networks, parse, state
+from . import cgroups, etcfiles, events, images, jsonlite, limits, linux, networks, parse, state
 from .errors import Conflict, Invalid, Missing, NotFound, StartFailed
 from .faults import point
 
@@ -54,12 +53,12 @@ def format_attachments(pairs):
 
 def read_config(row):
     with open(config_path(row), encoding="utf-8") as handle:
-        return json.load(handle)
+        return jsonlite.load(handle)
 
 
 def write_config(row, config):
     """Replace the container's config.json; root's alone: its env may hold secrets (as Docker keeps it)."""
-    state.write_atomic(config_path(row), json.dumps(config, indent=2) + "\n", mode=0o600)
+    state.write_atomic(config_path(row), jsonlite.dumps(config, indent=2) + "\n", mode=0o600)
 
 
 def config_path(row):
@@ -572,13 +571,13 @@ def _forwarding_signals(pid):
     As with Docker's sig-proxy, the command decides: pid 1 of a namespace
     ignores a signal it has no handler for, and we keep waiting for its status.
     """
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {number: signal.signal(number, lambda number, _frame: _signal(pid, number)) for number in forwarded}
+    forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+    previous = {number: _signal.signal(number, lambda number, _frame: _deliver(pid, number)) for number in forwarded}
     try:
         yield
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)
+            _signal.signal(number, handler)
 
 
 def restart_by_policy(container_id):
@@ -652,13 +651,13 @@ def stop(ref, timeout=None, by_user=True):
         timeout = float(config.get("stop_timeout", STOP_TIMEOUT)) if timeout is None else timeout
         pid = int(row["pid"])
         stop_signal = config.get("stop_signal") or "SIGTERM"
-        _signal(pid, getattr(signal, stop_signal))
+        _deliver(pid, getattr(_signal, stop_signal))
         cgroup_of(row).thaw()  # the signal waits for it
         point("stop:signalled")
         by = None if by_user else "check"
         events.record("stop", row, by=by, signal=stop_signal, timeout=timeout)
         if not linux.wait_gone(pid, timeout):
-            _signal(pid, signal.SIGKILL)  # pid 1 dies, and the kernel kills the rest of its namespace
+            _deliver(pid, _signal.SIGKILL)  # pid 1 dies, and the kernel kills the rest of its namespace
             point("stop:killed")
             events.record("kill", row, by=by, signal="SIGKILL", after=timeout)
             linux.wait_gone(pid, 5.0)
@@ -686,7 +685,7 @@ def kill(ref, signal_name="SIGKILL"):
     if ending:
         _mark_stopped_by_user(row)
     pid = int(row["pid"])
-    _signal(pid, getattr(signal, signal_name))
+    _deliver(pid, getattr(_signal, signal_name))
     if ending:
         cgroup_of(row).thaw()  # else the signal waits, as the container does, for unpause
     events.record("kill", row, signal=signal_name)
@@ -754,7 +753,7 @@ def wait(ref):
     return row
 
 
-def _signal(pid, number):
+def _deliver(pid, number):
     try:
         os.kill(pid, number)
     except ProcessLookupError:

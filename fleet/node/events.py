@@ -15,7 +15,7 @@ reader goes away.
 
 import os
 
-from . import state
+from . import jsonlite, state
 
 FILE = "events.log"
 SIZE = 1 << 20
@@ -27,13 +27,11 @@ def record(action, row, by=None, **details):
 
     by: who did it (default: who()); "" for what nobody did (a process that died).
     """
-    import json
-
     event = {"time": state.now(), "action": action, "container": row["name"], "id": row["id"][:12]}
     if by != "":
         event["by"] = by or who()
     event.update(details)
-    line = json.dumps(event, separators=(",", ":")) + "\n"
+    line = jsonlite.dumps(event, separators=(",", ":")) + "\n"
     try:
         fd = os.open(state.path(FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
@@ -116,12 +114,10 @@ class _Lines:
 
 def _parse(line):
     """One event from a line of the file, or None for what is not one."""
-    import json
-
     # A write cut short (a full disk, a power cut) leaves no newline: the next event follows on its line.
     line = line[max(0, line.rfind(START.encode())) :]
     try:
-        event = json.loads(line)
+        event = jsonlite.loads(line)
         state.epoch(event["time"])
     except (ValueError, KeyError, TypeError):
         return None  # what is left of a cut line, or not ours

@@ -10,11 +10,10 @@ export), times kept: a backup, or a root filesystem for `image create`.
 
 import hashlib
 import io
-import json
 import os
 import tarfile
 
-from . import images, imports, registry, state
+from . import images, imports, jsonlite, registry, state
 from .errors import Invalid
 
 FORMATS = ("docker-archive", "oci-archive")
@@ -281,7 +280,7 @@ def _config(row, stored, diff_id):
 
 
 def _json(document):
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return jsonlite.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _sha256(data):

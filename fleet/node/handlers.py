@@ -5,13 +5,12 @@ Modules are imported inside each handler so a verb pays only for what it uses.
 
 import sys
 
+from . import jsonlite
 from .cli import Reply
 
 
 def _pretty(data):
-    import json
-
-    return json.dumps(data, indent=2)
+    return jsonlite.dumps(data, indent=2)
 
 
 # ----------------------------------------------------------------- images
@@ -814,13 +813,11 @@ def events(args):
 
 def _follow_events(name, since, as_json):
     """Print each event on a line of its own (a JSON object with --json) as it comes, until the reader leaves."""
-    import json
-
     from . import events as history
     from . import logs, render
 
     def emit(event):
-        sys.stdout.write((json.dumps(event) if as_json else render.event_line(event)) + "\n")
+        sys.stdout.write((jsonlite.dumps(event) if as_json else render.event_line(event)) + "\n")
         sys.stdout.flush()
 
     try:

@@ -6,10 +6,9 @@ when complete, so a failed or interrupted build registers nothing.
 """
 
 import contextlib
-import json
 import os
 
-from . import linux, parse, state
+from . import jsonlite, linux, parse, state
 from .errors import BaleineError, CommandFailed, Conflict, Invalid, Missing, NoSpace, NotFound
 
 MIN_SIZE = 8 << 20
@@ -119,7 +118,7 @@ def config(name):
     """The image's stored config (Cmd, Entrypoint, Env, WorkingDir, User)."""
     try:
         with open(config_file(name), encoding="utf-8") as handle:
-            return json.load(handle)
+            return jsonlite.load(handle)
     except FileNotFoundError:
         return {}
 
@@ -136,7 +135,7 @@ def keep_in_config(name, digest, key, value):
 
 def write_config(name, document):
     """Replace image name's config file, root's alone as its image file is."""
-    state.write_atomic(config_file(name), json.dumps(document, indent=2, sort_keys=True) + "\n", mode=0o600)
+    state.write_atomic(config_file(name), jsonlite.dumps(document, indent=2, sort_keys=True) + "\n", mode=0o600)
 
 
 def create(name, size_text, source):

@@ -9,11 +9,10 @@ readers into archive.Tree; a digest that does not match names the blob.
 """
 
 import hashlib
-import json
 import posixpath
 import tarfile
 
-from . import archive
+from . import archive, jsonlite
 from .errors import Invalid, Missing
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -79,7 +78,7 @@ class Archive:
 
     def json(self, name, digest=None):
         try:
-            return json.loads(self.read(name, digest))
+            return jsonlite.loads(self.read(name, digest))
         except ValueError:
             raise Invalid(f"archive entry {name!r} is not valid JSON") from None
 

@@ -23,14 +23,14 @@ stay a zombie), and the `exec` itself can leave at once.
 
 # The builtin _socket, not socket: that module costs every start 3 ms (enum
 # conversions, selectors) for a listener, an accept and a line reader.
+import _signal
 import _socket
 import os
 import select
-import signal
 import struct
 import sys
 
-from . import linux
+from . import jsonlite, linux
 from .errors import StartFailed
 
 # dash reports a child killed by a signal ("Killed") on its stderr, which must not be
@@ -332,8 +332,8 @@ def _wait_for_forked_init(directory, exit_file, config, tty):
             os._exit(125)
     # Signals for the container reach its pid 1 from the starting command, as
     # they would through the shell waiter; this process only has to outlive it.
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(number, signal.SIG_IGN)
+    for number in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT):
+        _signal.signal(number, _signal.SIG_IGN)
     _, wait_status = os.waitpid(init, 0)
     status = shell_status(wait_status)
     os.write(status_fd, f"{status}\n".encode())
@@ -439,10 +439,10 @@ def _join_and_run(pid, cgroup, sandbox, config, timeout=None):
             os._exit(125)
     expired = []
     if timeout:
-        signal.signal(signal.SIGALRM, lambda *_: (expired.append(True), os.kill(child, signal.SIGKILL)))
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        _signal.signal(_signal.SIGALRM, lambda *_: (expired.append(True), os.kill(child, _signal.SIGKILL)))
+        _signal.setitimer(_signal.ITIMER_REAL, timeout)
     _, status = os.waitpid(child, 0)
-    signal.setitimer(signal.ITIMER_REAL, 0)
+    _signal.setitimer(_signal.ITIMER_REAL, 0)
     return TIMED_OUT if expired else shell_status(status)
 
 
@@ -465,8 +465,6 @@ def exec_detached(pid, cgroup, config, argv, log_path):
     log_path (the container's log). Raises StartFailed when it could not start
     (no such program, bad user), with the status Docker would give.
     """
-    import json
-
     from . import ulimits
 
     read_end, write_end = os.pipe()
@@ -481,7 +479,7 @@ def exec_detached(pid, cgroup, config, argv, log_path):
             cgroup.join(os.getpid())
             _enter_namespaces(pid, ("pid",), {})  # for the children only: the shell itself stays outside
             boot = [sys.executable, "-I", "-S", "-c", DETACHED_BOOT, package_root(), str(pid)]
-            environment = {CONFIG_VARIABLE: json.dumps(dict(config, command=argv))}
+            environment = {CONFIG_VARIABLE: jsonlite.dumps(dict(config, command=argv))}
             os.execve("/bin/sh", ["sh", "-c", DETACHED_WAITER, "baleine-exec", *boot], environment)
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
             os.write(REPORT_FD, f"125 exec failed: {error}".encode())
@@ -504,7 +502,7 @@ def _read_report(fd, waiter):
     while True:
         ready, _, _ = select.select([fd], [], [], deadline)
         if not ready:
-            os.killpg(waiter, signal.SIGKILL)
+            os.killpg(waiter, _signal.SIGKILL)
             return f"125 exec failed: the command was not started within {HANDSHAKE_TIMEOUT:.0f} s"
         chunk = os.read(fd, 4096)
         if not chunk:
@@ -528,18 +526,16 @@ def detached_child(pid):
     Join the container's other namespaces, then become the command. What goes
     wrong before the exec is written to REPORT_FD for the `exec` still waiting.
     """
-    import json
-
     from . import sandbox  # before setns(mnt): after it the host's files are out of reach
 
     os.set_inheritable(REPORT_FD, False)  # the command's exec closes it: the `exec` then reads the end
     status, message = 125, ""
     try:
-        config = json.loads(os.environ[CONFIG_VARIABLE])
+        config = jsonlite.loads(os.environ[CONFIG_VARIABLE])
         _enter_namespaces(pid, (name for name in JOIN_ORDER if name != "pid"), config)
         # A background job of a shell ignores SIGINT and SIGQUIT; the command must not.
-        for number in (signal.SIGINT, signal.SIGQUIT):
-            signal.signal(number, signal.SIG_DFL)
+        for number in (_signal.SIGINT, _signal.SIGQUIT):
+            _signal.signal(number, _signal.SIG_DFL)
         sandbox.enter(config)
     except sandbox.SetupError as error:
         status, message = error.status, str(error)

@@ -7,7 +7,6 @@ dict lives in a container's config.json and is shown by list and inspect.
 
 import math
 import os
-import re
 
 from . import parse
 from .cgroups import DEVICE_FILTER
@@ -44,7 +43,7 @@ def shares_to_weight(shares):
 
 def cpu_list(text):
     """Expand '0-2,5' to {0, 1, 2, 5}."""
-    if not re.fullmatch(_CPU_LIST, text):
+    if not parse.matches(_CPU_LIST, text):
         raise Invalid(f"invalid CPU list {text!r}: use numbers and ranges such as 0-1,3")
     cpus = set()
     for part in text.split(","):
@@ -69,7 +68,7 @@ def io_rate(text, what, rate_kind):
 
 def block_device(path, what):
     """A block device path (or 'MAJ:MIN') as 'MAJ:MIN'; it must exist."""
-    if re.fullmatch(r"\d+:\d+", path):
+    if parse.matches(r"\d+:\d+", path):
         return path
     try:
         info = os.stat(path)
@@ -85,7 +84,7 @@ def block_device(path, what):
 def device_rule(text):
     """A devices cgroup rule: 'TYPE MAJ:MIN ACCESS', e.g. 'c 10:200 rwm'."""
     rule = " ".join(text.split())
-    if not re.fullmatch(_DEVICE_RULE, rule):
+    if not parse.matches(_DEVICE_RULE, rule):
         raise Invalid(f"invalid device rule {text!r}: use TYPE MAJ:MIN ACCESS such as 'c 10:200 rwm' (types a b c)")
     return rule
 

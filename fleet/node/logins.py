@@ -15,10 +15,9 @@ with the token as its password: the client trades it for Bearer tokens.
 """
 
 import base64
-import json
 import os
 
-from . import registry, state
+from . import jsonlite, registry, state
 from .errors import BaleineError, NotFound
 from .registry import registry_name
 
@@ -65,7 +64,7 @@ def _from_helper(name, server):
             return None
         raise BaleineError(f"{program} failed for {server}: {said.splitlines()[-1] if said else done.returncode}")
     try:
-        answer = json.loads(done.stdout)
+        answer = jsonlite.loads(done.stdout)
         username, secret = answer["Username"], answer["Secret"]
     except (ValueError, KeyError, TypeError):
         raise BaleineError(f"{program} answered {server} with something other than its JSON") from None
@@ -100,7 +99,7 @@ def _replace(domain, entry):
         if entry is None and not had:
             return False
         document["auths"] = {**kept, _key(domain): entry} if entry else kept
-        state.write_atomic(state.path(FILE), json.dumps(document, indent=2) + "\n", mode=0o600)
+        state.write_atomic(state.path(FILE), jsonlite.dumps(document, indent=2) + "\n", mode=0o600)
         return had
 
 
@@ -147,7 +146,7 @@ def _document(path, lenient=False):
     """The JSON object in path ({} when there is none); a broken file is an error unless lenient (not ours)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
+            document = jsonlite.load(handle)
         if not isinstance(document, dict) or not isinstance(document.get("auths", {}), dict):
             raise ValueError("not an object with an auths object")
         return document

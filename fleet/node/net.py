@@ -4,9 +4,7 @@ No firewall rule is ever written: containers reach each other and the host
 through a plain Linux bridge that holds the network's gateway address.
 """
 
-import json
-
-from . import linux
+from . import jsonlite, linux
 from .errors import Conflict, Invalid, KernelRefused
 
 IFNAMSIZ = 15  # the kernel's limit on interface names, without the NUL
@@ -78,13 +76,13 @@ def host_networks(own_bridges=()):
 
     found = []
     for family in ("-4", "-6"):
-        for route in json.loads(linux.run(["ip", "-j", family, "route", "show", "table", "all"]) or "[]"):
+        for route in jsonlite.loads(linux.run(["ip", "-j", family, "route", "show", "table", "all"]) or "[]"):
             dst = route.get("dst", "")
             if dst in ("", "default") or route.get("dev") in own_bridges:
                 continue
             where = f" dev {route['dev']}" if route.get("dev") else ""
             found.append((ipaddress.ip_network(dst, strict=False), f"route {dst}{where}"))
-    for link in json.loads(linux.run(["ip", "-j", "addr", "show"]) or "[]"):
+    for link in jsonlite.loads(linux.run(["ip", "-j", "addr", "show"]) or "[]"):
         if link.get("ifname") in own_bridges:
             continue
         for info in link.get("addr_info", []):

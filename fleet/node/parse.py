@@ -1,39 +1,70 @@
 """Turn user input into values, refusing anything unclear with a one-line reason."""
 
-import re
-
 from .errors import Invalid
 
 NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 63 characters"
-# Patterns, not compiled ones: re.fullmatch compiles each on its first use and
-# keeps it. Compiling them all at import cost every command 1 ms for the few it uses.
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_CHARACTERS = _ALNUM | frozenset("_.-")
+# Patterns, not compiled ones, for the options that need one: re is imported
+# (about 6 ms with the enum it loads) and each pattern compiled on first use.
+# Names and sizes, which nearly every command checks, are read without re.
 _ENV_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 _LABEL_KEY = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}"
 _HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _USER_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
-_SIZE = r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def name(value, kind="name"):
     """A resource name, the same rule for images, networks and containers."""
-    if not isinstance(value, str) or not re.fullmatch(_NAME, value):
+    if not _is_name(value):
         raise Invalid(f"invalid {kind} {value!r}: use {NAME_RULE}")
     return value
 
 
+def _is_name(value):
+    return isinstance(value, str) and 0 < len(value) <= 63 and value[0] in _ALNUM and _NAME_CHARACTERS.issuperset(value)
+
+
 def size(value, what="size", minimum=1):
     """Bytes from '64M', '1.5G', '512Mi', '4096'; K/M/G/T are powers of 1024."""
-    text = str(value).strip()
-    match = re.fullmatch(_SIZE, text, re.IGNORECASE)
-    if not match:
+    parts = _size_parts(str(value).strip())
+    if parts is None:
         raise Invalid(f"invalid {what} {value!r}: use a number with an optional K, M, G or T suffix, e.g. 64M")
-    number, unit, _ = match.groups()
-    result = int(float(number) * _UNITS[unit.upper()])
+    number, unit = parts
+    result = int(float(number) * _UNITS[unit])
     if result < minimum:
         raise Invalid(f"invalid {what} {value!r}: must be at least {human_size(minimum)}")
     return result
+
+
+def _size_parts(text):
+    """'1.5 GiB' -> ('1.5', 'G'): NUMBER[.DIGITS], spaces, then K/M/G/T, i and B, each optional, any case."""
+    if text[-1:] in ("B", "b"):
+        text = text[:-1]
+    if text[-1:] in ("I", "i"):
+        text = text[:-1]
+    unit = text[-1:].upper()
+    if unit in ("K", "M", "G", "T"):
+        text = text[:-1]
+    else:
+        unit = ""
+    number = text.rstrip(" \t")
+    whole, dot, fraction = number.partition(".")
+    if not _digits(whole) or (dot and not _digits(fraction)):
+        return None
+    return number, unit
+
+
+def _digits(text):
+    return text.isascii() and text.isdigit()
+
+
+def matches(pattern, text):
+    """Whether all of text matches pattern (a regular expression)."""
+    import re
+
+    return re.fullmatch(pattern, text) is not None
 
 
 def human_size(count):
@@ -94,7 +125,7 @@ def subnet(value):
 def env(value):
     """'KEY=VALUE' -> (key, value)."""
     key, sep, val = value.partition("=")
-    if not sep or not re.fullmatch(_ENV_KEY, key):
+    if not sep or not matches(_ENV_KEY, key):
         raise Invalid(f"invalid environment variable {value!r}: use KEY=VALUE, KEY made of letters, digits and '_'")
     return key, val
 
@@ -102,7 +133,7 @@ def env(value):
 def label(value):
     """'KEY=VALUE' (or 'KEY', for an empty value) -> (key, value), as Docker's --label takes them."""
     key, _, val = value.partition("=")
-    if not re.fullmatch(_LABEL_KEY, key) or "\n" in val or "\0" in val or len(val) > 1024:
+    if not matches(_LABEL_KEY, key) or "\n" in val or "\0" in val or len(val) > 1024:
         raise Invalid(
             f"invalid label {value!r}: use KEY=VALUE, KEY made of letters, digits and . _ - / (at most 128), "
             "VALUE one line of at most 1024 characters"
@@ -134,7 +165,7 @@ def env_file(path):
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if "=" not in line and re.fullmatch(_ENV_KEY, line.strip()):
+        if "=" not in line and matches(_ENV_KEY, line.strip()):
             if line.strip() in os.environ:
                 items.append(f"{line.strip()}={os.environ[line.strip()]}")
             continue
@@ -266,14 +297,14 @@ def tmpfs(value):
 def user(value):
     """'USER[:GROUP]', names or numeric ids, checked for form only."""
     parts = value.split(":")
-    if len(parts) > 2 or not all(re.fullmatch(_USER_PART, part) for part in parts):
+    if len(parts) > 2 or not all(matches(_USER_PART, part) for part in parts):
         raise Invalid(f"invalid user {value!r}: use USER or USER:GROUP, names or numeric ids")
     return value
 
 
 def group(value):
     """--group-add: a group name or id, checked for form only (the image's /etc/group says the rest)."""
-    if not re.fullmatch(_USER_PART, value):
+    if not matches(_USER_PART, value):
         raise Invalid(f"invalid --group-add {value!r}: use a group name or a numeric id, e.g. audio or 29")
     return value
 
@@ -296,7 +327,7 @@ def oom_score_adj(value):
 def hostname(value):
     """An RFC 1123 host name that fits the kernel's 64-byte limit."""
     labels = value.split(".")
-    if len(value) > 63 or not all(re.fullmatch(_HOST_LABEL, label) for label in labels):
+    if len(value) > 63 or not all(matches(_HOST_LABEL, label) for label in labels):
         raise Invalid(
             f"invalid hostname {value!r}: use letters, digits and '-' in dot-separated labels, at most 63 characters"
         )
@@ -347,7 +378,7 @@ def sysctl(value, host_network=False):
     """--sysctl 'KEY=VALUE' -> (key with dots, value); only what the container's own namespaces hold."""
     key, sep, setting = value.partition("=")
     key = key.strip().replace("/", ".")  # net/core/somaxconn works too
-    if not sep or not re.fullmatch(_SYSCTL_KEY, key) or not setting or "\n" in setting:
+    if not sep or not matches(_SYSCTL_KEY, key) or not setting or "\n" in setting:
         raise Invalid(f"invalid --sysctl {value!r}: use KEY=VALUE, e.g. net.core.somaxconn=1024")
     namespaced = key.startswith(("net.", "fs.mqueue.")) or key in _IPC_SYSCTLS
     if not namespaced:
@@ -387,7 +418,7 @@ def dns_search(value):
 
 def dns_option(value):
     """--dns-option: one resolv.conf option, e.g. ndots:2 or edns0."""
-    if not re.fullmatch(_DNS_OPTION, value):
+    if not matches(_DNS_OPTION, value):
         raise Invalid(f"invalid --dns-option {value!r}: use one resolver option such as ndots:2, timeout:1 or edns0")
     return value
 
@@ -441,20 +472,34 @@ def security_options(values):
 
 
 def signal_name(value, what="--stop-signal"):
-    """'SIGQUIT', 'quit' or '3' -> 'SIGQUIT', the name the config keeps."""
-    import signal
-
+    """'SIGQUIT', 'quit' or '3' -> 'SIGQUIT', the name the config keeps (signal.Signals' name for it)."""
     text = str(value).strip().upper()
-    try:
-        if text.isdigit():
-            found = signal.Signals(int(text))
-        else:
-            found = signal.Signals[text if text.startswith("SIG") else f"SIG{text}"]
-    except (KeyError, ValueError):
-        raise Invalid(
-            f"invalid {what} {value!r}: use a signal name or number, e.g. SIGTERM, SIGQUIT, SIGINT or 15"
-        ) from None
-    return found.name
+    numbers, names = _signals()
+    if text.isdigit() and text.isascii():
+        found = names.get(int(text))
+    else:
+        found = names.get(numbers.get(text if text.startswith("SIG") else f"SIG{text}"))
+    if found is None:
+        raise Invalid(f"invalid {what} {value!r}: use a signal name or number, e.g. SIGTERM, SIGQUIT, SIGINT or 15")
+    return found
+
+
+def _signals():
+    """{name: number} of every signal, and {number: name} with the name signal.Signals gives it.
+
+    Read off _signal, not signal, whose enum costs every `run` 3 ms. Where two
+    names share a number (SIGIOT and SIGABRT), the enum keeps the first in
+    alphabetical order, and so does this.
+    """
+    import _signal
+
+    numbers = {
+        name: getattr(_signal, name) for name in dir(_signal) if name.startswith("SIG") and not name.startswith("SIG_")
+    }
+    names = {}
+    for number, name in sorted((number, name) for name, number in numbers.items()):
+        names.setdefault(number, name)
+    return numbers, names
 
 
 def workdir(value):

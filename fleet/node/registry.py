@@ -17,10 +17,10 @@ Redirects (blobs served from a CDN) are followed without our credentials.
 
 import base64
 import hashlib
-import json
 import re
 import urllib.parse
 
+from . import jsonlite
 from .errors import BaleineError, Invalid, NotFound
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -388,7 +388,7 @@ class Client:
             raise BaleineError(f"the login service of {self.reference.domain} refused {self._who()}: "
                                f"{answer.status} {answer.reason}")  # fmt: skip
         try:
-            document = json.loads(body)
+            document = jsonlite.loads(body)
             return document.get("token") or document["access_token"]
         except (ValueError, KeyError, AttributeError):
             raise BaleineError(f"the login service of {self.reference.domain} sent no token") from None
@@ -404,7 +404,7 @@ class Client:
         if claimed and claimed != digest:
             raise Invalid(f"digest mismatch for the manifest of {self.reference}: {claimed} claimed, {digest} sent")
         try:
-            document = json.loads(body)
+            document = jsonlite.loads(body)
         except ValueError:
             raise Invalid(f"the manifest of {self.reference} is not JSON") from None
         media_type = document.get("mediaType") or response.getheader("Content-Type", "").split(";")[0]
@@ -584,7 +584,7 @@ class Blobs:
         if digest != found:
             raise Invalid(f"digest mismatch for the image config {digest}: the registry sent {found}")
         try:
-            return json.loads(data)
+            return jsonlite.loads(data)
         except ValueError:
             raise Invalid(f"the image config {digest} is not JSON") from None
 
@@ -832,7 +832,7 @@ def _drain(response):
 def _errors(response):
     """The registry's own words: the messages of its JSON error body, or the HTTP reason."""
     try:
-        body = json.loads(response.read(1 << 16) or b"{}")
+        body = jsonlite.loads(response.read(1 << 16) or b"{}")
         _drain(response)
         messages = [f"{e.get('code', '')} {e.get('message', '')}".strip() for e in body.get("errors", [])]
     except (ValueError, AttributeError):

@@ -18,11 +18,10 @@ The control machine uses the same module (fleet/images.py) to send images it
 holds itself.
 """
 
-import json
 import os
 import struct
 
-from . import parse, state
+from . import jsonlite, parse, state
 from .errors import BaleineError, Invalid
 
 MAGIC = b"BALEINE-IMAGE/1 "
@@ -67,7 +66,7 @@ def frames(fd, extents):
 
 
 def header(meta):
-    return MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n"
+    return MAGIC + jsonlite.dumps(meta, sort_keys=True).encode() + b"\n"
 
 
 def stream(path, meta):
@@ -103,7 +102,7 @@ def read_header(source):
     if not line.startswith(MAGIC) or not line.endswith(b"\n"):
         raise Invalid("not a baleine image stream (it must start with BALEINE-IMAGE/1)")
     try:
-        meta = json.loads(line[len(MAGIC) :])
+        meta = jsonlite.loads(line[len(MAGIC) :])
         parse.name(meta["name"], "image name")
         if not (isinstance(meta["size"], int) and meta["size"] > 0):
             raise ValueError("size")

@@ -29,11 +29,11 @@ def record(samples):
     """Append one row per sample: (row, usage dict from cgroups.Cgroup.usage())."""
     if not samples:
         return
-    import csv
+    import _csv  # not csv, which imports re: check writes this every minute
     import io
 
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
+    writer = _csv.writer(buffer, delimiter=";", lineterminator="\n")
     stamp = state.now()
     for row, figures in samples:
         writer.writerow([stamp, row["name"], row["id"][:12], row["started"], f"{figures['cpu_ns'] / 1e9:.3f}",

@@ -33,6 +33,44 @@ def test_bad_sizes(bad):
         parse.size(bad)
 
 
+def candidates(alphabet, longest):
+    """Every string of alphabet up to 3 long, then some longer ones: what a hand-written check can get wrong."""
+    import itertools
+    import random
+
+    found = ["".join(chars) for n in range(4) for chars in itertools.product(alphabet, repeat=n)]
+    rng = random.Random(7)
+    found += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(longest))) for _ in range(3000)]
+    return found
+
+
+def accepts(check, text):
+    try:
+        check(text)
+    except Invalid:
+        return False
+    return True
+
+
+def test_names_follow_the_documented_pattern_exactly():
+    import re
+
+    for text in [*candidates("aZ09_.-/é ", 70), "x" * 63, "x" * 64, "a\n"]:
+        assert accepts(parse.name, text) == bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", text)), text
+
+
+def test_sizes_follow_the_documented_pattern_exactly():
+    import re
+
+    for text in candidates("09.kMgTiIBb \t-٣", 9):
+        expected = re.fullmatch(r"(\d+(?:\.\d+)?)[ \t]*([KMGT]?)(i?)B?", text.strip(), re.IGNORECASE | re.ASCII)
+        assert accepts(lambda text: parse.size(text, minimum=0), text) == bool(expected), text
+        if expected:
+            number, unit, _ = expected.groups()
+            assert parse.size(text, minimum=0) == int(float(number) * {"": 1, "K": 1024, "M": 1 << 20, "G": 1 << 30,
+                                                             "T": 1 << 40}[unit.upper()])  # fmt: skip
+
+
 def test_size_minimum_names_it():
     with pytest.raises(Invalid, match="at least 8M"):
         parse.size("1M", minimum=8 << 20)
@@ -211,6 +249,18 @@ def test_signal_names():
     for bad in ("SIGNOPE", "", "999", "-1", "SIG_IGN"):
         with pytest.raises(Invalid, match=f"invalid --stop-signal {bad!r}: use a signal name or number"):
             parse.signal_name(bad)
+
+
+def test_signal_names_are_the_ones_signal_signals_gives():
+    import signal
+
+    for member in signal.Signals:
+        assert parse.signal_name(str(member.value)) == member.name
+        assert parse.signal_name(member.name[3:].lower()) == member.name
+    for alias, member in signal.Signals.__members__.items():  # SIGIOT is SIGABRT, SIGCLD is SIGCHLD
+        assert parse.signal_name(alias) == member.name
+    for number in range(70):
+        assert accepts(parse.signal_name, str(number)) == (number in {member.value for member in signal.Signals})
 
 
 def test_seconds_and_counts():

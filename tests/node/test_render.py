@@ -38,3 +38,11 @@ def test_a_pulled_images_digest_is_cut_in_tables():
     line = render.images([{"name": "web", "id": "1", "size": 1 << 20, "used": 0, "source": f"pull:web@{digest}",
                            "created": "c"}]).splitlines()[1]  # fmt: skip
     assert "pull:web@sha256:abababababab   c" in line
+
+
+@pytest.mark.parametrize("argv", [
+    [], [""], ["httpd", "-f", "-p", "80"], ["sh", "-c", "echo 'hi' && exit 7"], ["a b", "tab\there", "new\nline"],
+    ["$HOME", "*.txt", "~", "a;b", "it's", '"q"', "back\\slash"], ["user@host:/path,x=1+2%3"], ["é", "中文", "🐳"],
+])  # fmt: skip
+def test_commands_are_quoted_as_shlex_quotes_them(argv):
+    assert render.shell_words(argv) == shlex.join(argv)

@@ -58,6 +58,42 @@ def test_cells_with_separators_are_quoted(root):
     assert state.IMAGES.find("x")["source"] == "dir:/a;b"
 
 
+AWKWARD_TABLE = (
+    "name;source;created\n"
+    'a;"dir:/x;y";t\n'  # a quoted separator
+    "\n"  # a blank line
+    'b;"say ""hi""\nthen go";t\n'  # quotes and a newline inside a cell
+    "short;only\n"  # a cell missing
+    "long;s;t;extra;more\n"  # cells no column names
+)
+
+
+def test_tables_are_read_as_the_csv_module_reads_them(root):
+    import csv
+
+    (root / "images.csv").write_text(AWKWARD_TABLE)
+    with open(root / "images.csv", newline="") as handle:
+        expected = [dict(row) for row in csv.DictReader(handle, delimiter=";")]
+    assert state.IMAGES.read() == expected
+    assert [row["name"] for row in expected] == ["a", "b", "short", "long"]
+
+
+def test_tables_are_written_as_the_csv_module_writes_them(root):
+    import csv
+    import io
+
+    rows = [{"name": "a", "source": "dir:/x;y", "created": 'say "hi"\nthen'}, {"name": "b", "size": 3, "digest": None}]
+    with state.locked():
+        state.IMAGES.write(rows)
+    header = list(state.IMAGE_COLUMNS)
+    expected = io.StringIO()
+    writer = csv.DictWriter(expected, fieldnames=header, delimiter=";", lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    assert (root / "images.csv").read_text() == expected.getvalue()
+    assert state.IMAGES.read()[0]["created"] == 'say "hi"\nthen'
+
+
 def test_write_leaves_no_temporary_file(root):
     with state.locked():
         state.IMAGES.upsert({"name": "x"})
