@@ -8,7 +8,6 @@ process) is done outside the state lock; decisions are made inside it.
 """
 
 import _signal
-import contextlib
 import os
 
 from . import cgroups, etcfiles, events, images, jsonlite, limits, linux, networks, parse, state
@@ -493,7 +492,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         config = terminal.with_term(config)
     wanted = config.get("limits", {})
     launch = None
-    forwarding = contextlib.ExitStack()
+    forwarded = {}  # while attached: the handlers our signals had before they were passed on
     try:
         group.create()
         point("start:cgroup")
@@ -515,7 +514,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         point("start:accepted")
         ulimits.apply(pid, config)  # before its command runs: that inherits them
         if attach:  # from now on a signal for us is meant for the container
-            forwarding.enter_context(_forwarding_signals(pid))
+            forwarded = _forward_signals(pid)
         pid_start = linux.pid_start_time(pid)
         group.apply(limits.disk_writes(wanted, version, launch.disk(), config.get("devices", ())))
         point("start:disk-limits")
@@ -524,7 +523,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         point("start:released")
     except BaseException as error:
         primer.stop()
-        forwarding.close()
+        _restore_handlers(forwarded)
         status = error.exit_status if isinstance(error, StartFailed) else 125
         _abandon_start(row, group, launch, status)
         raise
@@ -548,8 +547,10 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
     events.record("start", row, **({"by": "check", "attempt": int(row["restarts"])} if by_policy else {}))
     if not attach:
         return None
-    with forwarding:
+    try:
         status = launch.wait() if master is None else _relay(master, launch.waiter_pid)
+    finally:
+        _restore_handlers(forwarded)
     row = finalize(row["id"])
     return int(row["exit_code"]) if row and row["exit_code"] else status
 
@@ -564,20 +565,19 @@ def _relay(master, waiter):
         os.close(master)
 
 
-@contextlib.contextmanager
-def _forwarding_signals(pid):
-    """While attached, pass SIGINT, SIGTERM and SIGHUP on to the container's pid 1.
+def _forward_signals(pid):
+    """While attached, pass SIGINT, SIGTERM and SIGHUP on to the container's pid 1; returns the old handlers.
 
     As with Docker's sig-proxy, the command decides: pid 1 of a namespace
     ignores a signal it has no handler for, and we keep waiting for its status.
     """
     forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
-    previous = {number: _signal.signal(number, lambda number, _frame: _deliver(pid, number)) for number in forwarded}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            _signal.signal(number, handler)
+    return {number: _signal.signal(number, lambda number, _frame: _deliver(pid, number)) for number in forwarded}
+
+
+def _restore_handlers(previous):
+    for number, handler in previous.items():
+        _signal.signal(number, handler)
 
 
 def restart_by_policy(container_id):

@@ -8,7 +8,6 @@ for their whole read-modify-write, so ten commands at once serialise cleanly.
 # _csv is the C reader and writer under csv: csv itself imports re (for its
 # Sniffer), and re imports enum, about 6 ms of every command.
 import _csv
-import contextlib
 import os
 import time
 
@@ -173,63 +172,99 @@ def _days_since_1970(year, month, day):
     return era * 146097 + day_of_era - 719468  # 719468: days from 0000-03-01 to 1970-01-01
 
 
-@contextlib.contextmanager
+# The context managers here are classes, not contextlib generators: contextlib
+# loads functools, collections and more, 3 ms of every command for three decorators.
+
+
 def exclusive(lock_path, wait, holder):
-    """Yields None while holding an flock on lock_path, which names its holder meanwhile;
-    or, once `wait` seconds have gone by, the holder line another process wrote there.
+    """`with exclusive(...) as other:` holds an flock on lock_path, which names its holder meanwhile (other is
+    None); or, once `wait` seconds have gone by, gives up and other is the holder line another process wrote there.
 
     The kernel releases the lock when its holder dies, whatever state it left.
     """
-    import fcntl
+    return _Exclusive(lock_path, wait, holder)
 
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        deadline = time.monotonic() + max(0.0, float(wait))
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "?"
-                    return
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        with contextlib.suppress(OSError):  # on a full disk the lock still holds; waiters then read "?"
-            os.pwrite(fd, (holder + "\n").encode(), 0)
+
+class _Exclusive:
+    def __init__(self, lock_path, wait, holder):
+        self.lock_path = lock_path
+        self.wait = wait
+        self.holder = holder
+        self.fd = None
+        self.owned = False
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            yield None
+            deadline = time.monotonic() + max(0.0, float(self.wait))
+            while True:
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return os.pread(self.fd, 512, 0).decode("utf-8", "replace").strip() or "?"
+                    time.sleep(0.1)
+            self.owned = True
+            os.ftruncate(self.fd, 0)
+            try:
+                os.pwrite(self.fd, (self.holder + "\n").encode(), 0)
+            except OSError:
+                pass  # on a full disk the lock still holds; waiters then read "?"
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return None
+
+    def __exit__(self, *_):
+        try:
+            if self.owned:
+                os.ftruncate(self.fd, 0)
         finally:
-            os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)  # closing releases the flock
+            os.close(self.fd)  # closing releases the flock
+        return False
 
 
 _held = 0  # depth of locked() in this process: the lock is re-entrant
 
 
-@contextlib.contextmanager
 def locked():
-    """Hold the state root's exclusive lock (blocks until free); re-entrant."""
-    global _held
-    if _held:
-        _held += 1
-        try:
-            yield
-        finally:
-            _held -= 1
-        return
-    import fcntl
+    """`with locked():` holds the state root's exclusive lock (blocks until free); re-entrant."""
+    return _RootLock()
 
-    ensure_layout()
-    fd = os.open(path(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+
+class _RootLock:
+    def __init__(self):
+        self.fd = None  # only the outermost holds the file
+
+    def __enter__(self):
+        global _held
+        if _held:
+            _held += 1
+            return None
+        import fcntl
+
+        ensure_layout()
+        fd = os.open(path(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
         _held = 1
-        yield
-    finally:
-        _held = 0
-        os.close(fd)
+        return None
+
+    def __exit__(self, *_):
+        global _held
+        if self.fd is None:
+            _held -= 1
+        else:
+            _held = 0
+            os.close(self.fd)
+        return False
 
 
 def rows_of(file_path):
@@ -352,31 +387,55 @@ def write_atomic(target, text, mode=0o644):
             handle.write(data)
 
 
-@contextlib.contextmanager
 def replacing(target, mode=0o644):
-    """A binary file to write target's new content into, renamed over target once whole.
+    """`with replacing(target) as handle:` a binary file to write target's new content into, renamed over
+    target once whole.
 
     Readers see the old file or the new one, never part of it. If the block
     fails (a full disk, say), the old file stands and the temporary one beside
     it is removed. Beside: same filesystem, so the rename cannot fail for that.
     """
-    directory = os.path.dirname(target) or "."
-    temp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        with open(fd, "wb") as handle:  # closes fd
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        _quietly(os.unlink, temp, None)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    return _Replacement(target, mode)
+
+
+class _Replacement:
+    def __init__(self, target, mode):
+        self.target = target
+        self.mode = mode
+        self.directory = os.path.dirname(target) or "."
+        self.temp = os.path.join(self.directory, f".{os.path.basename(target)}.{os.getpid()}.tmp")
+        self.handle = None
+
+    def __enter__(self):
+        fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, self.mode)
+        try:
+            self.handle = open(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            _quietly(os.unlink, self.temp, None)
+            raise
+        return self.handle
+
+    def __exit__(self, failed, _error, _trace):
+        try:
+            with self.handle:
+                if not failed:
+                    self.handle.flush()
+                    os.fsync(self.handle.fileno())
+            if not failed:
+                os.replace(self.temp, self.target)
+        except BaseException:
+            _quietly(os.unlink, self.temp, None)
+            raise
+        if failed:
+            _quietly(os.unlink, self.temp, None)
+            return False
+        dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return False
 
 
 IMAGES = Table("images.csv", IMAGE_COLUMNS, "image")
