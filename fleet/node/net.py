@@ -4,6 +4,8 @@ No firewall rule is ever written: containers reach each other and the host
 through a plain Linux bridge that holds the network's gateway address.
 """
 
+import _socket
+
 from . import jsonlite, linux
 from .errors import Conflict, Invalid, KernelRefused
 
@@ -180,29 +182,63 @@ def delete_link(ifname):
 def allocate(subnet, gateway, taken, wanted=None, pool=None, network="the network"):
     """An address for a container: `wanted` if free, else the first free one of pool (default: subnet).
 
-    A network spanning hosts gives each host a pool (its slice of the subnet),
-    so two hosts never hand out the same address.
+    subnet and pool are CIDR text as networks.csv keeps it; gateway, taken and
+    wanted, addresses as text. A network spanning hosts gives each host a pool
+    (its slice of the subnet), so two hosts never hand out the same address.
+    Numbers, not ipaddress objects: ipaddress (with the functools it loads)
+    costs a `run` 3 to 5 ms to import, for this loop.
     """
-    import ipaddress
-
-    reserved = {str(gateway), *taken}
-    pool = pool or subnet
+    space = _Block(subnet)
+    hosts = _Block(pool) if pool else space
+    edges = {space.first, space.last}  # the network's own address and its broadcast
+    reserved = {_number(address) for address in (gateway, *taken)}
     if wanted is not None:
-        address = ipaddress.ip_address(wanted)
-        if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        address = _number(wanted)
+        if address not in space or address[1] in edges:
             raise Invalid(f"address {wanted} is outside {network}'s usable range {subnet}")
-        if address not in pool:
+        if address not in hosts:
             raise Invalid(f"address {wanted} is outside this host's range {pool} of {network}")
-        if str(address) in reserved:
-            owner = "the gateway" if str(address) == str(gateway) else "another container"
+        if address in reserved:
+            owner = "the gateway" if address == _number(gateway) else "another container"
             raise Conflict(f"address {wanted} on {network} is already taken by {owner}")
-        return str(address)
-    edges = {subnet.network_address, subnet.broadcast_address}
-    for address in pool.hosts() if pool == subnet else pool:
-        if str(address) not in reserved and address not in edges:
-            return str(address)
-    where = f"{network} ({subnet})" if pool == subnet else f"this host's range {pool} of {network}"
+        return wanted
+    for number in range(hosts.first, hosts.last + 1):
+        if (space.family, number) not in reserved and number not in edges:
+            return _text(space.family, number)
+    where = f"{network} ({subnet})" if hosts is space else f"this host's range {pool} of {network}"
     raise Conflict(f"{where} has no free address left: remove a container from it, or use another network")
+
+
+class _Block:
+    """A CIDR block as numbers: '10.9.0.0/29' is family AF_INET, first 0x0a090000, last 0x0a090007."""
+
+    def __init__(self, cidr):
+        address, _, length = cidr.partition("/")
+        self.family, self.first = _number(address)
+        self.last = self.first | ((1 << (_BITS[self.family] - int(length))) - 1)
+
+    def __contains__(self, address):
+        family, number = address
+        return family == self.family and self.first <= number <= self.last
+
+
+def _number(address):
+    """'10.9.0.2' -> (AF_INET, 0x0a090002): the family and the address as a number."""
+    family = _socket.AF_INET6 if ":" in address else _socket.AF_INET
+    return family, int.from_bytes(_socket.inet_pton(family, address), "big")
+
+
+def _text(family, number):
+    """The address as ipaddress writes it (which wrote every address already stored)."""
+    text = _socket.inet_ntop(family, number.to_bytes(_BITS[family] // 8, "big"))
+    if family == _socket.AF_INET6 and "." in text:  # libc writes ::ffff:192.0.2.1, older ipaddress ::ffff:c000:201
+        import ipaddress
+
+        return str(ipaddress.IPv6Address(number))
+    return text
+
+
+_BITS = {_socket.AF_INET: 32, _socket.AF_INET6: 128}
 
 
 def plug(pid, plugs):

@@ -187,10 +187,6 @@ def assign(wanted, container_rows):
 
     Callers hold the state lock, so two containers can never get one address.
     """
-    if not wanted:
-        return []  # without loading ipaddress (and the functools it loads), 3 ms
-    import ipaddress
-
     from .containers import attachments
 
     network_rows = state.NETWORKS.read()
@@ -198,8 +194,8 @@ def assign(wanted, container_rows):
     for name, address in wanted:
         row = get(name, network_rows)
         taken = {addr for other in container_rows for net_name, addr in attachments(other) if net_name == name}
-        pool = ipaddress.ip_network(row["range"]) if row.get("range") else None
-        pairs.append((name, net.allocate(subnet_of(row), row["gateway"], taken, address, pool, f"network '{name}'")))
+        pool = row.get("range") or None
+        pairs.append((name, net.allocate(row["subnet"], row["gateway"], taken, address, pool, f"network '{name}'")))
     return pairs
 
 

@@ -5,7 +5,7 @@ import pytest
 from fleet.node import net
 from fleet.node.errors import Conflict, Invalid
 
-SUBNET = ipaddress.ip_network("10.9.0.0/29")  # hosts .1 to .6
+SUBNET = "10.9.0.0/29"  # hosts .1 to .6
 
 
 def test_first_free_address_skips_gateway_and_taken():
@@ -29,21 +29,77 @@ def test_full_network_is_a_conflict():
     taken = {f"10.9.0.{i}" for i in range(2, 7)}
     with pytest.raises(Conflict, match=r"^network 'n' \(10.9.0.0/29\) has no free address left: remove a"):
         net.allocate(SUBNET, "10.9.0.1", taken, network="network 'n'")
-    pool = ipaddress.ip_network("10.9.0.4/30")  # a host's slice of a network spanning hosts
+    pool = "10.9.0.4/30"  # a host's slice of a network spanning hosts
     with pytest.raises(Conflict, match=r"^this host's range 10.9.0.4/30 of network 'n' has no free address"):
         net.allocate(SUBNET, "10.9.0.1", taken, pool=pool, network="network 'n'")
 
 
 def test_ipv6_allocation():
-    subnet = ipaddress.ip_network("fd42::/64")
-    assert net.allocate(subnet, "fd42::1", {"fd42::2"}) == "fd42::3"
+    assert net.allocate("fd42::/64", "fd42::1", {"fd42::2"}) == "fd42::3"
+    assert net.allocate("fd42::/64", "fd42::1", set(), "fd42::ff") == "fd42::ff"
+    with pytest.raises(Invalid, match="outside"):
+        net.allocate("fd42::/64", "fd42::1", set(), "10.9.0.2")  # the other family
+
+
+def reference_allocate(subnet, gateway, taken, pool=None):
+    """The first free address as ipaddress finds it: what allocate gave before it counted with numbers."""
+    subnet = ipaddress.ip_network(subnet)
+    pool = ipaddress.ip_network(pool) if pool else subnet
+    reserved = {gateway, *taken}
+    edges = {subnet.network_address, subnet.broadcast_address}
+    for address in pool.hosts() if pool == subnet else pool:
+        if str(address) not in reserved and address not in edges:
+            return str(address)
+    return None
+
+
+def test_first_free_address_is_the_one_ipaddress_finds():
+    import random
+
+    rng = random.Random(11)
+    for _ in range(400):
+        six = rng.random() < 0.5
+        bits = 128 if six else 32
+        length = rng.randrange(bits - 6, bits + 1)
+        base = rng.getrandbits(bits) & ~((1 << (bits - length)) - 1)
+        if six and rng.random() < 0.5:
+            base &= ~(0xFFFFFFFF << 32)  # long runs of zeros: how they are shortened matters
+        subnet = ipaddress.ip_network((base, length))
+        pool = None
+        if length < bits - 1 and rng.random() < 0.3:
+            pool = ipaddress.ip_network((base + (1 << (bits - length - 1)), length + 1))
+        candidates = [str(address) for address in (pool or subnet)][:12]
+        gateway = rng.choice(candidates)
+        taken = set(rng.sample(candidates, rng.randrange(len(candidates))))
+        expected = reference_allocate(str(subnet), gateway, taken, str(pool) if pool else None)
+        try:
+            found = net.allocate(str(subnet), gateway, taken, pool=str(pool) if pool else None)
+        except Conflict:
+            found = None
+        assert found == expected, (subnet, pool, gateway, taken)
+
+
+def test_addresses_are_written_as_ipaddress_writes_them():
+    import random
+    import socket
+
+    for text in ("::ffff:c000:201", "::c000:201", "::1", "::", "fd42::", "1:0:0:1::1", "1::1:0:0:1"):
+        number = int(ipaddress.IPv6Address(text))  # libc writes the first two as dotted quads
+        assert net._text(socket.AF_INET6, number) == str(ipaddress.IPv6Address(number))
+    rng = random.Random(5)
+    for _ in range(2000):
+        words = [rng.choice([0, 0, 0, 1, 0xFFFF, rng.getrandbits(16)]) for _ in range(8)]
+        number = int.from_bytes(b"".join(word.to_bytes(2, "big") for word in words), "big")
+        assert net._text(socket.AF_INET6, number) == str(ipaddress.IPv6Address(number))
+        number = rng.getrandbits(32)
+        assert net._text(socket.AF_INET, number) == str(ipaddress.IPv4Address(number))
 
 
 def test_gateway_must_be_a_host_address():
-    assert str(net.check_gateway(SUBNET, "10.9.0.6")) == "10.9.0.6"
+    assert str(net.check_gateway(ipaddress.ip_network(SUBNET), "10.9.0.6")) == "10.9.0.6"
     for bad in ("10.9.0.0", "10.9.0.7", "10.9.1.1"):
         with pytest.raises(Invalid, match="gateway"):
-            net.check_gateway(SUBNET, bad)
+            net.check_gateway(ipaddress.ip_network(SUBNET), bad)
 
 
 def test_overlap_names_the_route():
