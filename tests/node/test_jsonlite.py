@@ -121,3 +121,12 @@ def test_neither_json_nor_re_is_loaded():
     )
     done = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_without_the_c_accelerator_the_json_module_does_the_work(monkeypatch):
+    monkeypatch.setattr(jsonlite, "_json", None)
+    value = {"b": [1, 2.5, None, "é"], "a": {}}
+    assert jsonlite.dumps(value, indent=2, sort_keys=True) == json.dumps(value, indent=2, sort_keys=True)
+    assert jsonlite.loads(b'{"x": [1, "\xc3\xa9"]}') == {"x": [1, "é"]}
+    with pytest.raises(json.JSONDecodeError):
+        jsonlite.loads("[1,")
