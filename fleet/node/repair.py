@@ -8,13 +8,33 @@ left 'starting' are finalized by containers.reconcile, like dead containers.
 """
 
 import os
-import re
-import shutil
 
 from . import cgroups, containers, linux, net, networks, state
 
-_CONTAINER_DIR = re.compile(r"[0-9a-f]{64}")
-_BUILD_DIR = re.compile(r"\.build-.+-(\d+)-[^-]+")
+# Names are read with str methods, and shutil is imported only to remove
+# something: re and shutil (which loads re through fnmatch) would cost every
+# check pass, once a minute on every host, some 7 ms of CPU.
+_HEX = frozenset("0123456789abcdef")
+_BUILD_PREFIX = ".build-"
+
+
+def _is_container_dir(entry):
+    """containers/<64 lowercase hex digits>: a container's directory."""
+    return len(entry) == 64 and _HEX.issuperset(entry)
+
+
+def _builder_pid(entry):
+    """The pid in images/.build-LABEL-PID-RANDOM (images.build_dir), or None for any other name."""
+    head, pid, tail = ["", "", "", *entry.rsplit("-", 2)][-3:]
+    if len(head) > len(_BUILD_PREFIX) and head.startswith(_BUILD_PREFIX) and pid.isascii() and pid.isdigit() and tail:
+        return pid
+    return None
+
+
+def _remove_tree(path):
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def run():
@@ -53,7 +73,7 @@ def _half_created():
     actions = []
     for row in state.CONTAINERS.read():
         if row["status"] == containers.CREATING and not linux.is_alive(row["pid"], row["pid_start"]):
-            shutil.rmtree(containers.directory(row), ignore_errors=True)
+            _remove_tree(containers.directory(row))
             state.CONTAINERS.remove(row["id"])
             actions.append(f"removed {row['name']}: its create was interrupted")
     return actions
@@ -63,11 +83,11 @@ def _directories_without_rows():
     known = {row["id"] for row in state.CONTAINERS.read()}
     actions = []
     for entry in sorted(os.listdir(state.path("containers"))):
-        if _CONTAINER_DIR.fullmatch(entry) and entry not in known:
+        if _is_container_dir(entry) and entry not in known:
             group = cgroups.Cgroup(entry)
             group.kill()
             group.remove()
-            shutil.rmtree(state.path("containers", entry), ignore_errors=True)
+            _remove_tree(state.path("containers", entry))
             actions.append(f"removed the leftovers of container {entry[:12]} (its rm was interrupted)")
     return actions
 
@@ -77,9 +97,9 @@ def _image_leftovers():
     actions = []
     for entry in sorted(os.listdir(state.path("images"))):
         path = state.path("images", entry)
-        build = _BUILD_DIR.fullmatch(entry)
-        if build and not os.path.exists(f"/proc/{build.group(1)}"):
-            shutil.rmtree(path, ignore_errors=True)
+        builder = _builder_pid(entry)
+        if builder and not os.path.exists(f"/proc/{builder}"):
+            _remove_tree(path)
             actions.append(f"removed {entry}: its image build was interrupted")
         elif entry.endswith((".ext4", ".json")) and entry.rsplit(".", 1)[0] not in known:
             os.unlink(path)

@@ -34,12 +34,13 @@ def test_busybox_prints_hello(busybox):
 SLOW_IMPORTS = {"re", "enum", "json", "csv", "signal", "contextlib", "functools", "ipaddress"}
 
 
-def test_run_list_and_stop_load_no_slow_module(busybox, subnet):
+def test_run_list_stop_and_check_load_no_slow_module(busybox, subnet):
     busybox.ok("network", "create", "farm", "--subnet", subnet)
     for args in (["container", "run", "--rm", "--network", "farm", "--memory", "64M", "bb", "true"],
                  ["container", "run", "-d", "--name", "up", "--network", "farm", "bb", "sleep", "60"],
                  ["container", "run", "--rm", "--memory", "64M", "bb", "true"],
-                 ["--json", "container", "list"], ["container", "list", "--all"],
+                 ["--json", "container", "list"], ["container", "list", "--all"], ["container", "inspect", "up"],
+                 ["container", "exec", "up", "true"], ["container", "logs", "up"], ["check"],
                  ["container", "stop", "-t", "0", "up"], ["container", "start", "up"],
                  ["container", "rm", "--force", "up"]):  # fmt: skip
         python, *rest = busybox.argv(*args)
