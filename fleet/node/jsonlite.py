@@ -73,14 +73,14 @@ class _Context:
     parse_constant = _CONSTANTS.__getitem__
 
 
+_scan = None  # the scanner, made on first use
+
+
 def _scanner():
     global _scan
     if _scan is None:
         _scan = _json.make_scanner(_Context())
     return _scan
-
-
-_scan = None
 
 
 def _skip_whitespace(text, at):
