@@ -41,9 +41,7 @@ class _ScratchDirectory:
         return self.work
 
     def __exit__(self, *_):
-        import shutil
-
-        shutil.rmtree(self.work, ignore_errors=True)
+        state.remove_tree(self.work)
         return False
 
 

@@ -188,8 +188,8 @@ def allocate(subnet, gateway, taken, wanted=None, pool=None, network="the networ
     Numbers, not ipaddress objects: ipaddress (with the functools it loads)
     costs a `run` 3 to 5 ms to import, for this loop.
     """
-    space = _Block(subnet)
-    hosts = _Block(pool) if pool else space
+    space = Block(subnet)
+    hosts = Block(pool) if pool else space
     edges = {space.first, space.last}  # the network's own address and its broadcast
     reserved = {_number(address) for address in (gateway, *taken)}
     if wanted is not None:
@@ -209,13 +209,15 @@ def allocate(subnet, gateway, taken, wanted=None, pool=None, network="the networ
     raise Conflict(f"{where} has no free address left: remove a container from it, or use another network")
 
 
-class _Block:
-    """A CIDR block as numbers: '10.9.0.0/29' is family AF_INET, first 0x0a090000, last 0x0a090007."""
+class Block:
+    """A CIDR block, as networks.csv keeps it, in numbers: '10.9.0.0/29' is family AF_INET, prefixlen 29,
+    first 0x0a090000, last 0x0a090007. What start and IPAM need, without ipaddress."""
 
     def __init__(self, cidr):
         address, _, length = cidr.partition("/")
         self.family, self.first = _number(address)
-        self.last = self.first | ((1 << (_BITS[self.family] - int(length))) - 1)
+        self.prefixlen = int(length)
+        self.last = self.first | ((1 << (_BITS[self.family] - self.prefixlen)) - 1)
 
     def __contains__(self, address):
         family, number = address

@@ -211,7 +211,7 @@ def plugs_for(container_row):
             continue  # disconnected while it runs: the index stays its own until the next start
         name, address = pair
         row = get(name, network_rows)
-        family, prefixlen = _family_and_prefixlen(row["subnet"])
+        subnet = net.Block(row["subnet"])
         plugs.append({
             "index": index,
             "network": name,
@@ -219,20 +219,14 @@ def plugs_for(container_row):
             "mac": net.container_mac(container_row["id"], index),
             "bridge": row["bridge"],
             "address": address,
-            "prefixlen": prefixlen,
+            "prefixlen": subnet.prefixlen,
             "gateway": row["gateway"],
             "mtu": row.get("mtu") or None,
-            "default": family not in routed and not row.get("internal"),
+            "default": subnet.family not in routed and not row.get("internal"),
         })  # fmt: skip
         if not row.get("internal"):
-            routed.add(family)
+            routed.add(subnet.family)
     return plugs
-
-
-def _family_and_prefixlen(subnet):
-    """'10.1.0.0/24' -> (4, 24), 'fd00::/64' -> (6, 64): read off the subnet as create() stored it."""
-    _, _, prefixlen = subnet.partition("/")
-    return (6 if ":" in subnet else 4), int(prefixlen)
 
 
 def plug(pid, plugs):

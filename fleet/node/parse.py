@@ -3,8 +3,8 @@
 from .errors import Invalid
 
 NAME_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 63 characters"
-_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_NAME_CHARACTERS = _ALNUM | frozenset("_.-")
+ASCII_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_CHARACTERS = ASCII_ALNUM | frozenset("_.-")
 # Patterns, not compiled ones, for the options that need one: re is imported
 # (about 6 ms with the enum it loads) and each pattern compiled on first use.
 # Names and sizes, which nearly every command checks, are read without re.
@@ -23,7 +23,12 @@ def name(value, kind="name"):
 
 
 def _is_name(value):
-    return isinstance(value, str) and 0 < len(value) <= 63 and value[0] in _ALNUM and _NAME_CHARACTERS.issuperset(value)
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 63
+        and value[0] in ASCII_ALNUM
+        and _NAME_CHARACTERS.issuperset(value)
+    )
 
 
 def size(value, what="size", minimum=1):
@@ -51,12 +56,13 @@ def _size_parts(text):
         unit = ""
     number = text.rstrip(" \t")
     whole, dot, fraction = number.partition(".")
-    if not _digits(whole) or (dot and not _digits(fraction)):
+    if not ascii_digits(whole) or (dot and not ascii_digits(fraction)):
         return None
     return number, unit
 
 
-def _digits(text):
+def ascii_digits(text):
+    """Whether text is one or more of 0-9 (str.isdigit alone takes other scripts' digits too)."""
     return text.isascii() and text.isdigit()
 
 
@@ -475,7 +481,7 @@ def signal_name(value, what="--stop-signal"):
     """'SIGQUIT', 'quit' or '3' -> 'SIGQUIT', the name the config keeps (signal.Signals' name for it)."""
     text = str(value).strip().upper()
     numbers, names = _signals()
-    if text.isdigit() and text.isascii():
+    if ascii_digits(text):
         found = names.get(int(text))
     else:
         found = names.get(numbers.get(text if text.startswith("SIG") else f"SIG{text}"))

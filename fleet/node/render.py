@@ -3,7 +3,7 @@
 import time
 
 from . import state
-from .parse import human_size
+from .parse import ASCII_ALNUM, human_size
 
 
 def table(headers, rows):
@@ -91,7 +91,7 @@ def limits_summary(limits):
 
 
 # What shlex.quote leaves bare. shlex compiles a pattern for it, and re costs a `container list` 6 ms.
-_SHELL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")
+_SHELL_SAFE = ASCII_ALNUM | frozenset("_@%+=:,./-")
 
 
 def shell_words(argv):

@@ -41,6 +41,14 @@ def test_ipv6_allocation():
         net.allocate("fd42::/64", "fd42::1", set(), "10.9.0.2")  # the other family
 
 
+def test_a_block_is_the_subnet_in_numbers():
+    block = net.Block("10.9.0.0/29")
+    assert (block.prefixlen, block.first, block.last) == (29, 0x0A090000, 0x0A090007)
+    block = net.Block("fd42::/64")
+    assert (block.prefixlen, block.last - block.first) == (64, (1 << 64) - 1)
+    assert block.family != net.Block("10.9.0.0/29").family  # plugs_for routes once per family
+
+
 def reference_allocate(subnet, gateway, taken, pool=None):
     """The first free address as ipaddress finds it: what allocate gave before it counted with numbers."""
     subnet = ipaddress.ip_network(subnet)
