@@ -105,17 +105,19 @@ class Node:
     def argv(self, *args):
         return [*boot.argv(sys.executable, str(self.zipapp)), *map(str, args)]  # as the control side runs it
 
-    def cli(self, *args, timeout=120, host_network=False, **kwargs):
+    def cli(self, *args, timeout=120, host_network=False, env=None, **kwargs):
         """Run baleine, return the CompletedProcess (text).
 
         host_network: run it in the host's network namespace (to download packages).
+        env: variables to set beside the node's own.
         """
         argv = self.argv(*args)
         if host_network:
             fd = int(os.environ["BALEINE_TEST_HOST_NETNS_FD"])
             argv = ["nsenter", f"--net=/proc/self/fd/{fd}", "--", *argv]
             kwargs["pass_fds"] = (fd,)
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
+        env = {**self.env, **(env or {})}
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
 
     def call(self, *args, timeout=120):
         """Run baleine --json; returns the parsed reply whatever the outcome."""

@@ -501,13 +501,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         point("start:limits")
         launch = Launch(directory(row), config, group, detach=not attach, log_output=log_output)
         point("start:forked")
-        try:
-            networks.plug(launch.namespaces(), plugs)  # while the init boots
-        except BaseException:
-            failure = launch.reported_failure()  # it failed first, taking its namespace with it
-            if failure is not None:
-                raise failure from None
-            raise
+        networks.plug(launch.namespaces(), plugs)  # while the init boots
         point("start:plugged")
         pid = launch.accept()
         primer.stop()  # the container has moved into its cgroup
@@ -524,8 +518,11 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
     except BaseException as error:
         primer.stop()
         _restore_handlers(forwarded)
-        status = error.exit_status if isinstance(error, StartFailed) else 125
+        failure = _first_failure(launch, error)
+        status = failure.exit_status if isinstance(failure, StartFailed) else 125
         _abandon_start(row, group, launch, status)
+        if failure is not error:
+            raise failure from None
         raise
     launch.close()
     with state.locked():
@@ -621,6 +618,19 @@ def _claim_for_start(ref, by_policy=False):
         plugs = networks.plugs_for(row)
         networks.write_etc_files(row, read_config(row), rows)
         return row, plugs
+
+
+def _first_failure(launch, error):
+    """What to report for a start that failed with error: the init's own reason, if it sent one.
+
+    An init given its config builds the root while we plug its network and
+    set its limits. If it fails meanwhile it exits, and what we were doing to
+    it fails too (its namespace or its pid gone), for a reason that is not the
+    one to tell. An interrupt is reported as itself.
+    """
+    if launch is None or not isinstance(error, Exception):
+        return error
+    return launch.reported_failure() or error
 
 
 def _abandon_start(row, group, launch, status):

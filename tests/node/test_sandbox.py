@@ -76,3 +76,22 @@ def test_an_init_that_failed_meanwhile_is_heard_without_waiting(tmp_path):
     assert (str(failure), failure.exit_status) == ("container setup failed: /proc is a symlink in the image", 125)
     failed.channel.close()
     failed.listener.close()
+
+
+def test_a_failed_start_tells_the_inits_reason_over_its_own_but_never_hides_an_interrupt():
+    from fleet.node.containers import _first_failure
+    from fleet.node.errors import StartFailed
+
+    class Launch:
+        def __init__(self, reported):
+            self.reported = reported
+
+        def reported_failure(self):
+            return self.reported
+
+    theirs, ours = StartFailed("the image has a file there"), OSError(3, "No such process")
+    assert _first_failure(Launch(theirs), ours) is theirs
+    assert _first_failure(Launch(None), ours) is ours  # the init said nothing: ours is the reason
+    assert _first_failure(None, ours) is ours  # failed before there was an init
+    interrupt = KeyboardInterrupt()
+    assert _first_failure(Launch(theirs), interrupt) is interrupt

@@ -6,6 +6,7 @@ import struct
 import subprocess
 
 import pytest
+from hostnet import free_subnet
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +183,18 @@ def test_a_mount_onto_the_other_kind_of_thing_says_so(busybox, tmp_path):
         assert (done.returncode, done.stderr) == (125, f"baleine: error: {message}\n"), done
     done = busybox.cli("container", "run", "--rm", "-v", f"{a_file}:/etc/motd", "bb", "cat", "/etc/motd")
     assert (done.returncode, done.stdout) == (0, "hi\n"), done  # a file where there was none: made for it
+
+
+@pytest.mark.parametrize("pause", ["start:forked", "start:accepted"])
+def test_the_inits_own_reason_is_told_when_it_fails_while_the_start_goes_on(busybox, pause):
+    """An attached init builds its root while the start plugs its network and sets its limits. If it fails and
+    exits meanwhile, those fail too (its namespace, its pid gone). The pause holds the start until it has gone."""
+    busybox.ok("network", "create", "farm", "--subnet", free_subnet())
+    run = ("container", "run", "--rm", "--network", "farm", "--ulimit", "nofile=1000:1000", "--tmpfs", "/bin/busybox")
+    done = busybox.cli(*run, "bb", "true", env={"BALEINE_FAULT": f"pause:{pause}"})
+    message = "cannot mount a directory on /bin/busybox: the image has a file there"
+    assert (done.returncode, done.stderr) == (125, f"baleine: error: {message}\n"), done
+    assert busybox.ok("container", "list", "--all") == []
 
 
 def test_a_bind_source_gone_from_the_host_is_named_at_start(busybox, tmp_path):
