@@ -135,6 +135,13 @@ class Node:
         assert reply["ok"], f"baleine {' '.join(map(str, args))} failed: {reply['error']} {reply['stderr']}"
         return reply["data"]
 
+    def wait_for_log(self, name, text, timeout=20.0):
+        """Wait until container name's log holds text: a shell that says "ready" after its trap has set it."""
+        deadline = time.monotonic() + timeout
+        while text not in (logs := self.cli("container", "logs", name).stdout):
+            assert time.monotonic() < deadline, f"{name} did not log {text!r} in {timeout} s: {logs!r}"
+            time.sleep(0.05)
+
     def exec_out(self, name, *command):
         data = self.ok("container", "exec", name, *command)
         assert data["exit_code"] == 0, data

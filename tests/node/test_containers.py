@@ -194,11 +194,11 @@ def test_prune_removes_every_container_not_running(busybox):
 
 
 def test_stop_uses_sigterm_then_sigkill(busybox):
-    trap = "trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done"
+    trap = "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done"
     busybox.ok("container", "run", "-d", "--name", "polite", "bb", "sh", "-c", trap)
-    time.sleep(0.3)
+    busybox.wait_for_log("polite", "ready")
     assert busybox.ok("container", "stop", "polite")["exit_code"] == 3
-    assert "got-term" in busybox.cli("container", "logs", "polite").stdout
+    assert busybox.cli("container", "logs", "polite").stdout == "ready\ngot-term\n"
     busybox.ok("container", "run", "-d", "--name", "deaf", "bb", "sleep", "300")  # pid 1 ignores SIGTERM
     started = time.monotonic()
     assert busybox.ok("container", "stop", "--time", "0.5", "deaf")["exit_code"] == 137
@@ -208,12 +208,12 @@ def test_stop_uses_sigterm_then_sigkill(busybox):
 
 
 def test_stop_signal_and_stop_timeout_are_the_container_s_own(busybox):
-    graceful = "trap 'echo graceful; exit 0' QUIT; while true; do sleep 0.1; done"  # as nginx: QUIT drains
+    graceful = "trap 'echo graceful; exit 0' QUIT; echo ready; while true; do sleep 0.1; done"  # as nginx: QUIT drains
     busybox.ok("container", "run", "-d", "--name", "drains", "--stop-signal", "quit", "bb", "sh", "-c", graceful)
-    time.sleep(0.3)
+    busybox.wait_for_log("drains", "ready")
     assert busybox.ok("container", "inspect", "drains")["config"]["stop_signal"] == "SIGQUIT"
     assert busybox.ok("container", "stop", "drains")["exit_code"] == 0
-    assert busybox.cli("container", "logs", "drains").stdout == "graceful\n"
+    assert busybox.cli("container", "logs", "drains").stdout == "ready\ngraceful\n"
 
     busybox.ok("container", "run", "-d", "--name", "deaf", "--stop-timeout", "0.5", "bb", "sleep", "300")
     started = time.monotonic()
@@ -230,7 +230,7 @@ def test_stop_signal_and_stop_timeout_are_the_container_s_own(busybox):
     busybox.ok("container", "run", "-d", "--name", "later", "bb", "sh", "-c", graceful)  # told after it started
     busybox.ok("container", "update", "later", "--stop-signal", "SIGQUIT", "--stop-timeout", "30")
     assert busybox.ok("container", "inspect", "later")["config"]["stop_timeout"] == 30.0
-    time.sleep(0.3)
+    busybox.wait_for_log("later", "ready")
     assert busybox.ok("container", "stop", "later")["exit_code"] == 0
 
 
