@@ -626,11 +626,15 @@ def _first_failure(launch, error):
     An init given its config builds the root while we plug its network and
     set its limits. If it fails meanwhile it exits, and what we were doing to
     it fails too (its namespace or its pid gone), for a reason that is not the
-    one to tell. An interrupt is reported as itself.
+    one to tell. An interrupt is reported as itself. Never raises: the
+    caller still has the start to undo.
     """
     if launch is None or not isinstance(error, Exception):
         return error
-    return launch.reported_failure() or error
+    try:
+        return launch.reported_failure() or error
+    except (OSError, ValueError):  # its channel broke, or its line was cut short: nothing to tell
+        return error
 
 
 def _abandon_start(row, group, launch, status):

@@ -87,11 +87,15 @@ def test_a_failed_start_tells_the_inits_reason_over_its_own_but_never_hides_an_i
             self.reported = reported
 
         def reported_failure(self):
+            if isinstance(self.reported, Exception) and not isinstance(self.reported, StartFailed):
+                raise self.reported
             return self.reported
 
     theirs, ours = StartFailed("the image has a file there"), OSError(3, "No such process")
     assert _first_failure(Launch(theirs), ours) is theirs
     assert _first_failure(Launch(None), ours) is ours  # the init said nothing: ours is the reason
     assert _first_failure(None, ours) is ours  # failed before there was an init
+    assert _first_failure(Launch(ConnectionResetError()), ours) is ours  # hearing it failed: the start is still undone
+    assert _first_failure(Launch(ValueError("not enough values to unpack")), ours) is ours  # a line cut short
     interrupt = KeyboardInterrupt()
     assert _first_failure(Launch(theirs), interrupt) is interrupt
