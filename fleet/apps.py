@@ -284,14 +284,14 @@ def _stop_signal(value, where, fail):
 
 
 def _node_check(kind, value, where, fail, *more):
-    """Check value as the node's parse.KIND would, failing with its message."""
+    """value as the node's parse.KIND reads it, or fail with its message."""
     from .node import parse
     from .node.errors import BaleineError
 
     if not isinstance(value, str) or "\n" in value:
         fail(where, f"{value!r} must be a string")
     try:
-        getattr(parse, kind)(value, *more)
+        return getattr(parse, kind)(value, *more)
     except BaleineError as error:
         fail(where, error.message)
 
@@ -344,12 +344,7 @@ def _table(value, keys, where, fail):
 
 
 def _subnet(network, fail):
-    import ipaddress
-
-    try:
-        subnet = ipaddress.ip_network(network["subnet"])
-    except ValueError as error:
-        fail("network.subnet", f"{network['subnet']!r}: {error}")
+    subnet = _node_check("subnet", network["subnet"], "network.subnet", fail)
     if subnet.version != 4 or subnet.prefixlen > 26:
         fail("network.subnet", "an IPv4 subnet of /26 or larger (it is split among the hosts)")
     slices = network.get("slices", 8)

@@ -114,15 +114,30 @@ def ip_address(value):
 
 
 def subnet(value):
-    """A CIDR network such as 10.88.0.0/24 (host bits must be zero)."""
+    """A CIDR network such as 10.88.0.0/24 (host bits must be zero).
+
+    Each part is checked on its own, so that the error says which is wrong:
+    ipaddress says only that the whole "does not appear to be" a network.
+    """
     import ipaddress
 
+    address, slash, prefix = value.partition("/")
     try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as error:
-        raise Invalid(f"invalid subnet {value!r}: {error}; use a CIDR such as 10.88.0.0/24") from None
-    if "/" not in value:
+        first = ipaddress.ip_address(address)
+    except ValueError:
+        raise Invalid(
+            f"invalid subnet {value!r}: {address!r} is not an IPv4 or IPv6 address; use a CIDR such as 10.88.0.0/24"
+        ) from None
+    if not slash:
         raise Invalid(f"invalid subnet {value!r}: give the prefix length, e.g. {value}/24")
+    if not ascii_digits(prefix) or int(prefix) > first.max_prefixlen:
+        raise Invalid(f"invalid subnet {value!r}: the prefix length is a whole number from 0 to {first.max_prefixlen}")
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError as error:  # both parts are right, yet it is refused (an IPv6 scope, say)
+        raise Invalid(f"invalid subnet {value!r}: {error}") from None
+    if net.network_address != first:
+        raise Invalid(f"invalid subnet {value!r}: host bits are set: the network is {net}")
     if net.num_addresses < 4:
         raise Invalid(f"invalid subnet {value!r}: too small, it needs room for a gateway and a container")
     return net

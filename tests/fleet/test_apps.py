@@ -144,7 +144,12 @@ def test_secrets_come_from_this_machines_environment_and_shape_the_version(monke
         (("apps", "proxy", "proxy"), {"fronts": "web"}, r"apps\.proxy\.proxy\.listen: missing"),
         (("apps", "Web"), {"image": "x"}, r"apps\.Web: app names are lower-case"),
         (("network", "subnet"), "10.42.0.0/28", r"network\.subnet: an IPv4 subnet of /26 or larger"),
-        (("network", "subnet"), "nonsense", r"network\.subnet: 'nonsense'"),
+        (("network", "subnet"), "nonsense", r"network\.subnet: invalid subnet 'nonsense': 'nonsense' is not an IPv4"),
+        (
+            ("network", "subnet"),
+            "10.42.0.1/24",
+            r"subnet '10\.42\.0\.1/24': host bits are set: the network is 10\.42\.0\.0/24",
+        ),
         (("network", "slices"), 3, r"network\.slices: 2, 4, 8, 16 or 32"),
         (("network", "name"), None, r"network\.name: missing"),
         (("extra",), 1, r"extra: unknown key"),

@@ -92,10 +92,33 @@ def test_bad_network_refs(bad):
         parse.network_ref(bad)
 
 
-@pytest.mark.parametrize("bad", ["10.0.0.0", "10.0.0.1/24", "10.0.0.0/33", "nope/24", "10.0.0.0/31"])
-def test_bad_subnets(bad):
-    with pytest.raises(Invalid, match="subnet"):
+@pytest.mark.parametrize("bad, why", [
+    ("10.0.0.0", "give the prefix length, e.g. 10.0.0.0/24"),
+    ("10.0.0.1/24", "host bits are set: the network is 10.0.0.0/24"),
+    ("fd00::1/64", "host bits are set: the network is fd00::/64"),
+    ("10.0.0.0/33", "the prefix length is a whole number from 0 to 32"),
+    ("fd00::/129", "the prefix length is a whole number from 0 to 128"),
+    ("10.0.0.0/x", "the prefix length is a whole number from 0 to 32"),
+    ("10.0.0.0/-1", "the prefix length is a whole number from 0 to 32"),
+    ("10.0.0.0/", "the prefix length is a whole number from 0 to 32"),
+    ("10.0.0.0/\u0662\u0664", "the prefix length is a whole number from 0 to 32"),  # Arabic-Indic 24
+    ("nope/24", "'nope' is not an IPv4 or IPv6 address; use a CIDR such as 10.88.0.0/24"),
+    ("10.0.0/24", "'10.0.0' is not an IPv4 or IPv6 address; use a CIDR such as 10.88.0.0/24"),
+    ("", "'' is not an IPv4 or IPv6 address; use a CIDR such as 10.88.0.0/24"),
+    ("banana", "'banana' is not an IPv4 or IPv6 address; use a CIDR such as 10.88.0.0/24"),
+    ("10.0.0.0/31", "too small, it needs room for a gateway and a container"),
+])  # fmt: skip
+def test_bad_subnets_say_which_part_is_wrong(bad, why):
+    with pytest.raises(Invalid) as raised:
         parse.subnet(bad)
+    assert str(raised.value) == f"invalid subnet {bad!r}: {why}"
+
+
+@pytest.mark.parametrize("good", ["10.88.0.0/24", "10.88.0.0/024", "fd00:1::/64", "0.0.0.0/0", "172.16.0.0/12"])
+def test_good_subnets_are_ipaddress_networks(good):
+    import ipaddress
+
+    assert parse.subnet(good) == ipaddress.ip_network(good)
 
 
 def test_volume(tmp_path):
