@@ -11,7 +11,7 @@ import os
 import time
 
 from . import containers, restart, state
-from .errors import BaleineError
+from .errors import BaleineError, Invalid
 
 CHECK_LOG_SIZE = 1 << 20  # cron appends each pass's report to check.log: rotated like a container's log
 # Each pass warns while the state's filesystem has less than both of these free:
@@ -32,12 +32,32 @@ def run(prom=None):
     report = {"rebooted": False, "repaired": [], "exited": [], "restarted": [], "waiting": [], "failed": [],
               "unhealthy": [], "rotated": [], "rotation_failed": []}  # fmt: skip
     wait = float(os.environ.get("BALEINE_CHECK_WAIT") or PASS_WAIT)
+    prom, refused = _prom_path(prom)
     state.ensure_layout()
     with state.exclusive(state.path("check.lock"), wait, str(os.getpid())) as holder:
         if holder:
             report["skipped"] = f"another check pass (pid {holder}) was still running after {wait:g} s"
             return report
-        return _pass(report, prom)
+        report = _pass(report, prom)
+    if refused:
+        raise Invalid(f"{refused}; the pass itself ran")
+    return report
+
+
+def _prom_path(prom):
+    """(path to write, None), or (None, why not) when --prom names no file that can be written.
+
+    Asked before the pass, not after its work; a textfile that cannot be
+    written does not stop the pass (restarts matter more than metrics).
+    """
+    if prom is None:
+        return None, None
+    if not prom:
+        return None, "invalid --prom '': give the textfile's path, such as /var/lib/node_exporter/baleine.prom"
+    try:
+        return state.writable_file(prom, "baleine.prom"), None
+    except Invalid as error:
+        return None, error.message
 
 
 def _pass(report, prom):

@@ -322,13 +322,7 @@ def _writable_file(destination):
         return None
     if not destination:
         raise Invalid("invalid FILE '': give the archive's path, or - for stdout")
-    path = os.path.realpath(destination)  # a link to the archive: replace the file it names, not the link
-    if os.path.isdir(path):
-        example = os.path.join(destination, "NAME.tar")
-        raise Invalid(f"cannot write {destination}: it is a directory; give a file name, such as {example}")
-    if not os.path.isdir(os.path.dirname(path)):
-        raise Invalid(f"cannot write {destination}: no such directory {os.path.dirname(path)}")
-    return path
+    return state.writable_file(destination, "NAME.tar")
 
 
 def _write_outer(entries, target):

@@ -11,7 +11,7 @@ import _csv
 import os
 import time
 
-from .errors import NotFound
+from .errors import Invalid, NotFound
 
 DEFAULT_ROOT = "/var/lib/baleine"
 
@@ -366,6 +366,21 @@ def _render_csv(header, rows):
     writer.writerow(header)
     writer.writerows([row.get(column, "") for column in header] for row in rows)
     return buffer.getvalue()
+
+
+def writable_file(destination, example):
+    """The real path of a file to write, refused (Invalid) before any work when it cannot be written there.
+
+    A link is followed: the file it names is replaced, not the link.
+    example: a file name to suggest when destination is a directory.
+    """
+    path = os.path.realpath(destination)
+    if os.path.isdir(path):
+        example = os.path.join(destination, example)
+        raise Invalid(f"cannot write {destination}: it is a directory; give a file name, such as {example}")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise Invalid(f"cannot write {destination}: no such directory {os.path.dirname(path)}")
+    return path
 
 
 def write_atomic(target, text, mode=0o644):

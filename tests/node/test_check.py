@@ -465,3 +465,24 @@ def test_low_space_is_a_tenth_of_a_small_disk_and_5_gib_of_a_big_one(monkeypatch
     report = {}
     check._look_at_space(report)
     assert report["space"] == {"free": free, "size": size} and ("low_space" in report) == low
+
+
+def test_a_prom_file_that_cannot_be_written_is_named_and_the_pass_still_runs(quick, tmp_path):
+    """The textfile's directory gone (unmounted, say) must not stop restarts: they matter more than metrics."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for index, (prom, why) in enumerate(
+        [
+            (tmp_path / "none" / "x.prom", f"cannot write {tmp_path}/none/x.prom: no such directory {tmp_path}/none"),
+            (folder, f"cannot write {folder}: it is a directory; give a file name, such as {folder}/baleine.prom"),
+            ("", "invalid --prom '': give the textfile's path, such as /var/lib/node_exporter/baleine.prom"),
+        ]
+    ):
+        name = f"svc{index}"  # one each: a second restart of one container would wait for its back-off
+        quick.ok("container", "run", "-d", "--name", name, "--restart", "always", "bb", "sleep", "300")
+        kill_main(quick, name)
+        done = quick.cli("check", "--prom", str(prom))
+        assert (done.returncode, done.stderr) == (2, f"baleine: error: {why}; the pass itself ran\n"), done
+        item = quick.ok("container", "inspect", name)
+        assert (item["status"], item["restarts"]) == ("running", 1)
+    assert os.listdir(folder) == [] and not (tmp_path / "none").exists()
