@@ -375,6 +375,8 @@ def rename(ref, new_name):
         row = get(ref, rows)
         refuse_if_busy(row)
         refuse_if_half_created(row)
+        if row["name"] == new_name:
+            raise Conflict(f"container {new_name!r} is already called {new_name!r}: give it another name")
         _refuse_taken(new_name, rows)
         old_name = row["name"]
         row = state.CONTAINERS.update(row["id"], name=new_name)

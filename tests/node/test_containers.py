@@ -484,6 +484,8 @@ def test_rename_keeps_everything_but_the_name_and_commands_in_flight_follow(busy
     assert busybox.call("container", "rename", "front", "peer")["error"]["message"] == (
         "container name 'peer' is already in use")  # fmt: skip
     assert busybox.call("container", "rename", "front", "bad/name")["error"]["code"] == "invalid"
+    assert busybox.call("container", "rename", "front", "front")["error"]["message"] == (
+        "container 'front' is already called 'front': give it another name")  # fmt: skip
 
     attached = busybox.argv("container", "run", "--rm", "--name", "job", "bb", "sh", "-c", "sleep 1; exit 3")
     job = subprocess.Popen(attached, env=busybox.env, stderr=subprocess.PIPE, text=True)
