@@ -26,7 +26,8 @@ _V2_IO_KEYS = {"io_read_bps": "rbps", "io_write_bps": "wbps", "io_read_iops": "r
 DEFAULT_DEVICES = ("c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm",
                    "c 136:* rwm")  # fmt: skip
 _DEVICE_RULE = r"[abc] (\d+|\*):(\d+|\*) [rwm]{1,3}"
-_CPU_LIST = r"\d+(-\d+)?(,\d+(-\d+)?)*"
+_CPU_LIST = r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*"  # ASCII digits: the kernel reads no other
+CPU_LIMIT = 8192  # the kernel's largest NR_CPUS: a CPU number is below it
 
 
 def shares_to_weight(shares):
@@ -48,8 +49,18 @@ def cpu_list(text):
     cpus = set()
     for part in text.split(","):
         low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
+        first, last = _cpu_number(low, text), _cpu_number(high or low, text)
+        if last < first:
+            raise Invalid(f"invalid CPU list {text!r}: the range {part} runs backwards; use {high}-{low}")
+        cpus.update(range(first, last + 1))
     return cpus
+
+
+def _cpu_number(digits, text):
+    """A CPU's number, refused past what any kernel has (before a range of billions is counted out)."""
+    if len(digits.lstrip("0")) > len(str(CPU_LIMIT)) or int(digits) >= CPU_LIMIT:
+        raise Invalid(f"invalid CPU list {text!r}: CPU {digits} is past the last a kernel can have, {CPU_LIMIT - 1}")
+    return int(digits)
 
 
 def io_rate(text, what, rate_kind):

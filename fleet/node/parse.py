@@ -13,6 +13,8 @@ _LABEL_KEY = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}"
 _HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _USER_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_TOO_MANY_BYTES = 1 << 63  # a file or a limit in bytes is a signed 64-bit number to the kernel
+_YEAR = 366 * 24 * 3600  # seconds: the longest wait anyone means
 
 
 def name(value, kind="name"):
@@ -37,7 +39,10 @@ def size(value, what="size", minimum=1):
     if parts is None:
         raise Invalid(f"invalid {what} {value!r}: use a number with an optional K, M, G or T suffix, e.g. 64M")
     number, unit = parts
-    result = int(float(number) * _UNITS[unit])
+    scaled = float(number) * _UNITS[unit]
+    if scaled >= _TOO_MANY_BYTES:  # inf too, from a number of hundreds of digits
+        raise Invalid(f"invalid {what} {value!r}: must be less than {human_size(_TOO_MANY_BYTES)}")
+    result = int(scaled)
     if result < minimum:
         raise Invalid(f"invalid {what} {value!r}: must be at least {human_size(minimum)}")
     return result
@@ -84,13 +89,13 @@ def human_size(count):
 
 
 def seconds(value, what="time"):
-    """A non-negative number of seconds."""
+    """A number of seconds from 0 to a year: sleeps and deadlines overflow long before inf."""
     try:
         result = float(value)
     except (TypeError, ValueError):
         result = -1.0
-    if not result >= 0:
-        raise Invalid(f"invalid {what} {value!r}: use a number of seconds, 0 or more")
+    if not 0 <= result <= _YEAR:
+        raise Invalid(f"invalid {what} {value!r}: use a number of seconds from 0 to {_YEAR} (a year)")
     return result
 
 
@@ -130,7 +135,7 @@ def subnet(value):
         ) from None
     if not slash:
         raise Invalid(f"invalid subnet {value!r}: give the prefix length, e.g. {value}/24")
-    if not ascii_digits(prefix) or int(prefix) > first.max_prefixlen:
+    if not ascii_digits(prefix) or len(prefix) > 3 or int(prefix) > first.max_prefixlen:  # int() of 5000 digits fails
         raise Invalid(f"invalid subnet {value!r}: the prefix length is a whole number from 0 to {first.max_prefixlen}")
     try:
         net = ipaddress.ip_network(value, strict=False)
@@ -497,7 +502,7 @@ def signal_name(value, what="--stop-signal"):
     text = str(value).strip().upper()
     numbers, names = _signals()
     if ascii_digits(text):
-        found = names.get(int(text))
+        found = names.get(int(text)) if len(text) < 20 else None  # int() refuses thousands of digits
     else:
         found = names.get(numbers.get(text if text.startswith("SIG") else f"SIG{text}"))
     if found is None:

@@ -100,6 +100,11 @@ def test_apply_attaches_the_device_filter_to_the_v2_directory(tmp_path, monkeypa
         ({"cpu_shares": "1"}, "2 to 262144"),
         ({"cpuset_cpus": "0-7", "host_cpus": 2}, "CPU 2 is not available"),
         ({"cpuset_cpus": "a"}, "invalid CPU list"),
+        ({"cpuset_cpus": "\u0661"}, "invalid CPU list"),  # an Arabic-Indic 1: the kernel reads ASCII digits only
+        ({"cpuset_cpus": "0-99999999999"}, "CPU 99999999999 is past the last a kernel can have, 8191"),
+        ({"cpuset_cpus": "9" * 5000}, "is past the last a kernel can have, 8191"),
+        ({"cpuset_cpus": "0,8192"}, "CPU 8192 is past the last a kernel can have, 8191"),
+        ({"cpuset_cpus": "1-0"}, "invalid CPU list '1-0': the range 1-0 runs backwards; use 0-1"),
         ({"pids_limit": "0"}, "1 or more"),
         ({"io_write_bps": ["/dev/no-such-disk:1M"]}, "no such device"),
         ({"io_write_bps": ["/etc/passwd:1M"]}, "not a block device"),

@@ -33,6 +33,14 @@ def test_bad_sizes(bad):
         parse.size(bad)
 
 
+@pytest.mark.parametrize("huge", ["8388608T", "9223372036854775808", "9" * 400, "9" * 5000 + "M"])
+def test_sizes_past_what_the_kernel_counts_are_refused_not_crashed_on(huge):
+    with pytest.raises(Invalid) as raised:
+        parse.size(huge, "--memory")
+    assert str(raised.value) == f"invalid --memory {huge!r}: must be less than 8388608T"
+    assert parse.size("8388607T") == 8388607 << 40
+
+
 def candidates(alphabet, longest):
     """Every string of alphabet up to 3 long, then some longer ones: what a hand-written check can get wrong."""
     import itertools
@@ -101,6 +109,7 @@ def test_bad_network_refs(bad):
     ("10.0.0.0/x", "the prefix length is a whole number from 0 to 32"),
     ("10.0.0.0/-1", "the prefix length is a whole number from 0 to 32"),
     ("10.0.0.0/", "the prefix length is a whole number from 0 to 32"),
+    ("10.0.0.0/" + "9" * 5000, "the prefix length is a whole number from 0 to 32"),  # past int()'s digit limit
     ("10.0.0.0/\u0662\u0664", "the prefix length is a whole number from 0 to 32"),  # Arabic-Indic 24
     ("nope/24", "'nope' is not an IPv4 or IPv6 address; use a CIDR such as 10.88.0.0/24"),
     ("10.0.0/24", "'10.0.0' is not an IPv4 or IPv6 address; use a CIDR such as 10.88.0.0/24"),
@@ -269,7 +278,8 @@ def test_signal_names():
     for given in ("SIGQUIT", "quit", "Sigquit", "3", " QUIT "):
         assert parse.signal_name(given) == "SIGQUIT"
     assert parse.signal_name("9") == "SIGKILL"
-    for bad in ("SIGNOPE", "", "999", "-1", "SIG_IGN"):
+    assert parse.signal_name("0009") == "SIGKILL"
+    for bad in ("SIGNOPE", "", "999", "-1", "SIG_IGN", "9" * 5000):
         with pytest.raises(Invalid, match=f"invalid --stop-signal {bad!r}: use a signal name or number"):
             parse.signal_name(bad)
 
@@ -289,8 +299,9 @@ def test_signal_names_are_the_ones_signal_signals_gives():
 def test_seconds_and_counts():
     assert parse.seconds("2.5") == 2.5
     assert parse.positive_int("3", "--tail") == 3
-    for bad in ("-1", "x", "nan"):
-        with pytest.raises(Invalid):
+    assert parse.seconds("31622400") == 366 * 24 * 3600
+    for bad in ("-1", "x", "nan", "inf", "1e999", "1e20", "31622401"):  # 1e20 s overflowed `stop --time`'s deadline
+        with pytest.raises(Invalid, match=f"invalid time {bad!r}: use a number of seconds from 0 to 31622400"):
             parse.seconds(bad)
     with pytest.raises(Invalid, match="--tail"):
         parse.positive_int("-2", "--tail")
