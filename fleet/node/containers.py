@@ -872,11 +872,12 @@ def run(image, command=(), detach=False, remove_after=False, capture=False, tty=
     primer = cgroups.Primer()  # the kernel's slow first cgroup move happens during create()
     try:
         row = create(image, command, **options)
-        code = start(row["id"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
-    except StartFailed:
-        if remove_after:
-            remove(row["id"], force=True)
-        raise
+        try:
+            code = start(row["id"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
+        except BaseException:  # any failure: a limit the kernel refused as much as a missing command
+            if remove_after:
+                remove(row["id"], force=True)
+            raise
     finally:
         primer.stop()
     output = _read_log(row) if capture else None

@@ -121,6 +121,15 @@ def test_update_refuses_what_the_kernel_would_and_changes_nothing(busybox):
     assert int((memory / "memory.limit_in_bytes").read_text()) == 128 << 20
 
 
+def test_run_rm_removes_a_container_whose_limit_the_kernel_refused(busybox):
+    """Not only a start whose command fails: any start that fails leaves nothing under --rm, as Docker's."""
+    done = busybox.cli("container", "run", "--rm", "--pids-limit", "11111111111", "bb", "true")
+    assert done.returncode != 0 and done.stderr.startswith("baleine: error: the kernel refused 11111111111 in pids.max")
+    assert busybox.ok("container", "list", "--all") == []
+    kept = busybox.cli("container", "run", "--name", "kept", "--pids-limit", "11111111111", "bb", "true")
+    assert kept.returncode != 0 and [item["name"] for item in busybox.ok("container", "list", "--all")] == ["kept"]
+
+
 def test_device_passes_a_host_node_in_with_its_permissions(busybox):
     opened = "ls -l /dev/net/tun && exec 3<>/dev/net/tun && echo opened"
     done = busybox.cli("container", "run", "--rm", "--device", "/dev/net/tun", "bb", "sh", "-c", opened)
