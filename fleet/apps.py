@@ -224,6 +224,7 @@ def _app(name, table, network, fail):
         _reference(fields["build"][len("pull:") :], f"{where}.build", fail)
     if "stop_timeout" in fields and not fields["stop_timeout"] > 0:
         fail(f"{where}.stop_timeout", f"{fields['stop_timeout']!r}: a number of seconds above 0 (default 10)")
+    _seconds(fields, ("stop_timeout",), where, fail)
     if fields.get("network", "host") != "host":
         fail(f"{where}.network", "only 'host' may be given here; other apps join [network]")
     if not fields.get("network") and not network:
@@ -232,6 +233,7 @@ def _app(name, table, network, fail):
     if health and sum(bool(health.get(kind)) for kind in ("cmd", "http", "https", "tcp")) != 1:
         fail(f"{where}.health", "give exactly one of cmd, http, https or tcp")
     _port(health.get("tcp"), f"{where}.health.tcp", fail)
+    _seconds(health, ("interval", "timeout", "wait", "start_period"), f"{where}.health", fail)
     for kind in ("http", "https"):
         if health.get(kind) and not health[kind].startswith("/"):
             fail(f"{where}.health.{kind}", "a path starting with /")
@@ -245,6 +247,13 @@ def _app(name, table, network, fail):
         fields["cpus"] = str(fields["cpus"])
     fields["secret_values"] = _secrets(fields.get("secrets", []), fields.get("env", {}), f"{where}.secrets", fail)
     return App(name=name, **fields)
+
+
+def _seconds(table, keys, where, fail):
+    """Durations as the node reads them (0 to a year): TOML's inf or 1e20 would overflow a deadline."""
+    for key in keys:
+        if key in table:
+            _node_check("seconds", str(table[key]), f"{where}.{key}", fail, key)
 
 
 def _port(value, where, fail):

@@ -151,6 +151,18 @@ def test_secrets_come_from_this_machines_environment_and_shape_the_version(monke
             r"subnet '10\.42\.0\.1/24': host bits are set: the network is 10\.42\.0\.0/24",
         ),
         (("network", "slices"), 3, r"network\.slices: 2, 4, 8, 16 or 32"),
+        (("apps", "web", "stop_timeout"), float("inf"), r"apps\.web\.stop_timeout: invalid stop_timeout 'inf': use a"),
+        (
+            ("apps", "web", "stop_timeout"),
+            1e20,
+            r"web\.stop_timeout: invalid stop_timeout '1e\+20': use a number of sec",
+        ),
+        (
+            ("apps", "web", "health"),
+            {"cmd": "true", "wait": float("inf")},
+            r"apps\.web\.health\.wait: invalid wait 'inf'",
+        ),
+        (("apps", "web", "health"), {"cmd": "true", "interval": -1}, r"apps\.web\.health\.interval: invalid interval"),
         (("network", "name"), None, r"network\.name: missing"),
         (("extra",), 1, r"extra: unknown key"),
     ],
