@@ -217,6 +217,10 @@ def extract_rootfs(archive, destination):
 
     try:
         opened = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed by the `with` below
+    except tarfile.ReadError:  # its message lists each decompressor tried, one per line
+        raise Invalid(
+            f"cannot read {archive} as a root filesystem: not a tar file (plain, gzip, bzip2 or xz)"
+        ) from None
     except (tarfile.TarError, OSError) as error:
         raise Invalid(f"cannot read {archive} as a tar archive: {error}") from None
     tree = Tree(destination)

@@ -5,6 +5,7 @@ It is built in a work directory under images/ and renamed into place only
 when complete, so a failed or interrupted build registers nothing.
 """
 
+import errno
 import os
 
 from . import jsonlite, linux, parse, state
@@ -158,8 +159,9 @@ def create(name, size_text, source):
     state.ensure_layout()
     refuse_taken(name)
     with build_dir(name) as work:
-        rootfs, image_config, label = populate(source, work)
         staged = os.path.join(work, "image.ext4")
+        sparse_file(staged, size)  # a size too large for this filesystem is refused before a long debootstrap
+        rootfs, image_config, label = populate(source, work)
         make_filesystem(rootfs, staged, size)
         return register(name, staged, image_config, label)
 
@@ -341,10 +343,24 @@ def register(name, staged, image_config, label, digest=None):
     return row
 
 
+def sparse_file(target, size):
+    """An empty sparse file of size bytes; Invalid, naming the size, when no file that large can be made there."""
+    try:
+        with open(target, "wb") as handle:
+            handle.truncate(size)
+    except OSError as error:
+        if error.errno != errno.EFBIG:
+            raise
+        limits = "its filesystem's largest file, or this process's `ulimit -f`"
+        raise Invalid(
+            f"invalid image size {parse.human_size(size)!r}: no file that large can be made under "
+            f"{state.path('images')} ({limits})"
+        ) from None
+
+
 def make_filesystem(rootfs, target, size):
     """A sparse file of `size` bytes holding an ext4 filesystem populated from rootfs."""
-    with open(target, "wb") as handle:
-        handle.truncate(size)
+    sparse_file(target, size)
     # lazy_journal_init: the file is fresh and sparse, so the journal already reads as zeros.
     # Zeroed by mkfs, it becomes allocated extents that every container's copy would carry
     # (4 MiB for a 64M image, 64 MiB for 1G) once the page cache has seen them.

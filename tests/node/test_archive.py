@@ -112,5 +112,6 @@ def test_gzip_and_garbage(tmp_path, dest):
     assert (dest / "f").read_text() == "x"
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar at all" * 100)
-    with pytest.raises(Invalid, match="tar archive"):
+    with pytest.raises(Invalid) as refused:
         archive.extract_rootfs(str(junk), str(dest))
+    assert str(refused.value) == f"cannot read {junk} as a root filesystem: not a tar file (plain, gzip, bzip2 or xz)"

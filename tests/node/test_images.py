@@ -80,6 +80,26 @@ def test_too_small_size_says_what_would_fit(node, tmp_path):
     assert os.listdir(node.root / "images") == []
 
 
+def test_a_size_no_file_can_have_here_is_refused_before_the_build(node, tmp_path):
+    """ext4 takes files up to 16T; RLIMIT_FSIZE makes the same refusal happen on any filesystem."""
+    import resource
+
+    def at_most_one_gib():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 30, 1 << 30))  # Python ignores SIGXFSZ: truncate gets EFBIG
+
+    broken = tmp_path / "broken.tar"  # were it read first, the error would be about the archive
+    broken.write_bytes(b"not a tar archive\n" * 100)
+    done = node.cli("image", "create", "big", "--size", "2G", "--from", str(broken), preexec_fn=at_most_one_gib)
+    where = node.root / "images"
+    message = f"invalid image size '2G': no file that large can be made under {where} (its filesystem's largest file"
+    assert done.returncode == 2 and done.stderr.startswith(f"baleine: error: {message}"), done.stderr
+    assert done.stderr.count("\n") == 1
+    assert os.listdir(where) == [] and node.ok("image", "list") == []
+    done = node.cli("image", "create", "big", "--size", "64M", "--from", str(broken))  # and the archive, one line
+    message = f"cannot read {broken} as a root filesystem: not a tar file (plain, gzip, bzip2 or xz)"
+    assert (done.returncode, done.stderr) == (2, f"baleine: error: {message}\n")
+
+
 def test_rm_refuses_while_a_container_uses_it(node):
     node.ok("image", "create", "bb", "--size", "32M", "--from", "busybox")
     node.ok("container", "create", "--name", "user1", "bb", "true")
