@@ -431,7 +431,7 @@ def _join_and_run(pid, cgroup, sandbox, config, timeout=None):
     child = os.fork()
     if child == 0:
         try:
-            sandbox.enter(config)
+            sandbox.enter(config, joining=True)
         except sandbox.SetupError as error:
             os.write(2, f"baleine: {error}\n".encode())
             os._exit(error.status)
@@ -536,7 +536,7 @@ def detached_child(pid):
         # A background job of a shell ignores SIGINT and SIGQUIT; the command must not.
         for number in (_signal.SIGINT, _signal.SIGQUIT):
             _signal.signal(number, _signal.SIG_DFL)
-        sandbox.enter(config)
+        sandbox.enter(config, joining=True)
     except sandbox.SetupError as error:
         status, message = error.status, str(error)
     except BaseException as error:  # noqa: BLE001 - whatever it is, the `exec` must hear it

@@ -356,8 +356,12 @@ def _make_mount_point(target, is_dir):
         os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
-def enter(config):
-    """Become the configured user in the working directory and exec the command."""
+def enter(config, joining=False):
+    """Become the configured user in the working directory and exec the command.
+
+    A container's start makes its working directory, as Docker's does; a
+    command joining it (exec) does not change its files: a missing one is an error.
+    """
     env = dict(item.split("=", 1) for item in config.get("env", []))
     env.setdefault("PATH", DEFAULT_PATH)
     env["HOSTNAME"] = config["hostname"]
@@ -365,8 +369,11 @@ def enter(config):
     env.setdefault("HOME", home)
     workdir = config.get("workdir") or "/"
     try:
-        os.makedirs(workdir, mode=0o755, exist_ok=True)
+        if not joining:
+            os.makedirs(workdir, mode=0o755, exist_ok=True)
         os.chdir(workdir)
+    except FileNotFoundError:
+        raise SetupError(f"working directory {workdir}: no such directory in the container", 126) from None
     except (FileExistsError, NotADirectoryError):
         raise SetupError(f"working directory {workdir}: a file of the image is in the way") from None
     except OSError as error:

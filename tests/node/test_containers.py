@@ -564,6 +564,11 @@ def test_exec_user_env_and_workdir_are_for_one_command(busybox):
         assert not reply["ok"] and message in reply["error"]["message"], reply
     done = busybox.cli("container", "exec", "-u", "ghost", "x", "true")
     assert done.returncode == 125 and "unable to find user 'ghost'" in done.stderr
+    for detach in ((), ("-d",)):  # an exec changes no file of the container's: no working directory is made
+        done = busybox.cli("container", "exec", *detach, "-w", "/nowhere", "x", "pwd")
+        message = "working directory /nowhere: no such directory in the container"
+        assert (done.returncode, done.stdout) == (126, "") and message in done.stderr, done
+    assert busybox.cli("container", "exec", "x", "test", "-e", "/nowhere").returncode == 1
 
 
 def _process_status(pid):
