@@ -11,7 +11,7 @@ import _signal
 import os
 
 from . import cgroups, etcfiles, events, images, jsonlite, limits, linux, networks, parse, state
-from .errors import Conflict, Invalid, Missing, NotFound, StartFailed
+from .errors import Conflict, Damaged, Invalid, Missing, NotFound, StartFailed
 from .faults import point
 
 RUNNING, CREATED, EXITED = "running", "created", "exited"
@@ -51,8 +51,12 @@ def format_attachments(pairs):
 
 
 def read_config(row):
-    with open(config_path(row), encoding="utf-8") as handle:
-        return jsonlite.load(handle)
+    path = config_path(row)
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return jsonlite.load(handle)
+        except ValueError as error:  # edited by hand, say (a UnicodeDecodeError is one too)
+            raise Damaged(f"{path} is not valid JSON ({error}): restore it, or remove the container") from None
 
 
 def write_config(row, config):
@@ -1110,7 +1114,7 @@ def space_used(row):
 def config_or_empty(row):
     try:
         return read_config(row)
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, Damaged):
         return {"command": [], "limits": {}}
 
 

@@ -38,6 +38,12 @@ class NoSpace(BaleineError):
     code = "no_space"
 
 
+class Damaged(BaleineError):
+    """A state file that cannot be read as baleine wrote it (edited by hand, cut short): named, with the line."""
+
+    code = "damaged"
+
+
 class Missing(BaleineError):
     """A program or kernel feature this host lacks."""
 

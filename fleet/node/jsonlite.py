@@ -51,6 +51,13 @@ def loads(text):
         value, end = _scanner()(text, start)
     except StopIteration as stop:
         raise _error("Expecting value", text, stop.value) from None
+    except SystemError:
+        # Python 3.10 and 3.11: the scanner raises an error inside a value (`{broken`) as
+        # json.decoder's, which it looks up in sys.modules only; before json is imported it
+        # raises SystemError instead. json itself then gives the error, exactly.
+        import json
+
+        return json.loads(text)
     end = _skip_whitespace(text, end)
     if end != len(text):
         raise _error("Extra data", text, end)

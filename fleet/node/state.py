@@ -11,7 +11,7 @@ import _csv
 import os
 import time
 
-from .errors import Invalid, NotFound
+from .errors import Damaged, Invalid, NotFound
 
 DEFAULT_ROOT = "/var/lib/baleine"
 
@@ -267,11 +267,15 @@ class _RootLock:
         return False
 
 
-def rows_of(file_path):
+def rows_of(file_path, required=()):
     """A table file's rows as dicts, one at a time (memory stays flat); none if it is missing.
 
     Read as csv.DictReader reads: blank lines skipped, a short row's missing
-    cells None, a long row's extra cells a list under the key None.
+    cells None, a long row's extra cells a list under the key None. Given
+    the columns it requires (a table baleine rewrites), the file is read
+    strictly: a header without one of them, or a row of another width than
+    the header's, is Damaged, naming the line. A history file (usage) is
+    read leniently: a pass cut short may leave its last line short.
     """
     try:
         handle = open(file_path, newline="", encoding="utf-8")  # noqa: SIM115 - closed below
@@ -282,10 +286,17 @@ def rows_of(file_path):
         header = next(reader, None)
         if header is None:
             return
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise Damaged(f"{file_path}: its header (line 1) lacks {', '.join(missing)}: restore that line")
         width = len(header)
         for cells in reader:
             if not cells:
                 continue
+            if required and len(cells) != width:
+                count = f"{len(cells)} cell" + ("s" if len(cells) != 1 else "")
+                where = f"{file_path} line {reader.line_num}"
+                raise Damaged(f"{where}: {count} where the header has {width}: fix that line, or remove it")
             row = dict(zip(header, cells))
             if len(cells) < width:
                 row.update(dict.fromkeys(header[len(cells) :]))
@@ -300,11 +311,12 @@ class Table:
     noun names a row in messages: "no such image 'x'".
     """
 
-    def __init__(self, filename, columns, noun, key="name"):
+    def __init__(self, filename, columns, noun, key="name", required=None):
         self.filename = filename
         self.columns = columns
         self.noun = noun
         self.key = key
+        self.required = required or (key,)  # columns a file must have; older files may lack later ones
 
     @property
     def file(self):
@@ -312,7 +324,7 @@ class Table:
 
     def read(self):
         """All rows, in file order; a missing file is an empty table."""
-        return list(rows_of(self.file))
+        return list(rows_of(self.file, self.required))
 
     def find(self, value, rows=None):
         """The row whose key is value, or None."""
@@ -453,6 +465,9 @@ class _Replacement:
         return False
 
 
-IMAGES = Table("images.csv", IMAGE_COLUMNS, "image")
-NETWORKS = Table("bridges.csv", NETWORK_COLUMNS, "network")
-CONTAINERS = Table("containers.csv", CONTAINER_COLUMNS, "container", key="id")  # a rename keeps the id
+# Each table requires the columns its first release wrote: a file from then still reads.
+IMAGES = Table("images.csv", IMAGE_COLUMNS, "image", required=IMAGE_COLUMNS)
+NETWORKS = Table("bridges.csv", NETWORK_COLUMNS, "network", required=NETWORK_COLUMNS[:5])
+CONTAINERS = Table("containers.csv", CONTAINER_COLUMNS, "container", key="id",  # a rename keeps the id
+                   required=("name", "id", "image", "status", "pid", "pid_start", "exit_code", "networks", "created",
+                             "started", "finished"))  # fmt: skip

@@ -113,6 +113,26 @@ def test_unsupported_values_raise_type_error(value, message):
         jsonlite.dumps(value)
 
 
+MALFORMED = ["", "{broken", '{"a": [1, 2', '{"a" 1}', '"bad \\x escape"', "[1,]", '{"a": 1} x', "nul"]
+
+
+@pytest.mark.parametrize("text", MALFORMED)
+def test_malformed_text_in_a_process_without_json_raises_jsons_error(text):
+    """Pythons 3.10 and 3.11 raised SystemError for an error inside a value until json was imported."""
+    probe = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); from fleet.node import jsonlite\n"
+        "assert 'json' not in sys.modules\n"
+        "try:\n    jsonlite.loads(sys.argv[1])\n"
+        "except Exception as error:\n    print(type(error).__module__, type(error).__name__, error)"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe, text], capture_output=True, text=True, check=True)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        expected = f"json.decoder JSONDecodeError {error}"
+    assert done.stdout.strip() == expected
+
+
 def test_neither_json_nor_re_is_loaded():
     probe = (
         f"import sys; sys.path.insert(0, {str(REPO)!r}); from fleet.node import jsonlite; "

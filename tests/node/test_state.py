@@ -68,14 +68,47 @@ AWKWARD_TABLE = (
 )
 
 
-def test_tables_are_read_as_the_csv_module_reads_them(root):
+def test_history_files_are_read_as_the_csv_module_reads_them(root):
     import csv
 
-    (root / "images.csv").write_text(AWKWARD_TABLE)
-    with open(root / "images.csv", newline="") as handle:
+    (root / "usage.csv").write_text(AWKWARD_TABLE)
+    with open(root / "usage.csv", newline="") as handle:
         expected = [dict(row) for row in csv.DictReader(handle, delimiter=";")]
-    assert state.IMAGES.read() == expected
+    assert list(state.rows_of(root / "usage.csv")) == expected
     assert [row["name"] for row in expected] == ["a", "b", "short", "long"]
+
+
+def test_a_table_edited_out_of_shape_is_named_with_its_line(root):
+    """Quoted separators, blank lines and newlines in cells read as csv reads them; a row of another width or
+    a header without a column the table needs is Damaged, naming the line (not a KeyError or TypeError later)."""
+    from fleet.node.errors import Damaged
+
+    header = ";".join(state.IMAGE_COLUMNS)
+    good = f'{header}\na;sha256:1;3;"dir:/x;y";t\n\nb;sha256:2;4;"say ""hi""\nthen go";t\n'
+    (root / "images.csv").write_text(good)
+    assert [row["source"] for row in state.IMAGES.read()] == ["dir:/x;y", 'say "hi"\nthen go']
+    for text, message in [
+        (
+            good + "short;only\n",
+            f"{root}/images.csv line 6: 2 cells where the header has 5: fix that line, or remove it",
+        ),
+        (good + "junk\n", f"{root}/images.csv line 6: 1 cell where the header has 5: fix that line, or remove it"),
+        (
+            good + "a;b;c;d;e;f\n",
+            f"{root}/images.csv line 6: 6 cells where the header has 5: fix that line, or remove it",
+        ),
+        (good.replace("name;", "nom;", 1), f"{root}/images.csv: its header (line 1) lacks name: restore that line"),
+    ]:
+        (root / "images.csv").write_text(text)
+        with pytest.raises(Damaged) as damaged:
+            state.IMAGES.read()
+        assert str(damaged.value) == message
+    (root / "containers.csv").write_text("name;id;image;status\n")  # a file lacking columns its first release had
+    with pytest.raises(Damaged, match="lacks pid, pid_start, exit_code, networks, created, started, finished"):
+        state.CONTAINERS.read()
+    later = [column for column in state.CONTAINER_COLUMNS if column not in ("reason", "restarts", "health")]
+    (root / "containers.csv").write_text(";".join(later) + "\n" + ";".join(["x"] * len(later)) + "\n")
+    assert state.CONTAINERS.read()[0]["id"] == "x"  # one without columns added since still reads
 
 
 def test_tables_are_written_as_the_csv_module_writes_them(root):
