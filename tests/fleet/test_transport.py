@@ -14,12 +14,14 @@ HOSTS = [Host(f"n{index}", f"192.0.2.{index}") for index in range(1, 7)]
 
 def test_parallel_bounds_the_hosts_at_once_and_keeps_their_order():
     running, peak, lock = [0], [0], threading.Lock()
+    pair = threading.Barrier(2, timeout=30)  # two at once, however slowly the second thread starts
 
     def work(session):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
+        pair.wait()
+        time.sleep(0.01)  # a third, were it let in, would come now
         with lock:
             running[0] -= 1
         return session.host.name.upper()
@@ -45,10 +47,13 @@ def test_one_host_failing_never_stops_the_others():
     assert outcomes[2].error.reason == "internal error: KeyError: 'a bug'"
 
 
-def test_the_per_host_timeout_is_a_deadline():
+def test_the_per_host_timeout_is_a_deadline(monkeypatch):
+    now = [1000.0]  # a clock of our own: a loaded machine may stall longer than any timeout a test can wait
+    monkeypatch.setattr(transport.time, "monotonic", lambda: now[0])
     session = transport.Session(HOSTS[0], timeout=0.05)
-    assert session.remaining() > 0
-    time.sleep(0.06)
+    now[0] += 0.04
+    assert session.remaining() == pytest.approx(0.01)
+    now[0] += 0.01
     with pytest.raises(TimedOut, match=r"n1: gave up after the per-host timeout of 0\.05 s"):
         session.remaining()
 
