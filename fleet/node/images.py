@@ -197,6 +197,8 @@ def import_archive(source, name=None, tag=None, size_text=None):
     state.ensure_layout()
     with build_dir("import") as work:
         path = _spool_stdin(work) if source == "-" else source
+        if os.path.isdir(path):
+            raise Invalid(f"{source!r} is a directory: give an archive file (podman save, docker save), or - for stdin")
         if not os.path.isfile(path):
             raise Invalid(f"no such archive file {source!r}")
         archived = imports.Archive(path)

@@ -156,6 +156,13 @@ def test_a_file_that_is_no_archive_gets_one_line(node, tmp_path):
         "such as `podman save` or `docker save` write\n"
     )
     assert node.state_files() == before and os.listdir(node.root / "images") == []
+    for missing, message in [
+        (tmp_path, f"'{tmp_path}' is a directory: give an archive file (podman save, docker save), or - for stdin"),
+        (tmp_path / "gone.tar", f"no such archive file '{tmp_path}/gone.tar'"),
+    ]:
+        done = node.cli("image", "import", str(missing))
+        assert (done.returncode, done.stderr) == (2, f"baleine: error: {message}\n")
+    assert node.state_files() == before and os.listdir(node.root / "images") == []
 
 
 def test_device_nodes_are_not_created(node, tmp_path):
