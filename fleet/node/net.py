@@ -194,8 +194,12 @@ def allocate(subnet, gateway, taken, wanted=None, pool=None, network="the networ
     reserved = {_number(address) for address in (gateway, *taken)}
     if wanted is not None:
         address = _number(wanted)
-        if address not in space or address[1] in edges:
-            raise Invalid(f"address {wanted} is outside {network}'s usable range {subnet}")
+        if address not in space:
+            raise Invalid(f"address {wanted} is outside {network} ({subnet})")
+        if address[1] in edges:
+            raise Invalid(
+                f"address {wanted} is the first or the last of {network} ({subnet}): no container takes those"
+            )
         if address not in hosts:
             raise Invalid(f"address {wanted} is outside this host's range {pool} of {network}")
         if address in reserved:

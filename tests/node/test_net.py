@@ -15,10 +15,11 @@ def test_first_free_address_skips_gateway_and_taken():
 
 def test_wanted_address_checked():
     assert net.allocate(SUBNET, "10.9.0.1", set(), "10.9.0.6") == "10.9.0.6"
-    with pytest.raises(Invalid, match="outside"):
-        net.allocate(SUBNET, "10.9.0.1", set(), "10.9.1.2")
-    with pytest.raises(Invalid, match="outside"):
-        net.allocate(SUBNET, "10.9.0.1", set(), "10.9.0.7")  # broadcast
+    with pytest.raises(Invalid, match=r"^address 10.9.1.2 is outside network 'n' \(10.9.0.0/29\)$"):
+        net.allocate(SUBNET, "10.9.0.1", set(), "10.9.1.2", network="network 'n'")
+    for edge in ("10.9.0.0", "10.9.0.7"):  # the network's own address, its broadcast
+        with pytest.raises(Invalid, match=rf"^address {edge} is the first or the last of network 'n' \(10.9.0.0/29\)"):
+            net.allocate(SUBNET, "10.9.0.1", set(), edge, network="network 'n'")
     with pytest.raises(Conflict, match="gateway"):
         net.allocate(SUBNET, "10.9.0.1", set(), "10.9.0.1")
     with pytest.raises(Conflict, match="another container"):
