@@ -19,6 +19,15 @@ def test_a_config_that_is_not_json_is_named_and_the_container_can_still_go(busyb
     assert busybox.ok("container", "list", "--all") == []
 
 
+def test_an_image_config_that_is_not_json_is_named(busybox):
+    config = busybox.root / "images" / "bb.json"
+    config.write_text("[1,")
+    done = busybox.cli("container", "create", "--name", "a", "bb", "true")
+    message = f"{config} is not valid JSON (Expecting value: line 1 column 4 (char 3))"
+    assert (done.returncode, done.stderr) == (1, f"baleine: error: {message}: restore it, or create the image again\n")
+    assert busybox.ok("container", "list", "--all") == []
+
+
 def test_a_table_row_out_of_shape_is_named_and_nothing_is_written(busybox):
     busybox.ok("container", "create", "--name", "a", "bb", "true")
     table = busybox.root / "containers.csv"
