@@ -221,6 +221,10 @@ def _host_fields(file, where, table, allow_address=True):
         fields[key] = _typed(file, f"{where}.{key}", value, HOST_KEYS[key])
     if "port" in fields and not 0 < fields["port"] < 65536:
         raise InventoryError(f"{file}: {where}.port {fields['port']} is not a TCP port (1-65535)")
+    if "connect_timeout" in fields and not 0 < fields["connect_timeout"] <= 3600:  # TOML takes inf and nan too
+        raise InventoryError(
+            f"{file}: {where}.connect_timeout {fields['connect_timeout']} must be above 0 and at most 3600 seconds"
+        )
     if "labels" in fields and not all(isinstance(v, (str, int, bool)) for v in fields["labels"].values()):
         raise InventoryError(f"{file}: {where}.labels values must be strings, numbers or booleans")
     return fields
