@@ -151,6 +151,8 @@ def test_secrets_come_from_this_machines_environment_and_shape_the_version(monke
             r"subnet '10\.42\.0\.1/24': host bits are set: the network is 10\.42\.0\.0/24",
         ),
         (("network", "slices"), 3, r"network\.slices: 2, 4, 8, 16 or 32"),
+        (("network", "vxlan"), 0, r"network\.vxlan: 0: a VXLAN id is 1 to 16777215"),
+        (("network", "vxlan"), 1 << 24, r"network\.vxlan: 16777216: a VXLAN id is 1 to 16777215"),
         (("apps", "web", "stop_timeout"), float("inf"), r"apps\.web\.stop_timeout: invalid stop_timeout 'inf': use a"),
         (
             ("apps", "web", "stop_timeout"),
