@@ -12,6 +12,7 @@ from .errors import Conflict, Invalid
 from .faults import point
 
 HOST = "host"  # `--network host`: no network namespace of its own
+MAX_VXLAN = (1 << 24) - 1  # a VXLAN id (VNI) is 24 bits; 0 is not one
 
 
 def get(name, rows=None):
@@ -89,8 +90,8 @@ def _vxlan(vxlan, peers):
             raise Invalid("--peer needs --vxlan ID: peers are the other ends of a VXLAN")
         return None, []
     vni = parse.positive_int(vxlan, "--vxlan")
-    if vni > 16777215:
-        raise Invalid(f"invalid --vxlan {vxlan}: a VXLAN id is 1 to 16777215")
+    if vni > MAX_VXLAN:
+        raise Invalid(f"invalid --vxlan {vxlan}: a VXLAN id is 1 to {MAX_VXLAN}")
     return vni, sorted(set(peers))
 
 
