@@ -482,7 +482,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
 
     primer = primer or cgroups.Primer()
     try:
-        row, plugs = _claim_for_start(ref, by_policy)
+        row, plugs, config = _claim_for_start(ref, by_policy)
     except BaseException:
         primer.stop()
         raise
@@ -491,7 +491,6 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         return None  # already running
     point("start:claimed")
     group = cgroup_of(row)
-    config = read_config(row)
     if tty:
         from . import terminal
 
@@ -607,23 +606,27 @@ def forget_process(row, reason):
 
 
 def _claim_for_start(ref, by_policy=False):
-    """Under the lock: mark the row 'starting' and prepare its /etc files and bridges."""
+    """Under the lock: mark the row 'starting' and prepare its /etc files and bridges.
+
+    Returns (row, plugs, config), or Nones when it is running already.
+    """
     with state.locked():
         rows = reconcile(state.CONTAINERS.read())
         row = get(ref, rows)
         if row["status"] == RUNNING:
-            return None, None
+            return None, None, None
         refuse_if_busy(row)
         refuse_if_half_created(row)
         refuse_if_disk_held(row)
+        config = read_config(row)  # a damaged one is named before the row changes
         if state.recorded_boot_id() is None:  # so that check can tell a reboot from its first pass
             state.record_boot_id(state.boot_id())
         counted = {"restarts": int(row.get("restarts") or 0) + 1} if by_policy else {"restarts": 0, "stopped_by": ""}
         compacted = {"networks": format_attachments(attachments(row))}  # eth0, eth1... with no gap
         row = state.CONTAINERS.update(row["id"], status=STARTING, error="", **counted, **compacted, **_worker())
         plugs = networks.plugs_for(row)
-        networks.write_etc_files(row, read_config(row), rows)
-        return row, plugs
+        networks.write_etc_files(row, config, rows)
+        return row, plugs, config
 
 
 def _first_failure(launch, error):

@@ -15,6 +15,7 @@ def test_a_config_that_is_not_json_is_named_and_the_container_can_still_go(busyb
         f"{config} is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
     )
     assert (done.returncode, done.stderr) == (1, f"baleine: error: {message}: restore it, or remove the container\n")
+    assert busybox.ok("container", "list", "--all")[0]["status"] == "created"  # refused before the row changed
     busybox.ok("container", "rm", "a")
     assert busybox.ok("container", "list", "--all") == []
 
