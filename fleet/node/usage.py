@@ -22,6 +22,8 @@ from . import state
 
 COLUMNS = ("time", "name", "id", "started", "cpu_seconds", "memory_peak", "io_read_bytes", "io_write_bytes", "pids")
 DIRECTORY = "usage"
+_NUMBERS = (("cpu_seconds", float), ("memory_peak", int), ("io_read_bytes", int), ("io_write_bytes", int),
+            ("pids", int))  # fmt: skip
 LEGACY = "usage.csv"  # one file for every day, as written before usage/; still read
 
 
@@ -122,7 +124,7 @@ def summary(name=None, since=None, current=None):
         first = max(0, first - 1)
     instances, latest, called = {}, {}, {}
     for _, path in files[first:]:
-        for row in state.rows_of(path):
+        for row in _samples(path):
             instance = instances.setdefault((row["id"], row["started"]), _Instance())
             latest[row["id"]] = row["name"]  # rows are in time order
             called.setdefault(row["id"], set()).add(row["name"])
@@ -133,6 +135,22 @@ def summary(name=None, since=None, current=None):
     _find_older_bases(instances, files[:first], since_stamp)
     totals = _totals(instances, {**latest, **(current or {})})  # an existing container under its name of now
     return [item for item in totals if name is None or name == item["name"] or name in called.get(item["id"], ())]
+
+
+def _samples(path):
+    """A usage file's well-formed rows: one a pass cut short, or a hand, left malformed is skipped.
+
+    History is read leniently (state.rows_of): a short row's cells are None.
+    """
+    for row in state.rows_of(path):
+        if None in row:  # cells no column names
+            continue
+        try:
+            for key, kind in _NUMBERS:
+                kind(row[key])
+        except (KeyError, TypeError, ValueError):  # a cell missing (None), or not a number
+            continue
+        yield row
 
 
 def _find_older_bases(instances, older_files, since_stamp):
@@ -147,7 +165,7 @@ def _find_older_bases(instances, older_files, since_stamp):
         if not missing:
             return
         found = {}
-        for row in state.rows_of(path):
+        for row in _samples(path):
             key = (row["id"], row["started"])
             if key in missing:
                 found[key] = row  # rows are in time order: the last one wins

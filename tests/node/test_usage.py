@@ -43,6 +43,17 @@ def test_counters_grow_per_instance_and_restarts_begin_at_zero(records):
     assert [item["name"] for item in usage.summary()] == ["db", "web"]
 
 
+def test_a_malformed_line_in_the_history_is_skipped(records, tmp_path):
+    """A pass cut short, or a hand, may leave a line short or odd: the rows around it still count."""
+    records(("2026-11-23T10:00:00Z", "web", "aaa", "2026-11-23T09:00:00Z", "10.0", 100, 1000, 2000, 3))
+    with open(tmp_path / "usage" / "2026-11-23.csv", "a") as handle:
+        handle.write("garbage\n2026-11-23T10:00:30Z;web;aaa\n;;;;;;;;\n" + "x;" * 11 + "x\n")
+        handle.write("2026-11-23T10:00:40Z;web;aaa;2026-11-23T09:00:00Z;lots;100;0;0;1\n")
+    records(("2026-11-23T10:01:00Z", "web", "aaa", "2026-11-23T09:00:00Z", "16.5", 300, 1500, 2600, 5))
+    [web] = usage.summary("web")
+    assert (web["cpu_seconds"], web["io_read_bytes"], web["memory_peak"], web["samples"]) == (16.5, 1500, 300, 2)
+
+
 def test_since_counts_from_the_last_sample_before_it(records):
     records(
         ("2026-11-23T10:00:00Z", "web", "aaa", "2026-11-23T09:00:00Z", "10.0", 100, 1000, 0, 3),
