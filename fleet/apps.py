@@ -353,6 +353,8 @@ def _table(value, keys, where, fail):
 
 
 def _subnet(network, fail):
+    from .node.networks import MAX_VXLAN
+
     subnet = _node_check("subnet", network["subnet"], "network.subnet", fail)
     if subnet.version != 4 or subnet.prefixlen > 26:
         fail("network.subnet", "an IPv4 subnet of /26 or larger (it is split among the hosts)")
@@ -360,8 +362,6 @@ def _subnet(network, fail):
     if slices not in (2, 4, 8, 16, 32) or subnet.prefixlen + slices.bit_length() - 1 > 29:
         fail("network.slices", "2, 4, 8, 16 or 32, leaving each host at least a /29")
     network.setdefault("vxlan", int(hashlib.sha256(network["name"].encode()).hexdigest()[:6], 16) or 1)
-    from .node.networks import MAX_VXLAN
-
     if not 1 <= network["vxlan"] <= MAX_VXLAN:
         fail("network.vxlan", f"{network['vxlan']}: a VXLAN id is 1 to {MAX_VXLAN}")
     network["slices"] = slices

@@ -14,6 +14,8 @@ from .errors import Invalid
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
+NOT_TAR = "not a tar file (plain, gzip, bzip2 or xz)"  # tarfile.ReadError's own text is four lines
+
 
 def clean_name(name):
     """Split an archive member name into safe components, or refuse it."""
@@ -217,10 +219,8 @@ def extract_rootfs(archive, destination):
 
     try:
         opened = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed by the `with` below
-    except tarfile.ReadError:  # its message lists each decompressor tried, one per line
-        raise Invalid(
-            f"cannot read {archive} as a root filesystem: not a tar file (plain, gzip, bzip2 or xz)"
-        ) from None
+    except tarfile.ReadError:
+        raise Invalid(f"cannot read {archive} as a root filesystem: {NOT_TAR}") from None
     except (tarfile.TarError, OSError) as error:
         raise Invalid(f"cannot read {archive} as a tar archive: {error}") from None
     tree = Tree(destination)

@@ -51,12 +51,7 @@ def format_attachments(pairs):
 
 
 def read_config(row):
-    path = config_path(row)
-    with open(path, encoding="utf-8") as handle:
-        try:
-            return jsonlite.load(handle)
-        except ValueError as error:  # edited by hand, say (a UnicodeDecodeError is one too)
-            raise Damaged(f"{path} is not valid JSON ({error}): restore it, or remove the container") from None
+    return state.read_json(config_path(row), "restore it, or remove the container")
 
 
 def write_config(row, config):

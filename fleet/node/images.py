@@ -9,7 +9,7 @@ import errno
 import os
 
 from . import jsonlite, linux, parse, state
-from .errors import BaleineError, CommandFailed, Conflict, Damaged, Invalid, Missing, NoSpace, NotFound
+from .errors import BaleineError, CommandFailed, Conflict, Invalid, Missing, NoSpace, NotFound
 
 MIN_SIZE = 8 << 20
 FICLONE = 0x40049409  # ioctl: share extents with another file (btrfs, xfs)
@@ -127,14 +127,10 @@ def _pulled_from(text, rows):
 
 def config(name):
     """The image's stored config (Cmd, Entrypoint, Env, WorkingDir, User)."""
-    path = config_file(name)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return jsonlite.load(handle)
+        return state.read_json(config_file(name), "restore it, or create the image again")
     except FileNotFoundError:
         return {}
-    except ValueError as error:  # edited by hand, say (a UnicodeDecodeError is one too)
-        raise Damaged(f"{path} is not valid JSON ({error}): restore it, or create the image again") from None
 
 
 def keep_in_config(name, digest, key, value):

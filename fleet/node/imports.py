@@ -48,7 +48,7 @@ class Archive:
             self.members = {posixpath.normpath(m.name).lstrip("/"): m for m in self.tar.getmembers()}
         except tarfile.ReadError:  # its message lists each decompressor tried, one per line
             raise Invalid(
-                f"cannot read {path} as an image archive: not a tar file (plain, gzip, bzip2 or xz), "
+                f"cannot read {path} as an image archive: {archive.NOT_TAR}, "
                 "such as `podman save` or `docker save` write"
             ) from None
         except (tarfile.TarError, OSError) as error:

@@ -58,9 +58,10 @@ def cpu_list(text):
 
 def _cpu_number(digits, text):
     """A CPU's number, refused past what any kernel has (before a range of billions is counted out)."""
-    if len(digits.lstrip("0")) > len(str(CPU_LIMIT)) or int(digits) >= CPU_LIMIT:
+    number = parse.ascii_number(digits, CPU_LIMIT - 1)
+    if number is None:
         raise Invalid(f"invalid CPU list {text!r}: CPU {digits} is past the last a kernel can have, {CPU_LIMIT - 1}")
-    return int(digits)
+    return number
 
 
 def io_rate(text, what, rate_kind):

@@ -71,6 +71,18 @@ def ascii_digits(text):
     return text.isascii() and text.isdigit()
 
 
+def ascii_number(text, most):
+    """The number text spells in ASCII digits if it is at most `most`, else None.
+
+    The length is looked at first: int() refuses a string of thousands of digits.
+    """
+    significant = text.lstrip("0") if ascii_digits(text) else None
+    if significant is None or len(significant) > len(str(most)):
+        return None
+    number = int(significant or "0")
+    return number if number <= most else None
+
+
 def matches(pattern, text):
     """Whether all of text matches pattern (a regular expression)."""
     import re
@@ -135,7 +147,7 @@ def subnet(value):
         ) from None
     if not slash:
         raise Invalid(f"invalid subnet {value!r}: give the prefix length, e.g. {value}/24")
-    if not ascii_digits(prefix) or len(prefix) > 3 or int(prefix) > first.max_prefixlen:  # int() of 5000 digits fails
+    if ascii_number(prefix, first.max_prefixlen) is None:
         raise Invalid(f"invalid subnet {value!r}: the prefix length is a whole number from 0 to {first.max_prefixlen}")
     try:
         net = ipaddress.ip_network(value, strict=False)
@@ -502,7 +514,7 @@ def signal_name(value, what="--stop-signal"):
     text = str(value).strip().upper()
     numbers, names = _signals()
     if ascii_digits(text):
-        found = names.get(int(text)) if len(text) < 20 else None  # int() refuses thousands of digits
+        found = names.get(ascii_number(text, max(names)))
     else:
         found = names.get(numbers.get(text if text.startswith("SIG") else f"SIG{text}"))
     if found is None:

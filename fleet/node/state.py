@@ -380,6 +380,20 @@ def _render_csv(header, rows):
     return buffer.getvalue()
 
 
+def read_json(path, remedy):
+    """The JSON document in a state file; Damaged, naming the file and what to do (remedy), if it is not JSON.
+
+    A missing file raises FileNotFoundError, for the caller to mean what it will.
+    """
+    from . import jsonlite
+
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return jsonlite.load(handle)
+        except ValueError as error:  # edited by hand, say (a UnicodeDecodeError is one too)
+            raise Damaged(f"{path} is not valid JSON ({error}): {remedy}") from None
+
+
 def writable_file(destination, example):
     """The real path of a file to write, refused (Invalid) before any work when it cannot be written there.
 

@@ -314,3 +314,9 @@ def test_labels():
     for bad in ("", "=x", "-x=1", "a b=1", "k=line\nbreak", "k=" + "v" * 1025, "k" * 129):
         with pytest.raises(Invalid, match="invalid label"):
             parse.label(bad)
+
+
+def test_ascii_number_reads_bounded_whole_numbers_without_int_on_huge_text():
+    assert [parse.ascii_number(text, 32) for text in ("0", "32", "0032", "33", "-1", "", "1.0", "\u0663")] == [
+        0, 32, 32, None, None, None, None, None]  # fmt: skip
+    assert parse.ascii_number("9" * 5000, 8191) is None and parse.ascii_number("0" * 5000 + "7", 8191) == 7
