@@ -92,6 +92,9 @@ def record(path, rows):
 
 
 def read_history(path, last=None):
+    """The recorded lines, oldest first; the last `last` of them when it is above 0."""
+    if last is not None and last < 0:
+        raise FleetError(f"invalid --last {last}: use a number of lines, 0 or more (0: all of them)")
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter=";"))
@@ -100,10 +103,20 @@ def read_history(path, last=None):
     return rows[-last:] if last else rows
 
 
+def minutes(every):
+    """--every as a whole number of minutes from 1 to 59: a cron step within the hour."""
+    try:
+        number = int(every)
+    except (TypeError, ValueError):
+        number = 0
+    if not 1 <= number <= 59 or isinstance(every, float):
+        raise FleetError(f"invalid --every {every!r}: use a number of minutes from 1 to 59")
+    return number
+
+
 def control_entry(hosts, every, history, workdir, inventory=None):
     """The cron.d text that runs `invoke health` on this machine every `every` minutes."""
-    if not isinstance(every, int) or not 1 <= every <= 59:
-        raise FleetError(f"invalid --every {every!r}: use a number of minutes from 1 to 59")
+    every = minutes(every)
     invoke = os.path.join(os.path.dirname(sys.executable), "invoke")
     command = shlex.join([invoke, "health", "--hosts", hosts, "--record", os.path.abspath(history)])
     env = f"BALEINE_INVENTORY={shlex.quote(os.path.abspath(inventory))} " if inventory else ""

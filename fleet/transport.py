@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .errors import FleetError, HostError, HostKeyRefused, TimedOut, Unreachable
+from .node.parse import YEAR
 
 DEFAULT_PARALLEL = 32
 DEFAULT_TIMEOUT = 300
@@ -333,8 +334,8 @@ class Fleet:
     def __init__(self, hosts, parallel=DEFAULT_PARALLEL, timeout=DEFAULT_TIMEOUT, ssh_config=None):
         if not isinstance(parallel, int) or parallel < 1:
             raise FleetError(f"invalid --parallel {parallel!r}: use a whole number of hosts, 1 or more")
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise FleetError(f"invalid --timeout {timeout!r}: use a number of seconds above 0")
+        if not isinstance(timeout, (int, float)) or not 0 < timeout <= YEAR:  # sockets overflow far below inf
+            raise FleetError(f"invalid --timeout {timeout!r}: use a number of seconds above 0, at most {YEAR} (a year)")
         self.hosts = list(hosts)
         self.parallel = parallel
         self.sessions = {host.name: Session(host, timeout, ssh_config) for host in self.hosts}

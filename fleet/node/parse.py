@@ -14,7 +14,7 @@ _HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _USER_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _TOO_MANY_BYTES = 1 << 63  # a file or a limit in bytes is a signed 64-bit number to the kernel
-_YEAR = 366 * 24 * 3600  # seconds: the longest wait anyone means
+YEAR = 366 * 24 * 3600  # seconds: the longest wait anyone means
 
 
 def name(value, kind="name"):
@@ -106,8 +106,8 @@ def seconds(value, what="time"):
         result = float(value)
     except (TypeError, ValueError):
         result = -1.0
-    if not 0 <= result <= _YEAR:
-        raise Invalid(f"invalid {what} {value!r}: use a number of seconds from 0 to {_YEAR} (a year)")
+    if not 0 <= result <= YEAR:
+        raise Invalid(f"invalid {what} {value!r}: use a number of seconds from 0 to {YEAR} (a year)")
     return result
 
 

@@ -1,9 +1,10 @@
 """Invoke collections; tasks.py at the repository root only assembles them."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import ship
 from . import container, health, hosts, image, lab, mirror, network, registry
+from .common import task
 from .deploy import deploy_, rollback
 from .prune import prune
 from .views import df, events, images, info, networks, ps

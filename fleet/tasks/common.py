@@ -7,9 +7,12 @@ object) and exits non-zero naming the hosts that failed.
 
 import functools
 import json
+import shlex
 import sys
 
+import invoke
 from invoke import Exit
+from invoke.parser import Argument
 
 from .. import client, inventory, transport, view
 from ..errors import FleetError
@@ -27,6 +30,31 @@ def helps(**specific):
     return {**COMMON_HELP, **specific}
 
 
+class _CheckedArgument(Argument):
+    """An option Invoke casts to its default's type: a value that does not cast is a one-line error.
+
+    Invoke lets the ValueError of int("abc") escape as a traceback; every
+    other bad input of a task is `error: ...` and exit status 2, so this is too.
+    """
+
+    def set_value(self, value, cast=True):
+        try:
+            super().set_value(value, cast)
+        except ValueError:
+            raise Exit(f"error: invalid --{self.names[0]} {value!r}: use a whole number", code=2) from None
+
+
+class _CheckedTask(invoke.Task):
+    def get_arguments(self, ignore_unknown_help=None):
+        arguments = super().get_arguments(ignore_unknown_help)
+        for argument in arguments:
+            argument.__class__ = _CheckedArgument  # same state, checked casting
+        return arguments
+
+
+task = functools.partial(invoke.task, klass=_CheckedTask)
+
+
 def fleet_task(function):
     """Turn FleetError/InventoryError into a one-line message and exit status 2."""
 
@@ -38,6 +66,15 @@ def fleet_task(function):
             raise Exit(f"error: {error}", code=2) from None
 
     return wrapper
+
+
+def shell_words(text, what):
+    """text split as a shell would split it; an unclosed quote is a one-line error naming what held it."""
+    try:
+        return shlex.split(text)
+    except ValueError as error:  # "No closing quotation", "No escaped character"
+        reason = str(error)[:1].lower() + str(error)[1:]
+        raise FleetError(f"cannot split {what} {text!r}: {reason} (quote it as a shell would)") from None
 
 
 def open_fleet(hosts, parallel=transport.DEFAULT_PARALLEL, timeout=transport.DEFAULT_TIMEOUT):

@@ -1,11 +1,10 @@
 """`invoke container.*`: the node's container verbs on many hosts at once."""
 
-import shlex
-
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import client
-from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows, stream
+from ..errors import FleetError
+from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows, shell_words, stream, task
 
 
 @task(
@@ -36,7 +35,7 @@ def run(c, image, hosts, name=None, network=None, env=None, memory=None, cpus=No
         args += ["--network", value]
     for value in env or []:
         args += ["--env", value]
-    args += [*shlex.split(options), image, *shlex.split(command)]
+    args += [*shell_words(options, "--options"), image, *shell_words(command, "--command")]
     each_host(hosts, parallel, timeout, json_, args, lambda item: f"{item['name']} running")
 
 
@@ -101,7 +100,10 @@ def rm(c, name, hosts, force=False, json_=False, parallel=32, timeout=300):
 @fleet_task
 def exec(c, name, command, hosts, detach=False, json_=False, parallel=32, timeout=300):
     """Run a command in a running container on each host; shows each host's output and exit code."""
-    args = ["container", "exec", *(["--detach"] if detach else []), name, *shlex.split(command)]
+    words = shell_words(command, "COMMAND")
+    if not words:
+        raise FleetError("COMMAND is empty: give the command to run in the container, e.g. 'cat /etc/hostname'")
+    args = ["container", "exec", *(["--detach"] if detach else []), name, *words]
     with open_fleet(hosts, parallel, timeout) as fleet:
         outcomes = fleet.each(lambda session: client.call(session, *args))
     finish(outcomes, json_, ("HOST", "RESULT"), result_rows(outcomes, _started if detach else _ran))

@@ -6,12 +6,13 @@ import subprocess
 import sys
 import time
 
-from invoke import Exit, task
+from invoke import Exit
 
 from .. import lock, view
 from ..errors import FleetError
 from ..inventory import inventory_path
-from .common import HOSTS_HELP, fleet_task, open_fleet
+from ..node.parse import YEAR
+from .common import HOSTS_HELP, fleet_task, open_fleet, task
 
 DEFAULT_APP = "apps/webfarm.toml"
 
@@ -84,6 +85,8 @@ def _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout, rollba
     # two (dataclasses built at import) cost each of them 17 ms.
     from .. import apps, deploy
 
+    if not 0 <= lock_wait <= YEAR:
+        raise FleetError(f"invalid --lock-wait {lock_wait!r}: use a number of seconds from 0 to {YEAR} (a year)")
     spec = apps.load(app)
     if retry_failed:
         previous = _read_failed().get(os.path.abspath(app))
@@ -98,6 +101,8 @@ def _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout, rollba
         names = [host.name for host in fleet.hosts]
     print(view.table(("HOST", "RESULT"), report.summary(names)))
     if dry_run:
+        if report.failed:  # a plan that could not be made is no all-clear for scripts
+            raise Exit(f"could not plan: {', '.join(sorted(report.failed))} (dry run: nothing changed)", code=1)
         return
     if not rollback:
         _record_failed(app, report.failed)

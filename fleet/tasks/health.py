@@ -2,13 +2,13 @@
 
 import os
 
-from invoke import Collection, Exit, task
+from invoke import Collection, Exit
 
 from .. import client
 from .. import health as checks
 from ..inventory import inventory_path
 from ..node.render import table
-from .common import finish, fleet_task, helps, open_fleet, result_rows
+from .common import finish, fleet_task, helps, open_fleet, result_rows, task
 
 
 def _check(session):
@@ -39,11 +39,12 @@ def check(c, hosts="all", record=None, json_=False, parallel=32, timeout=300):
 def schedule(c, hosts, every=None, history=checks.DEFAULT_HISTORY, cron_file=checks.DEFAULT_CRON_FILE,
              json_=False, parallel=32, timeout=120):  # fmt: skip
     """Install `baleine check` in each host's cron, and `invoke health` in this machine's."""
-    host_every = str(every or 1)
-    with open_fleet(hosts, parallel, timeout) as fleet:
-        outcomes = fleet.each(lambda session: client.call(session, "cron", "install", "--every", host_every))
+    # Checked before any host is touched: a bad value must not leave cron entries behind.
+    host_every, here_every = (1, 5) if every is None else (checks.minutes(every),) * 2
     inventory = os.environ.get("BALEINE_INVENTORY") or os.path.abspath(inventory_path())
-    text = checks.control_entry(hosts, int(every or 5), history, os.getcwd(), inventory)
+    text = checks.control_entry(hosts, here_every, history, os.getcwd(), inventory)
+    with open_fleet(hosts, parallel, timeout) as fleet:
+        outcomes = fleet.each(lambda session: client.call(session, "cron", "install", "--every", str(host_every)))
     with open(cron_file + ".tmp", "w", encoding="utf-8") as handle:
         handle.write(text)
     os.chmod(cron_file + ".tmp", 0o644)
@@ -53,11 +54,16 @@ def schedule(c, hosts, every=None, history=checks.DEFAULT_HISTORY, cron_file=che
     finish(outcomes, json_, ("HOST", "RESULT"), result_rows(outcomes, lambda data: data["entry"]))
 
 
-@task(help={"history": f"the CSV file (default {checks.DEFAULT_HISTORY})", "last": "only the last N lines"})
+@task(
+    help={
+        "history": f"the CSV file (default {checks.DEFAULT_HISTORY})",
+        "last": "only the last N lines (default 50; 0: all)",
+    }
+)
 @fleet_task
 def history(c, history=checks.DEFAULT_HISTORY, last=50):
     """What the scheduled health checks recorded: time, host, state, problems."""
-    rows = checks.read_history(history, int(last))
+    rows = checks.read_history(history, last)
     print(table(("TIME", "HOST", "STATE", "PROBLEMS"), [[r[f] for f in checks.HISTORY_FIELDS] for r in rows]))
 
 

@@ -1,10 +1,10 @@
 """`invoke hosts` (the inventory) and `invoke hosts.trust` (record a host's key)."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import inventory, transport
 from ..errors import FleetError
-from .common import HOSTS_HELP, fleet_task
+from .common import HOSTS_HELP, fleet_task, task
 
 
 @task(default=True, help={"hosts": HOSTS_HELP})

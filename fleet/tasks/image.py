@@ -1,10 +1,10 @@
 """`invoke image.push|pull|login|logout|rm|prune|list`: image files and registry logins on many hosts."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import images as pushing
 from ..errors import FleetError
-from .common import each_host, finish, fleet_task, helps, open_fleet, removed_text, result_rows
+from .common import each_host, finish, fleet_task, helps, open_fleet, removed_text, result_rows, task
 from .views import images
 
 

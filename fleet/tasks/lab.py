@@ -1,9 +1,9 @@
 """`invoke lab.up|down|status`: a fleet of namespaces with their own sshd, on this machine."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import lab as labs
-from .common import fleet_task
+from .common import fleet_task, task
 
 DIR_HELP = f"where the lab keeps its keys, node state and record (default {labs.DEFAULT_DIR})"
 

@@ -1,9 +1,9 @@
 """`invoke mirror.add|rm|list`: the registry mirrors each host's pulls try first (`baleine mirror`)."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import view
-from .common import each_host, fleet_task, helps
+from .common import each_host, fleet_task, helps, task
 from .views import fleet_table
 
 COLUMNS = ("HOST", "REGISTRY", "MIRROR", "ADDED")

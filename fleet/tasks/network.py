@@ -1,8 +1,8 @@
 """`invoke network.create|rm|prune|list|connect|disconnect`: bridges on many hosts at once."""
 
-from invoke import Collection, task
+from invoke import Collection
 
-from .common import each_host, fleet_task, helps, removed_text
+from .common import each_host, fleet_task, helps, removed_text, task
 from .views import networks
 
 

@@ -1,8 +1,6 @@
 """`invoke prune`: on each host, remove what nothing uses, as `baleine prune` does there."""
 
-from invoke import task
-
-from .common import each_host, fleet_task, helps, removed_text
+from .common import each_host, fleet_task, helps, removed_text, task
 
 
 @task(help=helps(images="also every image no container uses", volumes="also every volume no container names"))

@@ -1,9 +1,9 @@
 """`invoke registry.insecure|secure|list`: each host's registry settings (`baleine registry`)."""
 
-from invoke import Collection, task
+from invoke import Collection
 
 from .. import view
-from .common import each_host, fleet_task, helps
+from .common import each_host, fleet_task, helps, task
 from .views import fleet_table
 
 COLUMNS = ("HOST", "REGISTRY", "LOGIN", "MIRRORS", "REACHED")

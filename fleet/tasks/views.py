@@ -1,9 +1,7 @@
 """`invoke ps`, `images`, `networks`, `events`, `df`, `info`: one table over the whole fleet."""
 
-from invoke import task
-
 from .. import client, view
-from .common import finish, fleet_task, helps, open_fleet, stream
+from .common import finish, fleet_task, helps, open_fleet, stream, task
 
 
 def fleet_table(hosts, parallel, timeout, as_json, args, columns, make_rows):

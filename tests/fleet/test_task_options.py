@@ -1,0 +1,99 @@
+"""Bad values given to the invoke tasks: one line naming the value, exit 2, and no host touched.
+
+The inventory's hosts point at a closed loopback port: a task that reached
+for a host would print its "connection refused" rows instead of the error.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INVOKE = str(Path(sys.executable).parent / "invoke")
+INVENTORY = """
+[defaults]
+port = 1
+connect_timeout = 2
+[hosts.a]
+address = "127.0.0.1"
+[hosts.b]
+address = "127.0.0.1"
+"""
+
+
+@pytest.fixture
+def run_invoke(tmp_path):
+    (tmp_path / "hosts.toml").write_text(INVENTORY)
+    env = dict(os.environ, BALEINE_INVENTORY=str(tmp_path / "hosts.toml"))
+
+    def run(*args):
+        return subprocess.run([INVOKE, "-r", str(REPO), *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+
+    return run
+
+
+def refused(done, message):
+    assert (done.returncode, done.stdout) == (2, ""), done.stdout + done.stderr
+    assert done.stderr.splitlines() == [message]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ps", "--parallel", "abc"], "error: invalid --parallel 'abc': use a whole number"),
+        (["ps", "--parallel", "1e20"], "error: invalid --parallel '1e20': use a whole number"),
+        (["ps", "--timeout", "2.5"], "error: invalid --timeout '2.5': use a whole number"),
+        (["deploy", "--lock-wait", "soon"], "error: invalid --lock-wait 'soon': use a whole number"),
+        (["container.logs", "web", "--hosts", "a", "--tail", "all"], "error: invalid --tail 'all': use a whole number"),
+        (["lab.up", "--nodes", "three"], "error: invalid --nodes 'three': use a whole number"),
+    ],
+)
+def test_a_number_that_is_not_one_is_a_one_line_error(run_invoke, args, message):
+    refused(run_invoke(*args), message)
+
+
+def test_numbers_beyond_what_sockets_and_sleeps_take_are_refused(run_invoke):
+    refused(run_invoke("ps", "--timeout", "99999999999999999999"),
+            "error: invalid --timeout 99999999999999999999: use a number of seconds above 0, "
+            "at most 31622400 (a year)")  # fmt: skip
+    refused(run_invoke("deploy", "--lock-wait", "-1"),
+            "error: invalid --lock-wait -1: use a number of seconds from 0 to 31622400 (a year)")  # fmt: skip
+
+
+def test_a_command_a_shell_could_not_split_is_refused_before_any_host(run_invoke):
+    unsplit = "no closing quotation (quote it as a shell would)"
+    refused(run_invoke("container.exec", "web", "echo 'unclosed", "--hosts", "a"),
+            f"error: cannot split COMMAND \"echo 'unclosed\": {unsplit}")  # fmt: skip
+    refused(run_invoke("container.exec", "web", "  ", "--hosts", "a"),
+            "error: COMMAND is empty: give the command to run in the container, e.g. 'cat /etc/hostname'")  # fmt: skip
+    refused(run_invoke("container.run", "bb", "--options", "--label 'a", "--hosts", "a"),
+            f"error: cannot split --options \"--label 'a\": {unsplit}")  # fmt: skip
+
+
+def test_a_bad_interval_installs_nothing_anywhere(run_invoke, tmp_path):
+    cron_file = tmp_path / "cron"
+    for every in ("abc", "0", "60", "1.5"):
+        done = run_invoke("health.schedule", "--hosts", "a", "--every", every, "--cron-file", str(cron_file))
+        refused(done, f"error: invalid --every '{every}': use a number of minutes from 1 to 59")
+    assert not cron_file.exists()
+
+
+def test_history_takes_a_count_of_lines(run_invoke, tmp_path):
+    (tmp_path / "h.csv").write_text("time;host;state;problems\n1;a;ok;\n2;b;ok;\n3;a;ok;\n")
+    refused(run_invoke("health.history", "--history", "h.csv", "--last", "-1"),
+            "error: invalid --last -1: use a number of lines, 0 or more (0: all of them)")  # fmt: skip
+    every = run_invoke("health.history", "--history", "h.csv", "--last", "0")
+    assert every.returncode == 0 and len(every.stdout.splitlines()) == 4, every.stderr
+    last = run_invoke("health.history", "--history", "h.csv", "--last", "2")
+    assert [line.split()[1] for line in last.stdout.splitlines()[1:]] == ["b", "a"]
+
+
+def test_a_dry_run_that_could_not_plan_every_host_fails(run_invoke):
+    done = run_invoke("deploy", "--dry-run", "--app", str(REPO / "apps" / "webfarm.toml"))
+    assert done.returncode == 1
+    assert [line.split()[:2] for line in done.stdout.splitlines()[1:]] == [["a", "FAILED:"], ["b", "FAILED:"]]
+    assert done.stderr.splitlines()[-1] == "could not plan: a, b (dry run: nothing changed)"
