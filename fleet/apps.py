@@ -54,7 +54,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import FleetError
-from .inventory import read_toml
+from .inventory import read_toml, type_problem
 
 APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
@@ -345,10 +345,9 @@ def _table(value, keys, where, fail):
     for key, item in value.items():
         if key not in keys:
             fail(f"{where}.{key}", f"unknown key (accepted: {', '.join(keys)})")
-        kind = keys[key]
-        if isinstance(item, bool) != (kind is bool) or not isinstance(item, kind):
-            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-            fail(f"{where}.{key}", f"{item!r} must be {names}")
+        problem = type_problem(item, keys[key])
+        if problem:
+            fail(f"{where}.{key}", problem)
     return dict(value)
 
 

@@ -42,6 +42,9 @@ HOST_KEYS = {
     "labels": dict,
 }
 TOP_KEYS = ("defaults", "hosts", "groups", "ssh_config")
+KIND_WORDS = {str: "a string", int: "a whole number", (int, float): "a number", bool: "true or false",
+              dict: "a table", list: "a list"}  # fmt: skip
+ONE_WORD_KEYS = ("address", "user", "python")  # a host name, a login, a program: no space can belong in one
 
 
 class InventoryError(Exception):
@@ -227,14 +230,32 @@ def _host_fields(file, where, table, allow_address=True):
         )
     if "labels" in fields and not all(isinstance(v, (str, int, bool)) for v in fields["labels"].values()):
         raise InventoryError(f"{file}: {where}.labels values must be strings, numbers or booleans")
+    for key in ("address", "user", "python", "identity", "known_hosts", "helper_dir"):
+        if key in fields:
+            _check_text(file, f"{where}.{key}", fields[key], one_word=key in ONE_WORD_KEYS)
     return fields
 
 
-def _typed(file, where, value, kind):
+def _check_text(file, where, value, one_word):
+    """An empty value, or a space in a name, would only fail later as a puzzling SSH or shell error."""
+    if not value.strip():
+        raise InventoryError(f"{file}: {where} is empty: give a value, or leave the key out for the default")
+    if one_word and (value.startswith("-") or any(c.isspace() or not c.isprintable() for c in value)):
+        raise InventoryError(f"{file}: {where} = {value!r} must be one word: no spaces, not starting with '-'")
+
+
+def type_problem(value, kind):
+    """What is wrong with a TOML value meant to be of kind (a type, or a tuple of them); None if nothing."""
     # TOML booleans are ints to isinstance; `port = true` must still be refused.
-    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-        raise InventoryError(f"{file}: {where} = {value!r} must be {names.replace('str', 'a string')}")
+    if isinstance(value, bool) == (kind is bool) and isinstance(value, kind):
+        return None
+    return f"{value!r} must be {KIND_WORDS.get(kind) or ' or '.join(KIND_WORDS[k] for k in kind)}"
+
+
+def _typed(file, where, value, kind):
+    problem = type_problem(value, kind)
+    if problem:
+        raise InventoryError(f"{file}: {where} = {problem}")
     return value
 
 
