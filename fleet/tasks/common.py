@@ -43,6 +43,9 @@ class _CheckedArgument(Argument):
         except ValueError:
             raise Exit(f"error: invalid --{self.names[0]} {value!r}: use a whole number", code=2) from None
 
+    def __repr__(self):  # Invoke's own parse errors show it: "Flag --options needed value and was not given one!"
+        return f"--{self.names[0]}"
+
 
 class _CheckedTask(invoke.Task):
     def get_arguments(self, ignore_unknown_help=None):

@@ -36,6 +36,7 @@ def run(c, image, hosts, name=None, network=None, env=None, memory=None, cpus=No
     for value in env or []:
         args += ["--env", value]
     args += [*shell_words(options, "--options"), image, *shell_words(command, "--command")]
+    client.check_argv(args)
     each_host(hosts, parallel, timeout, json_, args, lambda item: f"{item['name']} running")
 
 

@@ -97,3 +97,20 @@ def test_a_dry_run_that_could_not_plan_every_host_fails(run_invoke):
     assert done.returncode == 1
     assert [line.split()[:2] for line in done.stdout.splitlines()[1:]] == [["a", "FAILED:"], ["b", "FAILED:"]]
     assert done.stderr.splitlines()[-1] == "could not plan: a, b (dry run: nothing changed)"
+
+
+def test_run_options_are_read_here_with_the_nodes_own_command_line(run_invoke):
+    run = ("container.run", "bb", "--hosts", "a,b")
+    refused(run_invoke(*run, "--options", "--read-only --bogus"),
+            "error: unknown option '--bogus' (see: baleine container run --help)")  # fmt: skip
+    refused(run_invoke(*run, "--options", "--rm"),
+            "error: --rm is not allowed with --detach/-d (see: baleine container run --help)")  # fmt: skip
+    refused(run_invoke(*run, "--options", "--pids-limit"),  # which takes the image for its value, as Docker's would
+            "error: missing IMAGE (see: baleine container run --help)")  # fmt: skip
+    refused(
+        run_invoke(*run, "--options", "--help"),
+        "error: --help and --version only print: leave them out of `baleine container run --detach --help bb`",
+    )
+    # After the image the words are the command's own: they reach the hosts (here: refused connections).
+    passed = run_invoke(*run, "--options", "--read-only", "--command", "grep --help")
+    assert passed.returncode == 1 and "a       UNREACHABLE: connection refused" in passed.stdout, passed.stderr
