@@ -15,7 +15,8 @@
     size = "32M"              image size (default 64M; import:, pull: from its files)
     command = ["httpd", "-f"] default: the image's
     replicas = 3              per host
-    hosts = ["node1"]         only these of the deployed hosts (default: all)
+    hosts = ["node1"]         only these of the deployed hosts (default: all); names,
+                              groups or globs of the inventory, as --hosts takes them
     env = { K = "V" }
     secrets = ["DB_PASSWORD"] environment variables taken from this machine's environment
                               when deploying (never written in the file): they reach each
@@ -54,7 +55,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import FleetError
-from .inventory import read_toml, type_problem
+from .inventory import InventoryError, read_toml, type_problem
 
 APP_KEYS = {
     "image": str, "build": str, "size": str, "command": list, "replicas": int, "hosts": list, "env": dict,
@@ -173,6 +174,7 @@ def parse(data, file):
         for key in ("name", "subnet"):
             if key not in network:
                 fail(f"network.{key}", "missing")
+        _node_check("name", network["name"], "network.name", fail, "network name")
         _subnet(network, fail)
     apps = {}
     tables = data.get("apps")
@@ -190,6 +192,20 @@ def parse(data, file):
     return Spec(file=file, apps=apps, network=network)
 
 
+def resolve_hosts(spec, inventory):
+    """Each app's `hosts` as host names: names, groups and globs read by the inventory, as --hosts is.
+
+    A name the inventory does not know is an error here: it would otherwise
+    match no host of the deploy, and the app would silently run nowhere.
+    """
+    for app in spec.apps.values():
+        if app.hosts:
+            try:
+                app.hosts = [host.name for host in inventory.select(",".join(app.hosts))]
+            except InventoryError as error:
+                raise SpecError(f"{spec.file}: apps.{app.name}.hosts: {error}") from None
+
+
 def _app(name, table, network, fail):
     where = f"apps.{name}"
     if not NAME.fullmatch(name):
@@ -203,6 +219,15 @@ def _app(name, table, network, fail):
         fail(f"{where}.command", "a list of strings (argv)")
     if not all(isinstance(value, str) for value in fields.get("env", {}).values()):
         fail(f"{where}.env", "values are strings")
+    for key, value in fields.get("env", {}).items():
+        _node_check("env", f"{key}={value}", f"{where}.env.{key}", fail)
+    if not all(isinstance(host, str) and host.strip() for host in fields.get("hosts", [])):
+        fail(f"{where}.hosts", "a list of host names, groups or globs of the inventory, as --hosts takes them")
+    if fields.get("size"):
+        from .node.images import MIN_SIZE
+
+        _node_check("size", fields["size"], f"{where}.size", fail, "image size", MIN_SIZE)
+    _limits(fields, where, fail)
     if "restart" in fields and not RESTART.fullmatch(fields["restart"]):
         fail(f"{where}.restart", f"{fields['restart']!r}: use no, on-failure[:N], always or unless-stopped")
     if "log_size" in fields:
@@ -233,6 +258,11 @@ def _app(name, table, network, fail):
     if health and sum(bool(health.get(kind)) for kind in ("cmd", "http", "https", "tcp")) != 1:
         fail(f"{where}.health", "give exactly one of cmd, http, https or tcp")
     _port(health.get("tcp"), f"{where}.health.tcp", fail)
+    _port(health.get("port"), f"{where}.health.port", fail)
+    if not health.get("timeout", 1) > 0:
+        fail(f"{where}.health.timeout", f"{health['timeout']!r}: seconds a probe may take, above 0")
+    if not 1 <= health.get("retries", 1) <= 1000:
+        fail(f"{where}.health.retries", f"{health['retries']!r}: failed probes in a row before unhealthy, 1 to 1000")
     _seconds(health, ("interval", "timeout", "wait", "start_period"), f"{where}.health", fail)
     for kind in ("http", "https"):
         if health.get(kind) and not health[kind].startswith("/"):
@@ -247,6 +277,19 @@ def _app(name, table, network, fail):
         fields["cpus"] = str(fields["cpus"])
     fields["secret_values"] = _secrets(fields.get("secrets", []), fields.get("env", {}), f"{where}.secrets", fail)
     return App(name=name, **fields)
+
+
+def _limits(fields, where, fail):
+    """memory, cpus and pids as `container run` reads them; whether a host has that many CPUs is for it to say."""
+    from .node import limits
+    from .node.errors import BaleineError
+
+    for key, option in (("memory", "memory"), ("cpus", "cpus"), ("pids", "pids_limit")):
+        if key in fields:
+            try:
+                limits.from_options(**{option: str(fields[key])}, host_cpus=limits.CPU_LIMIT)
+            except BaleineError as error:
+                fail(f"{where}.{key}", error.message)
 
 
 def _seconds(table, keys, where, fail):

@@ -42,8 +42,8 @@ HOST_KEYS = {
     "labels": dict,
 }
 TOP_KEYS = ("defaults", "hosts", "groups", "ssh_config")
-KIND_WORDS = {str: "a string", int: "a whole number", (int, float): "a number", bool: "true or false",
-              dict: "a table", list: "a list"}  # fmt: skip
+KIND_WORDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", dict: "a table",
+              list: "a list"}  # fmt: skip
 ONE_WORD_KEYS = ("address", "user", "python")  # a host name, a login, a program: no space can belong in one
 
 
@@ -249,7 +249,10 @@ def type_problem(value, kind):
     # TOML booleans are ints to isinstance; `port = true` must still be refused.
     if isinstance(value, bool) == (kind is bool) and isinstance(value, kind):
         return None
-    return f"{value!r} must be {KIND_WORDS.get(kind) or ' or '.join(KIND_WORDS[k] for k in kind)}"
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds:  # a number, whole or not: "a whole number or a number" says it twice
+        kinds = tuple(k for k in kinds if k is not int)
+    return f"{value!r} must be {' or '.join(KIND_WORDS[k] for k in kinds)}"
 
 
 def _typed(file, where, value, kind):

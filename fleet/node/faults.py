@@ -2,8 +2,9 @@
 
 BALEINE_FAULT=NAME makes the command SIGKILL itself when it reaches
 point(NAME); BALEINE_FAULT=pause:NAME makes it sleep a second there instead,
-to open a race window wide. Unset (always, outside tests), a point costs one
-dict lookup.
+to open a race window wide; BALEINE_FAULT=fail:NAME raises the error a
+refusing kernel or a full disk would, so the undoing can be watched. Unset
+(always, outside tests), a point costs one dict lookup.
 """
 
 import os
@@ -23,3 +24,7 @@ def point(name):
         import time
 
         time.sleep(PAUSE)
+    elif fault == "fail:" + name:
+        from .errors import BaleineError
+
+        raise BaleineError(f"injected failure at {name}")

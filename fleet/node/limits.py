@@ -13,6 +13,7 @@ from .cgroups import DEVICE_FILTER
 from .errors import Invalid
 
 DEFAULT_PIDS = 2048
+PIDS_MOST = 4 << 20  # the kernel's PID_MAX_LIMIT: pids.max takes no more
 CFS_PERIOD = 100_000  # microseconds
 IO_KEYS = ("io_read_bps", "io_write_bps", "io_read_iops", "io_write_iops")
 _V1_IO_FILES = {
@@ -118,7 +119,7 @@ def from_options(memory=None, cpus=None, cpu_shares=None, cpuset_cpus=None, pids
         _cpuset(cpuset_cpus, host_cpus)
         limits["cpuset_cpus"] = cpuset_cpus
     if pids_limit is not None:
-        limits["pids"] = parse.positive_int(pids_limit, "--pids-limit") or None
+        limits["pids"] = parse.positive_int(pids_limit, "--pids-limit", PIDS_MOST) or None
         if limits["pids"] is None:
             raise Invalid(f"invalid --pids-limit {pids_limit!r}: use 1 or more")
     for key in IO_KEYS:

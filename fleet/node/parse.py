@@ -14,6 +14,7 @@ _HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _USER_PART = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _TOO_MANY_BYTES = 1 << 63  # a file or a limit in bytes is a signed 64-bit number to the kernel
+_MOST = _TOO_MANY_BYTES - 1  # and so is any other count or limit it keeps
 YEAR = 366 * 24 * 3600  # seconds: the longest wait anyone means
 
 
@@ -547,14 +548,13 @@ def workdir(value):
     return value
 
 
-def positive_int(value, what):
-    """An integer of 0 or more."""
-    try:
-        result = int(value)
-    except (TypeError, ValueError):
-        result = -1
-    if result < 0:
-        raise Invalid(f"invalid {what} {value!r}: use a whole number, 0 or more")
+def positive_int(value, what, most=_MOST):
+    """A whole number from 0 to most, in ASCII digits."""
+    text = str(value).strip()
+    result = ascii_number(text, most)
+    if result is None:
+        rule = f"at most {most}" if ascii_digits(text) else "0 or more"
+        raise Invalid(f"invalid {what} {value!r}: use a whole number, {rule}")
     return result
 
 

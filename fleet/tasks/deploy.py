@@ -8,7 +8,7 @@ import time
 
 from invoke import Exit
 
-from .. import lock, view
+from .. import inventory, lock, view
 from ..errors import FleetError
 from ..inventory import inventory_path
 from ..node.parse import YEAR
@@ -88,6 +88,7 @@ def _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout, rollba
     if not 0 <= lock_wait <= YEAR:
         raise FleetError(f"invalid --lock-wait {lock_wait!r}: use a number of seconds from 0 to {YEAR} (a year)")
     spec = apps.load(app)
+    apps.resolve_hosts(spec, inventory.load())
     if retry_failed:
         previous = _read_failed().get(os.path.abspath(app))
         if not previous:

@@ -166,6 +166,23 @@ def test_secrets_come_from_this_machines_environment_and_shape_the_version(monke
         ),
         (("apps", "web", "health"), {"cmd": "true", "interval": -1}, r"apps\.web\.health\.interval: invalid interval"),
         (("network", "name"), None, r"network\.name: missing"),
+        (("network", "name"), "my farm", r"network\.name: invalid network name 'my farm': use letters, digits"),
+        (("apps", "web", "size"), "32", r"apps\.web\.size: invalid image size '32'"),
+        (("apps", "web", "size"), "32Q", r"apps\.web\.size: invalid image size '32Q'"),
+        (("apps", "web", "memory"), "lots", r"apps\.web\.memory: invalid --memory 'lots'"),
+        (("apps", "web", "memory"), "1M", r"apps\.web\.memory: invalid --memory '1M'"),
+        (("apps", "web", "cpus"), float("nan"), r"apps\.web\.cpus: invalid --cpus 'nan': use a number from 0\.01"),
+        (("apps", "web", "cpus"), 0, r"apps\.web\.cpus: invalid --cpus '0'"),
+        (("apps", "web", "cpus"), [1], r"apps\.web\.cpus: \[1\] must be a number or a string$"),
+        (("apps", "web", "pids"), 0, r"apps\.web\.pids: invalid --pids-limit '0': use 1 or more"),
+        (("apps", "web", "pids"), 1 << 40, r"apps\.web\.pids: invalid --pids-limit '1099511627776': use a whole num"),
+        (("apps", "web", "env"), {"": "x"}, r"apps\.web\.env\.: invalid environment variable '=x'"),
+        (("apps", "web", "env"), {"A B": "x"}, r"apps\.web\.env\.A B: invalid environment variable 'A B=x'"),
+        (("apps", "web", "hosts"), ["node1", ""], r"apps\.web\.hosts: a list of host names, groups or globs"),
+        (("apps", "web", "hosts"), [1], r"apps\.web\.hosts: a list of host names"),
+        (("apps", "web", "health"), {"http": "/", "port": 0}, r"apps\.web\.health\.port: a TCP port, 1 to 65535"),
+        (("apps", "web", "health"), {"cmd": "true", "retries": 0}, r"apps\.web\.health\.retries: 0: failed probes"),
+        (("apps", "web", "health"), {"cmd": "true", "timeout": 0}, r"apps\.web\.health\.timeout: 0: seconds a pr"),
         (("extra",), 1, r"extra: unknown key"),
     ],
 )
@@ -201,3 +218,20 @@ def test_a_missing_or_broken_file(tmp_path):
     (tmp_path / "bad.toml").write_text("[apps.web\n")
     with pytest.raises(Exception, match="not valid TOML"):
         apps.load(str(tmp_path / "bad.toml"))
+
+
+def test_an_app_s_hosts_are_read_as_hosts_takes_them_and_must_exist():
+    from fleet.inventory import Host, Inventory
+
+    fleet = Inventory(hosts={name: Host(name, "192.0.2.1") for name in ("node1", "node2", "db1")},
+                      groups={"front": ["node1", "node2"]}, ssh_config="/nonexistent")  # fmt: skip
+
+    def proxy_hosts(hosts):
+        spec = apps.parse(with_change(("apps", "proxy", "hosts"), hosts), "f")
+        apps.resolve_hosts(spec, fleet)
+        return spec.apps["proxy"].hosts, spec.apps["web"].hosts
+
+    assert proxy_hosts(["front"]) == (["node1", "node2"], [])  # an app without hosts stays on every host
+    assert proxy_hosts(["node*", "db1"]) == (["node1", "node2", "db1"], [])
+    with pytest.raises(SpecError, match=r"^f: apps\.proxy\.hosts: unknown host or group 'node01' \(known: node1,"):
+        proxy_hosts(["node01"])  # a typo used to match no host of the deploy: the proxy ran nowhere

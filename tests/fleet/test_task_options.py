@@ -17,9 +17,9 @@ INVENTORY = """
 [defaults]
 port = 1
 connect_timeout = 2
-[hosts.a]
+[hosts.node1]
 address = "127.0.0.1"
-[hosts.b]
+[hosts.node2]
 address = "127.0.0.1"
 """
 
@@ -48,7 +48,10 @@ def refused(done, message):
         (["ps", "--parallel", "1e20"], "error: invalid --parallel '1e20': use a whole number"),
         (["ps", "--timeout", "2.5"], "error: invalid --timeout '2.5': use a whole number"),
         (["deploy", "--lock-wait", "soon"], "error: invalid --lock-wait 'soon': use a whole number"),
-        (["container.logs", "web", "--hosts", "a", "--tail", "all"], "error: invalid --tail 'all': use a whole number"),
+        (
+            ["container.logs", "web", "--hosts", "node1", "--tail", "all"],
+            "error: invalid --tail 'all': use a whole number",
+        ),
         (["lab.up", "--nodes", "three"], "error: invalid --nodes 'three': use a whole number"),
     ],
 )
@@ -66,41 +69,41 @@ def test_numbers_beyond_what_sockets_and_sleeps_take_are_refused(run_invoke):
 
 def test_a_command_a_shell_could_not_split_is_refused_before_any_host(run_invoke):
     unsplit = "no closing quotation (quote it as a shell would)"
-    refused(run_invoke("container.exec", "web", "echo 'unclosed", "--hosts", "a"),
+    refused(run_invoke("container.exec", "web", "echo 'unclosed", "--hosts", "node1"),
             f"error: cannot split COMMAND \"echo 'unclosed\": {unsplit}")  # fmt: skip
-    refused(run_invoke("container.exec", "web", "  ", "--hosts", "a"),
+    refused(run_invoke("container.exec", "web", "  ", "--hosts", "node1"),
             "error: COMMAND is empty: give the command to run in the container, e.g. 'cat /etc/hostname'")  # fmt: skip
-    refused(run_invoke("container.run", "bb", "--options", "--label 'a", "--hosts", "a"),
+    refused(run_invoke("container.run", "bb", "--options", "--label 'a", "--hosts", "node1"),
             f"error: cannot split --options \"--label 'a\": {unsplit}")  # fmt: skip
 
 
 def test_a_bad_interval_installs_nothing_anywhere(run_invoke, tmp_path):
     cron_file = tmp_path / "cron"
     for every in ("abc", "0", "60", "1.5"):
-        done = run_invoke("health.schedule", "--hosts", "a", "--every", every, "--cron-file", str(cron_file))
+        done = run_invoke("health.schedule", "--hosts", "node1", "--every", every, "--cron-file", str(cron_file))
         refused(done, f"error: invalid --every '{every}': use a number of minutes from 1 to 59")
     assert not cron_file.exists()
 
 
 def test_history_takes_a_count_of_lines(run_invoke, tmp_path):
-    (tmp_path / "h.csv").write_text("time;host;state;problems\n1;a;ok;\n2;b;ok;\n3;a;ok;\n")
+    (tmp_path / "h.csv").write_text("time;host;state;problems\n1;node1;ok;\n2;node2;ok;\n3;node1;ok;\n")
     refused(run_invoke("health.history", "--history", "h.csv", "--last", "-1"),
             "error: invalid --last -1: use a number of lines, 0 or more (0: all of them)")  # fmt: skip
     every = run_invoke("health.history", "--history", "h.csv", "--last", "0")
     assert every.returncode == 0 and len(every.stdout.splitlines()) == 4, every.stderr
     last = run_invoke("health.history", "--history", "h.csv", "--last", "2")
-    assert [line.split()[1] for line in last.stdout.splitlines()[1:]] == ["b", "a"]
+    assert [line.split()[1] for line in last.stdout.splitlines()[1:]] == ["node2", "node1"]
 
 
 def test_a_dry_run_that_could_not_plan_every_host_fails(run_invoke):
     done = run_invoke("deploy", "--dry-run", "--app", str(REPO / "apps" / "webfarm.toml"))
     assert done.returncode == 1
-    assert [line.split()[:2] for line in done.stdout.splitlines()[1:]] == [["a", "FAILED:"], ["b", "FAILED:"]]
-    assert done.stderr.splitlines()[-1] == "could not plan: a, b (dry run: nothing changed)"
+    assert [line.split()[:2] for line in done.stdout.splitlines()[1:]] == [["node1", "FAILED:"], ["node2", "FAILED:"]]
+    assert done.stderr.splitlines()[-1] == "could not plan: node1, node2 (dry run: nothing changed)"
 
 
 def test_run_options_are_read_here_with_the_nodes_own_command_line(run_invoke):
-    run = ("container.run", "bb", "--hosts", "a,b")
+    run = ("container.run", "bb", "--hosts", "node1,node2")
     refused(run_invoke(*run, "--options", "--read-only --bogus"),
             "error: unknown option '--bogus' (see: baleine container run --help)")  # fmt: skip
     refused(run_invoke(*run, "--options", "--rm"),
@@ -113,4 +116,4 @@ def test_run_options_are_read_here_with_the_nodes_own_command_line(run_invoke):
     )
     # After the image the words are the command's own: they reach the hosts (here: refused connections).
     passed = run_invoke(*run, "--options", "--read-only", "--command", "grep --help")
-    assert passed.returncode == 1 and "a       UNREACHABLE: connection refused" in passed.stdout, passed.stderr
+    assert passed.returncode == 1 and "node1   UNREACHABLE: connection refused" in passed.stdout, passed.stderr

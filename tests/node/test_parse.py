@@ -305,6 +305,14 @@ def test_seconds_and_counts():
             parse.seconds(bad)
     with pytest.raises(Invalid, match="--tail"):
         parse.positive_int("-2", "--tail")
+    for bad in ("+3", "1_000", "\u0663", "3.0", "9" * 5000):  # int() takes the first three; the last, it refuses
+        with pytest.raises(Invalid, match=r"use a whole number, (0 or more|at most 9223372036854775807)$"):
+            parse.positive_int(bad, "--tail")
+    with pytest.raises(Invalid, match=r"invalid --tail '9223372036854775808': use a whole number, at most 92233720"):
+        parse.positive_int(str(1 << 63), "--tail")  # what the kernel counts in: a signed 64-bit number
+    assert parse.positive_int("0050", "--retries", 50) == 50
+    with pytest.raises(Invalid, match=r"invalid --retries '51': use a whole number, at most 50"):
+        parse.positive_int("51", "--retries", 50)
 
 
 def test_labels():

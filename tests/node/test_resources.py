@@ -121,13 +121,26 @@ def test_update_refuses_what_the_kernel_would_and_changes_nothing(busybox):
     assert int((memory / "memory.limit_in_bytes").read_text()) == 128 << 20
 
 
-def test_run_rm_removes_a_container_whose_limit_the_kernel_refused(busybox):
-    """Not only a start whose command fails: any start that fails leaves nothing under --rm, as Docker's."""
-    done = busybox.cli("container", "run", "--rm", "--pids-limit", "11111111111", "bb", "true")
-    assert done.returncode != 0 and done.stderr.startswith("baleine: error: the kernel refused 11111111111 in pids.max")
+@pytest.mark.parametrize("step", ["start:limits", "start:disk-limits"])  # before the fork, and after it
+def test_run_rm_removes_a_container_whose_start_failed(busybox, step):
+    """Not only a start whose command fails: any start that fails (a limit the kernel refuses...) leaves
+    nothing under --rm, as Docker's."""
+    fault = {"BALEINE_FAULT": f"fail:{step}"}
+    done = busybox.cli("container", "run", "--rm", "--pids-limit", "50", "bb", "true", env=fault)
+    assert done.returncode != 0 and done.stderr.startswith(f"baleine: error: injected failure at {step}")
     assert busybox.ok("container", "list", "--all") == []
-    kept = busybox.cli("container", "run", "--name", "kept", "--pids-limit", "11111111111", "bb", "true")
+    kept = busybox.cli("container", "run", "--name", "kept", "--pids-limit", "50", "bb", "true", env=fault)
     assert kept.returncode != 0 and [item["name"] for item in busybox.ok("container", "list", "--all")] == ["kept"]
+    busybox.ok("container", "rm", "kept")
+
+
+def test_limits_beyond_what_the_kernel_takes_are_refused_before_anything_is_made(busybox):
+    done = busybox.cli("container", "run", "--rm", "--pids-limit", "11111111111", "bb", "true")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "baleine: error: invalid --pids-limit '11111111111': use a whole number, at most 4194304\n",
+    )
+    assert busybox.ok("container", "list", "--all") == []
 
 
 def test_device_passes_a_host_node_in_with_its_permissions(busybox):
