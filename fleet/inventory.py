@@ -19,6 +19,8 @@ import fnmatch
 import os
 from dataclasses import dataclass, field
 
+from .errors import FleetError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -47,8 +49,10 @@ KIND_WORDS = {str: "a string", int: "a whole number", float: "a number", bool: "
 ONE_WORD_KEYS = ("address", "user", "python")  # a host name, a login, a program: no space can belong in one
 
 
-class InventoryError(Exception):
+class InventoryError(FleetError):
     """A bad inventory file or selection: the message names the file, key or name."""
+
+    kind = "inventory"
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,10 @@ def run(prom=None):
     with state.exclusive(state.path("check.lock"), wait, str(os.getpid())) as holder:
         if holder:
             report["skipped"] = f"another check pass (pid {holder}) was still running after {wait:g} s"
-            return report
-        report = _pass(report, prom)
-    if refused:
-        raise Invalid(f"{refused}; the pass itself ran")
+        else:
+            report = _pass(report, prom)
+    if refused:  # said whether this pass ran or gave way: a cron line's mistake must show either way
+        raise Invalid(f"{refused}; the pass itself " + (f"was skipped: {report['skipped']}" if holder else "ran"))
     return report
 
 

@@ -59,13 +59,16 @@ task = functools.partial(invoke.task, klass=_CheckedTask)
 
 
 def fleet_task(function):
-    """Turn FleetError/InventoryError into a one-line message and exit status 2."""
+    """Turn a FleetError into a one-line message and exit status 2 (and, under --json, one object)."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except (FleetError, inventory.InventoryError) as error:
+        except FleetError as error:  # InventoryError and SpecError too
+            if kwargs.get("json_"):  # a script reads stdout: it gets the reason there too, not an empty line
+                payload = {"ok": False, "data": None, "failed": [], "error": error.as_dict()}
+                sys.stdout.write(json.dumps(payload) + "\n")
             raise Exit(f"error: {error}", code=2) from None
 
     return wrapper

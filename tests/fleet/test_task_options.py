@@ -117,3 +117,14 @@ def test_run_options_are_read_here_with_the_nodes_own_command_line(run_invoke):
     # After the image the words are the command's own: they reach the hosts (here: refused connections).
     passed = run_invoke(*run, "--options", "--read-only", "--command", "grep --help")
     assert passed.returncode == 1 and "node1   UNREACHABLE: connection refused" in passed.stdout, passed.stderr
+
+
+def test_under_json_the_error_is_one_object_on_stdout_too(run_invoke):
+    import json
+
+    done = run_invoke("ps", "--json", "--hosts", "node9")
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown host or group 'node9'")
+    assert json.loads(done.stdout) == {"ok": False, "data": None, "failed": [], "error": {
+        "kind": "inventory", "message": "unknown host or group 'node9' (known: node1, node2)"}}  # fmt: skip
+    unsplit = json.loads(run_invoke("container.exec", "web", "'", "--json", "--hosts", "node1").stdout)
+    assert unsplit["error"]["message"].startswith("cannot split COMMAND")

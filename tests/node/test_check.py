@@ -160,6 +160,11 @@ def test_one_pass_at_a_time(quick):
             0, "skipped: another check pass (pid 4242) was still running after 0.5 s\n"
         )  # fmt: skip
         assert quick.ok("container", "inspect", "svc")["restarts"] == 0  # the skipped pass restarted nothing
+        unwritable = quick.cli("check", "--prom", "/nonexistent/x.prom")  # said even when the pass gives way
+        assert (unwritable.returncode, unwritable.stderr) == (
+            2, "baleine: error: cannot write /nonexistent/x.prom: no such directory /nonexistent; "
+               "the pass itself was skipped: another check pass (pid 4242) was still running after 0.5 s\n"
+        )  # fmt: skip
         quick.env["BALEINE_CHECK_WAIT"] = "20"
         threading.Timer(0.5, held.close).start()  # the other pass ends: this one then runs
         report = quick.ok("check")
