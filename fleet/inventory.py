@@ -144,11 +144,18 @@ class Inventory:
             name=name,
             address=entry.get("hostname", name),
             user=entry.get("user", "root"),
-            port=int(entry.get("port", 22)),
+            port=_ssh_config_port(path, name, entry.get("port", "22")),
             identity=identity,
             known_hosts=(entry.get("userknownhostsfile") or "~/.ssh/known_hosts").split()[0],
             from_ssh_config=True,
         )
+
+
+def _ssh_config_port(path, name, text):
+    port = int(text) if str(text).isascii() and str(text).isdigit() else 0
+    if not 0 < port < 65536:
+        raise InventoryError(f"{path}: Port {text!r} for {name} is not a TCP port (1-65535)")
+    return port
 
 
 def inventory_path():

@@ -100,6 +100,9 @@ def test_names_not_in_the_inventory_resolve_through_ssh_config(tmp_path):
     assert host.from_ssh_config
     with pytest.raises(InventoryError, match="unknown host or group 'other'"):
         inv.select("other")  # only `Host *` matches: not a host ssh knows by name
+    config.write_text("Host bastion-*\n  Port ssh\n")  # ssh would refuse it too; it raised ValueError here
+    with pytest.raises(InventoryError, match=f"^{config}: Port 'ssh' for bastion-1 is not a TCP port \\(1-65535\\)$"):
+        inv.select("bastion-1")
 
 
 def test_files_merge_and_example_is_skipped(tmp_path):
