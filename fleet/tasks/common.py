@@ -83,6 +83,15 @@ def shell_words(text, what):
         raise FleetError(f"cannot split {what} {text!r}: {reason} (quote it as a shell would)") from None
 
 
+def one_host(spec, flag):
+    """The name of the one host spec selects (a name, or a group or glob that matches one host)."""
+    chosen = inventory.load().select(spec)
+    if len(chosen) != 1:
+        names = ", ".join(host.name for host in chosen)
+        raise FleetError(f"invalid {flag} {spec!r}: it selects {len(chosen)} hosts ({names}); give one")
+    return chosen[0].name
+
+
 def open_fleet(hosts, parallel=transport.DEFAULT_PARALLEL, timeout=transport.DEFAULT_TIMEOUT):
     loaded = inventory.load()
     chosen = loaded.select(hosts)

@@ -4,7 +4,7 @@ from invoke import Collection
 
 from .. import images as pushing
 from ..errors import FleetError
-from .common import each_host, finish, fleet_task, helps, open_fleet, removed_text, result_rows, task
+from .common import each_host, finish, fleet_task, helps, one_host, open_fleet, removed_text, result_rows, task
 from .views import images
 
 
@@ -12,6 +12,7 @@ from .views import images
 @fleet_task
 def push(c, name, hosts, from_=None, json_=False, parallel=32, timeout=3600):
     """Send an image to hosts that lack it (same sha256 present: skipped), with a progress bar."""
+    from_ = one_host(from_, "--from") if from_ else None
     with open_fleet(hosts if not from_ else f"{hosts},{from_}", parallel, timeout) as fleet:
         targets = [host for host in fleet.hosts if host.name != from_]
         source = _source(fleet, name, from_)

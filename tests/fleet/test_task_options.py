@@ -79,6 +79,13 @@ def test_a_command_a_shell_could_not_split_is_refused_before_any_host(run_invoke
             f"error: cannot split --options \"--label 'a\": {unsplit}")  # fmt: skip
 
 
+def test_push_takes_its_image_from_one_host(run_invoke):
+    refused(run_invoke("image.push", "web", "--hosts", "node1", "--from", "node*"),
+            "error: invalid --from 'node*': it selects 2 hosts (node1, node2); give one")  # fmt: skip
+    one = run_invoke("image.push", "web", "--hosts", "node1", "--from", "node2*")  # a glob of one host is that host
+    assert one.returncode == 2 and one.stderr.startswith("error: cannot take image 'web' from node2: node2: connec")
+
+
 def test_a_bad_interval_installs_nothing_anywhere(run_invoke, tmp_path):
     cron_file = tmp_path / "cron"
     for every in ("abc", "0", "60", "1.5"):
