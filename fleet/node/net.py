@@ -62,9 +62,12 @@ def check_gateway(subnet, gateway):
     """The gateway as an address inside subnet, or Invalid."""
     import ipaddress  # in the functions that use it: list and most verbs never do, and it costs 1.7 ms
 
-    address = ipaddress.ip_address(gateway)
-    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
-        raise Invalid(f"invalid gateway {gateway}: use a host address inside {subnet}")
+    try:
+        address = ipaddress.ip_address(gateway)
+    except ValueError:  # not an address at all: the same advice
+        address = None
+    if address is None or address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise Invalid(f"invalid gateway {gateway!r}: use a host address inside {subnet}")
     return address
 
 

@@ -38,17 +38,7 @@ def create(name, subnet_text, gateway=None, range_text=None, vxlan=None, peers=(
     bridges; peers, the other hosts' addresses (unicast, no multicast); mtu
     (default 1450 with VXLAN: its 50 bytes of headers must fit the hosts' 1500).
     """
-    parse.name(name, "network name")
-    if name == HOST:
-        raise Invalid("'host' is reserved: `--network host` shares the host's own network")
-    subnet = parse.subnet(subnet_text)
-    pool = _range(range_text, subnet)
-    if gateway:
-        gateway = net.check_gateway(subnet, gateway)
-        if pool and gateway not in pool:
-            raise Invalid(f"invalid gateway {gateway}: this host's gateway must be inside its --range {pool}")
-    else:
-        gateway = net.default_gateway(subnet, pool)
+    subnet, pool, gateway = addressing(name, subnet_text, gateway, range_text)
     vni, peers = _vxlan(vxlan, peers)
     mtu = parse.positive_int(mtu, "--mtu") if mtu else (1450 if vni else None)
     if mtu and not 576 <= mtu <= 65535:
@@ -72,6 +62,26 @@ def create(name, subnet_text, gateway=None, range_text=None, vxlan=None, peers=(
             state.NETWORKS.remove(name)
             raise
         return row
+
+
+def addressing(name, subnet_text, gateway=None, range_text=None):
+    """(subnet, pool or None, gateway) from create's arguments alone, before any state is read.
+
+    The control side calls it too: a network created on many hosts is
+    refused once, here, rather than by each host.
+    """
+    parse.name(name, "network name")
+    if name == HOST:
+        raise Invalid("'host' is reserved: `--network host` shares the host's own network")
+    subnet = parse.subnet(subnet_text)
+    pool = _range(range_text, subnet)
+    if gateway:
+        gateway = net.check_gateway(subnet, gateway)
+        if pool and gateway not in pool:
+            raise Invalid(f"invalid gateway {gateway}: this host's gateway must be inside its --range {pool}")
+    else:
+        gateway = net.default_gateway(subnet, pool)
+    return subnet, pool, gateway
 
 
 def _range(text, subnet):

@@ -83,6 +83,16 @@ def shell_words(text, what):
         raise FleetError(f"cannot split {what} {text!r}: {reason} (quote it as a shell would)") from None
 
 
+def checked(check, *args):
+    """check(*args), a function of fleet.node: a value every host would refuse is refused once, here."""
+    from ..node.errors import BaleineError
+
+    try:
+        return check(*args)
+    except BaleineError as error:
+        raise FleetError(error.message) from None
+
+
 def one_host(spec, flag):
     """The name of the one host spec selects (a name, or a group or glob that matches one host)."""
     chosen = inventory.load().select(spec)

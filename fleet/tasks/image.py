@@ -4,7 +4,7 @@ from invoke import Collection
 
 from .. import images as pushing
 from ..errors import FleetError
-from .common import each_host, finish, fleet_task, helps, one_host, open_fleet, removed_text, result_rows, task
+from .common import checked, each_host, finish, fleet_task, helps, one_host, open_fleet, removed_text, result_rows, task
 from .views import images
 
 
@@ -65,6 +65,9 @@ PASSWORD_VARIABLE = "BALEINE_REGISTRY_PASSWORD"
 def pull(c, reference, hosts, name=None, platform=None, username=None, insecure=False, size=None, json_=False,
          parallel=32, timeout=3600):  # fmt: skip
     """Each host pulls an image from a registry itself; the digest each got, to compare."""
+    from ..node.registry import Reference
+
+    checked(Reference, reference)
     args = ["image", "pull", reference]
     for flag, value in (("--name", name), ("--platform", platform), ("--size", size), ("--username", username)):
         if value:

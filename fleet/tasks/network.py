@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from .common import each_host, fleet_task, helps, removed_text, task
+from .common import checked, each_host, fleet_task, helps, removed_text, task
 from .views import networks
 
 
@@ -12,6 +12,9 @@ from .views import networks
 @fleet_task
 def create(c, name, subnet, hosts, gateway=None, internal=False, json_=False, parallel=32, timeout=120):
     """Create a network (a bridge with its gateway address) on each host."""
+    from ..node import networks
+
+    checked(networks.addressing, name, subnet, gateway)  # the routes each host has are for it to judge
     args = ["network", "create", name, "--subnet", subnet, *(["--gateway", gateway] if gateway else [])]
     args += ["--internal"] if internal else []
     each_host(hosts, parallel, timeout, json_, args, lambda row: f"{row['bridge']} {row['subnet']}")

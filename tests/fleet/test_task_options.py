@@ -137,3 +137,18 @@ def test_under_json_the_error_is_one_object_on_stdout_too(run_invoke):
         "kind": "inventory", "message": "unknown host or group 'node9' (known: node1, node2)"}}  # fmt: skip
     unsplit = json.loads(run_invoke("container.exec", "web", "'", "--json", "--hosts", "node1").stdout)
     assert unsplit["error"]["message"].startswith("cannot split COMMAND")
+
+
+def test_what_every_host_would_refuse_is_refused_once_here(run_invoke):
+    create = ("network.create", "farm", "--hosts", "node1,node2", "--subnet")
+    refused(run_invoke(*create, "10.42.0.0/33"),
+            "error: invalid subnet '10.42.0.0/33': the prefix length is a whole number from 0 to 32")  # fmt: skip
+    refused(run_invoke(*create, "10.42.0.0/24", "--gateway", "gw"),
+            "error: invalid gateway 'gw': use a host address inside 10.42.0.0/24")  # fmt: skip
+    refused(run_invoke("network.create", "host", "--hosts", "node1", "--subnet", "10.42.0.0/24"),
+            "error: 'host' is reserved: `--network host` shares the host's own network")  # fmt: skip
+    refused(run_invoke("image.pull", "Web:1", "--hosts", "node1"),
+            "error: invalid image reference 'Web:1': use [REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], "
+            "e.g. busybox, nginx:1.27, ghcr.io/org/app:2")  # fmt: skip
+    fine = run_invoke(*create, "10.42.0.0/24", "--gateway", "10.42.0.254")  # then each host checks its routes
+    assert fine.returncode == 1 and fine.stdout.splitlines()[1].startswith("node1   UNREACHABLE"), fine.stderr

@@ -91,6 +91,10 @@ def bad_inputs(subnet, other, tiny):
         (("network", "create", "n", "--subnet", "10.0.0.1/24"), "host bits"),
         (("network", "create", "n", "--subnet", "banana"), "invalid subnet"),
         (("network", "create", "n", "--subnet", other, "--gateway", "192.0.2.1"), "invalid gateway"),
+        (
+            ("network", "create", "n", "--subnet", other, "--gateway", "gw"),
+            "invalid gateway 'gw': use a host address in",
+        ),
         (("network", "create", "farm", "--subnet", other), "already exists"),
         (("network", "rm", "nonet"), "no such network"),
         (("network", "disconnect", "tiny", "taken"), "container 'taken' is not on network 'tiny'"),
