@@ -642,10 +642,15 @@ def _first_failure(launch, error):
 
 
 def _abandon_start(row, group, launch, status):
-    """Undo a start that failed part way: no process, cgroup or veth is left."""
+    """Undo a start that failed part way: no process, cgroup or veth is left.
+
+    The init is killed before its channel closes: seeing it close, a live init
+    would say "the starting command went away" on the person's terminal,
+    beside the start's own reason.
+    """
+    group.kill()
     if launch is not None:
         launch.close()
-    group.kill()
     group.remove()
     networks.unplug(row)
     with state.locked():
