@@ -18,6 +18,7 @@ import os
 import stat
 
 from .errors import BaleineError, Invalid, NotFound
+from .state import special_file  # here, not in _landing: that also runs where only the container's files are
 
 _SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 
@@ -150,13 +151,22 @@ class _Side:
 
 
 def _landing(destination, base):
-    """Where an item named base lands for DEST: inside it if it is a directory, else at it."""
+    """Where an item named base lands for DEST: inside it if it is a directory, else at it.
+
+    A device node, pipe or socket there is refused: the copy replaces what it
+    lands on, and `cp x:/f /dev/null` would swap the device for a plain file.
+    """
     if os.path.isdir(destination):
-        return os.path.join(destination, base)
-    parent = os.path.dirname(os.path.abspath(destination))
-    if not os.path.isdir(parent):
-        raise NotFound(f"no such directory {parent!r} to copy into")
-    return destination.rstrip("/")
+        target = os.path.join(destination, base)
+    else:
+        parent = os.path.dirname(os.path.abspath(destination))
+        if not os.path.isdir(parent):
+            raise NotFound(f"no such directory {parent!r} to copy into")
+        target = destination.rstrip("/")
+    special = special_file(target)
+    if special:
+        raise Invalid(f"{target!r} is {special}: a copy replaces a file or makes a new one; give another path")
+    return target
 
 
 def _send(path, out_fd):

@@ -406,7 +406,24 @@ def writable_file(destination, example):
         raise Invalid(f"cannot write {destination}: it is a directory; give a file name, such as {example}")
     if not os.path.isdir(os.path.dirname(path)):
         raise Invalid(f"cannot write {destination}: no such directory {os.path.dirname(path)}")
+    special = special_file(path)
+    if special:  # the file is replaced whole: a device node would be swapped for a plain file
+        named = destination if path == os.path.abspath(destination) else f"{destination} ({path})"
+        raise Invalid(f"cannot write {named}: it is {special}, not a file; give a file's path")
     return path
+
+
+def special_file(path):
+    """'a character device', 'a block device', 'a pipe' or 'a socket' when path is one (not followed); else None."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe"),
+             (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), None)
 
 
 def write_atomic(target, text, mode=0o644):

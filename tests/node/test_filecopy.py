@@ -82,6 +82,34 @@ def test_cp_errors_are_one_line(box, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_device_node_or_a_pipe_is_never_replaced_by_a_copy_or_an_export(box, tmp_path):
+    """A copy or an export replaces what it lands on: /dev/null would have become a plain file."""
+    tmp_path = tmp_path / "work"  # beside the node's state root
+    tmp_path.mkdir()
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "f").write_text("f\n")
+    for args, status, message in [
+        (("container", "cp", "box:/etc/hostname", str(null)), 2, f"'{null}' is a character device: a copy replaces"),
+        (("container", "cp", "box:/etc/hostname", str(tmp_path / "fifo")), 2, "is a pipe: a copy replaces a file"),
+        # said by the side inside the container, which the copy reports as its own failure
+        (("container", "cp", str(tmp_path / "f"), "box:/dev/null"), 1, "'/dev/null' is a character device: a copy"),
+        (("container", "export", "box", str(null)), 2, f"cannot write {null}: it is a character device, not a file"),
+        (("image", "export", "bb", str(tmp_path / "fifo")), 2, "it is a pipe, not a file; give a file's path"),
+    ]:
+        done = box.cli(*args)
+        assert done.returncode == status and message in done.stderr and done.stderr.count("\n") == 1, (args, done)
+    link = tmp_path / "out.tar"
+    link.symlink_to(null)  # followed, and what it names is said
+    done = box.cli("container", "export", "box", str(link))
+    assert done.stderr == f"baleine: error: cannot write {link} ({null}): it is a character device, not a file; " \
+                          "give a file's path\n"  # fmt: skip
+    assert stat.S_ISCHR(null.stat().st_mode) and stat.S_ISFIFO((tmp_path / "fifo").stat().st_mode)
+    assert box.exec_out("box", "stat", "-c", "%F", "/dev/null") == "character special file\n"
+    assert sorted(os.listdir(tmp_path)) == ["f", "fifo", "null", "out.tar"]  # no temporary file left
+
+
 def test_files_copied_into_a_userns_container_belong_to_its_root(busybox, tmp_path):
     busybox.ok("container", "run", "-d", "--name", "shifted", "--userns", "bb", "sleep", "300")
     (tmp_path / "f").write_text("mine\n")
