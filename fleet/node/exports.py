@@ -322,7 +322,7 @@ def _writable_file(destination):
         return None
     if not destination:
         raise Invalid("invalid FILE '': give the archive's path, or - for stdout")
-    return state.writable_file(destination, "NAME.tar")
+    return state.writable_file(destination, "NAME.tar", "give a file's path, or - for standard output")
 
 
 def _write_outer(entries, target):

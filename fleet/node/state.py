@@ -394,11 +394,12 @@ def read_json(path, remedy):
             raise Damaged(f"{path} is not valid JSON ({error}): {remedy}") from None
 
 
-def writable_file(destination, example):
+def writable_file(destination, example, other="give a file's path"):
     """The real path of a file to write, refused (Invalid) before any work when it cannot be written there.
 
     A link is followed: the file it names is replaced, not the link.
-    example: a file name to suggest when destination is a directory.
+    example: a file name to suggest when destination is a directory; other:
+    what to suggest instead of a device, pipe or socket.
     """
     path = os.path.realpath(destination)
     if os.path.isdir(path):
@@ -409,7 +410,7 @@ def writable_file(destination, example):
     special = special_file(path)
     if special:  # the file is replaced whole: a device node would be swapped for a plain file
         named = destination if path == os.path.abspath(destination) else f"{destination} ({path})"
-        raise Invalid(f"cannot write {named}: it is {special}, not a file; give a file's path")
+        raise Invalid(f"cannot write {named}: it is {special}, not a file; {other}")
     return path
 
 

@@ -96,7 +96,7 @@ def test_a_device_node_or_a_pipe_is_never_replaced_by_a_copy_or_an_export(box, t
         # said by the side inside the container, which the copy reports as its own failure
         (("container", "cp", str(tmp_path / "f"), "box:/dev/null"), 1, "'/dev/null' is a character device: a copy"),
         (("container", "export", "box", str(null)), 2, f"cannot write {null}: it is a character device, not a file"),
-        (("image", "export", "bb", str(tmp_path / "fifo")), 2, "it is a pipe, not a file; give a file's path"),
+        (("image", "export", "bb", str(tmp_path / "fifo")), 2, "a pipe, not a file; give a file's path, or - for st"),
     ]:
         done = box.cli(*args)
         assert done.returncode == status and message in done.stderr and done.stderr.count("\n") == 1, (args, done)
@@ -104,7 +104,7 @@ def test_a_device_node_or_a_pipe_is_never_replaced_by_a_copy_or_an_export(box, t
     link.symlink_to(null)  # followed, and what it names is said
     done = box.cli("container", "export", "box", str(link))
     assert done.stderr == f"baleine: error: cannot write {link} ({null}): it is a character device, not a file; " \
-                          "give a file's path\n"  # fmt: skip
+                          "give a file's path, or - for standard output\n"  # fmt: skip
     assert stat.S_ISCHR(null.stat().st_mode) and stat.S_ISFIFO((tmp_path / "fifo").stat().st_mode)
     assert box.exec_out("box", "stat", "-c", "%F", "/dev/null") == "character special file\n"
     assert sorted(os.listdir(tmp_path)) == ["f", "fifo", "null", "out.tar"]  # no temporary file left
