@@ -7,8 +7,9 @@ from invoke import Collection, Exit
 from .. import client
 from .. import health as checks
 from ..inventory import inventory_path
+from ..node import state
 from ..node.render import table
-from .common import finish, fleet_task, helps, open_fleet, result_rows, task
+from .common import checked, finish, fleet_task, helps, open_fleet, result_rows, task
 
 
 def _check(session):
@@ -41,6 +42,7 @@ def schedule(c, hosts, every=None, history=checks.DEFAULT_HISTORY, cron_file=che
     """Install `baleine check` in each host's cron, and `invoke health` in this machine's."""
     # Checked before any host is touched: a bad value must not leave cron entries behind.
     host_every, here_every = (1, 5) if every is None else (checks.minutes(every),) * 2
+    checked(state.writable_file, cron_file, "baleine-fleet")  # replaced whole: its directory must exist
     inventory = os.environ.get("BALEINE_INVENTORY") or os.path.abspath(inventory_path())
     text = checks.control_entry(hosts, here_every, history, os.getcwd(), inventory)
     with open_fleet(hosts, parallel, timeout) as fleet:

@@ -92,6 +92,19 @@ def test_a_bad_interval_installs_nothing_anywhere(run_invoke, tmp_path):
         done = run_invoke("health.schedule", "--hosts", "node1", "--every", every, "--cron-file", str(cron_file))
         refused(done, f"error: invalid --every '{every}': use a number of minutes from 1 to 59")
     assert not cron_file.exists()
+    os.mkfifo(tmp_path / "fifo")
+    for where, message in [(tmp_path / "none" / "cron", f"cannot write {tmp_path}/none/cron: no such directory"),
+                           (tmp_path / "fifo", f"cannot write {tmp_path}/fifo: it is a pipe, not a file")]:  # fmt: skip
+        done = run_invoke("health.schedule", "--hosts", "node1", "--cron-file", str(where))
+        assert (done.returncode, done.stdout) == (2, "") and done.stderr.startswith(f"error: {message}"), done.stderr
+
+
+def test_build_never_replaces_a_device_or_a_pipe(run_invoke, tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    refused(run_invoke("build", "--output", str(tmp_path / "fifo")),
+            f"error: cannot write {tmp_path}/fifo: it is a pipe, not a file; give a file's path")  # fmt: skip
+    built = run_invoke("build", "--output", str(tmp_path / "b" / "baleine.pyz"))
+    assert built.returncode == 0 and built.stdout.endswith(f"  {tmp_path}/b/baleine.pyz\n"), built.stderr
 
 
 def test_history_takes_a_count_of_lines(run_invoke, tmp_path):
