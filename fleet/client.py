@@ -12,7 +12,7 @@ import json
 import shlex
 
 from . import ship
-from .errors import FleetError, HelperError, NoPython
+from .errors import HelperError, NoPython
 from .node import boot
 from .node.cron import LATEST
 
@@ -44,29 +44,6 @@ def with_json(argv):
     """argv with --json right after the verb: after a container's COMMAND it would be the command's."""
     at = 2 if argv and argv[0] in VERB_KINDS else 1
     return [*argv[:at], "--json", *argv[at:]]
-
-
-def check_argv(argv):
-    """Read argv with the node's own command line, here: a mistyped option is one error, not one per host.
-
-    Only the words are checked (options known, values present); what the
-    values mean is for each host to judge against its own state.
-    """
-    import contextlib
-    import io
-
-    from .node import cli
-    from .node.errors import BaleineError
-
-    argv = [str(arg) for arg in argv]
-    kind = next((word for word in argv if word in cli.KINDS), None)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # what --help would print is not wanted here
-            cli.build_parser(kind).parse(with_json(argv))
-    except BaleineError as error:
-        raise FleetError(error.message) from None
-    except SystemExit:  # --help or --version among the words
-        raise FleetError(f"--help and --version only print: leave them out of `baleine {' '.join(argv)}`") from None
 
 
 def start(session, *args):

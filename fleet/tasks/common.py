@@ -93,6 +93,26 @@ def checked(check, *args):
         raise FleetError(error.message) from None
 
 
+def check_words(argv):
+    """Read a helper's argv with the node's own command line, here: a mistyped option is one error, not one per host.
+
+    Only the words are checked (options known, values present); what the
+    values mean is for each host to judge against its own state.
+    """
+    import contextlib
+    import io
+
+    from ..node import cli
+
+    argv = [str(arg) for arg in argv]
+    kind = next((word for word in argv if word in cli.KINDS), None)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # what --help would print is not wanted here
+            checked(cli.build_parser(kind).parse, client.with_json(argv))
+    except SystemExit:  # --help or --version among the words
+        raise FleetError(f"--help and --version only print: leave them out of `baleine {' '.join(argv)}`") from None
+
+
 def one_host(spec, flag):
     """The name of the one host spec selects (a name, or a group or glob that matches one host)."""
     chosen = inventory.load().select(spec)

@@ -4,7 +4,18 @@ from invoke import Collection
 
 from .. import client
 from ..errors import FleetError
-from .common import each_host, finish, fleet_task, helps, open_fleet, result_rows, shell_words, stream, task
+from .common import (
+    check_words,
+    each_host,
+    finish,
+    fleet_task,
+    helps,
+    open_fleet,
+    result_rows,
+    shell_words,
+    stream,
+    task,
+)
 
 
 @task(
@@ -36,7 +47,7 @@ def run(c, image, hosts, name=None, network=None, env=None, memory=None, cpus=No
     for value in env or []:
         args += ["--env", value]
     args += [*shell_words(options, "--options"), image, *shell_words(command, "--command")]
-    client.check_argv(args)
+    check_words(args)
     each_host(hosts, parallel, timeout, json_, args, lambda item: f"{item['name']} running")
 
 
