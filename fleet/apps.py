@@ -207,6 +207,8 @@ def resolve_hosts(spec, inventory):
 
 
 def _app(name, table, network, fail):
+    from .node.images import MIN_SIZE
+
     where = f"apps.{name}"
     if not NAME.fullmatch(name):
         fail(where, "app names are lower-case letters, digits and '-', starting with a letter, 20 at most")
@@ -224,8 +226,6 @@ def _app(name, table, network, fail):
     if not all(isinstance(host, str) and host.strip() for host in fields.get("hosts", [])):
         fail(f"{where}.hosts", "a list of host names, groups or globs of the inventory, as --hosts takes them")
     if fields.get("size"):
-        from .node.images import MIN_SIZE
-
         _node_check("size", fields["size"], f"{where}.size", fail, "image size", MIN_SIZE)
     _limits(fields, where, fail)
     if "restart" in fields and not RESTART.fullmatch(fields["restart"]):

@@ -42,15 +42,13 @@ def schedule(c, hosts, every=None, history=checks.DEFAULT_HISTORY, cron_file=che
     """Install `baleine check` in each host's cron, and `invoke health` in this machine's."""
     # Checked before any host is touched: a bad value must not leave cron entries behind.
     host_every, here_every = (1, 5) if every is None else (checks.minutes(every),) * 2
-    checked(state.writable_file, cron_file, "baleine-fleet")  # replaced whole: its directory must exist
+    target = checked(state.writable_file, cron_file, "baleine-fleet")  # replaced whole: its directory must exist
     inventory = os.environ.get("BALEINE_INVENTORY") or os.path.abspath(inventory_path())
     text = checks.control_entry(hosts, here_every, history, os.getcwd(), inventory)
     with open_fleet(hosts, parallel, timeout) as fleet:
         outcomes = fleet.each(lambda session: client.call(session, "cron", "install", "--every", str(host_every)))
-    with open(cron_file + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(cron_file + ".tmp", 0o644)
-    os.replace(cron_file + ".tmp", cron_file)
+    with state.replacing(target, 0o644) as handle:  # cron reads it whole or not at all
+        handle.write(text.encode())
     if not json_:
         print(f"this machine: {cron_file}: {text.splitlines()[-1]}")
     finish(outcomes, json_, ("HOST", "RESULT"), result_rows(outcomes, lambda data: data["entry"]))

@@ -289,6 +289,7 @@ def test_health_schedule_installs_both_cron_entries(fleet_lab):
         assert " /var/lib/baleine/helper/baleine.pyz check >> /var/lib/baleine/check.log" in entry
     assert not (fleet_lab.node_dir("node3") / "cron.d" / "baleine").exists()
     control = cron_file.read_text().splitlines()[-1]
+    assert cron_file.stat().st_mode & 0o777 == 0o644  # cron skips a file others may write
     assert control.startswith("*/2 * * * * root cd ")
     assert f"invoke health --hosts node1,node2 --record {history}" in control
     fleet_lab.ok("health", "--hosts", "node1,node2", "--record", history)
