@@ -16,6 +16,7 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _TOO_MANY_BYTES = 1 << 63  # a file or a limit in bytes is a signed 64-bit number to the kernel
 _MOST = _TOO_MANY_BYTES - 1  # and so is any other count or limit it keeps
 YEAR = 366 * 24 * 3600  # seconds: the longest wait anyone means
+_ENV_FILE_MOST = 1 << 20  # bytes: a program's arguments and environment together get 2 MiB at most
 
 
 def name(value, kind="name"):
@@ -194,12 +195,16 @@ def env_file(path):
         if path == "-":
             import sys
 
-            lines = sys.stdin.buffer.read().decode("utf-8").splitlines()
+            data = sys.stdin.buffer.read(_ENV_FILE_MOST + 1)
         else:
-            with open(path, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
+            with open(path, "rb") as handle:
+                data = handle.read(_ENV_FILE_MOST + 1)
+        lines = data.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise Invalid(f"cannot read --env-file {path!r}: {getattr(error, 'strerror', None) or error}") from None
+    if len(data) > _ENV_FILE_MOST:  # /dev/zero, or a file that is not one: read no further
+        raise Invalid(f"cannot read --env-file {path!r}: it holds more than {human_size(_ENV_FILE_MOST)}, "
+                      f"more than the kernel passes to a program")  # fmt: skip
     items = []
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):

@@ -272,6 +272,11 @@ def test_env_files(tmp_path, monkeypatch):
         parse.env_file(str(path))
     with pytest.raises(Invalid, match=r"cannot read --env-file '/nonexistent': No such file or directory"):
         parse.env_file("/nonexistent")
+    path.write_text("A=" + "x" * ((1 << 20) - 3) + "\n")  # 1 MiB exactly: read
+    assert len(parse.env_file(str(path))[0]) == (1 << 20) - 1
+    path.write_text("A=" + "x" * ((1 << 20) - 2) + "\n")
+    with pytest.raises(Invalid, match=rf"^cannot read --env-file '{path}': it holds more than 1M, more than the ker"):
+        parse.env_file(str(path))  # nor is /dev/zero read until memory runs out (not tried here: a regression would)
 
 
 def test_signal_names():
