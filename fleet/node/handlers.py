@@ -175,7 +175,11 @@ def _password_from_stdin():
 
     from .errors import Invalid
 
-    password = sys.stdin.readline().rstrip("\r\n")
+    most = 64 << 10  # a token of a few KiB is long; /dev/zero has no line end to stop at
+    line = sys.stdin.readline(most + 1)
+    if len(line) > most:
+        raise Invalid(f"--password-stdin read more than {most >> 10} KiB without a line end: not a password")
+    password = line.rstrip("\r\n")
     if not password:
         raise Invalid("--password-stdin read no password: pipe it in, e.g. < token-file")
     return password

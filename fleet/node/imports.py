@@ -14,6 +14,7 @@ import tarfile
 
 from . import archive, jsonlite
 from .errors import Invalid, Missing
+from .registry import MAX_MANIFEST
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -72,6 +73,9 @@ class Archive:
         return self.tar.extractfile(self.member(name))
 
     def read(self, name, digest=None):
+        """A JSON document of the archive (manifest, index, config), its digest checked when one is given."""
+        if self.member(name).size > MAX_MANIFEST:  # read whole into memory: a hostile archive's could be huge
+            raise Invalid(f"archive entry {name!r} is over {MAX_MANIFEST >> 20} MiB: not an image's JSON document")
         data = self.open(name).read()
         _verify(name, digest, "sha256:" + hashlib.sha256(data).hexdigest())
         return data

@@ -105,6 +105,11 @@ def spoil_config(files, manifest):
     files[manifest[0]["Config"]] = files[manifest[0]["Config"]].replace(b'"sh"', b'"bash"')
 
 
+def bloat_config(files, manifest):
+    """JSON read whole into memory: a hostile archive's could be gigabytes."""
+    files[manifest[0]["Config"]] = b" " * (4 << 20) + files[manifest[0]["Config"]]
+
+
 def point_outside(files, manifest):
     manifest[0]["Layers"][0] = "../../../etc/passwd"
 
@@ -128,6 +133,7 @@ HOSTILE = {
     ),
     "manifest pointing outside": ([BASE], point_outside, "does not contain"),
     "digest mismatch": ([BASE], spoil_config, "digest mismatch"),
+    "huge config": ([BASE], bloat_config, "is over 4 MiB: not an image's JSON document"),
     "truncated file": ([BASE, [("big", "file", "y" * 100000)]], truncate_first_layer, "digest mismatch"),
 }
 

@@ -275,6 +275,11 @@ def test_bad_logins_are_refused_before_anything_is_kept(node, tmp_path):
         ),
         (("ghcr.io", "--password-stdin"), "pw\n", "--password-stdin needs --username: the registry login's name"),
         (("ghcr.io", "--username", "bot", "--password-stdin"), "\n", "--password-stdin read no password"),
+        (  # `< /dev/zero` was read until memory ran out
+            ("ghcr.io", "--username", "bot", "--password-stdin"),
+            "x" * (65 << 10),
+            "--password-stdin read more than 64 KiB without a line end: not a password",
+        ),
         (("bad host!",), None, "invalid registry 'bad host!': use HOST[:PORT], e.g. ghcr.io"),
         ((dead, "--username", "bot", "--password-stdin"), "pw\n", f"cannot reach registry {dead}"),
     ]:
