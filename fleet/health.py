@@ -95,12 +95,15 @@ def read_history(path, last=None):
     """The recorded lines, oldest first; the last `last` of them when it is above 0."""
     if last is not None and last < 0:
         raise FleetError(f"invalid --last {last}: use a number of lines, 0 or more (0: all of them)")
+    from collections import deque
+
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter=";"))
+            # Only the last ones are kept as the file is read: a year of checks is millions of lines.
+            rows = deque(csv.DictReader(handle, delimiter=";"), maxlen=last or None)
     except FileNotFoundError:
         raise FleetError(f"no health history at {path} yet (invoke health.schedule records it)") from None
-    return rows[-last:] if last else rows
+    return list(rows)
 
 
 def minutes(every):

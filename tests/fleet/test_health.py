@@ -64,6 +64,22 @@ def test_history_is_appended_with_one_header(tmp_path):
     assert [row["host"] for row in health.read_history(str(path), last=1)] == ["node2"]
 
 
+def test_reading_the_last_lines_keeps_only_those_in_memory(tmp_path):
+    """A year of checks every minute over a few hosts is millions of lines; --last 50 must not hold them all."""
+    import tracemalloc
+
+    path = tmp_path / "fleet-health.csv"
+    path.write_text("time;host;state;problems\n" + "".join(f"{n};node{n % 7};ok;\n" for n in range(100_000)))
+    tracemalloc.start()
+    try:
+        rows = health.read_history(str(path), last=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [row["time"] for row in rows] == ["99997", "99998", "99999"]
+    assert peak < 4 << 20  # all 100,000 rows as dicts take some 34 MiB
+
+
 def test_control_entry_runs_invoke_health_with_the_inventory(tmp_path):
     text = health.control_entry("node*", 5, "h.csv", "/srv/fleet", "/srv/fleet/hosts")
     line = text.splitlines()[-1]
