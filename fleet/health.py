@@ -19,6 +19,7 @@ COLUMNS = ("HOST", "CONTAINER", "PROBLEM", "DETAIL")
 HISTORY_FIELDS = ("time", "host", "state", "problems")
 DEFAULT_HISTORY = "fleet-health.csv"
 DEFAULT_CRON_FILE = "/etc/cron.d/baleine-fleet"
+HISTORY_SIZE = 16 << 20  # bytes: about two months of checks every minute on 25 hosts; one older file is kept
 
 
 def host_problems(value):
@@ -77,8 +78,24 @@ def history_rows(outcomes, now=None):
     return rows
 
 
-def record(path, rows):
-    """Append rows to the history file (header written once), in one write."""
+def log_of(history):
+    """Where the scheduled `invoke health` appends what it prints."""
+    return os.path.abspath(history) + ".log"
+
+
+def rotate(path, size=HISTORY_SIZE):
+    """Past size, path becomes path.1 (the older .1 is dropped): scheduled checks never fill the disk."""
+    try:
+        if os.path.getsize(path) > size:
+            os.replace(path, path + ".1")
+    except FileNotFoundError:
+        pass
+
+
+def record(path, rows, size=HISTORY_SIZE):
+    """Append rows to the history file (header written once), in one write; rotated past size."""
+    rotate(path, size)
+    rotate(log_of(path), size)  # what cron appends beside it grows as long
     new = not os.path.exists(path) or os.path.getsize(path) == 0
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, delimiter=";", lineterminator="\n")
@@ -124,7 +141,7 @@ def control_entry(hosts, every, history, workdir, inventory=None):
     command = shlex.join([invoke, "health", "--hosts", hosts, "--record", os.path.abspath(history)])
     env = f"BALEINE_INVENTORY={shlex.quote(os.path.abspath(inventory))} " if inventory else ""
     schedule = "*" if every == 1 else f"*/{every}"
-    log = shlex.quote(os.path.abspath(history) + ".log")
+    log = shlex.quote(log_of(history))
     return (
         "# baleine fleet health (invoke health.schedule; remove this file to stop it)\n"
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"

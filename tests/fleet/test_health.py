@@ -64,6 +64,18 @@ def test_history_is_appended_with_one_header(tmp_path):
     assert [row["host"] for row in health.read_history(str(path), last=1)] == ["node2"]
 
 
+def test_the_history_and_its_log_move_aside_past_their_size(tmp_path):
+    path = tmp_path / "fleet-health.csv"
+    quiet = {"report": {"restarted": []}, "containers": [item("web", "running")]}
+    (tmp_path / "fleet-health.csv.log").write_text("nothing wrong\n" * 20)  # what cron appended
+    for now in (0, 60, 120):
+        health.record(str(path), health.history_rows([Outcome(N1, value=quiet)], now=now), size=60)
+    assert (tmp_path / "fleet-health.csv.1").read_text().splitlines() == [
+        "time;host;state;problems", "1970-01-01T00:00:00Z;node1;ok;", "1970-01-01T00:01:00Z;node1;ok;"]  # fmt: skip
+    assert path.read_text().splitlines() == ["time;host;state;problems", "1970-01-01T00:02:00Z;node1;ok;"]
+    assert (tmp_path / "fleet-health.csv.log.1").exists() and not (tmp_path / "fleet-health.csv.log").exists()
+
+
 def test_reading_the_last_lines_keeps_only_those_in_memory(tmp_path):
     """A year of checks every minute over a few hosts is millions of lines; --last 50 must not hold them all."""
     import tracemalloc
