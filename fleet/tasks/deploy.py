@@ -35,12 +35,12 @@ def _read_failed():
 
 
 def _record_failed(spec_file, hosts):
+    from ..node import state
+
     failed = _read_failed()
     failed[os.path.abspath(spec_file)] = sorted(hosts)
-    temp = _failed_file() + ".tmp"
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(failed, handle, indent=2)
-    os.replace(temp, _failed_file())
+    with state.replacing(_failed_file()) as handle:
+        handle.write(json.dumps(failed, indent=2).encode())
 
 
 def image_source(app, dry_run):
@@ -89,24 +89,26 @@ def _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout, rollba
         raise FleetError(f"invalid --lock-wait {lock_wait!r}: use a number of seconds from 0 to {YEAR} (a year)")
     spec = apps.load(app)
     apps.resolve_hosts(spec, inventory.load())
-    if retry_failed:
-        previous = _read_failed().get(os.path.abspath(app))
-        if not previous:
-            print(f"no host failed in the last deploy of {app}: nothing to retry")
-            return
-        hosts = ",".join(previous)
     lock_file = os.path.join(_state_dir(), ".deploy.lock")
-    with lock.held(lock_file, lock_wait), open_fleet(hosts, parallel, timeout) as fleet:
-        report = deploy.run(fleet, spec, image_source, dry_run=dry_run, rollback=rollback,
-                            say=lambda text: print(time.strftime("%H:%M:%S"), text, file=sys.stderr))  # fmt: skip
-        names = [host.name for host in fleet.hosts]
+    # The failed hosts are read and written under the lock: the next deploy's --retry-failed reads this one's.
+    with lock.held(lock_file, lock_wait):
+        if retry_failed:
+            previous = _read_failed().get(os.path.abspath(app))
+            if not previous:
+                print(f"no host failed in the last deploy of {app}: nothing to retry")
+                return
+            hosts = ",".join(previous)
+        with open_fleet(hosts, parallel, timeout) as fleet:
+            report = deploy.run(fleet, spec, image_source, dry_run=dry_run, rollback=rollback,
+                                say=lambda text: print(time.strftime("%H:%M:%S"), text, file=sys.stderr))  # fmt: skip
+            names = [host.name for host in fleet.hosts]
+        if not dry_run and not rollback:
+            _record_failed(app, report.failed)
     print(view.table(("HOST", "RESULT"), report.summary(names)))
     if dry_run:
         if report.failed:  # a plan that could not be made is no all-clear for scripts
             raise Exit(f"could not plan: {', '.join(sorted(report.failed))} (dry run: nothing changed)", code=1)
         return
-    if not rollback:
-        _record_failed(app, report.failed)
     if report.failed:
         raise Exit(f"failed: {', '.join(sorted(report.failed))} (invoke deploy --retry-failed retries them)", code=1)
 

@@ -165,3 +165,21 @@ def test_what_every_host_would_refuse_is_refused_once_here(run_invoke):
             "e.g. busybox, nginx:1.27, ghcr.io/org/app:2")  # fmt: skip
     fine = run_invoke(*create, "10.42.0.0/24", "--gateway", "10.42.0.254")  # then each host checks its routes
     assert fine.returncode == 1 and fine.stdout.splitlines()[1].startswith("node1   UNREACHABLE"), fine.stderr
+
+
+def test_retry_failed_reads_the_failed_hosts_under_the_deploy_lock(run_invoke, tmp_path):
+    """Another deploy holds the lock: its failures are not written yet, so this one must wait or refuse."""
+    import fcntl
+    import json
+
+    (tmp_path / ".deploy-failed.json").write_text(json.dumps({}))
+    app = str(REPO / "apps" / "webfarm.toml")
+    with open(tmp_path / ".deploy.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("ops@ctl pid 4242 since 2026-12-06T05:00:00Z\n")
+        held.flush()
+        done = run_invoke("deploy", "--app", app, "--retry-failed")
+    assert done.returncode == 2 and done.stderr.startswith(
+        "error: a deploy is already running: ops@ctl pid 4242 since 2026-12-06T05:00:00Z"), done.stdout  # fmt: skip
+    after = run_invoke("deploy", "--app", app, "--retry-failed")  # the lock free: nothing failed last time
+    assert after.returncode == 0 and after.stdout == f"no host failed in the last deploy of {app}: nothing to retry\n"
