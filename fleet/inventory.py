@@ -152,8 +152,10 @@ class Inventory:
 
 
 def _ssh_config_port(path, name, text):
-    port = int(text) if str(text).isascii() and str(text).isdigit() else 0
-    if not 0 < port < 65536:
+    from .node.parse import ascii_number
+
+    port = ascii_number(str(text), 65535)
+    if not port:
         raise InventoryError(f"{path}: Port {text!r} for {name} is not a TCP port (1-65535)")
     return port
 
