@@ -17,7 +17,7 @@ merges into one that exists.
 import os
 import stat
 
-from .errors import BaleineError, Invalid, NotFound
+from .errors import BaleineError, Conflict, Invalid, NotFound
 from .state import special_file  # here, not in _landing: that also runs where only the container's files are
 
 _SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
@@ -239,26 +239,43 @@ def _fork_inside(enter, work, close):
             result = work()
             status = 0
             os.write(errors_write, (result or "").encode())
-        except BaleineError as error:
-            os.write(errors_write, error.message.encode())
-        except OSError as error:
-            os.write(errors_write, f"{error.strerror}: {error.filename or ''}".rstrip(": ").encode())
         except BaseException as error:  # noqa: BLE001 - a forked child must never return
-            os.write(errors_write, f"{type(error).__name__}: {error}".encode())
+            os.write(errors_write, f"{_code(error)}\n{_said(error)}".encode())
         finally:
             os._exit(status)
     os.close(errors_write)
     return child, errors_read
 
 
+def _code(error):
+    return error.code if isinstance(error, BaleineError) else BaleineError.code
+
+
+def _said(error):
+    if isinstance(error, BaleineError):
+        return error.message
+    if isinstance(error, OSError):
+        return f"{error.strerror}: {error.filename or ''}".rstrip(": ")
+    return f"{type(error).__name__}: {error}"
+
+
+_KINDS = {kind.code: kind for kind in (Invalid, NotFound, Conflict)}  # what a child's failure is raised as here
+
+
 def _reap(child, what, quiet=False):
-    """Wait for the child (pid, its report pipe); returns what its work returned, or raises its failure."""
+    """Wait for the child (pid, its report pipe); returns what its work returned, or raises its failure.
+
+    A failure comes as its code, a line break and its message, so that it is
+    raised here as the kind it was there (bad input still exits 2).
+    """
     pid, errors_read = child
     with os.fdopen(errors_read, "rb") as errors:
-        message = errors.read().decode(errors="replace").strip()
+        report = errors.read().decode(errors="replace").strip()
     _, status = os.waitpid(pid, 0)
     if quiet or os.waitstatus_to_exitcode(status) == 0:
-        return message
-    if message.startswith("no such"):
-        raise NotFound(message)
-    raise BaleineError(f"cannot {what}: {message or 'the copy process died'}")
+        return report
+    code, _, message = report.partition("\n")
+    kind = _KINDS.get(code, BaleineError)
+    if kind is NotFound:
+        raise NotFound(message)  # "no such file or directory in the container: ..." says it all
+    raise kind(f"cannot {what}: {message or 'the copy process died'}")
