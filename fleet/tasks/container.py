@@ -6,6 +6,7 @@ from .. import client
 from ..errors import FleetError
 from .common import (
     check_words,
+    checked,
     each_host,
     finish,
     fleet_task,
@@ -79,6 +80,9 @@ def restart(c, name, hosts, time=None, json_=False, parallel=32, timeout=300):
 @fleet_task
 def kill(c, name, hosts, signal="SIGKILL", json_=False, parallel=32, timeout=300):
     """Send a signal to a running container on each host (SIGKILL unless --signal)."""
+    from ..node import parse
+
+    checked(parse.signal_name, signal, "--signal")
     each_host(hosts, parallel, timeout, json_, ["container", "kill", "--signal", signal, name])
 
 
@@ -97,7 +101,10 @@ def unpause(c, name, hosts, json_=False, parallel=32, timeout=300):
 
 
 def _time(time):
-    return [] if time is None else ["--time", str(time)]
+    """--time for the helper, checked here as each host would check it."""
+    from ..node import parse
+
+    return [] if time is None else ["--time", str(checked(parse.seconds, time, "--time"))]
 
 
 @task(help=helps(name="container name or id", force="stop it first if it runs"))

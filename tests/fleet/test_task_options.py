@@ -163,6 +163,11 @@ def test_what_every_host_would_refuse_is_refused_once_here(run_invoke):
     refused(run_invoke("image.pull", "Web:1", "--hosts", "node1"),
             "error: invalid image reference 'Web:1': use [REGISTRY/]REPOSITORY[:TAG|@sha256:DIGEST], "
             "e.g. busybox, nginx:1.27, ghcr.io/org/app:2")  # fmt: skip
+    refused(run_invoke("container.kill", "web", "--hosts", "node1", "--signal", "SIGNOPE"),
+            "error: invalid --signal 'SIGNOPE': use a signal name or number, "
+            "e.g. SIGTERM, SIGQUIT, SIGINT or 15")  # fmt: skip
+    refused(run_invoke("container.stop", "web", "--hosts", "node1", "--time", "soon"),
+            "error: invalid --time 'soon': use a number of seconds from 0 to 31622400 (a year)")  # fmt: skip
     fine = run_invoke(*create, "10.42.0.0/24", "--gateway", "10.42.0.254")  # then each host checks its routes
     assert fine.returncode == 1 and fine.stdout.splitlines()[1].startswith("node1   UNREACHABLE"), fine.stderr
 
