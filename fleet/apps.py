@@ -282,14 +282,11 @@ def _app(name, table, network, fail):
 def _limits(fields, where, fail):
     """memory, cpus and pids as `container run` reads them; whether a host has that many CPUs is for it to say."""
     from .node import limits
-    from .node.errors import BaleineError
 
     for key, option in (("memory", "memory"), ("cpus", "cpus"), ("pids", "pids_limit")):
         if key in fields:
-            try:
-                limits.from_options(**{option: str(fields[key])}, host_cpus=limits.CPU_LIMIT)
-            except BaleineError as error:
-                fail(f"{where}.{key}", error.message)
+            _by_node(f"{where}.{key}", fail, limits.from_options, **{option: str(fields[key])},
+                     host_cpus=limits.CPU_LIMIT)  # fmt: skip
 
 
 def _seconds(table, keys, where, fail):
@@ -327,10 +324,16 @@ def _secrets(names, env, where, fail):
 def _stop_signal(value, where, fail):
     """The signal's name as the node keeps it (SIGQUIT for "quit"), or fail."""
     from .node import parse
+
+    return _by_node(where, fail, parse.signal_name, value, "stop_signal")
+
+
+def _by_node(where, fail, check, *args, **kwargs):
+    """check(*args, **kwargs), a function of fleet.node: what it refuses fails this key, with its message."""
     from .node.errors import BaleineError
 
     try:
-        return parse.signal_name(value, "stop_signal")
+        return check(*args, **kwargs)
     except BaleineError as error:
         fail(where, error.message)
 
@@ -338,48 +341,32 @@ def _stop_signal(value, where, fail):
 def _node_check(kind, value, where, fail, *more):
     """value as the node's parse.KIND reads it, or fail with its message."""
     from .node import parse
-    from .node.errors import BaleineError
 
     if not isinstance(value, str) or "\n" in value:
         fail(where, f"{value!r} must be a string")
-    try:
-        return getattr(parse, kind)(value, *more)
-    except BaleineError as error:
-        fail(where, error.message)
+    return _by_node(where, fail, getattr(parse, kind), value, *more)
 
 
 def _reference(value, where, fail):
     """An image reference as `baleine image pull` takes it."""
-    from .node.errors import BaleineError
     from .node.registry import Reference
 
-    try:
-        Reference(value)
-    except BaleineError as error:
-        fail(where, error.message)
+    _by_node(where, fail, Reference, value)
 
 
 def _named_volume(value, where, fail):
     """A named volume as --volume takes it; a host path is refused: it would differ from host to host."""
     from .node import parse
-    from .node.errors import BaleineError
 
     if not isinstance(value, str) or "/" in value.split(":", 1)[0]:
         fail(where, f"{value!r}: use a named volume, NAME:/path[:ro] (a host path differs from host to host)")
-    try:
-        parse.volume(value)
-    except BaleineError as error:
-        fail(where, error.message)
+    _by_node(where, fail, parse.volume, value)
 
 
 def _log_size(value, where, fail):
     from .node import logs
-    from .node.errors import BaleineError
 
-    try:
-        logs.parse_limit(value, "log_size")
-    except BaleineError as error:
-        fail(where, error.message)
+    _by_node(where, fail, logs.parse_limit, value, "log_size")
 
 
 def _table(value, keys, where, fail):

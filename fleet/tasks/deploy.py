@@ -11,8 +11,8 @@ from invoke import Exit
 from .. import inventory, lock, view
 from ..errors import FleetError
 from ..inventory import inventory_path
-from ..node.parse import YEAR
-from .common import HOSTS_HELP, fleet_task, open_fleet, task
+from ..node import parse
+from .common import HOSTS_HELP, checked, fleet_task, open_fleet, task
 
 DEFAULT_APP = "apps/webfarm.toml"
 
@@ -85,8 +85,7 @@ def _run(hosts, app, dry_run, retry_failed, lock_wait, parallel, timeout, rollba
     # two (dataclasses built at import) cost each of them 17 ms.
     from .. import apps, deploy
 
-    if not 0 <= lock_wait <= YEAR:
-        raise FleetError(f"invalid --lock-wait {lock_wait!r}: use a number of seconds from 0 to {YEAR} (a year)")
+    lock_wait = checked(parse.seconds, lock_wait, "--lock-wait")
     spec = apps.load(app)
     apps.resolve_hosts(spec, inventory.load())
     lock_file = os.path.join(_state_dir(), ".deploy.lock")
