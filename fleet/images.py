@@ -65,19 +65,21 @@ def fetched_source(session, name):
     """Image `name` fetched from a host into a temporary file here (checked against its sha256)."""
     import shutil
 
-    work = tempfile.mkdtemp(prefix="baleine-push-")
-    path = os.path.join(work, "image.ext4")
-    channel = client.start(session, "image", "send", name)
+    channel = client.start(session, "image", "send", name)  # before the directory: it may not connect
+    work = None
     try:
+        work = tempfile.mkdtemp(prefix="baleine-push-")
+        path = os.path.join(work, "image.ext4")
         reader = channel.makefile("rb")
         meta = transfer.read_header(reader)
         digest = transfer.write_frames(reader, path, meta["size"])
         code = channel.recv_exit_status()
-    except Exception as error:
-        shutil.rmtree(work, ignore_errors=True)
-        stderr = channel.recv_stderr(1 << 16) if channel.recv_stderr_ready() else b""  # never wait for more
-        if isinstance(error, FleetError):
+    except BaseException as error:  # an interrupted fetch leaves no partial image here either
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+        if isinstance(error, FleetError) or not isinstance(error, Exception):
             raise
+        stderr = channel.recv_stderr(1 << 16) if channel.recv_stderr_ready() else b""  # never wait for more
         raise HelperError(session.host.name, ["image", "send", name], None,
                           f"could not fetch image {name!r}: {error}", stderr) from None  # fmt: skip
     finally:

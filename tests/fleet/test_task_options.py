@@ -27,7 +27,8 @@ address = "127.0.0.1"
 @pytest.fixture
 def run_invoke(tmp_path):
     (tmp_path / "hosts.toml").write_text(INVENTORY)
-    env = dict(os.environ, BALEINE_INVENTORY=str(tmp_path / "hosts.toml"))
+    (tmp_path / "tmp").mkdir()  # what a task leaves in its temporary directory shows here
+    env = dict(os.environ, BALEINE_INVENTORY=str(tmp_path / "hosts.toml"), TMPDIR=str(tmp_path / "tmp"))
 
     def run(*args):
         return subprocess.run([INVOKE, "-r", str(REPO), *args], cwd=tmp_path, env=env, capture_output=True,
@@ -79,11 +80,12 @@ def test_a_command_a_shell_could_not_split_is_refused_before_any_host(run_invoke
             f"error: cannot split --options \"--label 'a\": {unsplit}")  # fmt: skip
 
 
-def test_push_takes_its_image_from_one_host(run_invoke):
+def test_push_takes_its_image_from_one_host(run_invoke, tmp_path):
     refused(run_invoke("image.push", "web", "--hosts", "node1", "--from", "node*"),
             "error: invalid --from 'node*': it selects 2 hosts (node1, node2); give one")  # fmt: skip
     one = run_invoke("image.push", "web", "--hosts", "node1", "--from", "node2*")  # a glob of one host is that host
     assert one.returncode == 2 and one.stderr.startswith("error: cannot take image 'web' from node2: node2: connec")
+    assert not list((tmp_path / "tmp").iterdir())  # no directory for an image that never came
 
 
 def test_a_bad_interval_installs_nothing_anywhere(run_invoke, tmp_path):
