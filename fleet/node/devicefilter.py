@@ -135,10 +135,8 @@ def attached(cgroup_path):
 
 
 def _attached(directory, room=64):
-    import ctypes
-
-    ids = ctypes.create_string_buffer(4 * room)
-    attr = bytearray(struct.pack("=IIIIQI", directory, ATTACH_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), room))
+    ids = linux.c_buffer(4 * room)
+    attr = bytearray(struct.pack("=IIIIQI", directory, ATTACH_CGROUP_DEVICE, 0, 0, linux.address(ids), room))
     linux.bpf(_PROG_QUERY, attr, "query of the device filter")
     count = struct.unpack_from("=I", attr, 24)[0]
     return list(struct.unpack_from(f"={count}I", ids.raw))
@@ -159,16 +157,14 @@ def _detach(directory, program_id):
 
 def _load(instructions):
     """A loaded program's fd; the verifier's log in the error when it refuses."""
-    import ctypes
-
-    code = ctypes.create_string_buffer(instructions, len(instructions))
-    license_text = ctypes.create_string_buffer(b"MIT")
-    log = ctypes.create_string_buffer(4096)
+    code = linux.c_buffer(instructions)
+    license_text = linux.c_buffer(b"MIT\0")
+    log = linux.c_buffer(4096)
 
     def attr(log_level):
-        return struct.pack("=IIQQIIQII16sII", PROG_TYPE_CGROUP_DEVICE, len(instructions) // 8, ctypes.addressof(code),
-                           ctypes.addressof(license_text), log_level, len(log) if log_level else 0,
-                           ctypes.addressof(log) if log_level else 0, 0, 0, b"baleine_devices", 0, 0)  # fmt: skip
+        return struct.pack("=IIQQIIQII16sII", PROG_TYPE_CGROUP_DEVICE, len(instructions) // 8, linux.address(code),
+                           linux.address(license_text), log_level, len(log) if log_level else 0,
+                           linux.address(log) if log_level else 0, 0, 0, b"baleine_devices", 0, 0)  # fmt: skip
 
     try:
         return linux.bpf(_PROG_LOAD, attr(0), "load of the device filter")

@@ -1,7 +1,9 @@
 """One thin wrapper per kernel primitive, and the one place tools are run.
 
 Constants first, wrappers next; decisions live in the modules that call them.
-ctypes is imported on first use: most verbs never make a raw syscall.
+libc is reached through _ctypes, the C module under ctypes, on first use: most
+verbs never make a raw syscall, and `import ctypes` itself costs a process
+2.5 ms of type set-up for the few types used here.
 """
 
 import errno
@@ -102,24 +104,84 @@ LO_FLAGS_AUTOCLEAR = 4
 # glibc has no pivot_root() wrapper; the syscall number depends on the CPU.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217, "armv7l": 218}
 
-_libc = None
+RTLD_NOW = 2
+_libc = []
+_types = []
+
+
+class _Libc:
+    """The C library's functions as attributes, each returning a C int and keeping errno for
+    oserror(): what ctypes.CDLL(None, use_errno=True) gives."""
+
+    def __init__(self):
+        import _ctypes
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = c_types().int
+
+        self._handle = _ctypes.dlopen(None, RTLD_NOW)  # the libc this Python runs on
+        self._function = Function
+
+    def __getattr__(self, name):  # only for names not looked up before
+        function = self._function((name, self))
+        setattr(self, name, function)
+        return function
 
 
 def libc():
-    """The C library, loaded once, with errno kept for oserror()."""
-    global _libc
-    if _libc is None:
-        import ctypes
+    """The C library, loaded once."""
+    if not _libc:
+        _libc.append(_Libc())
+    return _libc[0]
 
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
+
+def c_types():
+    """C int, unsigned long and char, as ctypes defines them (made once)."""
+    if not _types:
+        from _ctypes import _SimpleCData
+
+        class Int(_SimpleCData):
+            _type_ = "i"
+
+        class UnsignedLong(_SimpleCData):
+            _type_ = "L"
+
+        class Char(_SimpleCData):  # arrays of it have .raw and .value, as ctypes' c_char arrays
+            _type_ = "c"
+
+        _types.append(_CTypes(Int, UnsignedLong, Char))
+    return _types[0]
+
+
+class _CTypes:
+    def __init__(self, int_type, ulong, char):
+        self.int, self.ulong, self.char = int_type, ulong, char
+
+
+def c_buffer(init):
+    """A C char array the kernel may read and write: a copy of init (bytes), or init zero bytes."""
+    data = bytearray(init)
+    return (c_types().char * len(data)).from_buffer(data)  # it keeps data alive
+
+
+def address(buffer):
+    """Where a c_buffer lies in memory, for structures that point at it."""
+    from _ctypes import addressof
+
+    return addressof(buffer)
+
+
+def last_errno():
+    """errno as the last libc() call left it."""
+    from _ctypes import get_errno
+
+    return get_errno()
 
 
 def oserror(what, filename=None):
     """Raise OSError from the errno the last libc call left."""
-    import ctypes
-
-    number = ctypes.get_errno()
+    number = last_errno()
     raise OSError(number, f"{what}: {os.strerror(number)}", filename)
 
 
@@ -174,9 +236,7 @@ def open_tree(path):
     """A detached copy of the mount tree at path (a bind mount not yet attached anywhere)."""
     fd = libc().syscall(_SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
     if fd < 0:
-        import ctypes
-
-        needs = " (Linux 5.2 or later is needed)" if ctypes.get_errno() == errno.ENOSYS else ""
+        needs = " (Linux 5.2 or later is needed)" if last_errno() == errno.ENOSYS else ""
         oserror(f"open_tree {path}{needs}", path)
     return fd
 
@@ -210,36 +270,30 @@ def prctl(option, arg2=0, arg3=0):
 
 def prlimit(pid, resource, soft, hard):
     """Set a resource limit (RLIMIT_ number) of process pid (0: this one); -1 is unlimited."""
-    import ctypes
-
-    limits = ctypes.create_string_buffer(struct.pack("=QQ", soft & (2**64 - 1), hard & (2**64 - 1)), 16)
+    limits = c_buffer(struct.pack("=QQ", soft & (2**64 - 1), hard & (2**64 - 1)))
     if libc().prlimit(pid, resource, limits, None) < 0:
         oserror("prlimit")
 
 
 def load_seccomp(program):
     """Load program (struct sock_filter bytes) as a seccomp filter on this thread and what it execs."""
-    import ctypes
-
-    filters = ctypes.create_string_buffer(program, len(program))
-    fprog = ctypes.create_string_buffer(struct.pack("=HxxxxxxQ", len(program) // 8, ctypes.addressof(filters)), 16)
-    ulong = ctypes.c_ulong
-    if libc().prctl(PR_SET_SECCOMP, ulong(SECCOMP_MODE_FILTER), ulong(ctypes.addressof(fprog)), ulong(0), ulong(0)) < 0:
+    filters = c_buffer(program)
+    fprog = c_buffer(struct.pack("=HxxxxxxQ", len(program) // 8, address(filters)))
+    ulong = c_types().ulong
+    if libc().prctl(PR_SET_SECCOMP, ulong(SECCOMP_MODE_FILTER), ulong(address(fprog)), ulong(0), ulong(0)) < 0:
         oserror("prctl(PR_SET_SECCOMP)")
 
 
 def bpf(command, attr, what):
     """bpf(2): command with attr (bytes, or a bytearray the kernel may write back into); its result (an fd
     for a load or an open). OSError naming what failed."""
-    import ctypes
-
     from . import seccomp
 
     try:
         number = seccomp.NUMBERS["bpf"][seccomp.check_supported()[1]]
     except seccomp.Unsupported:
         raise OSError(38, f"baleine knows no bpf() call number on {seccomp.machine()}") from None  # ENOSYS
-    buffer = (ctypes.c_char * len(attr)).from_buffer(bytearray(attr) if isinstance(attr, bytes) else attr)
+    buffer = (c_types().char * len(attr)).from_buffer(bytearray(attr) if isinstance(attr, bytes) else attr)
     result = libc().syscall(number, command, buffer, len(attr))
     if result < 0:
         oserror(f"bpf {what}")
@@ -277,11 +331,9 @@ def limit_capabilities(keep):
 
 
 def _capability_call(number, header, data):
-    import ctypes
-
     if number is None:
         raise Missing(f"capget/capset: unknown syscall numbers on {os.uname().machine}")
-    buffer = (ctypes.c_char * len(data)).from_buffer(data)
+    buffer = (c_types().char * len(data)).from_buffer(data)
     if libc().syscall(number, header, buffer) < 0:
         oserror("capset" if number == _SYS_CAPSET else "capget")
 

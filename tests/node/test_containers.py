@@ -29,9 +29,9 @@ def test_busybox_prints_hello(busybox):
 
 
 # What each would add to every command: re with the enum it loads (6 ms), json and csv (which load re),
-# signal's enum (3 ms), contextlib and ipaddress with the functools they load (3 to 5 ms). The commands
-# run most often do without them.
-SLOW_IMPORTS = {"re", "enum", "json", "csv", "signal", "contextlib", "functools", "ipaddress"}
+# signal's enum (3 ms), contextlib and ipaddress with the functools they load (3 to 5 ms), ctypes' type
+# set-up (2.5 ms; linux.py uses _ctypes beneath it). The commands run most often do without them.
+SLOW_IMPORTS = {"re", "enum", "json", "csv", "signal", "contextlib", "functools", "ipaddress", "ctypes"}
 
 
 def test_run_list_stop_and_check_load_no_slow_module(busybox, subnet):
