@@ -7,8 +7,9 @@ without. Runs alternate between the tools within one process so both see the
 same machine state; we report medians and the ratio podman / baleine in
 bench/results/start.csv and start.png.
 
-baleine is timed as the control side runs it on a host: the zipapp under
-`python3 -I -S`, entered by boot.LINE (fleet/node/boot.py).
+baleine is timed as the control side runs it on a host: the zipapp unpacked
+(fleet/node/unpack.py), under `python3 -I -S`, entered by boot.LINE
+(fleet/node/boot.py).
 Runs inside scripts/isolated (make bench does that): podman's bridge and its
 firewall rules then live in a private network namespace and die with it.
 """
@@ -44,16 +45,18 @@ class Baleine:
     def __init__(self, work):
         self.pyz = work / "baleine.pyz"
         ship.build(str(self.pyz))
+        self.tree = work / "baleine"
+        self.python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        sh(self.python, "-I", "-S", "-c", boot.UNPACK_LINE, str(self.pyz), str(self.tree))  # as client.upload does
         self.env = dict(
             os.environ, BALEINE_ROOT=str(work / "root"), BALEINE_CGROUP_PARENT=f"baleine-bench-{os.getpid()}"
         )
-        self.python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
     def __call__(self, *args):
         return sh(*self.command(), *args, env=self.env)
 
     def command(self):
-        return boot.argv(self.python, str(self.pyz))
+        return boot.argv(self.python, str(self.tree))
 
     def setup(self):
         self("image", "create", "bb", "--size", "64M", "--from", "busybox")

@@ -13,10 +13,9 @@ therefore depend on the builder's Python minor version too.
 import hashlib
 import importlib.util
 import io
-import marshal
 import os
 
-from .node import state
+from .node import state, unpack
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -35,7 +34,7 @@ def zipapp_bytes(node_dir=NODE_DIR):
             with open(os.path.join(node_dir, name), "rb") as handle:
                 entries[f"fleet/node/{name}"] = handle.read()
     for name, source in list(entries.items()):
-        entries[name + "c"] = bytecode(source, name)
+        entries[name + "c"] = unpack.bytecode(source, name)
     buffer = io.BytesIO()
     buffer.write(b"#!/usr/bin/env -S python3 -I -S\n")
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -46,13 +45,6 @@ def zipapp_bytes(node_dir=NODE_DIR):
             info.compress_type = zipfile.ZIP_STORED if name.endswith(".pyc") else zipfile.ZIP_DEFLATED
             archive.writestr(info, entries[name], compresslevel=9)
     return buffer.getvalue()
-
-
-def bytecode(source, path):
-    """An unchecked-hash .pyc (PEP 552) for source: valid without comparing timestamps."""
-    code = compile(source, path, "exec", dont_inherit=True)
-    flags = (1).to_bytes(4, "little")  # hash-based, source not checked
-    return importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(source) + marshal.dumps(code)
 
 
 def build(destination):

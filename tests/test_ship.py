@@ -162,3 +162,72 @@ def test_the_boot_entry_refuses_an_old_python_in_words(monkeypatch, capsys):
         boot.run()
     assert raised.value.code == boot.PYTHON_TOO_OLD
     assert "python3 is 3.7 on this host; baleine needs 3.9 or later" in capsys.readouterr().err
+
+
+def test_the_helper_unpacks_into_a_directory_of_this_python_s_bytecode(tmp_path):
+    """What the control side runs on a host: no zipimport, no compiling, nothing written by a command."""
+    import importlib.util
+    import marshal
+
+    from fleet.node import boot
+
+    zipapp = tmp_path / "baleine-1.pyz"
+    ship.build(str(zipapp))
+    tree = tmp_path / "baleine-1"
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", boot.UNPACK_LINE, str(zipapp), str(tree)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    modules = sorted(path.name for path in (tree / "fleet" / "node").glob("*.py"))
+    assert modules == sorted(path.name for path in NODE.glob("*.py"))
+    pyc = tree / "fleet" / "node" / "__pycache__" / f"cli.{sys.implementation.cache_tag}.pyc"
+    data = pyc.read_bytes()
+    assert data[:4] == importlib.util.MAGIC_NUMBER and data[4:8] == (1).to_bytes(4, "little")  # unchecked hash
+    assert marshal.loads(data[16:]).co_filename == str(tree / "fleet" / "node" / "cli.py")  # tracebacks: its place
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["baleine-1", "baleine-1.pyz"]  # no work left
+
+    def files():
+        return {str(path): path.stat().st_mtime_ns for path in tree.rglob("*")}
+
+    before = files()
+    line = [*boot.argv(sys.executable, str(tree)), "--version"]
+    done = subprocess.run([line[0], "-v", *line[1:]], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("baleine "), done.stderr
+    assert f"code object from '{pyc}'" in done.stderr  # its bytecode, from a plain file
+    assert files() == before  # nothing compiled or written
+    again = subprocess.run([sys.executable, "-I", "-S", "-c", boot.UNPACK_LINE, str(zipapp), str(tree)],
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0 and files() == before  # another upload of the same build: left as it is
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["baleine-1", "baleine-1.pyz"]
+
+
+def test_unpacking_writes_only_modules_and_only_inside_its_directory(tmp_path):
+    import zipfile
+
+    from fleet.node import unpack
+
+    zipapp = tmp_path / "odd.pyz"
+    with zipfile.ZipFile(zipapp, "w") as archive:
+        archive.writestr("fleet/__init__.py", "")
+        archive.writestr("fleet/__init__.pyc", b"the builder's bytecode")
+        archive.writestr("../escaped.py", "x = 1\n")
+        archive.writestr("fleet//twice.py", "x = 1\n")
+        archive.writestr("NOTES", "not a module")
+    unpack.unpack(str(zipapp), str(tmp_path / "tree"))
+    written = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
+    assert written == [
+        "odd.pyz",
+        "tree/fleet/__init__.py",
+        f"tree/fleet/__pycache__/__init__.{sys.implementation.cache_tag}.pyc",
+    ]
+
+
+def test_unpacking_refuses_an_old_python_in_words(monkeypatch, capsys):
+    import pytest
+
+    from fleet.node import boot
+
+    monkeypatch.setattr("sys.version_info", (3, 7, 3, "final", 0))
+    with pytest.raises(SystemExit) as raised:
+        boot.unpack("x.pyz", "x")
+    assert raised.value.code == boot.PYTHON_TOO_OLD
+    assert "python3 is 3.7 on this host; baleine needs 3.9 or later" in capsys.readouterr().err

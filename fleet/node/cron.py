@@ -24,16 +24,17 @@ LATEST = "baleine.pyz"  # beside the shipped helpers: a symlink the control side
 
 
 def self_command():
-    """argv that runs baleine: the zipapp under python3 -I -S (the latest shipped one), or the installed script.
+    """argv that runs baleine: the zipapp, or the directory it was unpacked into, under python3 -I -S
+    (the latest shipped one), or the installed script.
 
-    A helper shipped by the control side sits beside the LATEST link: cron
-    runs the link, so the next helper shipped is the one cron runs, without
-    installing the entry again.
+    A helper shipped by the control side (unpacked, fleet/node/unpack.py)
+    sits beside the LATEST link: cron runs the link, so the next helper
+    shipped is the one cron runs, without installing the entry again.
     """
     import zipfile
 
     program = os.path.abspath(sys.argv[0])
-    if zipfile.is_zipfile(program):
+    if os.path.isdir(program) or zipfile.is_zipfile(program):
         latest = os.path.join(os.path.dirname(program), LATEST)
         if os.path.islink(latest) and zipfile.is_zipfile(latest):
             program = latest

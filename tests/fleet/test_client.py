@@ -72,9 +72,9 @@ def test_json_goes_after_the_verb_of_every_kind_that_has_verbs():
 def test_command_line_is_quoted_argv_and_guarded():
     session = Session(Host("n", "192.0.2.1", helper_dir="/opt/b b"))
     line = client._guarded(session, "f" * 64, ["container", "exec", "--json", "web", "echo", "$(reboot); x"])
-    assert "exit 98" in line and "exit 97" in line
+    assert "exit 98" in line and f"test -d '/opt/b b/baleine-{'f' * 64}' || exit 97" in line
     run = line.split("exec ", 1)[1]
-    assert shlex.split(run) == ["python3", "-I", "-S", "-c", boot.LINE, f"/opt/b b/baleine-{'f' * 64}.pyz",
+    assert shlex.split(run) == ["python3", "-I", "-S", "-c", boot.LINE, f"/opt/b b/baleine-{'f' * 64}",
                                 "container", "exec", "--json", "web", "echo", "$(reboot); x"]  # fmt: skip
 
 

@@ -2,8 +2,10 @@
 
 import io
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from labfleet import Lab
 
 from fleet import client, inventory, lab, ship, transport, view
-from fleet.node import transfer
+from fleet.node import boot, transfer
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +46,13 @@ def test_helper_is_shipped_once_per_host(fleet_lab):
     assert {node: helper_files(fleet_lab, node) for node in before} == before
     for node, files in before.items():  # the link cron runs: at the helper shipped last
         assert os.readlink(fleet_lab.node_dir(node) / "state" / "helper" / "baleine.pyz") == next(iter(files))
+    # Calls run the helper unpacked beside its zipapp; a host without that directory is shipped it again.
+    tree = fleet_lab.node_dir("node1") / "state" / "helper" / f"baleine-{ship.current().sha}"
+    assert (tree / "fleet" / "node" / "__pycache__" / f"cli.{sys.implementation.cache_tag}.pyc").is_file()
+    shutil.rmtree(tree)
+    third = fleet_lab.ok("ps")
+    assert [line.split(":")[0] for line in third.stderr.splitlines() if "shipped" in line] == ["node1"]
+    assert (tree / "fleet" / "node" / "cli.py").is_file()
 
 
 def test_a_newer_helper_takes_over_the_cron_entry_when_shipped(fleet_lab):
@@ -202,7 +211,7 @@ def followers(verb=b"logs"):
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             continue
-        if verb in argv and b"--follow" in argv and any(arg.endswith(b".pyz") for arg in argv):
+        if verb in argv and b"--follow" in argv and boot.LINE.encode() in argv:
             found.append(int(entry))
     return found
 

@@ -26,3 +26,15 @@ def test_cron_runs_the_helper_shipped_last_through_its_link(tmp_path, monkeypatc
     (tmp_path / cron.LATEST).unlink()
     (tmp_path / cron.LATEST).write_text("not a link")  # only a link of ours counts
     assert cron.self_command()[-1] == str(shipped)
+
+
+def test_cron_runs_the_link_when_commands_run_from_the_unpacked_helper(tmp_path, monkeypatch):
+    """The control side runs commands from the directory a zipapp is unpacked into: cron still takes the link."""
+    unpacked = tmp_path / "baleine-2222"
+    unpacked.mkdir()
+    (unpacked / "__main__.py").write_text("")
+    monkeypatch.setattr(sys, "argv", [str(unpacked), "cron", "install"])
+    assert cron.self_command() == [sys.executable, "-I", "-S", str(unpacked)]  # no link: the directory runs too
+    make_zipapp(tmp_path / "baleine-2222.pyz")
+    os.symlink("baleine-2222.pyz", tmp_path / cron.LATEST)
+    assert cron.self_command() == [sys.executable, "-I", "-S", str(tmp_path / cron.LATEST)]
