@@ -89,9 +89,15 @@ def create(
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
     tmpfs=(), labels=(), dns=(), dns_search=(), dns_option=(), add_host=(), device=(), sysctl=(), shm_size=None,
-    entrypoint=None, group_add=(), oom_score_adj=None,
+    entrypoint=None, group_add=(), oom_score_adj=None, starting=False,
 ):  # fmt: skip
-    """Record a container and give it its own copy of the image; returns its row."""
+    """Record a container and give it its own copy of the image; returns its row.
+
+    starting: run() starts it next. The row then stays 'creating', naming this
+    process, until start() claims it: one synced write fewer, and a run cut
+    short in between leaves a half-created container for check to remove,
+    not one that looks made on purpose.
+    """
     if name is not None:
         parse.name(name, "container name")
     wanted = [parse.network_ref(ref) for ref in network]
@@ -141,8 +147,9 @@ def create(
     except BaseException:
         _discard(row)
         raise
-    with state.locked():
-        row = state.CONTAINERS.update(row["id"], status=CREATED, pid="", pid_start="")
+    if not starting:
+        with state.locked():
+            row = state.CONTAINERS.update(row["id"], status=CREATED, pid="", pid_start="")
     events.record("create", row, image=image_row["name"])
     point("create:done")
     return row
@@ -394,6 +401,10 @@ def _worker():
     return {"pid": str(me), "pid_start": str(linux.pid_start_time(me))}
 
 
+def _created_by_me(row):
+    return row["status"] == CREATING and {"pid": row["pid"], "pid_start": row["pid_start"]} == _worker()
+
+
 def refuse_if_busy(row):
     if row["status"] in (CREATING, STARTING) and linux.is_alive(row["pid"], row["pid_start"]):
         raise Conflict(
@@ -610,8 +621,9 @@ def _claim_for_start(ref, by_policy=False):
         row = get(ref, rows)
         if row["status"] == RUNNING:
             return None, None, None
-        refuse_if_busy(row)
-        refuse_if_half_created(row)
+        if not _created_by_me(row):  # run's own create, not yet marked created
+            refuse_if_busy(row)
+            refuse_if_half_created(row)
         refuse_if_disk_held(row)
         config = read_config(row)  # a damaged one is named before the row changes
         if state.recorded_boot_id() is None:  # so that check can tell a reboot from its first pass
@@ -878,7 +890,7 @@ def run(image, command=(), detach=False, remove_after=False, capture=False, tty=
         raise Invalid("--tty is for an attached run, without -d or --json: a terminal needs someone at it")
     primer = cgroups.Primer()  # the kernel's slow first cgroup move happens during create()
     try:
-        row = create(image, command, **options)
+        row = create(image, command, starting=True, **options)
         try:
             code = start(row["id"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
         except BaseException:  # any failure: a limit the kernel refused as much as a missing command
@@ -904,7 +916,8 @@ def _read_log(row):
 def remove(ref, force=False):
     """Destroy a container's disk copy and configuration."""
     row = current(ref)
-    refuse_if_busy(row)
+    if not _created_by_me(row):  # run --rm undoing its own create
+        refuse_if_busy(row)
     if row["status"] == RUNNING:
         if not force:
             raise Conflict(f"container {row['name']!r} is running: stop it first, or use --force")

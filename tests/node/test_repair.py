@@ -100,3 +100,19 @@ def test_configs_and_images_are_roots_alone_and_check_closes_open_ones(busybox):
                                   "made the config of image bb root's alone: others could read it"], report  # fmt: skip
     assert all(path.stat().st_mode & 0o777 == 0o600 for path in (config, image, image_config))
     assert busybox.ok("check")["repaired"] == []  # once
+
+
+def test_a_run_killed_between_its_create_and_its_start_is_a_half_made_container_check_removes(busybox):
+    """run starts what it creates without first marking it created (one synced write fewer): killed in
+    between, the container was never made on purpose, and check removes it."""
+    import subprocess
+
+    env = dict(busybox.env, BALEINE_FAULT="create:done")
+    killed = subprocess.run(busybox.argv("container", "run", "-d", "--name", "c", "bb", "sleep", "300"), env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    assert [item["status"] for item in busybox.ok("container", "list", "--all")] == ["creating"]
+    assert busybox.ok("check")["repaired"] == ["removed c: its create was interrupted"]
+    assert busybox.ok("container", "list", "--all") == [] and os.listdir(busybox.root / "containers") == []
+    busybox.ok("container", "create", "--name", "made", "bb", "true")  # a create alone still ends created
+    assert busybox.ok("container", "inspect", "made")["status"] == "created"
