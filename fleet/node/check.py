@@ -29,8 +29,8 @@ def run(prom=None):
     probes that hang until their timeout can make a pass outlast the cron
     period, and two passes would probe, count failures and restart twice.
     """
-    report = {"rebooted": False, "repaired": [], "exited": [], "restarted": [], "waiting": [], "failed": [],
-              "unhealthy": [], "rotated": [], "rotation_failed": []}  # fmt: skip
+    report = {"rebooted": False, "repaired": [], "exited": [], "removed": [], "restarted": [], "waiting": [],
+              "failed": [], "unhealthy": [], "rotated": [], "rotation_failed": []}  # fmt: skip
     wait = float(os.environ.get("BALEINE_CHECK_WAIT") or PASS_WAIT)
     prom, refused = _prom_path(prom)
     state.ensure_layout()
@@ -72,7 +72,9 @@ def _pass(report, prom):
         if row["status"] == containers.EXITED and before.get(row["name"], {}).get("status") == containers.RUNNING:
             report["exited"].append({"name": row["name"], "exit_code": row["exit_code"], "reason": row.get("reason")})
     for row in rows:
-        if row["status"] == containers.EXITED:
+        if row["status"] == containers.EXITED and _left_by_its_run(row):
+            _remove(row, report)
+        elif row["status"] == containers.EXITED:
             _consider(row, report)
         elif row["status"] == containers.RUNNING:
             _probe_health(row, report)
@@ -192,6 +194,22 @@ def _forget_previous_boot():
         if row["status"] in (containers.RUNNING, containers.STARTING, containers.CREATING):
             containers.forget_process(row, reason="host rebooted")
     return True
+
+
+def _left_by_its_run(row):
+    """A run --rm container whose run is gone (killed, or the host rebooted): nobody else removes it."""
+    from . import linux
+
+    runner = containers.config_or_empty(row).get("auto_remove")
+    return bool(runner) and not linux.is_alive(runner["pid"], runner["pid_start"])
+
+
+def _remove(row, report):
+    try:
+        containers.remove(row["id"])
+    except BaleineError:  # removed meanwhile, or a `container cp` holds its disk: the next pass tries again
+        return
+    report["removed"].append({"name": row["name"]})
 
 
 def _consider(row, report):

@@ -89,7 +89,7 @@ def create(
     cap_add=(), cap_drop=(), resources=None, read_only=False, no_suid=False, userns=False, restart_policy=None,
     health=None, log_size=None, security_opt=(), stop_signal=None, stop_timeout=None, ulimit=(), init=False,
     tmpfs=(), labels=(), dns=(), dns_search=(), dns_option=(), add_host=(), device=(), sysctl=(), shm_size=None,
-    entrypoint=None, group_add=(), oom_score_adj=None, starting=False,
+    entrypoint=None, group_add=(), oom_score_adj=None, starting=False, auto_remove=False,
 ):  # fmt: skip
     """Record a container and give it its own copy of the image; returns its row.
 
@@ -97,6 +97,10 @@ def create(
     process, until start() claims it: one synced write fewer, and a run cut
     short in between leaves a half-created container for check to remove,
     not one that looks made on purpose.
+    auto_remove: run --rm's. The container is never started again: this
+    process removes it when its command ends, check does if this process is
+    gone by then (also after a crash of the host), so its disk copy is not
+    synced to the disk.
     """
     if name is not None:
         parse.name(name, "container name")
@@ -129,6 +133,11 @@ def create(
     from . import logs, restart
 
     config["restart"] = restart.parse(restart_policy)
+    if auto_remove:
+        if config["restart"]["policy"] != "no":
+            raise Invalid(f"--rm and --restart {restart_policy}: a container removed when it ends is never "
+                          "restarted; give one of them")  # fmt: skip
+        config["auto_remove"] = _worker()  # the process that removes it, while it lives
     config["health"] = health
     config["log_size"] = logs.DEFAULT_LIMIT if log_size is None else log_size
     config["userns"] = bool(userns)  # replaced by the range's start in _reserve
@@ -138,7 +147,7 @@ def create(
     try:
         _ensure_volumes(config)
         disk = os.path.join(directory(row), "disk.ext4")
-        images.copy_to(image_row["name"], disk)
+        images.copy_to(image_row["name"], disk, durable=not auto_remove)
         if config["userns"]:
             from . import userns as user_namespaces
 
@@ -626,6 +635,11 @@ def _claim_for_start(ref, by_policy=False):
             refuse_if_half_created(row)
         refuse_if_disk_held(row)
         config = read_config(row)  # a damaged one is named before the row changes
+        if config.get("auto_remove") and not _created_by_me(row):
+            raise Conflict(
+                f"container {row['name']!r} was run with --rm: it is removed when it ends, not started again; "
+                f"remove it now with `baleine container rm {row['name']}`"
+            )
         if state.recorded_boot_id() is None:  # so that check can tell a reboot from its first pass
             state.record_boot_id(state.boot_id())
         counted = {"restarts": int(row.get("restarts") or 0) + 1} if by_policy else {"restarts": 0, "stopped_by": ""}
@@ -890,7 +904,7 @@ def run(image, command=(), detach=False, remove_after=False, capture=False, tty=
         raise Invalid("--tty is for an attached run, without -d or --json: a terminal needs someone at it")
     primer = cgroups.Primer()  # the kernel's slow first cgroup move happens during create()
     try:
-        row = create(image, command, starting=True, **options)
+        row = create(image, command, starting=True, auto_remove=remove_after, **options)
         try:
             code = start(row["id"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
         except BaseException:  # any failure: a limit the kernel refused as much as a missing command

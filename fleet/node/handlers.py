@@ -756,6 +756,7 @@ def _check_text(report):
     lines = ["host rebooted: containers recorded running were cleaned up"] if report["rebooted"] else []
     lines += [f"repaired: {action}" for action in report["repaired"]]
     lines += [f"exited: {item['name']} ({item['exit_code'] or item['reason']})" for item in report["exited"]]
+    lines += [f"removed: {item['name']} (run with --rm, its run is gone)" for item in report["removed"]]
     lines += [f"restarted: {item['name']} (attempt {item['attempt']})" for item in report["restarted"]]
     lines += [f"waiting: {item['name']} (restart in {item['due_in']} s)" for item in report["waiting"]]
     lines += [f"unhealthy: {item['name']} ({item['failures']} failed probes)" for item in report["unhealthy"]]

@@ -553,13 +553,17 @@ def tag(source, name):
         return register(name, staged, config(source), f"image:{source}", digest=row["digest"])
 
 
-def copy_to(name, target):
+def copy_to(name, target, durable=True):
     """Give a container its own copy of the image: a reflink if the filesystem can, else sparse."""
-    copy_file(image_file(name), target)
+    copy_file(image_file(name), target, durable)
 
 
-def copy_file(source_path, target):
-    """Copy an ext4 file: a reflink if the filesystem can, else only its data (sparse)."""
+def copy_file(source_path, target, durable=True):
+    """Copy an ext4 file: a reflink if the filesystem can, else only its data (sparse).
+
+    durable: synced to the disk before returning. Not for a copy that a crash
+    of the host makes worthless anyway (run --rm's).
+    """
     import fcntl
 
     source = os.open(source_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -570,7 +574,8 @@ def copy_file(source_path, target):
                 fcntl.ioctl(out, FICLONE, source)
             except OSError:
                 _sparse_copy(source, out)
-            os.fsync(out)
+            if durable:
+                os.fsync(out)
         finally:
             os.close(out)
     finally:

@@ -206,6 +206,42 @@ def test_after_a_reboot_always_containers_come_back(quick):
     assert quick.ok("container", "inspect", "on-failure")["reason"] == "host rebooted"
 
 
+def test_a_run_rm_whose_run_was_killed_is_removed_by_check_once_it_ends(busybox):
+    """As Docker's --rm when its client goes: the container runs on, and no one starts it again."""
+    import subprocess
+
+    runner = subprocess.Popen(busybox.argv("container", "run", "--rm", "--name", "once", "bb", "sh", "-c",
+                                           "while [ ! -e /go ]; do sleep 0.05; done; exit 3"),
+                              env=busybox.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while [item["status"] for item in busybox.ok("container", "list", "--all")] != ["running"]:
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.05)
+    finally:
+        runner.kill()
+        runner.wait()
+    assert busybox.ok("check")["removed"] == []  # it still runs: it keeps running
+    busybox.ok("container", "exec", "once", "touch", "/go")
+    while busybox.ok("container", "list", "--all")[0]["status"] == "running":
+        time.sleep(0.05)
+    refused = busybox.call("container", "start", "once")
+    assert refused["exit"] == 1 and refused["error"]["message"] == (
+        "container 'once' was run with --rm: it is removed when it ends, not started again; "
+        "remove it now with `baleine container rm once`")  # fmt: skip
+    assert busybox.ok("check")["removed"] == [{"name": "once"}]
+    assert busybox.ok("container", "list", "--all") == [] and os.listdir(busybox.root / "containers") == []
+
+
+def test_rm_and_a_restart_policy_are_one_or_the_other(busybox):
+    refused = busybox.cli("container", "run", "--rm", "--restart", "always", "bb", "true")
+    assert refused.returncode == 2 and refused.stderr == (
+        "baleine: error: --rm and --restart always: a container removed when it ends is never restarted; "
+        "give one of them\n")  # fmt: skip
+    assert busybox.cli("container", "run", "--rm", "--restart", "no", "bb", "true").returncode == 0
+    assert busybox.ok("container", "list", "--all") == []
+
+
 def test_check_alongside_ten_runs_and_removals(busybox):
     stop = time.monotonic() + 30
 
@@ -447,10 +483,11 @@ def test_check_rotates_each_log_past_its_size(busybox):
 def test_the_pass_report_in_words():
     from fleet.node import handlers
 
-    report = {"rebooted": False, "repaired": [], "exited": [], "restarted": [], "waiting": [], "failed": [],
-              "unhealthy": [], "rotated": [{"name": "chatty", "bytes": 1 << 20}],
+    report = {"rebooted": False, "repaired": [], "exited": [], "removed": [{"name": "once"}], "restarted": [],
+              "waiting": [], "failed": [], "unhealthy": [], "rotated": [{"name": "chatty", "bytes": 1 << 20}],
               "rotation_failed": [{"name": "full", "error": "No space left on device: /x/log.1"}]}  # fmt: skip
     assert handlers._check_text(report).splitlines() == [
+        "removed: once (run with --rm, its run is gone)",
         "log rotated: chatty (1M moved to log.1)",
         "log rotation failed: full: No space left on device: /x/log.1",
     ]
