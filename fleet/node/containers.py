@@ -485,12 +485,13 @@ def _remove_directory(row):
 # ----------------------------------------------------------------- start / stop
 
 
-def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=False):
+def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=False, remove_after=False):
     """Start a created or exited container. Attached: wait and return its exit code.
 
     A person's start resets the restart count; check's (by_policy) adds one.
     primer: a cgroups.Primer the caller started earlier (run does, before create).
     tty (attached only): the command runs on a terminal of its own, relayed to ours.
+    remove_after (attached only): run --rm's; its end removes the row (see finalize).
     """
     from . import ulimits
     from .launch import Launch
@@ -568,7 +569,7 @@ def start(ref, attach=False, log_output=True, by_policy=False, primer=None, tty=
         status = launch.wait() if master is None else _relay(master, launch.waiter_pid)
     finally:
         _restore_handlers(forwarded)
-    row = finalize(row["id"])
+    row = finalize(row["id"], remove=remove_after)
     return int(row["exit_code"]) if row and row["exit_code"] else status
 
 
@@ -809,8 +810,13 @@ def _deliver(pid, number):
         pass
 
 
-def finalize(container_id):
-    """Record a container whose process is gone as exited and free what it held; returns its row."""
+def finalize(container_id, remove=False):
+    """Record a container whose process is gone as exited and free what it held; returns its row.
+
+    remove: run --rm's own end. The row goes instead of being marked exited,
+    in the same write, unless a `container cp` holds the disk; the caller
+    then removes the directory (after reading the log it may want).
+    """
     row = by_id(container_id)
     if row is None or row["status"] not in (RUNNING, STARTING):
         return row
@@ -829,19 +835,28 @@ def finalize(container_id):
         current = by_id(container_id)
         if current is None or current["status"] not in (RUNNING, STARTING):
             return current  # another command finished it first
-        current = state.CONTAINERS.update(
-            container_id,
-            status=EXITED,
-            pid="",
-            pid_start="",
-            exit_code="" if code is None else code,
-            reason=reason,
-            finished=state.now(),
-        )
+        ended = {"status": EXITED, "pid": "", "pid_start": "", "exit_code": "" if code is None else code,
+                 "reason": reason, "finished": state.now()}  # fmt: skip
+        removing = remove and _disk_free(current)
+        if removing:
+            state.CONTAINERS.remove(container_id)
+            current = dict(current, **ended)
+        else:
+            current = state.CONTAINERS.update(container_id, **ended)
+            launch.clear_exit_file(directory(row))
         networks.refresh_hosts(state.CONTAINERS.read())
-        launch.clear_exit_file(directory(row))
     events.record("die", current, by="", exit_code=None if code is None else code, reason=reason)
+    if removing:
+        events.record("rm", current)
     return current
+
+
+def _disk_free(row):
+    try:
+        refuse_if_disk_held(row)
+    except Conflict:
+        return False
+    return True
 
 
 def exit_reason(code, oom_kills=0):
@@ -906,7 +921,8 @@ def run(image, command=(), detach=False, remove_after=False, capture=False, tty=
     try:
         row = create(image, command, starting=True, auto_remove=remove_after, **options)
         try:
-            code = start(row["id"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty)
+            code = start(row["id"], attach=not detach, log_output=detach or capture, primer=primer, tty=tty,
+                         remove_after=remove_after)  # fmt: skip
         except BaseException:  # any failure: a limit the kernel refused as much as a missing command
             if remove_after:
                 remove(row["id"], force=True)
@@ -915,7 +931,10 @@ def run(image, command=(), detach=False, remove_after=False, capture=False, tty=
         primer.stop()
     output = _read_log(row) if capture else None
     if remove_after and not detach:
-        remove(row["id"], force=True)
+        if by_id(row["id"]) is None:  # its end removed the row: the directory is left
+            _remove_directory(row)
+        else:
+            remove(row["id"], force=True)
     return row, code, output
 
 

@@ -233,6 +233,40 @@ def test_a_run_rm_whose_run_was_killed_is_removed_by_check_once_it_ends(busybox)
     assert busybox.ok("container", "list", "--all") == [] and os.listdir(busybox.root / "containers") == []
 
 
+def test_a_run_rm_ends_in_one_write_with_its_die_and_rm_events(busybox):
+    done = busybox.cli("container", "run", "--rm", "--name", "brief", "bb", "sh", "-c", "exit 3")
+    assert done.returncode == 3, done.stderr
+    events = busybox.ok("events", "brief")
+    assert [event["action"] for event in events] == ["create", "start", "die", "rm"]
+    assert events[2]["exit_code"] == 3
+    assert busybox.ok("container", "list", "--all") == [] and os.listdir(busybox.root / "containers") == []
+
+
+def test_a_run_rm_whose_disk_is_held_at_its_end_says_so_and_check_removes_it_later(busybox):
+    """A `container cp` holding the disk when the command ends: the row cannot go with the exit."""
+    import fcntl
+    import subprocess
+
+    runner = subprocess.Popen(busybox.argv("container", "run", "--rm", "--name", "held", "bb", "sh", "-c",
+                                           "while [ ! -e /go ]; do sleep 0.05; done"),
+                              env=busybox.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while [item["status"] for item in busybox.ok("container", "list", "--all")] != ["running"]:
+        assert time.monotonic() < deadline and runner.poll() is None
+        time.sleep(0.05)
+    disk = busybox.root / "containers" / busybox.ok("container", "inspect", "held")["id"] / "disk.ext4"
+    held = os.open(disk, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_SH)  # as `container commit` holds it
+        busybox.ok("container", "exec", "held", "touch", "/go")
+        _, stderr = runner.communicate(timeout=60)
+        assert runner.returncode == 1 and "is busy: a `container cp` or `container commit`" in stderr, stderr
+        assert busybox.ok("container", "inspect", "held")["status"] == "exited"
+    finally:
+        os.close(held)
+    assert busybox.ok("check")["removed"] == [{"name": "held"}]
+
+
 def test_rm_and_a_restart_policy_are_one_or_the_other(busybox):
     refused = busybox.cli("container", "run", "--rm", "--restart", "always", "bb", "true")
     assert refused.returncode == 2 and refused.stderr == (
