@@ -72,10 +72,8 @@ def _pass(report, prom):
         if row["status"] == containers.EXITED and before.get(row["name"], {}).get("status") == containers.RUNNING:
             report["exited"].append({"name": row["name"], "exit_code": row["exit_code"], "reason": row.get("reason")})
     for row in rows:
-        if row["status"] == containers.EXITED and _left_by_its_run(row):
-            _remove(row, report)
-        elif row["status"] == containers.EXITED:
-            _consider(row, report)
+        if row["status"] == containers.EXITED:
+            _after_exit(row, report)
         elif row["status"] == containers.RUNNING:
             _probe_health(row, report)
     _record_usage(prom)
@@ -196,12 +194,17 @@ def _forget_previous_boot():
     return True
 
 
-def _left_by_its_run(row):
-    """A run --rm container whose run is gone (killed, or the host rebooted): nobody else removes it."""
+def _after_exit(row, report):
+    """Restart an exited container if its policy says so; remove a run --rm one whose run is gone."""
     from . import linux
 
-    runner = containers.config_or_empty(row).get("auto_remove")
-    return bool(runner) and not linux.is_alive(runner["pid"], runner["pid_start"])
+    config = containers.read_config(row)
+    runner = config.get("auto_remove")
+    if not runner:
+        _consider(row, config, report)
+    elif not linux.is_alive(runner["pid"], runner["pid_start"]):  # killed, or the host rebooted
+        _remove(row, report)
+    # else its run is at work: it removes the container itself
 
 
 def _remove(row, report):
@@ -212,8 +215,7 @@ def _remove(row, report):
     report["removed"].append({"name": row["name"]})
 
 
-def _consider(row, report):
-    config = containers.read_config(row)
+def _consider(row, config, report):
     policy = config.get("restart", {"policy": "no"})
     restarts = int(row.get("restarts") or 0)
     code = int(row["exit_code"]) if row["exit_code"] else None
