@@ -1,6 +1,7 @@
 """The node helper is standard-library only and runs isolated, as shipped."""
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,20 @@ def test_unpacking_refuses_an_old_python_in_words(monkeypatch, capsys):
         boot.unpack("x.pyz", "x")
     assert raised.value.code == boot.PYTHON_TOO_OLD
     assert "python3 is 3.7 on this host; baleine needs 3.9 or later" in capsys.readouterr().err
+
+
+def test_unpacking_removes_what_a_killed_upload_left_but_not_another_s_work(tmp_path):
+    import zipfile
+
+    from fleet.node import unpack
+
+    zipapp = tmp_path / "a.pyz"
+    with zipfile.ZipFile(zipapp, "w") as archive:
+        archive.writestr("fleet/__init__.py", "")
+    left, busy = tmp_path / ".unpacking-left", tmp_path / ".unpacking-busy"
+    for folder in (left, busy):
+        (folder / "fleet").mkdir(parents=True)
+    hour_ago = os.stat(left).st_mtime - unpack.STALE - 60
+    os.utime(left, (hour_ago, hour_ago))
+    unpack.unpack(str(zipapp), str(tmp_path / "tree"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".unpacking-busy", "a.pyz", "tree"]

@@ -15,6 +15,7 @@ directory either holds the complete helper or does not exist.
 import os
 
 PREFIX = ".unpacking-"  # the tree being written, beside its destination
+STALE = 3600  # seconds: an unpacking directory this old was left by an upload that was killed
 
 
 def unpack(zipapp, destination):
@@ -28,6 +29,7 @@ def unpack(zipapp, destination):
     import zipfile
 
     parent = os.path.dirname(os.path.abspath(destination))
+    _remove_stale(parent, shutil.rmtree)
     work = tempfile.mkdtemp(prefix=PREFIX, dir=parent)
     try:
         with zipfile.ZipFile(zipapp) as archive:
@@ -46,6 +48,20 @@ def unpack(zipapp, destination):
         _sync(parent)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _remove_stale(parent, remove):
+    """What uploads killed while unpacking left (not another upload's work, which is younger)."""
+    import time
+
+    for entry in os.listdir(parent):
+        path = os.path.join(parent, entry)
+        try:
+            stale = entry.startswith(PREFIX) and time.time() - os.lstat(path).st_mtime > STALE
+        except FileNotFoundError:
+            continue
+        if stale:
+            remove(path, ignore_errors=True)
 
 
 def _is_module(name):
