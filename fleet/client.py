@@ -62,7 +62,7 @@ def start(session, *args):
 
 
 def ensure_helper(session):
-    """Make sure this build of the helper is on the host (one `test -f` when it is)."""
+    """Make sure this build of the helper is on the host (one `test -d` when it is)."""
     build = ship.current()
     tree = helper_tree(session.host, build.sha)
     done = session.run(None, raw=f"test -d {shlex.quote(tree)} || exit {HELPER_MISSING}")
