@@ -124,14 +124,14 @@ def read_history(path, last=None):
 
 
 def minutes(every):
-    """--every as a whole number of minutes from 1 to 59: a cron step within the hour."""
+    """--every as a whole number of minutes from 1 to 59, checked as the hosts' cron entry checks it."""
+    from .node import cron
+    from .node.errors import BaleineError
+
     try:
-        number = int(every)
-    except (TypeError, ValueError):
-        number = 0
-    if not 1 <= number <= 59 or isinstance(every, float):
-        raise FleetError(f"invalid --every {every!r}: use a number of minutes from 1 to 59")
-    return number
+        return cron.minutes(every)
+    except BaleineError as error:
+        raise FleetError(error.message) from None
 
 
 def control_entry(hosts, every, history, workdir, inventory=None):

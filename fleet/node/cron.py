@@ -42,10 +42,18 @@ def self_command():
     return [program]
 
 
+def minutes(every):
+    """--every (an int, or its digits as given) as a whole number of minutes from 1 to 59: a cron step
+    within the hour. The control side's health.schedule checks its own --every with it too."""
+    text = str(every)
+    if isinstance(every, bool) or not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 59:
+        raise Invalid(f"invalid --every {every!r}: use a number of minutes from 1 to 59")
+    return int(text)
+
+
 def entry(every):
     """The cron.d text for a pass every `every` minutes."""
-    if not isinstance(every, int) or not 1 <= every <= 59:
-        raise Invalid(f"invalid --every {every!r}: use a number of minutes from 1 to 59")
+    every = minutes(every)
     environment = [f"BALEINE_ROOT={shlex.quote(state.root())}"]
     parent = os.environ.get("BALEINE_CGROUP_PARENT")
     if parent:

@@ -769,9 +769,9 @@ def _check_text(report):
 
 
 def cron_install(args):
-    from . import cron, parse
+    from . import cron
 
-    result = cron.install(parse.positive_int(args.every, "--every"))
+    result = cron.install(cron.minutes(args.every))
     return Reply(result, f"{'installed' if result['changed'] else 'no change'}: {result['file']}")
 
 

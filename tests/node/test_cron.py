@@ -38,3 +38,20 @@ def test_cron_runs_the_link_when_commands_run_from_the_unpacked_helper(tmp_path,
     make_zipapp(tmp_path / "baleine-2222.pyz")
     os.symlink("baleine-2222.pyz", tmp_path / cron.LATEST)
     assert cron.self_command() == [sys.executable, "-I", "-S", str(tmp_path / cron.LATEST)]
+
+
+def test_every_is_whole_minutes_within_the_hour_and_the_control_side_checks_it_alike():
+    import pytest
+
+    from fleet import health
+    from fleet.errors import FleetError
+    from fleet.node.errors import Invalid
+
+    assert [cron.minutes(value) for value in ("1", "59", 5)] == [1, 59, 5]
+    for value in ("0", "60", "1.5", "abc", " 5", "٣", "", 0, True, 2.0):
+        with pytest.raises(Invalid) as refused:
+            cron.minutes(value)
+        assert refused.value.message == f"invalid --every {value!r}: use a number of minutes from 1 to 59"
+        with pytest.raises(FleetError) as here:
+            health.minutes(value)
+        assert str(here.value) == refused.value.message
