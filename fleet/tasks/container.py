@@ -141,8 +141,9 @@ def _started(data):
 @fleet_task
 def logs(c, name, hosts, tail=20, follow=False, json_=False, parallel=32, timeout=300):
     """The end of a container's output on each host, each line prefixed with its host."""
-    if tail < 0:
-        raise FleetError(f"invalid --tail {tail}: use a number of lines, 0 or more")
+    from ..node import parse
+
+    checked(parse.positive_int, tail, "--tail")  # as each host reads it
     if follow:
         stream(hosts, ["container", "logs", "--follow", "--tail", str(tail), name], json_, timeout)
         return

@@ -65,7 +65,7 @@ def test_numbers_beyond_what_sockets_and_sleeps_take_are_refused(run_invoke):
             "error: invalid --timeout 99999999999999999999: use a number of seconds above 0, "
             "at most 31622400 (a year)")  # fmt: skip
     refused(run_invoke("container.logs", "web", "--hosts", "node1", "--tail", "-5"),
-            "error: invalid --tail -5: use a number of lines, 0 or more")  # fmt: skip
+            "error: invalid --tail -5: use a whole number, 0 or more")  # fmt: skip
     refused(run_invoke("deploy", "--lock-wait", "-1"),
             "error: invalid --lock-wait -1: use a number of seconds from 0 to 31622400 (a year)")  # fmt: skip
 
